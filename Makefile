@@ -1,0 +1,44 @@
+# bosun: `make demo` runs the main job on the embedded default; `make test` runs every test.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+LOCK := requirements.lock
+# The virtual environment lives outside the clone, keyed by the lock file, so reruns reuse it.
+VENV_KEY := $(shell sha256sum $(LOCK) | cut -c1-16)
+VENV := $(HOME)/.cache/bosun/venv-$(VENV_KEY)
+PY := .venv/bin/python
+export OMP_NUM_THREADS ?= 2
+
+.PHONY: demo test venv services lock bench clean
+
+$(VENV)/.complete:
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON)"; exit 1; }
+	rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip setuptools wheel
+	$(VENV)/bin/pip install -q -r $(LOCK)
+	touch $@
+
+venv: $(VENV)/.complete
+	@ln -sfn $(VENV) .venv
+	@# re-point the editable install at this checkout (the cached venv is shared between clones)
+	@$(PY) -c "import api, pathlib, sys; sys.exit(pathlib.Path(api.__file__).resolve().parents[1] != pathlib.Path.cwd().resolve())" \
+		|| .venv/bin/pip install -q --no-deps --no-build-isolation -e . >/dev/null
+
+services:
+	bash deploy/ci/services.sh
+	bash deploy/ci/system-packages.sh
+
+demo: venv
+	.venv/bin/bosun demo
+
+test: venv services
+	$(PY) -m pytest -q -ra tests
+
+bench: venv services
+	for b in tests/benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+lock:
+	.venv/bin/pip freeze --exclude-editable | grep -v '^-e ' > $(LOCK)
+
+clean:
+	rm -rf var .venv

@@ -1,0 +1,295 @@
+"""`bosun`: the command line of bosun (typer + rich)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+import yaml
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from api.client import ApiError, Client
+
+app = typer.Typer(help="bosun: a job service for SSL pretraining, evaluation and loss landscapes.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+users_app = typer.Typer(help="Users and API tokens.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(users_app, name="users")
+console = Console()
+
+JobId = Annotated[int, typer.Argument(help="job id")]
+
+
+def _settings():  # noqa: ANN202
+    from shared.settings import get_settings
+
+    return get_settings()
+
+
+def _token() -> str:
+    settings = _settings()
+    if settings.token:
+        return settings.token
+    saved = Path(settings.home) / "token"
+    return saved.read_text().strip() if saved.exists() else ""
+
+
+def _client() -> Client:
+    return Client(_settings().api_url, _token())
+
+
+def _fail(exc: ApiError) -> None:
+    console.print(f"[red]error:[/red] {exc}")
+    raise typer.Exit(1)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the database schema to the newest version."""
+    from shared.db.migrate import upgrade
+
+    settings = _settings()
+    if settings.database_url.startswith("sqlite"):
+        Path(settings.home).mkdir(parents=True, exist_ok=True)
+    upgrade(settings.database_url)
+    console.print("database at newest schema")
+
+
+@users_app.command("add")
+def users_add(name: str, admin: Annotated[bool, typer.Option("--admin", help="may cancel anyone's jobs")] = False) -> None:
+    """Create a user and print a new API token (the last line of the output)."""
+    from api.auth import create_user
+    from shared.db import session_scope
+
+    with session_scope(_settings().database_url) as s:
+        user, token = create_user(session=s, name=name, admin=admin)
+        role = "admin" if user.is_admin else "user"
+    console.print(f"{role} {name}: keep this token, it is shown once")
+    print(token)
+
+
+@app.command()
+def api(host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Run the REST API (uvicorn)."""
+    import uvicorn
+
+    uvicorn.run("api.main:create_app", factory=True, host=host, port=port)
+
+
+@app.command()
+def worker(queues: Annotated[str, typer.Option(help="queues to consume: gpu, cpu or both")] = "gpu",
+           metrics_port: Annotated[int, typer.Option(help="serve Prometheus metrics on this port (0: off)")] = 0,
+           name: str = "") -> None:
+    """Run one Celery worker (one per GPU: set CUDA_VISIBLE_DEVICES)."""
+    argv = [sys.executable, "-m", "worker", "--queues", queues, "--metrics-port", str(metrics_port)]
+    if name:
+        argv += ["--name", name]
+    os.execv(sys.executable, argv)
+
+
+def _prepare_embedded(home: Path | None) -> dict[str, str]:
+    """Environment of an embedded stack under `home`, migrated and with an admin token saved."""
+    env = dict(os.environ)
+    if home is not None:
+        env["BOSUN_HOME"] = str(home.resolve())
+        os.environ["BOSUN_HOME"] = env["BOSUN_HOME"]
+        from shared.settings import get_settings
+
+        get_settings.cache_clear()
+    settings = _settings()
+    Path(settings.home).mkdir(parents=True, exist_ok=True)
+    from shared.db.migrate import upgrade
+
+    upgrade(settings.database_url)
+    token_file = Path(settings.home) / "token"
+    if not settings.token and not token_file.exists():
+        from api.auth import create_user
+        from shared.db import session_scope
+
+        with session_scope(settings.database_url) as s:
+            _, token = create_user(session=s, name=os.environ.get("USER", "admin") or "admin", admin=True)
+        token_file.write_text(token + "\n")
+        token_file.chmod(0o600)
+    return env
+
+
+@app.command()
+def serve(host: str = "127.0.0.1", port: int = 8000,
+          home: Annotated[Optional[Path], typer.Option(help="state folder (BOSUN_HOME)")] = None) -> None:
+    """Embedded stack in one command: the API and one worker, restarted if they die."""
+    from api.serve import Supervisor, embedded_children, wait_healthy
+
+    env = _prepare_embedded(home)
+    env["BOSUN_API_URL"] = f"http://{host}:{port}"
+    settings = _settings()
+    log_dir = Path(settings.home) / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    supervisor = Supervisor(embedded_children(host=host, port=port, env=env, log_dir=str(log_dir)))
+    supervisor.start()
+    try:
+        wait_healthy(f"http://{host}:{port}")
+        console.print(f"bosun serving on http://{host}:{port} (docs at /docs); state in {settings.home}; "
+                      f"token in {Path(settings.home) / 'token'}; logs in {log_dir}")
+        while True:
+            for name in supervisor.poll():
+                console.print(f"[yellow]{name} died; restarted[/yellow]")
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        supervisor.stop()
+
+
+@app.command()
+def submit(file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="YAML or JSON job file")],
+           wait_: Annotated[bool, typer.Option("--wait", help="wait for the job with a progress bar")] = False) -> None:
+    """Submit a job file: {type, spec, name?, priority?, depends_on?}."""
+    body = yaml.safe_load(file.read_text())
+    if not isinstance(body, dict) or "type" not in body or "spec" not in body:
+        console.print("[red]error:[/red] the job file needs 'type' and 'spec'")
+        raise typer.Exit(2)
+    with _client() as client:
+        try:
+            job = client.submit(body["type"], body["spec"], name=body.get("name", ""),
+                                priority=body.get("priority", 0), depends_on=body.get("depends_on"))
+        except ApiError as exc:
+            _fail(exc)
+    console.print(f"submitted job {job['id']} ({job['type']}), {job['status']}")
+    if wait_:
+        _wait(job["id"])
+
+
+def _job_table(job: dict[str, Any]) -> Table:
+    table = Table(show_header=False, box=None)
+    for key in ("id", "type", "name", "owner", "status", "progress", "message", "attempts", "worker", "error",
+                "depends_on", "created_at", "started_at", "finished_at"):
+        value = job.get(key)
+        if key == "progress":
+            value = f"{100 * value:.0f}%"
+        table.add_row(key, "" if value in (None, "", []) else str(value))
+    return table
+
+
+@app.command()
+def status(job_id: JobId) -> None:
+    """Show a job."""
+    with _client() as client:
+        try:
+            job = client.job(job_id)
+        except ApiError as exc:
+            _fail(exc)
+    console.print(_job_table(job))
+    if job.get("result"):
+        console.print_json(json.dumps(job["result"].get("headline", job["result"])))
+
+
+def _wait(job_id: int) -> dict[str, Any]:
+    with _client() as client, Progress(TextColumn("job {task.fields[job]}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                                       TextColumn("{task.fields[status]}: {task.fields[msg]}"), TimeElapsedColumn(),
+                                       console=console) as bar:
+        task = bar.add_task("job", total=1.0, job=job_id, status="", msg="")
+
+        def update(job: dict[str, Any]) -> None:
+            bar.update(task, completed=job["progress"], status=job["status"], msg=(job["message"] or "")[:60])
+
+        try:
+            job = client.wait(job_id, on_update=update)
+        except ApiError as exc:
+            _fail(exc)
+    colour = {"succeeded": "green", "failed": "red"}.get(job["status"], "yellow")
+    console.print(f"job {job_id} [{colour}]{job['status']}[/{colour}]" + (f": {job['error']}" if job.get("error") else ""))
+    return job
+
+
+@app.command()
+def wait(job_id: JobId) -> None:
+    """Wait for a job with a progress bar; exit code 1 unless it succeeded."""
+    job = _wait(job_id)
+    raise typer.Exit(0 if job["status"] == "succeeded" else 1)
+
+
+@app.command()
+def logs(job_id: JobId, follow: Annotated[bool, typer.Option("--follow", "-f")] = False) -> None:
+    """Print a job's log."""
+    seen = 0
+    with _client() as client:
+        while True:
+            try:
+                lines = client.logs(job_id)
+            except ApiError as exc:
+                _fail(exc)
+            for line in lines[seen:]:
+                console.print(f"[dim]{line['time']} #{line['attempt']}[/dim] {line['text']}", highlight=False)
+            seen = len(lines)
+            if not follow or client.job(job_id)["status"] in ("succeeded", "failed", "cancelled"):
+                return
+            time.sleep(1)
+
+
+@app.command()
+def download(job_id: JobId, name: str,
+             output: Annotated[Optional[Path], typer.Option("--output", "-o")] = None) -> None:
+    """Download an artifact of a job."""
+    target = output or Path(name.rsplit("/", 1)[-1])
+    with _client() as client:
+        try:
+            client.download(job_id, name, target)
+        except ApiError as exc:
+            _fail(exc)
+    console.print(f"saved {target} ({target.stat().st_size} bytes)")
+
+
+@app.command()
+def cancel(job_id: JobId) -> None:
+    """Cancel a job (queued: at once; running: after its current step)."""
+    with _client() as client:
+        try:
+            job = client.cancel(job_id)
+        except ApiError as exc:
+            _fail(exc)
+    console.print(f"job {job_id}: {job['status']} ({job['message']})")
+
+
+@app.command()
+def rerun(job_id: JobId) -> None:
+    """Submit a job's resolved spec again."""
+    with _client() as client:
+        try:
+            job = client.rerun(job_id)
+        except ApiError as exc:
+            _fail(exc)
+    console.print(f"submitted job {job['id']} (rerun of {job_id})")
+
+
+@app.command("jobs")
+def list_jobs(status_: Annotated[Optional[str], typer.Option("--status")] = None,
+              type_: Annotated[Optional[str], typer.Option("--type")] = None,
+              owner: Optional[str] = None, limit: int = 20) -> None:
+    """List jobs, newest first."""
+    with _client() as client:
+        try:
+            page = client.jobs(status=status_, type=type_, owner=owner, limit=limit)
+        except ApiError as exc:
+            _fail(exc)
+    table = Table("id", "type", "name", "owner", "status", "progress", "message")
+    for job in page["data"]:
+        table.add_row(str(job["id"]), job["type"], job["name"], job["owner"], job["status"],
+                      f"{100 * job['progress']:.0f}%", (job["message"] or "")[:50])
+    console.print(table)
+    console.print(f"{page['count']} jobs")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""A small Python client of the REST API, for scripts and the CLI."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+FINAL = ("succeeded", "failed", "cancelled")
+
+
+class ApiError(RuntimeError):
+    def __init__(self, status: int, detail: Any) -> None:
+        super().__init__(f"HTTP {status}: {detail}")
+        self.status = status
+        self.detail = detail
+
+
+class Client:
+    def __init__(self, url: str, token: str, *, timeout: float = 30.0) -> None:
+        self.http = httpx.Client(base_url=url.rstrip("/"), timeout=timeout,
+                                 headers={"Authorization": f"Bearer {token}"} if token else {})
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.http.close()
+
+    def _call(self, method: str, path: str, **kw: Any) -> Any:
+        response = self.http.request(method, path, **kw)
+        if response.status_code >= 400:
+            try:
+                detail = response.json().get("detail")
+            except ValueError:
+                detail = response.text
+            raise ApiError(response.status_code, detail)
+        return response.json()
+
+    def submit(self, job_type: str, spec: dict[str, Any], *, name: str = "", priority: int = 0,
+               depends_on: list[int] | None = None) -> dict[str, Any]:
+        body = {"type": job_type, "spec": spec, "name": name, "priority": priority, "depends_on": depends_on or []}
+        return self._call("POST", "/api/v1/jobs", json=body)
+
+    def job(self, job_id: int) -> dict[str, Any]:
+        return self._call("GET", f"/api/v1/jobs/{job_id}")
+
+    def jobs(self, **filters: Any) -> dict[str, Any]:
+        return self._call("GET", "/api/v1/jobs", params={k: v for k, v in filters.items() if v is not None})
+
+    def cancel(self, job_id: int) -> dict[str, Any]:
+        return self._call("POST", f"/api/v1/jobs/{job_id}/cancel")
+
+    def rerun(self, job_id: int) -> dict[str, Any]:
+        return self._call("POST", f"/api/v1/jobs/{job_id}/rerun")
+
+    def logs(self, job_id: int, after: int = 0) -> list[dict[str, Any]]:
+        return self._call("GET", f"/api/v1/jobs/{job_id}/logs", params={"after": after})["data"]
+
+    def metrics(self, job_id: int, name: str | None = None) -> list[dict[str, Any]]:
+        return self._call("GET", f"/api/v1/jobs/{job_id}/metrics", params={"name": name} if name else {})["data"]
+
+    def artifacts(self, job_id: int) -> list[dict[str, Any]]:
+        return self._call("GET", f"/api/v1/jobs/{job_id}/artifacts")["data"]
+
+    def download(self, job_id: int, name: str, target: Path) -> Path:
+        with self.http.stream("GET", f"/api/v1/jobs/{job_id}/artifacts/{name}") as response:
+            if response.status_code >= 400:
+                response.read()
+                raise ApiError(response.status_code, response.json().get("detail"))
+            with open(target, "wb") as fh:
+                for chunk in response.iter_bytes():
+                    fh.write(chunk)
+        return target
+
+    def wait(self, job_id: int, *, poll: float = 0.5, timeout: float | None = None,
+             on_update: Callable[[dict[str, Any]], None] = lambda job: None) -> dict[str, Any]:
+        """Poll until the job reaches a final state; returns the job."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            job = self.job(job_id)
+            on_update(job)
+            if job["status"] in FINAL:
+                return job
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id} still {job['status']} after {timeout} s")
+            time.sleep(poll)

@@ -1,0 +1,74 @@
+"""Typed FastAPI dependencies: settings, database session, current user, the job in the path."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Path, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from api.auth import user_for_token
+from shared.db import Job, User, session_scope
+from shared.settings import Settings
+from shared.storage import ObjectStore
+
+bearer = HTTPBearer(auto_error=False, description="API token from `bosun users add NAME`")
+
+
+def get_settings_dep(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+
+
+def get_db(settings: SettingsDep) -> Iterator[Session]:
+    with session_scope(settings.database_url) as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_db)]
+
+
+def get_store(request: Request) -> ObjectStore:
+    return request.app.state.store
+
+
+StoreDep = Annotated[ObjectStore, Depends(get_store)]
+
+
+def get_current_user(session: SessionDep,
+                     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> User:
+    unauthorized = HTTPException(status.HTTP_401_UNAUTHORIZED, headers={"WWW-Authenticate": "Bearer"},
+                                 detail="Authorization: a valid 'Bearer <token>' header is required")
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise unauthorized
+    user = user_for_token(session=session, token=credentials.credentials)
+    if user is None:
+        raise unauthorized
+    return user
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+def get_job(session: SessionDep, _user: CurrentUser, job_id: Annotated[int, Path(ge=1)]) -> Job:
+    job = session.get(Job, job_id)
+    if job is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"job_id: job {job_id} does not exist")
+    return job
+
+
+JobDep = Annotated[Job, Depends(get_job)]
+
+
+def get_owned_job(job: JobDep, user: CurrentUser) -> Job:
+    """The job in the path, when the caller owns it or is an admin."""
+    if job.owner_id != user.id and not user.is_admin:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"job {job.id} belongs to {job.owner.name}; only its owner or an admin may change it")
+    return job
+
+
+OwnedJobDep = Annotated[Job, Depends(get_owned_job)]

@@ -1,0 +1,73 @@
+"""The FastAPI app: builds the app and mounts one router per resource."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from prometheus_client import REGISTRY, CollectorRegistry
+from sqlalchemy.exc import OperationalError, DBAPIError
+
+from api.metrics import DatabaseCollector
+from api.routes import health, jobs
+from shared.metrics import HTTP_DURATION, HTTP_REQUESTS
+from shared.queueing import BrokerUnavailable
+from shared.settings import Settings, get_settings
+from shared.storage import StoreUnavailable, open_store
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(title="bosun", version="0.1.0",
+                  description="Job service for self-supervised pretraining, evaluation and loss landscapes.")
+    app.state.settings = settings
+    app.state.store = open_store(settings)
+    registry = CollectorRegistry()
+    registry.register(_Forward(REGISTRY))
+    registry.register(DatabaseCollector(settings))
+    app.state.registry = registry
+
+    app.include_router(health.router)
+    app.include_router(jobs.router, prefix="/api/v1")
+
+    @app.middleware("http")
+    async def _count_requests(request: Request, call_next):  # noqa: ANN001, ANN202
+        start = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        HTTP_REQUESTS.labels(method=request.method, route=path, status=str(response.status_code)).inc()
+        HTTP_DURATION.labels(method=request.method, route=path).observe(time.perf_counter() - start)
+        return response
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(DBAPIError)
+    async def _database_down(_request: Request, exc: Exception) -> JSONResponse:
+        log.warning("database unavailable: %s", exc)
+        return JSONResponse({"detail": "database unavailable, try again later"}, status_code=503,
+                            headers={"Retry-After": "5"})
+
+    @app.exception_handler(BrokerUnavailable)
+    async def _broker_down(_request: Request, exc: BrokerUnavailable) -> JSONResponse:
+        return JSONResponse({"detail": f"job queue unavailable, nothing was submitted: {exc}"}, status_code=503,
+                            headers={"Retry-After": "5"})
+
+    @app.exception_handler(StoreUnavailable)
+    async def _store_down(_request: Request, exc: StoreUnavailable) -> JSONResponse:
+        return JSONResponse({"detail": f"object store unavailable: {exc}"}, status_code=503)
+
+    return app
+
+
+class _Forward:
+    """Expose the process-wide default registry inside the app's registry."""
+
+    def __init__(self, source: CollectorRegistry) -> None:
+        self.source = source
+
+    def collect(self):  # noqa: ANN201
+        return self.source.collect()

@@ -1,0 +1,56 @@
+"""The API's /metrics: process counters plus gauges read from the database at scrape time."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from datetime import timedelta
+
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+
+from shared.db import Job, JobStatus, Worker, session_scope
+from shared.db.models import utcnow
+from shared.jobs import as_utc, count_by_status
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class DatabaseCollector(Collector):
+    """bosun_jobs{type,status}, bosun_queue_oldest_wait_seconds{queue}, bosun_workers{state}."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        jobs = GaugeMetricFamily("bosun_jobs", "Jobs in each state now", labels=["type", "status"])
+        oldest = GaugeMetricFamily("bosun_queue_oldest_wait_seconds", "Age of the oldest queued job sent to a queue",
+                                   labels=["queue"])
+        workers = GaugeMetricFamily("bosun_workers", "Workers with a recent heartbeat, by state", labels=["state"])
+        try:
+            with session_scope(self.settings.database_url) as s:
+                for job_type, status, n in count_by_status(session=s):
+                    jobs.add_metric([job_type, status], n)
+                now = utcnow()
+                rows = s.execute(select(Job.queue, func.min(Job.enqueued_at))
+                                 .where(Job.status == JobStatus.queued.value, Job.enqueued_at.is_not(None))
+                                 .group_by(Job.queue)).all()
+                for queue, first in rows:
+                    oldest.add_metric([queue], (now - as_utc(first)).total_seconds())
+                alive_after = now - timedelta(seconds=self.settings.lease_seconds)
+                states = dict.fromkeys(("idle", "busy", "draining"), 0)
+                busy = set(s.scalars(select(Job.worker).where(Job.status == JobStatus.running.value)))
+                busy_names = {w.split("/")[0] for w in busy if w}
+                for worker in s.scalars(select(Worker).where(Worker.heartbeat_at > alive_after)):
+                    state = "draining" if worker.state == "draining" else ("busy" if worker.name in busy_names else "idle")
+                    states[state] += 1
+                for state, n in states.items():
+                    workers.add_metric([state], n)
+        except Exception as exc:  # a scrape during a database outage still returns the process metrics
+            log.warning("database metrics unavailable: %s", exc)
+            return
+        yield jobs
+        yield oldest
+        yield workers

@@ -1,0 +1,132 @@
+"""Jobs: submit, list, inspect, cancel, rerun; their metrics, logs and artifacts."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, status
+from fastapi.responses import StreamingResponse
+from sqlalchemy import func, select
+
+from api.deps import CurrentUser, JobDep, OwnedJobDep, SessionDep, SettingsDep, StoreDep
+from api.schemas import (ArtifactPublic, ArtifactsPublic, JobCreate, JobPublic, JobsPublic, JobType, LogLine,
+                         LogsPublic, MetricPoint, MetricsPublic, Status)
+from api.validation import check_data_paths, source_jobs, unprocessable, validate_spec
+from shared.db import Artifact, Job, JobLog, JobMetric, User
+from shared.jobs import JobError, as_utc, create_job, dispatch, request_cancel
+from shared.metrics import JOBS_SUBMITTED
+from shared.queueing import BrokerUnavailable
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+
+def to_public(job: Job) -> JobPublic:
+    return JobPublic(id=job.id, type=job.type, name=job.name, owner=job.owner.name, status=job.status,
+                     priority=job.priority, queue=job.queue, progress=job.progress, message=job.message,
+                     attempts=job.attempts, max_attempts=job.max_attempts, worker=job.worker, result=job.result,
+                     error=job.error, depends_on=job.depends_on, cancel_requested=job.cancel_requested,
+                     created_at=as_utc(job.created_at), started_at=as_utc(job.started_at),
+                     finished_at=as_utc(job.finished_at), heartbeat_at=as_utc(job.heartbeat_at), spec=job.spec)
+
+
+def submit(*, session, settings, owner: User, job_in: JobCreate) -> Job:  # noqa: ANN001
+    """Validate, store as queued, and send to a worker unless it waits for parents."""
+    spec = validate_spec(job_in.type, job_in.spec)
+    check_data_paths(spec, settings.data_root)
+    depends_on = list(job_in.depends_on)
+    for loc, job_id in source_jobs(spec):
+        if session.get(Job, job_id) is None:
+            raise unprocessable(loc, f"job {job_id} does not exist")
+        depends_on.append(job_id)
+    try:
+        job = create_job(session=session, job_type=job_in.type, spec=spec.model_dump(mode="json"), owner=owner,
+                         name=job_in.name, priority=job_in.priority, depends_on=depends_on,
+                         max_attempts=job_in.max_attempts or settings.max_attempts)
+    except JobError as exc:
+        raise unprocessable(["depends_on"], str(exc)) from None
+    session.commit()
+    if not job.parents:
+        try:
+            dispatch(session=session, settings=settings, jobs=[job])
+        except BrokerUnavailable:
+            session.delete(job)
+            session.commit()
+            raise
+    JOBS_SUBMITTED.labels(type=job.type).inc()
+    session.refresh(job)
+    return job
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=JobPublic)
+def create(job_in: JobCreate, session: SessionDep, settings: SettingsDep, user: CurrentUser) -> Any:
+    return to_public(submit(session=session, settings=settings, owner=user, job_in=job_in))
+
+
+@router.get("", response_model=JobsPublic)
+def list_jobs(session: SessionDep, _user: CurrentUser, status_: Annotated[Status | None, Query(alias="status")] = None,
+              type_: Annotated[JobType | None, Query(alias="type")] = None, owner: str | None = None,
+              limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Annotated[int, Query(ge=0)] = 0) -> Any:
+    stmt = select(Job)
+    if status_:
+        stmt = stmt.where(Job.status == status_)
+    if type_:
+        stmt = stmt.where(Job.type == type_)
+    if owner:
+        stmt = stmt.join(User, User.id == Job.owner_id).where(User.name == owner)
+    count = session.scalar(select(func.count()).select_from(stmt.subquery()))
+    jobs = session.scalars(stmt.order_by(Job.id.desc()).limit(limit).offset(offset)).unique().all()
+    return JobsPublic(data=[to_public(j) for j in jobs], count=count or 0)
+
+
+@router.get("/{job_id}", response_model=JobPublic)
+def get(job: JobDep) -> Any:
+    return to_public(job)
+
+
+@router.post("/{job_id}/cancel", response_model=JobPublic)
+def cancel(job: OwnedJobDep, session: SessionDep, user: CurrentUser) -> Any:
+    try:
+        request_cancel(session=session, job=job, reason=f"cancelled by {user.name}")
+    except JobError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
+    return to_public(job)
+
+
+@router.post("/{job_id}/rerun", status_code=status.HTTP_201_CREATED, response_model=JobPublic)
+def rerun(job: JobDep, session: SessionDep, settings: SettingsDep, user: CurrentUser) -> Any:
+    job_in = JobCreate(type=job.type, spec=job.spec, name=job.name, priority=job.priority,
+                       max_attempts=job.max_attempts)
+    return to_public(submit(session=session, settings=settings, owner=user, job_in=job_in))
+
+
+@router.get("/{job_id}/metrics", response_model=MetricsPublic)
+def metrics(job: JobDep, session: SessionDep, name: str | None = None) -> Any:
+    stmt = select(JobMetric).where(JobMetric.job_id == job.id)
+    if name:
+        stmt = stmt.where(JobMetric.name == name)
+    rows = session.scalars(stmt.order_by(JobMetric.name, JobMetric.step)).all()
+    return MetricsPublic(data=[MetricPoint(name=r.name, step=r.step, value=r.value, time=r.time) for r in rows],
+                         count=len(rows))
+
+
+@router.get("/{job_id}/logs", response_model=LogsPublic)
+def logs(job: JobDep, session: SessionDep, after: Annotated[int, Query(ge=0)] = 0) -> Any:
+    rows = session.scalars(select(JobLog).where(JobLog.job_id == job.id, JobLog.id > after).order_by(JobLog.id)).all()
+    return LogsPublic(data=[LogLine(time=r.time, attempt=r.attempt, text=r.text) for r in rows], count=len(rows))
+
+
+@router.get("/{job_id}/artifacts", response_model=ArtifactsPublic)
+def artifacts(job: JobDep, session: SessionDep) -> Any:
+    rows = session.scalars(select(Artifact).where(Artifact.job_id == job.id).order_by(Artifact.name)).all()
+    return ArtifactsPublic(data=[ArtifactPublic.model_validate(r) for r in rows], count=len(rows))
+
+
+@router.get("/{job_id}/artifacts/{name:path}")
+def download(job: JobDep, name: str, session: SessionDep, store: StoreDep) -> StreamingResponse:
+    row = session.scalar(select(Artifact).where(Artifact.job_id == job.id, Artifact.name == name))
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"name: job {job.id} has no artifact {name!r}")
+    filename = name.rsplit("/", 1)[-1]
+    return StreamingResponse(store.iter_chunks(row.key), media_type=row.content_type,
+                             headers={"Content-Length": str(row.size), "X-Checksum-SHA256": row.sha256,
+                                      "Content-Disposition": f'attachment; filename="{filename}"'})

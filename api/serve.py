@@ -1,0 +1,96 @@
+"""`bosun serve`: the API and one worker as child processes, restarted when they die."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+import httpx
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    process: subprocess.Popen | None = None
+    restarts: int = 0
+    log_path: str | None = None
+    _log: object = field(default=None, repr=False)
+
+    def start(self) -> None:
+        out = subprocess.DEVNULL
+        if self.log_path:
+            self._log = open(self.log_path, "ab")  # noqa: SIM115
+            out = self._log
+        # A new session per child: killing one's process group never takes the supervisor with it.
+        self.process = subprocess.Popen(self.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if not self.alive():
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+class Supervisor:
+    """Starts children and restarts any that exits, like a process supervisor would."""
+
+    def __init__(self, children: list[Child]) -> None:
+        self.children = children
+
+    def start(self) -> None:
+        for child in self.children:
+            child.start()
+
+    def poll(self) -> list[str]:
+        restarted = []
+        for child in self.children:
+            if not child.alive():
+                child.restarts += 1
+                log.warning("%s exited (code %s); restarting", child.name, child.process.returncode if child.process else None)
+                child.start()
+                restarted.append(child.name)
+        return restarted
+
+    def stop(self) -> None:
+        for child in reversed(self.children):
+            child.stop()
+
+
+def embedded_children(*, host: str, port: int, env: dict[str, str], queues: str = "gpu,cpu",
+                      log_dir: str | None = None) -> list[Child]:
+    py = sys.executable
+    return [
+        Child("api", [py, "-m", "uvicorn", "api.main:create_app", "--factory", "--host", host, "--port", str(port),
+                      "--log-level", "warning"], env, log_path=f"{log_dir}/api.log" if log_dir else None),
+        Child("worker", [py, "-m", "worker", "--queues", queues, "--loglevel", "WARNING"], env,
+              log_path=f"{log_dir}/worker.log" if log_dir else None),
+    ]
+
+
+def wait_healthy(url: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"API at {url} did not come up within {timeout:.0f} s")

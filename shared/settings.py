@@ -1,0 +1,94 @@
+"""bosun's settings: one pydantic-settings class, env prefix ``BOSUN_``.
+
+Every default is the embedded one (SQLite, a local object folder and kombu's filesystem
+transport under ``BOSUN_HOME``), so a laptop runs bosun without any server. A deployment points
+the URLs at Postgres, Redis and MinIO; there placeholder secrets are refused.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "minioadmin", "password", "secret", "postgres"})
+
+
+class SettingsError(ValueError):
+    """A setting is missing or unsafe for the configured deployment."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BOSUN_", extra="ignore")
+
+    home: Path = Path("./var")
+    database_url: str = ""
+    broker_url: str = ""
+    storage_url: str = ""
+    data_root: Path | None = None
+
+    s3_endpoint: str = ""
+    s3_access_key: str = ""
+    s3_secret_key: str = ""
+    s3_secure: bool = False
+    s3_region: str = "us-east-1"
+
+    heartbeat_seconds: float = Field(default=5.0, gt=0)
+    lease_seconds: float = Field(default=60.0, gt=0)
+    reaper_interval_seconds: float = Field(default=10.0, gt=0)
+    max_attempts: int = Field(default=3, ge=1)
+    # Celery's Redis transport redelivers an unacked message after this long. The lease reaper
+    # re-queues lost jobs long before, and a task drops a message whose job is not queued.
+    visibility_timeout_seconds: int = 30 * 24 * 3600
+    api_url: str = "http://127.0.0.1:8000"
+    token: str = ""
+
+    @model_validator(mode="after")
+    def _fill_embedded_defaults(self) -> "Settings":
+        home = self.home.resolve()
+        self.home = home
+        if not self.database_url:
+            self.database_url = f"sqlite:///{home / 'bosun.db'}"
+        if not self.broker_url:
+            self.broker_url = "filesystem://"
+        if not self.storage_url:
+            self.storage_url = f"file://{home / 'objects'}"
+        if self.data_root is None:
+            self.data_root = home / "data"
+        self.data_root = self.data_root.resolve()
+        return self
+
+    @property
+    def embedded(self) -> bool:
+        """True when nothing here needs a server: SQLite, filesystem broker, local objects."""
+        return (
+            self.database_url.startswith("sqlite")
+            and self.broker_url.startswith("filesystem")
+            and self.storage_url.startswith("file://")
+        )
+
+    @property
+    def broker_folder(self) -> Path:
+        return self.home / "broker"
+
+    def check_secrets(self) -> None:
+        """Refuse placeholder secrets anywhere a real server is configured."""
+        if self.storage_url.startswith("s3://"):
+            if not self.s3_endpoint:
+                raise SettingsError("BOSUN_S3_ENDPOINT is required with an s3:// storage URL")
+            if self.s3_secret_key in PLACEHOLDER_SECRETS or self.s3_access_key in PLACEHOLDER_SECRETS:
+                raise SettingsError("BOSUN_S3_ACCESS_KEY/BOSUN_S3_SECRET_KEY hold a placeholder; set real keys")
+        for name, url in (("BOSUN_DATABASE_URL", self.database_url), ("BOSUN_BROKER_URL", self.broker_url)):
+            password = urlsplit(url).password
+            if password is not None and password in PLACEHOLDER_SECRETS:
+                raise SettingsError(f"{name} holds a placeholder password; set a real one")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    settings = Settings()
+    settings.check_secrets()
+    return settings

@@ -1,0 +1,130 @@
+"""Bad input gets a 4xx naming the field, never a 500."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from tests.api.conftest import EVALUATE
+
+
+def spec(**changes):  # noqa: ANN003, ANN201
+    out = copy.deepcopy(EVALUATE)
+    for path, value in changes.items():
+        node = out
+        keys = path.split("__")
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+        node[keys[-1]] = value
+    return out
+
+
+def locs(response) -> list[str]:  # noqa: ANN001
+    return [".".join(str(p) for p in err["loc"]) for err in response.json()["detail"]]
+
+
+def test_valid_submission_is_accepted(api) -> None:  # noqa: ANN001
+    r = api.post("/api/v1/jobs", json={"type": "evaluate", "spec": EVALUATE}, headers=api.as_("bob"))
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["status"] == "queued" and body["owner"] == "bob"
+    assert body["spec"]["knn"] == {"k": [10, 20, 100, 200], "temperature": 0.07}  # defaults resolved and stored
+
+
+def test_malformed_json(api) -> None:  # noqa: ANN001
+    r = api.post("/api/v1/jobs", content=b'{"type": "evaluate", "spec": ', headers={**api.as_("bob"), "content-type": "application/json"})
+    assert r.status_code == 422
+    assert "JSON" in r.text
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"type": "train", "spec": EVALUATE}, "body.type"),
+    ({"type": "evaluate", "spec": "resnet"}, "body.spec"),
+    ({"type": "evaluate"}, "body.spec"),
+    ({"type": "evaluate", "spec": EVALUATE, "priority": "high"}, "body.priority"),
+    ({"type": "evaluate", "spec": EVALUATE, "depends_on": [-1, "x"]}, "body.depends_on.1"),
+    ({"type": "evaluate", "spec": EVALUATE, "colour": "red"}, "body.colour"),
+    ({"type": "evaluate", "spec": spec(backbone__name="resnet9000")}, "body.spec.backbone.name"),
+    ({"type": "evaluate", "spec": spec(dataset__kind="mnist")}, "body.spec.dataset"),
+    ({"type": "evaluate", "spec": spec(dataset__path="../../etc")}, "body.spec.dataset.synthetic-maritime.path"),
+    ({"type": "evaluate", "spec": spec(dataset__path="/etc")}, "body.spec.dataset.synthetic-maritime.path"),
+    ({"type": "evaluate", "spec": spec(dataset__path="no-such-set")}, "body.spec.dataset.path"),
+    ({"type": "evaluate", "spec": spec(batch_size=-1)}, "body.spec.batch_size"),
+    ({"type": "evaluate", "spec": spec(batch_size=10**9)}, "body.spec.batch_size"),
+    ({"type": "evaluate", "spec": spec(dataset__image_size=100000)}, "body.spec.dataset.synthetic-maritime.image_size"),
+    ({"type": "evaluate", "spec": spec(knn__k=[0])}, "body.spec.knn.k"),
+    ({"type": "evaluate", "spec": spec(source={"kind": "file"})}, "body.spec.source"),
+    ({"type": "evaluate", "spec": spec(source={"kind": "file", "path": "weights.pt"})}, "body.spec.source.path"),
+    ({"type": "evaluate", "spec": spec(source={"kind": "job", "job": 999})}, "body.spec.source.job"),
+    ({"type": "evaluate", "spec": EVALUATE, "depends_on": [999]}, "body.depends_on"),
+])
+def test_bad_input_names_the_field(api, body, field) -> None:  # noqa: ANN001
+    r = api.post("/api/v1/jobs", json=body, headers=api.as_("bob"))
+    assert r.status_code == 422, r.text
+    assert field in locs(r), (field, r.json())
+    assert api.get("/api/v1/jobs", headers=api.as_("bob")).json()["count"] == 0
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic YWxpY2U6eA=="}])
+def test_missing_or_wrong_token(api, headers) -> None:  # noqa: ANN001
+    r = api.post("/api/v1/jobs", json={"type": "evaluate", "spec": EVALUATE}, headers=headers)
+    assert r.status_code == 401
+    assert "Authorization" in r.json()["detail"]
+    assert api.get("/api/v1/jobs", headers=headers).status_code == 401
+
+
+def test_unknown_job_is_404(api) -> None:  # noqa: ANN001
+    r = api.get("/api/v1/jobs/4242", headers=api.as_("bob"))
+    assert r.status_code == 404 and "4242" in r.json()["detail"]
+    assert api.get("/api/v1/jobs/0", headers=api.as_("bob")).status_code == 422
+    assert api.get("/api/v1/jobs/1/artifacts/x.png", headers=api.as_("bob")).status_code == 404
+
+
+def test_only_owner_or_admin_may_cancel(api) -> None:  # noqa: ANN001
+    job = api.post("/api/v1/jobs", json={"type": "evaluate", "spec": EVALUATE}, headers=api.as_("alice")).json()
+    assert api.get(f"/api/v1/jobs/{job['id']}", headers=api.as_("bob")).status_code == 200  # everyone reads
+    r = api.post(f"/api/v1/jobs/{job['id']}/cancel", headers=api.as_("bob"))
+    assert r.status_code == 403 and "alice" in r.json()["detail"]
+    mine = api.post("/api/v1/jobs", json={"type": "evaluate", "spec": EVALUATE}, headers=api.as_("bob")).json()
+    r = api.post(f"/api/v1/jobs/{mine['id']}/cancel", headers=api.as_("alice"))
+    assert r.status_code == 200 and r.json()["status"] == "cancelled" and r.json()["error"] == "cancelled by alice"
+    again = api.post(f"/api/v1/jobs/{mine['id']}/cancel", headers=api.as_("bob"))
+    assert again.status_code == 409
+
+
+def test_filters_and_pagination(api) -> None:  # noqa: ANN001
+    for who in ("alice", "bob", "bob"):
+        api.post("/api/v1/jobs", json={"type": "evaluate", "spec": EVALUATE}, headers=api.as_(who))
+    page = api.get("/api/v1/jobs", params={"owner": "bob", "limit": 1}, headers=api.as_("alice")).json()
+    assert page["count"] == 2 and len(page["data"]) == 1 and page["data"][0]["owner"] == "bob"
+    assert api.get("/api/v1/jobs", params={"status": "running"}, headers=api.as_("bob")).json()["count"] == 0
+    assert api.get("/api/v1/jobs", params={"status": "sleeping"}, headers=api.as_("bob")).status_code == 422
+    assert api.get("/api/v1/jobs", params={"limit": 0}, headers=api.as_("bob")).status_code == 422
+
+
+def test_database_down_is_503(embedded_settings) -> None:  # noqa: ANN001
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+
+    settings = embedded_settings.model_copy(update={"database_url": "postgresql+psycopg://bosun:x@127.0.0.1:9/bosun"})
+    client = TestClient(create_app(settings), raise_server_exceptions=False)
+    r = client.post("/api/v1/jobs", json={"type": "evaluate", "spec": EVALUATE}, headers={"Authorization": "Bearer x"})
+    assert r.status_code == 503 and "database" in r.json()["detail"]
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and ready.json()["checks"]["database"].startswith("unreachable")
+    assert client.get("/healthz").status_code == 200
+
+
+def test_broker_down_is_503_and_nothing_is_stored(api, embedded_settings) -> None:  # noqa: ANN001
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+
+    settings = embedded_settings.model_copy(update={"broker_url": "redis://127.0.0.1:9/0"})
+    client = TestClient(create_app(settings), raise_server_exceptions=False)
+    r = client.post("/api/v1/jobs", json={"type": "evaluate", "spec": EVALUATE}, headers=api.as_("bob"))
+    assert r.status_code == 503 and "queue" in r.json()["detail"]
+    assert client.get("/readyz").json()["checks"]["broker"].startswith("unreachable")
+    assert api.get("/api/v1/jobs", headers=api.as_("bob")).json()["count"] == 0

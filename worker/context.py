@@ -1,0 +1,164 @@
+"""JobContext on the database and the object store: what a service sees inside a worker."""
+
+from __future__ import annotations
+
+import json
+import logging
+import mimetypes
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from shared.db import Artifact, JobLog, JobMetric, session_scope
+from shared.db.models import utcnow
+from shared.jobs import set_progress
+from shared.metrics import TRAIN_IMAGES_PER_SECOND, TRAIN_LOSS
+from shared.settings import Settings
+from shared.storage import ObjectNotFound, ObjectStore, artifact_key, checkpoint_key, commit_marker, file_digest
+
+log = logging.getLogger(__name__)
+
+KEEP_CHECKPOINTS = 2
+METRIC_FLUSH_SECONDS = 2.0
+
+
+class WorkerContext:
+    """One attempt of one job. Thread-safe where the heartbeat thread touches it (stop flags)."""
+
+    def __init__(self, *, settings: Settings, store: ObjectStore, job_id: int, job_type: str, attempt: int,
+                 worker: str, seed: int) -> None:
+        self.settings = settings
+        self.store = store
+        self.job_id = job_id
+        self.job_type = job_type
+        self.attempt = attempt
+        self.worker = worker
+        self.seed = seed
+        self.data_root = Path(settings.data_root)
+        self.scratch = Path(tempfile.mkdtemp(prefix=f"bosun-job{job_id}-"))
+        self.cancel_requested = threading.Event()
+        self.lease_lost = threading.Event()
+        self._metrics: list[dict[str, Any]] = []
+        self._last_flush = time.monotonic()
+        self._device: str | None = None
+
+    # -- JobContext -------------------------------------------------------------------------
+    @property
+    def device(self) -> str:
+        if self._device is None:
+            from services.context import pick_device
+
+            self._device = pick_device()
+        return self._device
+
+    def progress(self, fraction: float, message: str = "") -> None:
+        with session_scope(self.settings.database_url) as s:
+            set_progress(session=s, job_id=self.job_id, attempt=self.attempt, fraction=fraction, message=message)
+        self._flush_metrics_if_due()
+
+    def log(self, text: str) -> None:
+        log.info("job %s: %s", self.job_id, text)
+        with session_scope(self.settings.database_url) as s:
+            s.add(JobLog(job_id=self.job_id, attempt=self.attempt, text=text))
+
+    def log_metric(self, name: str, value: float, step: int) -> None:
+        self._metrics.append({"job_id": self.job_id, "name": name, "step": int(step), "value": float(value),
+                              "time": utcnow()})
+        if name == "loss":
+            TRAIN_LOSS.labels(type=self.job_type, worker=self.worker).set(float(value))
+        elif name == "images_per_s":
+            TRAIN_IMAGES_PER_SECOND.labels(type=self.job_type, worker=self.worker).set(float(value))
+        self._flush_metrics_if_due()
+
+    def save_checkpoint(self, state: dict[str, Any], step: int) -> None:
+        from services.context import save_torch
+
+        self.flush_metrics()
+        local = self.scratch / f"checkpoint-{step}.pt"
+        save_torch(state, local)
+        info = self.store.put_file(checkpoint_key(self.job_id, step), local)
+        local.unlink(missing_ok=True)
+        marker = {"key": info.key, "sha256": info.sha256, "size": info.size, "step": step, "attempt": self.attempt}
+        self.store.put_bytes(commit_marker(self.job_id), json.dumps(marker).encode(), "application/json")
+        self._prune_checkpoints(keep_key=info.key)
+        self.log(f"checkpoint at step {step} committed ({info.size} bytes)")
+
+    def load_latest_checkpoint(self) -> dict[str, Any] | None:
+        from services.context import load_torch
+
+        try:
+            marker = json.loads(self.store.get_bytes(commit_marker(self.job_id)))
+        except ObjectNotFound:
+            return None
+        local = self.scratch / "resume.pt"
+        self.store.download(marker["key"], local)
+        size, sha = file_digest(local)
+        if sha != marker["sha256"]:
+            raise RuntimeError(f"checkpoint {marker['key']} does not match its commit marker (sha256 differs)")
+        state = load_torch(local)
+        local.unlink(missing_ok=True)
+        self.log(f"resuming from checkpoint at step {marker['step']} (written by attempt {marker['attempt']})")
+        return state
+
+    def save_artifact(self, name: str, data: bytes | str | Path, content_type: str | None = None) -> None:
+        content_type = content_type or mimetypes.guess_type(name)[0] or "application/octet-stream"
+        key = artifact_key(self.job_id, name)
+        if isinstance(data, Path):
+            info = self.store.put_file(key, data, content_type)
+        else:
+            info = self.store.put_bytes(key, data.encode() if isinstance(data, str) else data, content_type)
+        with session_scope(self.settings.database_url) as s:
+            row = s.scalar(select(Artifact).where(Artifact.job_id == self.job_id, Artifact.name == name))
+            if row is None:
+                row = Artifact(job_id=self.job_id, name=name)
+                s.add(row)
+            row.key, row.size, row.sha256, row.content_type = info.key, info.size, info.sha256, content_type
+
+    def fetch_artifact(self, job_id: int, name: str) -> Path:
+        with session_scope(self.settings.database_url) as s:
+            row = s.scalar(select(Artifact).where(Artifact.job_id == job_id, Artifact.name == name))
+        if row is None:
+            raise FileNotFoundError(f"job {job_id} has no artifact {name!r}")
+        target = self.scratch / "inputs" / str(job_id) / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        self.store.download(row.key, target)
+        return target
+
+    def should_stop(self) -> bool:
+        self._flush_metrics_if_due()
+        return self.cancel_requested.is_set() or self.lease_lost.is_set()
+
+    # -- bookkeeping ------------------------------------------------------------------------
+    def _flush_metrics_if_due(self) -> None:
+        if self._metrics and (len(self._metrics) >= 200 or time.monotonic() - self._last_flush > METRIC_FLUSH_SECONDS):
+            self.flush_metrics()
+
+    def flush_metrics(self) -> None:
+        """Write buffered metrics; a step logged twice (after a resume) keeps the newest value."""
+        self._last_flush = time.monotonic()
+        if not self._metrics:
+            return
+        rows, self._metrics = self._metrics, []
+        with session_scope(self.settings.database_url) as s:
+            insert = postgresql.insert if s.bind.dialect.name == "postgresql" else sqlite.insert
+            stmt = insert(JobMetric).values(rows)
+            stmt = stmt.on_conflict_do_update(index_elements=["job_id", "name", "step"],
+                                              set_={"value": stmt.excluded.value, "time": stmt.excluded.time})
+            s.execute(stmt)
+
+    def _prune_checkpoints(self, keep_key: str) -> None:
+        keys = [k for k in self.store.list(f"jobs/{self.job_id}/checkpoints/") if k.endswith(".pt")]
+        for key in sorted(keys)[:-KEEP_CHECKPOINTS]:
+            if key != keep_key:
+                self.store.delete(key)
+
+    def close(self) -> None:
+        import shutil
+
+        self.flush_metrics()
+        shutil.rmtree(self.scratch, ignore_errors=True)

@@ -1,0 +1,51 @@
+"""Worker start-up and fork hooks."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from celery.signals import worker_process_init, worker_ready, worker_shutdown
+
+from shared.db import dispose_engines
+from shared.settings import get_settings
+
+log = logging.getLogger(__name__)
+_monitor = None
+
+
+@worker_process_init.connect
+def _fresh_child(**_: object) -> None:
+    # A forked child must not share its parent's database sockets.
+    dispose_engines()
+
+
+@worker_ready.connect
+def _start_monitor(sender=None, **_: object) -> None:  # noqa: ANN001
+    global _monitor
+    from worker.monitor import Monitor
+
+    settings = get_settings()
+    name = sender.hostname if sender is not None else os.uname().nodename
+    queues = ",".join(sorted(q.name for q in sender.app.amqp.queues.consume_from.values())) if sender is not None else ""
+    port = os.environ.get("BOSUN_WORKER_METRICS_PORT")
+    if port:
+        from prometheus_client import CollectorRegistry, start_http_server
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+        start_http_server(int(port), registry=registry)
+        log.info("worker metrics on :%s/metrics", port)
+    _monitor = Monitor(settings, name, queues, os.environ.get("CUDA_VISIBLE_DEVICES"))
+    _monitor.start()
+
+
+@worker_shutdown.connect
+def _stop_monitor(**_: object) -> None:
+    if _monitor is not None:
+        _monitor.stopped.set()
+        try:
+            _monitor.deregister()
+        except Exception as exc:
+            log.warning("could not deregister worker: %s", exc)
