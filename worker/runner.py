@@ -6,6 +6,7 @@ tasks stay thin and every job type gets the same bookkeeping.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -20,6 +21,7 @@ from shared.settings import Settings
 from shared.specs import parse_spec
 from shared.storage import open_store
 from worker.context import WorkerContext
+from worker.provenance import provenance
 from worker.services import load_service
 
 log = logging.getLogger(__name__)
@@ -91,6 +93,8 @@ def run_job(settings: Settings, job_id: int, worker: str) -> str:
     result, error, status = None, None, JobStatus.failed
     try:
         spec = parse_spec(job_type, spec_raw)
+        record = provenance(job_id=job_id, job_type=job_type, spec=spec_raw, attempt=attempt, worker=worker)
+        ctx.save_artifact("spec.json", json.dumps(record, indent=2), "application/json")
         result = load_service(job_type)(spec, ctx)
         if ctx.lease_lost.is_set():
             raise RuntimeError("lease lost")

@@ -1,0 +1,54 @@
+"""A real stack: Postgres database, Redis db, moto S3 server, the API under uvicorn, worker processes."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from api.client import Client
+from tests.stack import Proc, bosun, moto_server, postgres_database, redis_database, stack_env, start_api, start_worker
+
+
+@dataclass
+class Stack:
+    env: dict[str, str]
+    url: str
+    home: Path
+    client: Client
+    other: Client
+    workers: list[Proc] = field(default_factory=list)
+
+    def worker(self, name: str = "") -> Proc:
+        proc = start_worker(self.env, self.home / f"worker-{len(self.workers)}.log", name=name)
+        self.workers.append(proc)
+        return proc
+
+    def logs(self) -> str:
+        return "\n".join(w.output()[-4000:] for w in self.workers)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> Iterator[Stack]:
+    home = tmp_path_factory.mktemp("stack")
+    with postgres_database() as db, redis_database() as broker, moto_server() as s3:
+        bucket = f"bosun-{uuid.uuid4().hex[:8]}"
+        env = stack_env(home, database_url=db, broker_url=broker, storage_url=f"s3://{bucket}", s3_endpoint=s3,
+                        s3_access_key="stack-access", s3_secret_key="stack-secret-key", data_root=str(data_root))
+        from shared.storage import S3Store
+
+        S3Store(bucket, endpoint=s3, access_key="stack-access", secret_key="stack-secret-key").ensure_bucket()
+        bosun(env, "db", "upgrade")
+        admin = bosun(env, "users", "add", "ada", "--admin").strip().splitlines()[-1]
+        user = bosun(env, "users", "add", "ben").strip().splitlines()[-1]
+        api, url = start_api(env, home / "api.log")
+        stack = Stack(env, url, home, Client(url, admin), Client(url, user))
+        try:
+            yield stack
+        finally:
+            for w in stack.workers:
+                w.kill()
+            api.kill()
