@@ -57,16 +57,26 @@ def load_weights(model: nn.Module, state: dict[str, Any], which: str, origin: st
 
 
 def load_backbone(spec: BackboneSpec, source: ModelSource, ctx: JobContext) -> nn.Module:
-    """Build the backbone and load the weights the spec names (random init needs no weights)."""
-    model = build_backbone(spec)
+    """Build the backbone and load the weights the spec names (random init needs no weights).
+
+    A bosun checkpoint records the kwargs its backbone was built with (image size, patch size...);
+    they are the base, and the spec's own kwargs override them.
+    """
+    if source.kind == "random":
+        return build_backbone(spec)
     if source.kind == "file":
         path = Path(ctx.data_root) / str(source.path)
         if not path.is_file():
             raise FileNotFoundError(f"source.path: no weights file {source.path!r} below the data root")
-        load_weights(model, load_torch(path), source.weights, f"weights file {source.path}")
-        ctx.log(f"loaded {source.weights} weights from {source.path}")
-    elif source.kind == "job":
+        origin = f"weights file {source.path}"
+    else:
         path = ctx.fetch_artifact(int(source.job), source.artifact)
-        load_weights(model, load_torch(path), source.weights, f"job {source.job} artifact {source.artifact}")
-        ctx.log(f"loaded {source.weights} weights of job {source.job} ({source.artifact})")
+        origin = f"job {source.job} artifact {source.artifact}"
+    state = load_torch(path)
+    recorded = state.get("backbone") if isinstance(state.get("backbone"), dict) else None
+    if recorded and recorded.get("name") == spec.name:
+        spec = spec.model_copy(update={"kwargs": {**recorded.get("kwargs", {}), **spec.kwargs}})
+    model = build_backbone(spec)
+    load_weights(model, state, source.weights, origin)
+    ctx.log(f"loaded {source.weights} weights from {origin}")
     return model

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 SERVICES: dict[str, str] = {
+    "pretrain": "services.pretrain.job:run",
     "evaluate": "services.evaluate.job:run",
 }
 

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the Debian packages that the deployment checks in tests/deploy need:
+#   docker-compose  validates docker-compose.yml and deploy/compose.workers.yml
+#   prometheus      ships `prometheus` and `promtool` (config, rules and rule unit tests)
+# Installs only what is missing, quietly and without prompts; safe to run on every CI start.
+set -euo pipefail
+
+declare -A wanted=([docker-compose]=docker-compose [promtool]=prometheus [prometheus]=prometheus)
+missing=()
+for binary in "${!wanted[@]}"; do
+    if ! command -v "$binary" >/dev/null 2>&1; then
+        package="${wanted[$binary]}"
+        [[ " ${missing[*]-} " == *" $package "* ]] || missing+=("$package")
+    fi
+done
+
+if ((${#missing[@]} == 0)); then
+    exit 0
+fi
+
+sudo=""
+if [[ $(id -u) -ne 0 ]]; then
+    sudo="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "installed: ${missing[*]}"

@@ -1,0 +1,56 @@
+"""SimCLR (Chen et al. 2020) and SupCon (Khosla et al. 2020) on a timm backbone.
+
+Each image comes as two augmented views; the backbone and a projection head map both, and the
+loss compares the normalised projections: NT-Xent with the other view as the only positive
+(SimCLR), or every same-class view as positive (SupCon). The features before the projection
+head are the representation that is monitored and exported.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from services.pretrain.backbone import backbone_kwargs, create_backbone
+from services.pretrain.contrastive import nt_xent_loss, supcon_loss
+from services.pretrain.heads import ProjectionHead
+from services.pretrain.method import PretrainMethod
+from services.pretrain.multicrop import MultiCropWrapper
+from shared.specs.common import BackboneSpec
+from shared.specs.pretrain import ContrastiveOptions
+
+
+class ContrastiveMethod(PretrainMethod):
+    def __init__(self, backbone: BackboneSpec, options: ContrastiveOptions, *, supervised: bool,
+                 in_chans: int = 3, img_size: int | None = None) -> None:
+        super().__init__()
+        self.options = options
+        self.supervised = supervised
+        self.backbone_kwargs = backbone_kwargs(backbone, in_chans=in_chans, img_size=img_size)
+        model = create_backbone(backbone.name, self.backbone_kwargs)
+        self.embed_dim = model.num_features
+        head = ProjectionHead(self.embed_dim, hidden_dim=options.proj_hidden_dim, out_dim=options.proj_out_dim,
+                              num_layers=options.proj_layers)
+        self.student = MultiCropWrapper(model, head)
+
+    def prepare(self, batch: Any, device: str) -> tuple[list[torch.Tensor], torch.Tensor]:
+        views, labels = batch
+        if not isinstance(views, (list, tuple)) or len(views) != 2:
+            raise ValueError("contrastive training expects two views per image (a TwoViewTransform)")
+        return [v.to(device, non_blocking=True) for v in views], torch.as_tensor(labels).to(device)
+
+    def loss(self, inputs: tuple[list[torch.Tensor], torch.Tensor], epoch: int) -> torch.Tensor:
+        views, labels = inputs
+        z1, z2 = self.student(views).chunk(2)
+        if not self.supervised:
+            return nt_xent_loss(z1, z2, self.options.temperature)
+        return supcon_loss(torch.stack([z1, z2], dim=1), labels, self.options.temperature,
+                           self.options.base_temperature)
+
+    def feature_backbone(self) -> nn.Module:
+        return self.student.backbone
+
+    def student_backbone(self) -> nn.Module:
+        return self.student.backbone

@@ -1,0 +1,71 @@
+"""What the training loop asks of a pretraining method, and the factory for the four methods.
+
+A method is an nn.Module holding everything it trains or keeps (student, teacher, head, loss
+state such as DINO's centre), so one `state_dict` captures it for checkpoints. The loop in
+`job.py` owns the optimizer, schedules, mixed precision, checkpoints and monitoring; a method
+turns a batch into a loss and keeps its own extra state up to date after each step.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from shared.specs.pretrain import PretrainSpec
+
+
+class PretrainMethod(nn.Module):
+    """Base class: `student` is what the optimizer updates; `backbone_kwargs` rebuild its backbone."""
+
+    student: nn.Module
+    backbone_kwargs: dict[str, Any]
+    embed_dim: int
+
+    def prepare(self, batch: Any, device: str) -> Any:
+        """Move a collated batch to `device` and apply batch-level augmentation."""
+        raise NotImplementedError
+
+    def loss(self, inputs: Any, epoch: int) -> torch.Tensor:
+        """Forward pass and scalar loss of prepared `inputs`."""
+        raise NotImplementedError
+
+    def start(self, epochs: int, niter_per_ep: int) -> None:
+        """Build per-iteration schedules once the epoch length is known."""
+
+    def adjust_gradients(self, epoch: int) -> None:
+        """Edit gradients after backward and clipping, before the optimizer step."""
+
+    @torch.no_grad()
+    def after_step(self, iteration: int) -> None:
+        """Update state that follows the student (e.g. an EMA teacher) after an optimizer step."""
+
+    def step_metrics(self, iteration: int, epoch: int) -> dict[str, float]:
+        """Method-specific values logged with each step's metrics."""
+        return {}
+
+    def feature_backbone(self) -> nn.Module:
+        """The backbone whose features are monitored and exported as `teacher`."""
+        raise NotImplementedError
+
+    def student_backbone(self) -> nn.Module:
+        raise NotImplementedError
+
+
+def build_method(spec: PretrainSpec, *, num_classes: int, in_chans: int = 3,
+                 img_size: int | None = None) -> PretrainMethod:
+    """The method of `spec` on a freshly built timm backbone (random weights; see `load_source_weights`)."""
+    if spec.method == "dino":
+        from services.pretrain.dino_method import DinoMethod
+
+        return DinoMethod(spec.backbone, spec.dino, in_chans=in_chans, img_size=img_size)
+    if spec.method in ("simclr", "supcon"):
+        from services.pretrain.contrastive_method import ContrastiveMethod
+
+        return ContrastiveMethod(spec.backbone, spec.contrastive, supervised=spec.method == "supcon",
+                                 in_chans=in_chans, img_size=img_size)
+    from services.pretrain.supervised_method import SupervisedMethod
+
+    return SupervisedMethod(spec.backbone, spec.supervised, num_classes=num_classes, in_chans=in_chans,
+                            img_size=img_size)

@@ -1,0 +1,239 @@
+"""The pretraining loop shared by every method, after facebookresearch/dino `train_one_epoch`.
+
+Per iteration: learning rate and weight decay (first parameter group only) from per-iteration
+cosine schedules; forward under optional mixed precision; a non-finite loss stops the job before
+any update; backward, per-parameter gradient clipping, method gradient edits (DINO's frozen last
+layer), optimizer step (or the two SAM steps), then the method's post-step update (DINO's EMA
+teacher). Metrics are logged by global step (= optimizer steps done).
+
+Resuming is exact: checkpoints hold the method (student, teacher, loss state), optimizer, loss
+scaler, the position (epoch, iteration within it) and every RNG state, and data order and
+augmentation are functions of (seed, epoch, index) (`loaders.py`). A stop request is honoured
+before the next iteration: the position is checkpointed and `JobStopped` raised.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+
+from services.context import JobContext, JobStopped
+from services.pretrain.backbone import export_kwargs
+from services.pretrain.knn_monitor import knn_top1
+from services.pretrain.loaders import (LoaderSettings, SeededAugmentation, eval_loader, iterations_per_epoch,
+                                       train_loader)
+from services.pretrain.method import PretrainMethod
+from services.pretrain.optim import SAM, build_optimizer, clip_gradients, param_groups
+from services.pretrain.rng import capture_rng, restore_rng, seed_everything
+from services.pretrain.schedules import cosine_scheduler
+from shared.specs.pretrain import PretrainSpec
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FORMAT = 1
+_AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass
+class PretrainData:
+    """Datasets of a run: `train` yields (views, target) with the method's training transform;
+    `knn_train` / `knn_test` yield (image, target) with the evaluation transform (None: no monitor)."""
+
+    train: Dataset
+    num_classes: int
+    knn_train: Dataset | None = None
+    knn_test: Dataset | None = None
+
+
+class Trainer:
+    def __init__(self, spec: PretrainSpec, ctx: JobContext, data: PretrainData, method: PretrainMethod) -> None:
+        self.spec, self.ctx, self.data, self.method = spec, ctx, data, method
+        self.opts = spec.options
+        self.device = ctx.device
+        self.device_type = torch.device(self.device).type
+        self.method.to(self.device)
+        self.epochs = self.opts.epochs
+        self.batch_size = self.opts.batch_size_per_gpu
+        self.niter = iterations_per_epoch(len(data.train), self.batch_size)
+        self.method.start(self.epochs, self.niter)
+        peak_lr = self.opts.lr * self.batch_size / 256.0
+        self.lr_schedule = cosine_scheduler(peak_lr, self.opts.min_lr, self.epochs, self.niter,
+                                            warmup_epochs=self.opts.warmup_epochs)
+        self.wd_schedule = cosine_scheduler(self.opts.weight_decay, self.opts.weight_decay_end, self.epochs, self.niter)
+        self.optimizer = build_optimizer(self.opts.optimizer, param_groups(method.student))
+        self.sam = self._sam()
+        self.amp = spec.resolved_amp
+        self.scaler = torch.amp.GradScaler(self.device_type, enabled=self.amp == "fp16")
+        self.settings = LoaderSettings(self.batch_size, self.opts.num_workers, self.opts.seed,
+                                       pin_memory=self.device_type == "cuda")
+        self.train_set = SeededAugmentation(data.train, self.opts.seed)
+        self.knn_history: dict[int, float] = {}
+        self.last_loss = math.nan
+
+    def _sam(self) -> SAM | None:
+        options = self.spec.supervised
+        if self.spec.method != "supervised" or options is None or options.sam_rho == 0:
+            return None
+        return SAM(self.optimizer, rho=options.sam_rho, adaptive=options.sam_adaptive)
+
+    def autocast(self) -> AbstractContextManager:
+        dtype = _AMP_DTYPES.get(self.amp)
+        return torch.autocast(self.device_type, dtype=dtype or torch.float32, enabled=dtype is not None)
+
+    # ---------------------------------------------------------------- one step
+    def set_schedules(self, it: int) -> None:
+        for i, group in enumerate(self.optimizer.param_groups):
+            group["lr"] = float(self.lr_schedule[it])
+            if i == 0:
+                group["weight_decay"] = float(self.wd_schedule[it])
+
+    def _forward(self, inputs: Any, epoch: int, it: int) -> tuple[torch.Tensor, float]:
+        with self.autocast():
+            loss = self.method.loss(inputs, epoch)
+        value = loss.item()
+        if not math.isfinite(value):
+            raise FloatingPointError(f"loss is {value} at epoch {epoch}, iteration {it}; "
+                                     f"training stopped, the last checkpoint is kept")
+        return loss, value
+
+    def _finish_gradients(self, epoch: int) -> None:
+        if self.opts.clip_grad:
+            self.scaler.unscale_(self.optimizer)
+            clip_gradients(self.method.student, self.opts.clip_grad)
+        self.method.adjust_gradients(epoch)
+
+    def step(self, batch: Any, epoch: int, it: int) -> float:
+        """One optimizer step on `batch` at global iteration `it`; returns the loss."""
+        self.set_schedules(it)
+        inputs = self.method.prepare(batch, self.device)
+        loss, value = self._forward(inputs, epoch, it)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self._finish_gradients(epoch)
+        if self.sam is not None:
+            self.sam.first_step(zero_grad=True)
+            self._forward(inputs, epoch, it)[0].backward()
+            self._finish_gradients(epoch)
+            self.sam.second_step(zero_grad=True)
+        else:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        self.method.after_step(it)
+        return value
+
+    # ---------------------------------------------------------------- checkpoints
+    def state(self, epoch: int, iteration: int) -> dict[str, Any]:
+        return {"format": CHECKPOINT_FORMAT, "method_name": self.spec.method, "epoch": epoch,
+                "iteration": iteration, "niter_per_ep": self.niter, "method": self.method.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(),
+                "rng": capture_rng(), "last_loss": self.last_loss, "knn_history": dict(self.knn_history)}
+
+    def save_checkpoint(self, epoch: int, iteration: int) -> None:
+        """Checkpoint resuming at `iteration` of `epoch`, under step = completed epochs."""
+        self.ctx.save_checkpoint(self.state(epoch, iteration), step=epoch)
+
+    def restore(self, checkpoint: dict[str, Any]) -> tuple[int, int]:
+        """Load a checkpoint; returns the (epoch, iteration) to resume at."""
+        if checkpoint.get("format") != CHECKPOINT_FORMAT or checkpoint.get("method_name") != self.spec.method:
+            raise ValueError(f"checkpoint is not a {self.spec.method!r} pretraining checkpoint "
+                             f"(format {checkpoint.get('format')}, method {checkpoint.get('method_name')!r})")
+        if checkpoint["niter_per_ep"] != self.niter:
+            raise ValueError(f"checkpoint has {checkpoint['niter_per_ep']} iterations per epoch, this run "
+                             f"{self.niter}: the dataset or batch size changed since it was saved")
+        self.method.load_state_dict(checkpoint["method"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.scaler.load_state_dict(checkpoint["scaler"])
+        restore_rng(checkpoint["rng"])
+        self.last_loss = checkpoint["last_loss"]
+        self.knn_history = dict(checkpoint["knn_history"])
+        return checkpoint["epoch"], checkpoint["iteration"]
+
+    # ---------------------------------------------------------------- monitoring
+    def log_step(self, it: int, epoch: int, loss: float, images_per_s: float) -> None:
+        step = it + 1
+        group = self.optimizer.param_groups[0]
+        values = {"loss": loss, "lr": group["lr"], "wd": group["weight_decay"], "images_per_s": images_per_s,
+                  **self.method.step_metrics(it, epoch)}
+        for name, value in values.items():
+            self.ctx.log_metric(name, value, step)
+        self.ctx.progress(step / (self.epochs * self.niter), f"epoch {epoch + 1}/{self.epochs}")
+
+    def monitor_knn(self, epoch: int) -> None:
+        every = self.spec.knn_every
+        if not every or self.data.knn_train is None or self.data.knn_test is None:
+            return
+        if (epoch + 1) % every and epoch + 1 != self.epochs:
+            return
+        top1 = knn_top1(self.method.feature_backbone(), eval_loader(self.data.knn_train, self.settings),
+                        eval_loader(self.data.knn_test, self.settings), num_classes=self.data.num_classes,
+                        k=self.spec.knn_k, device=self.device, autocast_dtype=_AMP_DTYPES.get(self.amp))
+        step = (epoch + 1) * self.niter
+        self.knn_history[step] = top1
+        self.ctx.log_metric("knn_top1", top1, step)
+
+    # ---------------------------------------------------------------- loop
+    def run_epoch(self, epoch: int, start_iteration: int) -> None:
+        loader = train_loader(self.train_set, self.settings, epoch, start_iteration)
+        tick = time.perf_counter()
+        for i, batch in enumerate(loader, start=start_iteration):
+            if self.ctx.should_stop():
+                self.save_checkpoint(epoch, i)
+                raise JobStopped(f"stopped at epoch {epoch}, iteration {i}; checkpoint saved")
+            it = epoch * self.niter + i
+            self.last_loss = self.step(batch, epoch, it)
+            now = time.perf_counter()
+            if (it + 1) % self.spec.log_every == 0 or i + 1 == self.niter:
+                self.log_step(it, epoch, self.last_loss, self.batch_size / max(now - tick, 1e-9))
+            tick = now
+
+    def fit(self) -> dict[str, Any]:
+        checkpoint = self.ctx.load_latest_checkpoint()
+        if checkpoint is None:
+            seed_everything(self.opts.seed)
+            epoch, iteration = 0, 0
+        else:
+            epoch, iteration = self.restore(checkpoint)
+            self.ctx.log(f"resumed from epoch {epoch}, iteration {iteration}")
+        for epoch in range(epoch, self.epochs):
+            self.run_epoch(epoch, iteration)
+            iteration = 0
+            self.monitor_knn(epoch)
+            knn = f", knn_top1 {self.knn_history[max(self.knn_history)]:.4f}" if self.knn_history else ""
+            self.ctx.log(f"epoch {epoch + 1}/{self.epochs}: loss {self.last_loss:.4f}{knn}")
+            if (epoch + 1) % self.spec.checkpoint_every == 0 or epoch + 1 == self.epochs:
+                self.save_checkpoint(epoch + 1, 0)
+        self.export()
+        return self.result()
+
+    def export(self) -> None:
+        """Save the artifact `checkpoint.pt` that evaluation and landscape jobs load."""
+        def cpu_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+            return {k: v.detach().cpu() for k, v in module.state_dict().items()}
+
+        artifact = {"student": cpu_state(self.method.student_backbone()),
+                    "teacher": cpu_state(self.method.feature_backbone()),
+                    "backbone": {"name": self.spec.backbone.name, "kwargs": export_kwargs(self.method.backbone_kwargs)},
+                    "method": self.spec.method, "epochs": self.epochs, "embed_dim": self.method.embed_dim}
+        path = Path(self.ctx.scratch) / "checkpoint.pt"
+        torch.save(artifact, path)
+        self.ctx.save_artifact("checkpoint.pt", path, content_type="application/octet-stream")
+
+    def result(self) -> dict[str, Any]:
+        last_knn = self.knn_history[max(self.knn_history)] if self.knn_history else None
+        return {"method": self.spec.method, "backbone": self.spec.backbone.name, "epochs": self.epochs,
+                "iterations": self.epochs * self.niter, "train_samples": len(self.data.train),
+                "embed_dim": self.method.embed_dim, "loss": self.last_loss, "knn_top1": last_knn,
+                "knn_history": {str(k): v for k, v in sorted(self.knn_history.items())}}
+
+
+def train(spec: PretrainSpec, ctx: JobContext, data: PretrainData, method: PretrainMethod) -> dict[str, Any]:
+    """Train `method` on `data` as `spec` says, resuming from the context's latest checkpoint."""
+    return Trainer(spec, ctx, data, method).fit()

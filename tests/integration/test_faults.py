@@ -1,0 +1,64 @@
+"""Faults on the real stack: a worker killed with SIGKILL mid-job, and cancelling a running job."""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+
+from tests.stack import wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def dino_spec(epochs: int) -> dict:
+    return {"method": "dino",
+            "backbone": {"name": "vit_tiny_patch16_224", "kwargs": {"img_size": 32, "patch_size": 8}},
+            "dataset": {"kind": "synthetic-maritime", "image_size": 32},
+            "dino": {"epochs": epochs, "batch_size_per_gpu": 32, "out_dim": 256, "local_crops_number": 2,
+                     "local_crops_size": 16, "warmup_epochs": 1, "num_workers": 0, "use_fp16": False,
+                     "head_hidden_dim": 128, "head_bottleneck_dim": 32},
+            "checkpoint_every": 1, "knn_every": 1}
+
+
+def test_killed_worker_job_resumes_from_checkpoint(stack) -> None:  # noqa: ANN001
+    first = stack.worker(name="doomed@test")
+    job = stack.client.submit("pretrain", dino_spec(epochs=4), name="survives kill -9")
+    wait_for(lambda: any("checkpoint at step 1" in line["text"] for line in stack.client.logs(job["id"])),
+             240, "the first checkpoint")
+    first.kill(signal.SIGKILL)  # the worker's whole process group: parent and the child running the job
+    assert stack.client.job(job["id"])["status"] == "running"  # nobody has noticed yet
+
+    stack.worker(name="rescuer@test")
+    done = stack.client.wait(job["id"], timeout=400)
+    assert done["status"] == "succeeded", (done, stack.logs())
+    assert done["attempts"] == 2 and done["worker"].startswith("rescuer@test")
+    assert done["result"]["epochs"] == 4
+    texts = [line["text"] for line in stack.client.logs(job["id"])]
+    assert any(t.startswith("worker lost: doomed@test") for t in texts)
+    resumed = [t for t in texts if t.startswith("resuming from checkpoint at step")]
+    assert resumed and not resumed[0].startswith("resuming from checkpoint at step 0")
+    losses = stack.client.metrics(job["id"], "loss")
+    steps = [m["step"] for m in losses]
+    # one series across both attempts: no duplicate step, first attempt's steps kept, ends at the last iteration
+    assert steps == sorted(set(steps)) and steps[0] <= done["result"]["iterations"] // 4
+    assert steps[-1] == done["result"]["iterations"]
+    assert "checkpoint.pt" in {a["name"] for a in stack.client.artifacts(job["id"])}
+
+
+def test_cancel_running_job(stack) -> None:  # noqa: ANN001
+    if not any(w.popen.poll() is None for w in stack.workers):
+        stack.worker()
+    job = stack.other.submit("pretrain", dino_spec(epochs=200), name="to cancel")
+    wait_for(lambda: stack.other.job(job["id"])["status"] == "running" and stack.other.metrics(job["id"], "loss"),
+             240, "the job to train")
+    from api.client import ApiError
+
+    with pytest.raises(ApiError) as missing:
+        stack.other.cancel(job["id"] + 1000)
+    assert missing.value.status == 404
+    asked = stack.other.cancel(job["id"])
+    assert asked["cancel_requested"] and asked["status"] == "running"
+    done = stack.other.wait(job["id"], timeout=60)
+    assert done["status"] == "cancelled" and done["error"] == "cancelled on request"
+    assert done["finished_at"] is not None

@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from landscape_models import tiny_convnet
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture
+def model() -> nn.Module:
+    return tiny_convnet(0)
+
+
+@pytest.fixture
+def data() -> tuple[torch.Tensor, torch.Tensor]:
+    """12 random 16 px images with labels of 4 classes."""
+    generator = torch.Generator().manual_seed(1)
+    images = torch.randn(12, 3, 16, 16, generator=generator)
+    labels = torch.randint(0, 4, (12,), generator=generator)
+    return images, labels

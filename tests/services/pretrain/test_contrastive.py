@@ -1,0 +1,70 @@
+import math
+
+import pytest
+import torch
+
+from services.pretrain.contrastive import nt_xent_loss, supcon_loss
+
+torch.set_num_threads(1)
+
+
+def loop_nt_xent(z1, z2, temperature):
+    """NT-Xent written as Chen et al. 2020's Algorithm 1, anchor by anchor."""
+    z = [v / v.norm() for v in torch.cat([z1, z2]).double()]
+    n = z1.shape[0]
+    total = 0.0
+    for i in range(2 * n):
+        j = (i + n) % (2 * n)
+        denominator = sum(math.exp(float(z[i] @ z[k]) / temperature) for k in range(2 * n) if k != i)
+        total += -math.log(math.exp(float(z[i] @ z[j]) / temperature) / denominator)
+    return total / (2 * n)
+
+
+@pytest.mark.parametrize("n,d,temperature", [(2, 3, 0.5), (5, 8, 0.1), (7, 4, 1.0)])
+def test_nt_xent_equals_explicit_loop(n, d, temperature):
+    torch.manual_seed(n)
+    z1, z2 = torch.randn(n, d), torch.randn(n, d)
+    assert float(nt_xent_loss(z1, z2, temperature)) == pytest.approx(loop_nt_xent(z1, z2, temperature), rel=1e-5)
+
+
+@pytest.mark.parametrize("n,d,temperature", [(3, 5, 0.1), (6, 4, 0.5)])
+def test_supcon_with_distinct_labels_is_nt_xent(n, d, temperature):
+    torch.manual_seed(n)
+    z1, z2 = torch.randn(n, d), torch.randn(n, d)
+    features = torch.stack([z1, z2], dim=1)
+    expected = loop_nt_xent(z1, z2, temperature)
+    assert float(supcon_loss(features, torch.arange(n) * 3, temperature)) == pytest.approx(expected, rel=1e-5)
+    assert float(supcon_loss(features, None, temperature)) == pytest.approx(expected, rel=1e-5)
+    scaled = supcon_loss(features, torch.arange(n), temperature, base_temperature=0.07)
+    assert float(scaled) == pytest.approx(expected * temperature / 0.07, rel=1e-5)
+
+
+def test_supcon_hand_computed_case():
+    features = torch.tensor([[[1.0, 0.0], [1.0, 0.0]], [[0.0, 1.0], [0.0, 1.0]]])
+    # Every anchor sees similarities (1, 0, 0) to the others; with one class all three are positives.
+    same = supcon_loss(features, torch.tensor([0, 0]), temperature=1.0)
+    assert float(same) == pytest.approx(math.log(2 + math.e) - 1 / 3, rel=1e-6)
+    distinct = supcon_loss(features, torch.tensor([0, 1]), temperature=1.0)
+    assert float(distinct) == pytest.approx(math.log(2 + math.e) - 1, rel=1e-6)
+
+
+def test_supcon_pulls_same_class_views_together():
+    torch.manual_seed(0)
+    features = torch.randn(6, 2, 4, requires_grad=True)
+    labels = torch.tensor([0, 0, 1, 1, 2, 2])
+    opt = torch.optim.SGD([features], lr=0.5)
+    before = supcon_loss(features, labels).item()
+    for _ in range(20):
+        opt.zero_grad()
+        supcon_loss(features, labels).backward()
+        opt.step()
+    assert supcon_loss(features, labels).item() < before
+
+
+def test_contrastive_shape_errors():
+    with pytest.raises(ValueError, match="z1 and z2"):
+        nt_xent_loss(torch.randn(3, 4), torch.randn(2, 4))
+    with pytest.raises(ValueError, match="n_views"):
+        supcon_loss(torch.randn(3, 1, 4))
+    with pytest.raises(ValueError, match="labels"):
+        supcon_loss(torch.randn(3, 2, 4), torch.arange(4))
