@@ -43,7 +43,8 @@ class DatasetBase(SpecModel):
 class ThermalWindow(SpecModel):
     """How thermal pixels become network inputs: temperature window and channel policy."""
 
-    window_c: tuple[float, float] = Field(default=(10.0, 50.0), description="temperatures (degC) mapped to 0 and 1; outside is clipped")
+    window_c: tuple[float, float] = Field(
+        default=(10.0, 50.0), description="temperatures (degC) mapped to 0 and 1; outside is clipped")
     channels: Literal["replicate", "single"] = Field(
         default="replicate", description="'replicate': 1 channel copied to 3 (RGB backbones); 'single': 1 channel (in_chans=1)")
 

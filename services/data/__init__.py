@@ -1,0 +1,7 @@
+"""Data layer: datasets from the NAS, the synthetic maritime set, transforms and statistics.
+
+`synthetic` needs only numpy and PIL; the other modules import torch. Import from the modules:
+`services.data.datasets.build_dataset`, `services.data.synthetic.make_synthetic`,
+`services.data.transforms` (eval_transform, DinoMultiCrop, TwoViewTransform, input_size_for),
+`services.data.stats.compute_stats`.
+"""

@@ -1,0 +1,113 @@
+"""The synthetic maritime generator: layout, determinism, splits, thermal physics, learnability."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from services.data.synthetic import CLASSES, make_synthetic, render_scene, square_crop
+from services.data.thermal import raw_to_celsius
+
+
+@pytest.fixture(scope="module")
+def small_set(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    root = tmp_path_factory.mktemp("synthetic") / "set"
+    return root, make_synthetic(root, n_images=36, image_size=64, seed=3)
+
+
+def test_layout_and_annotations_agree(small_set: tuple[Path, dict]) -> None:
+    root, summary = small_set
+    meta = json.loads((root / "annotations.json").read_text())
+    assert meta["classes"] == list(CLASSES) and len(meta["images"]) == 36
+    crops = 0
+    for record in meta["images"]:
+        rgb = Image.open(root / record["rgb"])
+        thermal = Image.open(root / record["thermal"])
+        assert rgb.mode == "RGB" and rgb.size == (64, 64)
+        assert thermal.mode == "I;16" and thermal.size == (64, 64)
+        assert 1 <= len(record["boxes"]) == len(record["labels"]) <= 3
+        assert record["split"] in ("train", "val", "test")
+        for k, ((x, y, w, h), label) in enumerate(zip(record["boxes"], record["labels"])):
+            assert label in CLASSES and w > 0 and h > 0
+            assert x >= 0 and y >= 0 and x + w <= 64 and y + h <= 64
+            for modality in ("rgb", "thermal"):
+                crop = Image.open(root / "crops" / modality / record["split"] / label / f"{record['id']}_{k}.png")
+                assert crop.size[0] == crop.size[1] >= max(w, h)
+            crops += 1
+    assert crops == sum(n for split in summary["crops"].values() for n in split.values())
+
+
+def test_same_seed_same_bytes_other_seed_other_scenes(tmp_path: Path) -> None:
+    make_synthetic(tmp_path / "a", n_images=6, image_size=48, seed=5)
+    make_synthetic(tmp_path / "b", n_images=6, image_size=48, seed=5)
+    make_synthetic(tmp_path / "c", n_images=6, image_size=48, seed=6)
+    assert (tmp_path / "a" / "annotations.json").read_bytes() == (tmp_path / "b" / "annotations.json").read_bytes()
+    for name in ("images/rgb/000004.png", "images/thermal/000004.png"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+        assert (tmp_path / "a" / name).read_bytes() != (tmp_path / "c" / name).read_bytes()
+
+
+def test_scene_depends_only_on_seed_and_index() -> None:
+    rgb_a, raw_a, objects_a = render_scene(1, 7, "kayak", 48)
+    rgb_b, raw_b, objects_b = render_scene(1, 7, "kayak", 48)
+    assert np.array_equal(rgb_a, rgb_b) and np.array_equal(raw_a, raw_b)
+    assert objects_a[0].label == "kayak" and [o.box for o in objects_a] == [o.box for o in objects_b]
+
+
+def test_splits_are_stratified_by_primary_class(small_set: tuple[Path, dict]) -> None:
+    root, _ = small_set
+    meta = json.loads((root / "annotations.json").read_text())
+    by_split = Counter((r["split"], r["labels"][0]) for r in meta["images"])
+    for label in CLASSES:  # 6 scenes per primary class: 1 val, 1 test, 4 train
+        assert (by_split["train", label], by_split["val", label], by_split["test", label]) == (4, 1, 1)
+
+
+def test_objects_are_warmer_than_the_sea() -> None:
+    for index in range(6):
+        _, raw, objects = render_scene(0, index, CLASSES[index], 96)
+        celsius = raw_to_celsius(raw)
+        sea = np.median(celsius[-8:])  # bottom rows are sea below any horizon
+        assert 10.0 < sea < 18.0
+        for obj in objects:
+            x0, y0, x1, y1 = (int(v) for v in obj.box)
+            assert celsius[y0:y1 + 1, x0:x1 + 1].max() > sea + 5.0, obj.label
+
+
+def test_square_crop_pads_at_the_border() -> None:
+    image = np.arange(100, dtype=np.uint16).reshape(10, 10)
+    crop = square_crop(image, (0.0, 0.0, 4.0, 2.0), margin=1.0)
+    assert crop.shape == (6, 6)
+    assert crop[0, 0] == image[0, 0]  # edge-replicated, not zero
+
+
+def test_refuses_to_overwrite_unless_asked(small_set: tuple[Path, dict], tmp_path: Path) -> None:
+    make_synthetic(tmp_path / "s", n_images=6, image_size=32)
+    with pytest.raises(FileExistsError, match="already exists"):
+        make_synthetic(tmp_path / "s", n_images=6, image_size=32)
+    summary = make_synthetic(tmp_path / "s", n_images=12, image_size=32, overwrite=True)
+    assert summary["n_images"] == 12 and len(list((tmp_path / "s" / "images" / "rgb").iterdir())) == 12
+
+
+def test_generation_is_fast(tmp_path: Path) -> None:
+    start = time.perf_counter()
+    make_synthetic(tmp_path / "timed", n_images=48, image_size=128)
+    assert time.perf_counter() - start < 8.0
+
+
+@pytest.mark.parametrize("modality", ["rgb", "thermal"])
+def test_classes_are_learnable_from_pixels(data_root: Path, modality: str) -> None:
+    """1-NN on 12x12 pixels of the crops beats chance (1/6) by far more than 2x."""
+    from services.data.datasets import build_dataset
+    from shared.specs.datasets import SyntheticMaritimeDataset
+    from tests.services.data.helpers import one_nn_accuracy
+
+    spec = SyntheticMaritimeDataset(kind="synthetic-maritime", modality=modality)
+    train = build_dataset(spec, "train", data_root=data_root)
+    test = build_dataset(spec, "test", data_root=data_root)
+    assert one_nn_accuracy(train, test) > 2 * (1 / len(CLASSES))
