@@ -94,3 +94,11 @@ def wait_healthy(url: str, timeout: float = 60.0) -> None:
             pass
         time.sleep(0.2)
     raise TimeoutError(f"API at {url} did not come up within {timeout:.0f} s")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
