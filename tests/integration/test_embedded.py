@@ -1,0 +1,63 @@
+"""The embedded default with no server at all: `bosun serve` (SQLite, local objects, filesystem broker),
+driven through the CLI, with the supervisor restarting a worker killed by SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from tests.stack import Proc, bosun, free_port, stack_env, wait_for
+
+pytestmark = pytest.mark.integration
+
+JOB = {"type": "evaluate", "name": "embedded knn",
+       "spec": {"backbone": {"name": "resnet18"}, "dataset": {"kind": "synthetic-maritime", "image_size": 32},
+                "knn": {"k": [5]}}}
+
+
+def worker_pids(db: Path) -> list[int]:
+    with sqlite3.connect(db) as conn:
+        return [row[0] for row in conn.execute("SELECT pid FROM workers")]
+
+
+def test_serve_runs_jobs_and_restarts_a_dead_worker(tmp_path: Path, data_root: Path) -> None:
+    home = tmp_path / "home"
+    port = free_port()
+    env = stack_env(home, data_root=str(data_root), api_url=f"http://127.0.0.1:{port}")
+    serve = Proc([sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--home", str(home)], env,
+                 tmp_path / "serve.log")
+    try:
+        wait_for(lambda: httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200, 90, "bosun serve")
+        assert (home / "bosun.db").exists() and (home / "token").exists() and (home / "broker" / "queue").is_dir()
+
+        job_file = tmp_path / "job.yaml"
+        job_file.write_text(yaml.safe_dump(JOB))
+        out = bosun(env, "submit", str(job_file), "--wait")
+        assert "submitted job 1" in out and "job 1 succeeded" in out, out
+        assert "status" in bosun(env, "status", "1") and "succeeded" in bosun(env, "status", "1")
+        assert "started on" in bosun(env, "logs", "1")
+        target = tmp_path / "result.json"
+        bosun(env, "download", "1", "result.json", "-o", str(target))
+        result = json.loads(target.read_text())
+        assert result["knn"]["k"] == 5 and result["n_test"] > 0
+
+        wait_for(lambda: worker_pids(home / "bosun.db"), 30, "the worker's heartbeat row")
+        old = worker_pids(home / "bosun.db")[0]
+        import os
+
+        os.killpg(old, signal.SIGKILL)
+        wait_for(lambda: [p for p in worker_pids(home / "bosun.db") if p != old], 90, "a restarted worker")
+        assert "worker died; restarted" in serve.output()
+        out = bosun(env, "submit", str(job_file), "--wait")
+        assert "job 2 succeeded" in out, out
+        assert "2 jobs" in bosun(env, "jobs")
+    finally:
+        serve.stop()
+    assert "Traceback" not in serve.output()
