@@ -13,6 +13,7 @@ from typing import Annotated, Any, Optional
 import typer
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -304,11 +305,54 @@ def _services(*args: str) -> None:
 
 @data_app.command("make-synthetic")
 def data_make_synthetic(name: str = "synthetic-maritime", n_images: int = 240, image_size: int = 128, seed: int = 0,
-                        overwrite: bool = False) -> None:
+                        overwrite: bool = False,
+                        fiftyone: Annotated[Optional[str], typer.Option(
+                            help="also register it as FiftyOne datasets NAME and NAME-thermal")] = None) -> None:
     """Write the synthetic maritime set (RGB + 16-bit thermal scenes, boxes, crops) below the data root."""
     root = Path(_settings().data_root) / name
     args = [str(root), "--n-images", str(n_images), "--image-size", str(image_size), "--seed", str(seed)]
-    _services("make-synthetic", *args, *(["--overwrite"] if overwrite else []))
+    _services("make-synthetic", *args, *(["--overwrite"] if overwrite else []),
+              *(["--fiftyone", fiftyone] if fiftyone else []))
+
+
+def _classes_cell(classes: dict[str, int], shown: int = 6) -> str:
+    top = sorted(classes.items(), key=lambda kv: -kv[1])[:shown]
+    more = f" +{len(classes) - shown} more" if len(classes) > shown else ""
+    return f"{len(classes)}: " + ", ".join(f"{name} {count}" for name, count in top) + more
+
+
+@data_app.command("list")
+def data_list() -> None:
+    """Datasets below the data root and in FiftyOne, with samples per split and classes."""
+    try:
+        with _client() as client:
+            catalog = client.datasets()
+    except ApiError as exc:
+        _fail(exc)
+    table = Table("name", "kind", "source", "splits", "classes", "stats")
+    for info in catalog["data"]:
+        splits = ", ".join(f"{name} {count}" for name, count in info["splits"].items())
+        stats = "yes" if info["details"].get("stats") else ""
+        table.add_row(info["name"], info["kind"], info["source"], splits, _classes_cell(info["classes"]), stats)
+    console.print(table)
+    console.print(f"{catalog['count']} datasets")
+    for error in catalog.get("errors", []):
+        console.print(f"[yellow]unreadable:[/yellow] {error}")
+
+
+@data_app.command("stats")
+def data_stats(name: Annotated[str, typer.Argument(help="folder below the data root, or a FiftyOne dataset name")],
+               fiftyone: Annotated[bool, typer.Option("--fiftyone", help="NAME is a FiftyOne dataset")] = False,
+               spec: Annotated[str, typer.Option(help="further dataset spec fields as JSON")] = "{}",
+               split: str = "train",
+               max_samples: Annotated[Optional[int], typer.Option(help="bound the work: a stratified subset")] = None,
+               ) -> None:
+    """Per-channel mean/std of a dataset's train split, stored in its stats.json (for `normalize: dataset`)."""
+    settings = _settings()
+    args = [name, "--data-root", str(settings.data_root), "--spec", spec, "--split", split,
+            "--cache-dir", str(Path(settings.home) / "cache")]
+    _services("stats", *args, *(["--fiftyone"] if fiftyone else []),
+              *(["--max-samples", str(max_samples)] if max_samples else []))
 
 
 DEMO_PRETRAIN = {
@@ -380,6 +424,41 @@ def _print_demo(jobs: list[dict[str, Any]], seconds: float) -> None:
     console.print(f"chance {trained['result']['knn']['chance']:.3f}; DINO loss {pretrain['result']['loss']:.3f}; "
                   f"{seconds:.0f} s in all. Artifacts: bosun download {trained['id']} knn_confusion.png")
 
+
+LOWER_IS_BETTER = ("mce", "relative_mce")
+"""Headline metrics where the smallest value is the best (corruption errors); the rest are accuracies."""
+
+
+@app.command()
+def compare(job_ids: Annotated[list[int], typer.Argument(help="evaluate job ids")]) -> None:
+    """Headline metrics of evaluate jobs side by side (the best value of each metric in bold)."""
+    with _client() as client:
+        try:
+            comparison = client.compare(job_ids)
+        except ApiError as exc:
+            _fail(exc)
+    console.print(_comparison_table(comparison))
+
+
+def _comparison_table(comparison: dict[str, Any]) -> Table:
+    """One column per job, one row per metric (tables stay narrow however many metrics there are)."""
+    rows = comparison["rows"]
+    table = Table(title="evaluate jobs (accuracies as fractions; mCE in %)")
+    table.add_column("job")
+    for row in rows:
+        table.add_column(escape(f"{row['job']} {row['name']}".strip()), justify="right")
+    for key in ("backbone", "source", "status"):
+        table.add_row(key, *[escape(str(row[key])) for row in rows])
+    for name in comparison["columns"]:
+        values = [row["metrics"].get(name) for row in rows]
+        known = [v for v in values if v is not None]
+        best = (min if name in LOWER_IS_BETTER else max)(known) if len(known) > 1 else None
+        cells = []
+        for value in values:
+            text = "" if value is None else (f"{value:.1f}" if name in LOWER_IS_BETTER else f"{value:.3f}")
+            cells.append(f"[bold]{text}[/bold]" if value is not None and value == best else text)
+        table.add_row(name, *cells)
+    return table
 
 
 def main() -> None:

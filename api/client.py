@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +66,10 @@ class Client:
     def artifacts(self, job_id: int) -> list[dict[str, Any]]:
         return self._call("GET", f"/api/v1/jobs/{job_id}/artifacts")["data"]
 
+    def datasets(self) -> dict[str, Any]:
+        """The dataset catalog: {data: [{name, kind, source, splits, classes, details}], count, errors}."""
+        return self._call("GET", "/api/v1/datasets")
+
     def download(self, job_id: int, name: str, target: Path) -> Path:
         with self.http.stream("GET", f"/api/v1/jobs/{job_id}/artifacts/{name}") as response:
             if response.status_code >= 400:
@@ -75,6 +79,11 @@ class Client:
                 for chunk in response.iter_bytes():
                     fh.write(chunk)
         return target
+
+    def compare(self, job_ids: Sequence[int]) -> dict[str, Any]:
+        """Headline metrics of evaluate jobs side by side:
+        {columns, rows: [{job, name, status, backbone, source, metrics}]}."""
+        return self._call("GET", "/api/v1/compare", params={"jobs": ",".join(str(i) for i in job_ids)})
 
     def wait(self, job_id: int, *, poll: float = 0.5, timeout: float | None = None,
              on_update: Callable[[dict[str, Any]], None] = lambda job: None) -> dict[str, Any]:

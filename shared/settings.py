@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(default=60.0, gt=0)
     reaper_interval_seconds: float = Field(default=10.0, gt=0)
     max_attempts: int = Field(default=3, ge=1)
+    # A queued job that an idle worker of its queue has not taken within this time is sent again.
+    redispatch_seconds: float = Field(default=30.0, gt=0)
     # Celery's Redis transport redelivers an unacked message after this long. The lease reaper
     # re-queues lost jobs long before, and a task drops a message whose job is not queued.
     visibility_timeout_seconds: int = 30 * 24 * 3600

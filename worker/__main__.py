@@ -13,6 +13,20 @@ import socket
 from pathlib import Path
 
 
+def preload() -> None:
+    """Import the research stack once in the parent: every job's fresh child is forked with it loaded.
+
+    Importing torch does not initialise CUDA; nothing here touches a GPU before the fork.
+    """
+    import importlib
+
+    for module in ("torch", "torchvision", "timm", "services.pretrain.job", "services.evaluate.job"):
+        try:
+            importlib.import_module(module)
+        except Exception as exc:  # a broken optional import must not keep the worker down; the job reports it
+            print(f"preloading {module} failed: {exc}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m worker", description="Run one bosun Celery worker.")
     parser.add_argument("--queues", default="gpu,cpu", help="comma-separated queues to consume (gpu, cpu)")
@@ -34,6 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.metrics_port:
         os.environ["BOSUN_WORKER_METRICS_PORT"] = str(args.metrics_port)
 
+    preload()
     from worker.celery_app import app
 
     options = ["worker", "-Q", args.queues, "-n", name, "-c", "1", "-P", "prefork", "--loglevel", args.loglevel,

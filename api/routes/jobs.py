@@ -13,9 +13,10 @@ from api.schemas import (ArtifactPublic, ArtifactsPublic, JobCreate, JobPublic, 
                          LogsPublic, MetricPoint, MetricsPublic, Status)
 from api.validation import check_data_paths, source_jobs, unprocessable, validate_spec
 from shared.db import Artifact, Job, JobLog, JobMetric, User
-from shared.jobs import JobError, as_utc, create_job, dispatch, request_cancel
+from shared.db.models import utcnow
+from shared.jobs import JobError, as_utc, create_job, request_cancel
 from shared.metrics import JOBS_SUBMITTED
-from shared.queueing import BrokerUnavailable
+from shared.queueing import BrokerUnavailable, send_run_job
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -44,16 +45,18 @@ def submit(*, session, settings, owner: User, job_in: JobCreate) -> Job:  # noqa
                          max_attempts=job_in.max_attempts or settings.max_attempts)
     except JobError as exc:
         raise unprocessable(["depends_on"], str(exc)) from None
+    ready = not job.parents and job.status == "queued"
+    if ready:
+        job.enqueued_at = utcnow()  # sent below; a job with parents is sent when they succeed
     session.commit()
-    if not job.parents:
+    if ready:
         try:
-            dispatch(session=session, settings=settings, jobs=[job])
+            send_run_job(settings, job.id, job.queue)
         except BrokerUnavailable:
             session.delete(job)
             session.commit()
             raise
     JOBS_SUBMITTED.labels(type=job.type).inc()
-    session.refresh(job)
     return job
 
 

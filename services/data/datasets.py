@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from services.data.cifar import CIFAR10_CLASSES, read_cifar, read_cifar10c
+from services.data.fiftyone_crops import build_fiftyone
 from services.data.folder import scan_split
 from services.data.images import ArrayImageDataset, DatasetError, FileImageDataset, ImageDataset
 from services.data.subset import nested_subset, stratified_subset
@@ -20,6 +21,7 @@ from shared.specs.datasets import (
     SYNTHETIC_CLASSES,
     Cifar10CDataset,
     CifarDataset,
+    FiftyOneDataset,
     FolderDataset,
     SyntheticMaritimeDataset,
     ThermalDataset,
@@ -100,19 +102,28 @@ def _subset(dataset: ImageDataset, limit: int) -> list[int]:
     return nested_subset(groups, dataset.targets, limit)
 
 
-def build_dataset(spec: Any, split: str, *, data_root: Path, transform: Transform = None) -> ImageDataset:
+def build_dataset(spec: Any, split: str, *, data_root: Path, transform: Transform = None,
+                  cache_dir: Path | None = None) -> ImageDataset:
     """The Dataset of `split` ('train', 'val', 'test', as the kind provides) of a dataset spec block.
 
     Items are `(image, target)`; the result has `.classes`, `.targets` and `.channels` (and
-    `.groups` for cifar10c). Raises DatasetError naming the offending path or split.
+    `.groups` for cifar10c). FiftyOne crops are cached below `cache_dir` (default
+    `<data_root>/.cache`; jobs pass a local disk). Raises DatasetError naming the offending
+    path, split or class.
     """
-    builder = _BUILDERS.get(type(spec))
-    if builder is None:
-        raise DatasetError(f"no loader for dataset spec {type(spec).__name__}")
-    root = resolve_data_path(data_root, spec.path)
-    dataset = builder(spec, root, split, transform)
+    if isinstance(spec, FiftyOneDataset):
+        cache = Path(cache_dir) if cache_dir is not None else Path(data_root) / ".cache"
+        dataset: ImageDataset = build_fiftyone(spec, split, data_root=data_root, cache_dir=cache, transform=transform)
+        where = f"FiftyOne dataset {spec.dataset_name!r}"
+    else:
+        builder = _BUILDERS.get(type(spec))
+        if builder is None:
+            raise DatasetError(f"no loader for dataset spec {type(spec).__name__}")
+        root = resolve_data_path(data_root, spec.path)
+        dataset = builder(spec, root, split, transform)
+        where = str(root)
     if len(dataset) == 0:
-        raise DatasetError(f"split {split!r} of {root} is empty")
+        raise DatasetError(f"split {split!r} of {where} is empty")
     if spec.max_per_split is not None and spec.max_per_split < len(dataset):
         dataset.select(_subset(dataset, spec.max_per_split))
     log.info("dataset %s/%s: %d samples, %d classes", spec.kind, split, len(dataset), len(dataset.classes))

@@ -1,19 +1,28 @@
 """Per-channel mean and standard deviation of a dataset, for `Normalize`.
 
 ImageNet's statistics are a poor fit for thermal or sea-dominated crops; normalizing with the
-dataset's own statistics is the usual remedy. Sums run in float64 over every pixel of every
-image (images may differ in size), std is the population std over all pixels.
+dataset's own statistics is the usual remedy. `bosun data stats` stores them in the dataset's
+`stats.json`, keyed by the pixel pipeline (kind, modality, thermal window, crop settings), and
+`normalization` hands them to `eval_transform` when a spec says `normalize: dataset`. Sums run
+in float64 over every pixel of every image (images may differ in size), std is the population
+std over all pixels.
 """
 
 from __future__ import annotations
 
+import json
 import math
-from typing import Any
+from pathlib import Path
+from typing import Any, Sequence
 
 import torch
 
+from services.data.images import DatasetError
 from services.data.subset import stratified_subset
-from services.data.transforms import to_tensor
+from services.data.transforms import IMAGENET_MEAN, IMAGENET_STD, to_tensor
+from shared.datasets import stats_key, stats_path
+
+Stats = Sequence[float]
 
 
 def _raw_image(dataset: Any, index: int) -> Any:
@@ -46,3 +55,36 @@ def compute_stats(dataset: Any, *, max_samples: int | None = None) -> tuple[tupl
     mean = total / count
     var = (squares / count - mean * mean).clamp_min(0.0)
     return tuple(float(m) for m in mean), tuple(math.sqrt(float(v)) for v in var)
+
+
+def write_stats(path: Path, key: str, mean: Stats, std: Stats, **about: Any) -> dict[str, Any]:
+    """Store (mean, std) under `key` in the stats file at `path`, keeping other keys' entries."""
+    entries = json.loads(path.read_text()) if path.is_file() else {}
+    entries[key] = {"mean": list(mean), "std": list(std), **about}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_suffix(".json.tmp")
+    staging.write_text(json.dumps(entries, indent=1))
+    staging.replace(path)
+    return entries[key]
+
+
+def normalization(spec: Any, data_root: Path, channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) for `Normalize` as the spec's `normalize` says.
+
+    'imagenet': ImageNet's statistics (averaged to one value for 1-channel inputs);
+    'dataset': the entry `bosun data stats` stored for this spec's pixel pipeline.
+    """
+    if getattr(spec, "normalize", "imagenet") == "imagenet":
+        if channels == 1:
+            return (sum(IMAGENET_MEAN) / 3,), (sum(IMAGENET_STD) / 3,)
+        return IMAGENET_MEAN, IMAGENET_STD
+    path = stats_path(data_root, spec)
+    entries = json.loads(path.read_text()) if path.is_file() else {}
+    entry = entries.get(stats_key(spec))
+    if entry is None:
+        raise DatasetError(f"normalize: 'dataset' needs statistics of this dataset in {path}; "
+                           f"run `bosun data stats` for it first")
+    mean, std = tuple(entry["mean"]), tuple(entry["std"])
+    if len(mean) not in (1, channels):
+        raise DatasetError(f"statistics in {path} have {len(mean)} channels, the network takes {channels}")
+    return mean, std

@@ -28,10 +28,22 @@ CIFAR10C_EXTRA_CORRUPTIONS: tuple[str, ...] = ("speckle_noise", "gaussian_blur",
 """The 4 held-out corruptions shipped beside them."""
 
 
-class DatasetBase(SpecModel):
-    path: str = Field(description="folder below BOSUN_DATA_ROOT")
+class DatasetOptions(SpecModel):
+    """What every kind takes: input size, subset size and which statistics normalize the inputs."""
+
     image_size: int | None = Field(default=None, ge=8, le=1024, description="resize to this size; default: the backbone's input size")
     max_per_split: int | None = Field(default=None, ge=1, description="use at most this many samples of each split (deterministic)")
+    normalize: Literal["imagenet", "dataset"] = Field(
+        default="imagenet",
+        description="'imagenet': ImageNet mean/std; 'dataset': the dataset's own, from `bosun data stats` (stats.json)")
+
+    def data_paths(self) -> list[str]:
+        """Paths below the data root that this dataset reads (checked at submit time)."""
+        return []
+
+
+class DatasetBase(DatasetOptions):
+    path: str = Field(description="folder below BOSUN_DATA_ROOT")
 
     _check_path = field_validator("path")(classmethod(lambda cls, v: relative_data_path(v)))
 
@@ -132,7 +144,58 @@ class Cifar10CDataset(DatasetBase):
         return [f"{self.path}/{name}.npy" for name in self.corruptions] + [f"{self.path}/labels.npy"]
 
 
+class SplitFractions(SpecModel):
+    """Shares of the frames that go to each split; they sum to 1, a 0 leaves that split empty."""
+
+    train: float = Field(default=0.7, ge=0.0, le=1.0)
+    val: float = Field(default=0.15, ge=0.0, le=1.0)
+    test: float = Field(default=0.15, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _sum_to_one(self) -> "SplitFractions":
+        if abs(self.train + self.val + self.test - 1.0) > 1e-6:
+            raise ValueError("train + val + test must sum to 1")
+        if self.train <= 0.0:
+            raise ValueError("train must be greater than 0")
+        return self
+
+    def as_dict(self) -> dict[str, float]:
+        return {"train": self.train, "val": self.val, "test": self.test}
+
+
+class FiftyOneDataset(DatasetOptions, ThermalWindow):
+    """Detection crops of a FiftyOne dataset (the team's annotated NAS frames), cached on local disk.
+
+    Labels are first renamed by `remap` (e.g. 32 fine labels to 15), then kept when in `classes`
+    (all when unset). Detections whose longer box side is below `min_crop_size` pixels are
+    dropped; `crops` keeps every detection of a frame or only its largest. Frames, not crops,
+    are split (so crops of one frame never land in two splits), stratified by the label of each
+    frame's largest crop with `split_seed`; every split holds every class or the job fails
+    naming the classes. Thermal frames (`modality`) are 16-bit raw PNGs, windowed as in 'thermal'.
+    """
+
+    kind: Literal["fiftyone"]
+    dataset_name: str = Field(min_length=1, description="name of the FiftyOne dataset")
+    label_field: str = Field(default="ground_truth", min_length=1, description="sample field holding fo.Detections")
+    crops: Literal["largest", "all"] = Field(default="all", description="crop every detection, or only each frame's largest")
+    min_crop_size: int = Field(default=0, ge=0, description="skip detections whose longer box side is below this (pixels)")
+    classes: list[str] | None = Field(default=None, min_length=1, description="keep only these labels (after remap), in this order")
+    remap: dict[str, str] = Field(default_factory=dict, description="rename labels before filtering, {old: new}")
+    split_seed: int = 0
+    split: SplitFractions = Field(default_factory=SplitFractions)
+    square: bool = Field(default=True, description="square windows around each box (edge-padded at frame borders)")
+    margin: float = Field(default=1.25, ge=1.0, le=4.0, description="window side over box side: context around the object")
+    modality: Literal["rgb", "thermal"] = "rgb"
+
+    @field_validator("classes")
+    @classmethod
+    def _distinct_classes(cls, names: list[str] | None) -> list[str] | None:
+        if names is not None and len(set(names)) != len(names):
+            raise ValueError("classes must not repeat")
+        return names
+
+
 DatasetSpec = Annotated[
-    Union[SyntheticMaritimeDataset, CifarDataset, FolderDataset, ThermalDataset, Cifar10CDataset],
+    Union[SyntheticMaritimeDataset, CifarDataset, FolderDataset, ThermalDataset, Cifar10CDataset, FiftyOneDataset],
     Field(discriminator="kind"),
 ]

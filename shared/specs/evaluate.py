@@ -1,13 +1,25 @@
-"""Spec of `evaluate` jobs: one model, one dataset, several protocols."""
+"""Spec of `evaluate` jobs: one model, one dataset, several protocols, one options block each.
+
+Checked at submit time (here, without torch): value ranges, corruption names, and what one block
+asks of another (a linear-head classifier or Grad-CAM class target needs the `linear` protocol,
+CIFAR-10-C files need a `cifar10` dataset). Checked when the job starts, before any feature is
+extracted, because they need the built model or other jobs' outputs: that the backbone is a ViT
+with a CLS token (`attention`, `linear.n_last_blocks`), that the robustness baseline job has a
+table over the same corruptions and severities, and that every split exists.
+"""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from shared.specs.common import BackboneSpec, ModelSource, SpecModel
-from shared.specs.datasets import DatasetSpec
+from shared.specs.common import BackboneSpec, ModelSource, SpecModel, relative_data_path
+from shared.specs.datasets import CIFAR10C_CORRUPTIONS, CIFAR10C_EXTRA_CORRUPTIONS, DatasetSpec
+
+Protocol = Literal["knn", "linear", "robustness", "tsne", "attention", "gradcam"]
+PROTOCOLS: tuple[str, ...] = ("knn", "linear", "robustness", "tsne", "attention", "gradcam")
+"""Protocols in the order a job runs them (later ones reuse the kNN features and the linear head)."""
 
 
 class KnnSpec(SpecModel):
@@ -24,14 +36,172 @@ class KnnSpec(SpecModel):
         return sorted(set(ks))
 
 
+class LinearSpec(SpecModel):
+    """DINO's linear probe (eval_linear.py) on frozen features: SGD, momentum 0.9, cosine schedule."""
+
+    epochs: int = Field(default=100, ge=1, le=1000)
+    lr: float = Field(default=0.001, gt=0, le=10, description="base rate for batch 256 (scaled by batch_size/256)")
+    weight_decay: float = Field(default=0.0, ge=0, le=1)
+    batch_size: int = Field(default=256, ge=1, le=65536)
+    n_last_blocks: int | None = Field(
+        default=None, ge=1, le=64,
+        description="ViT only (checked when the job runs): concatenate the CLS tokens of the last n blocks "
+                    "(DINO: 4 for ViT-S, 1 with avgpool for ViT-B); unset: the backbone's pooled output")
+    avgpool: bool = Field(default=False,
+                          description="with n_last_blocks: append the mean of the last block's patch tokens")
+    val_split: str | None = Field(
+        default=None, description="split scored after every epoch to pick the best epoch; unset: the test split "
+                                  "itself, as DINO does (optimistic)")
+
+    @model_validator(mode="after")
+    def _avgpool_needs_blocks(self) -> "LinearSpec":
+        if self.avgpool and self.n_last_blocks is None:
+            raise ValueError("avgpool needs n_last_blocks (it extends the ViT's CLS-token features)")
+        return self
+
+
+class RobustnessSpec(SpecModel):
+    """Accuracy under common corruptions and (m)CE (Hendrycks & Dietterich 2019).
+
+    Corrupted images are made on the fly from the test split, or read from CIFAR-10-C files
+    (`cifar10c_path`) when the dataset is CIFAR-10.
+    """
+
+    corruptions: list[str] = Field(default_factory=lambda: list(CIFAR10C_CORRUPTIONS), min_length=1)
+    severities: list[int] = Field(default_factory=lambda: [1, 2, 3, 4, 5], min_length=1)
+    max_images: int = Field(default=500, ge=1, le=100_000,
+                            description="test images per corruption and severity (a stratified subset)")
+    baseline_job: int | None = Field(
+        default=None, ge=1, description="id of an evaluate job whose robustness table normalizes CE and mCE; "
+                                        "it must have finished before this job runs")
+    classifier: Literal["knn", "linear"] | None = Field(
+        default=None, description="what predicts the classes: the linear head (needs the linear protocol) or kNN "
+                                  "on the train features; unset: linear when it runs, else kNN")
+    cifar10c_path: str | None = Field(
+        default=None, description="folder of CIFAR-10-C files (<corruption>.npy, labels.npy) below the data root; "
+                                  "needs dataset kind cifar10; unset: corrupt the test split on the fly")
+
+    @field_validator("severities")
+    @classmethod
+    def _severity_range(cls, levels: list[int]) -> list[int]:
+        if any(level < 1 or level > 5 for level in levels) or len(set(levels)) != len(levels):
+            raise ValueError("severities must be distinct integers 1..5")
+        return sorted(levels)
+
+    @field_validator("cifar10c_path")
+    @classmethod
+    def _below_root(cls, path: str | None) -> str | None:
+        return None if path is None else relative_data_path(path)
+
+    @model_validator(mode="after")
+    def _known_corruptions(self) -> "RobustnessSpec":
+        known = CIFAR10C_CORRUPTIONS + (CIFAR10C_EXTRA_CORRUPTIONS if self.cifar10c_path else ())
+        unknown = [c for c in self.corruptions if c not in known]
+        if unknown:
+            where = "CIFAR-10-C files" if self.cifar10c_path else "on-the-fly corruptions"
+            raise ValueError(f"corruptions: unknown for {where}: {', '.join(unknown)}; known: {', '.join(known)}")
+        if len(set(self.corruptions)) != len(self.corruptions):
+            raise ValueError("corruptions must not repeat")
+        return self
+
+    def data_paths(self) -> list[str]:
+        """Files below the data root this block reads."""
+        if self.cifar10c_path is None:
+            return []
+        return [f"{self.cifar10c_path}/{name}.npy" for name in self.corruptions] + [f"{self.cifar10c_path}/labels.npy"]
+
+
+class TsneSpec(SpecModel):
+    """t-SNE map of the test features (van der Maaten & Hinton 2008), via scikit-learn."""
+
+    perplexity: float = Field(default=30.0, gt=0, le=500, description="lowered to n - 1 on smaller sets")
+    learning_rate: float | Literal["auto"] = Field(default="auto", description="'auto' or a rate > 0")
+    max_points: int = Field(default=2000, ge=3, le=50_000, description="test points embedded (a stratified subset)")
+    max_iter: int = Field(default=1000, ge=250, le=10_000)
+
+    @field_validator("learning_rate")
+    @classmethod
+    def _positive_rate(cls, rate: float | str) -> float | str:
+        if rate != "auto" and not 0 < float(rate) <= 10_000:
+            raise ValueError("learning_rate must be 'auto' or in (0, 10000]")
+        return rate
+
+
+class AttentionSpec(SpecModel):
+    """DINO's self-attention maps of the last block (visualize_attention.py); ViT only, checked when the job runs."""
+
+    threshold: float = Field(default=0.6, gt=0, le=1, description="attention mass kept by each head's mask")
+    n_images: int = Field(default=4, ge=1, le=64)
+
+
+class GradcamSpec(SpecModel):
+    """Grad-CAM (Selvaraju et al. 2017) heat maps of test images."""
+
+    n_images: int = Field(default=4, ge=1, le=64)
+    target: Literal["class", "embedding"] | None = Field(
+        default=None, description="'class': the linear probe's logit of the predicted class (needs the linear "
+                                  "protocol); 'embedding': cosine similarity to the class's mean train embedding; "
+                                  "unset: class when linear runs, else embedding")
+
+
 class EvaluateSpec(SpecModel):
     backbone: BackboneSpec
     source: ModelSource = Field(default_factory=ModelSource)
     dataset: DatasetSpec
     train_split: str = "train"
     test_split: str = "test"
-    protocols: list[Literal["knn"]] = Field(default_factory=lambda: ["knn"], min_length=1)
+    protocols: list[Protocol] = Field(default_factory=lambda: ["knn"], min_length=1)
     knn: KnnSpec = Field(default_factory=KnnSpec)
+    linear: LinearSpec = Field(default_factory=LinearSpec)
+    robustness: RobustnessSpec = Field(default_factory=RobustnessSpec)
+    tsne: TsneSpec = Field(default_factory=TsneSpec)
+    attention: AttentionSpec = Field(default_factory=AttentionSpec)
+    gradcam: GradcamSpec = Field(default_factory=GradcamSpec)
     batch_size: int = Field(default=64, ge=1, le=4096)
     num_workers: int = Field(default=0, ge=0, le=64)
     seed: int = Field(default=0, ge=0)
+
+    @field_validator("protocols")
+    @classmethod
+    def _run_order(cls, protocols: list[str]) -> list[str]:
+        return [p for p in PROTOCOLS if p in protocols]
+
+    @field_validator("linear")
+    @classmethod
+    def _val_split_differs(cls, linear: LinearSpec, info: ValidationInfo) -> LinearSpec:
+        if linear.val_split is not None and linear.val_split == info.data.get("train_split"):
+            raise ValueError("val_split must differ from train_split (the probe would be scored on its training data)")
+        return linear
+
+    @field_validator("robustness")
+    @classmethod
+    def _robustness_inputs(cls, robustness: RobustnessSpec, info: ValidationInfo) -> RobustnessSpec:
+        if robustness.classifier == "linear" and "linear" not in info.data.get("protocols", ()):
+            raise ValueError("classifier 'linear' needs 'linear' in protocols")
+        dataset = info.data.get("dataset")
+        if robustness.cifar10c_path is not None and dataset is not None and dataset.kind != "cifar10":
+            raise ValueError(f"cifar10c_path needs dataset kind 'cifar10', not {dataset.kind!r}")
+        return robustness
+
+    @field_validator("gradcam")
+    @classmethod
+    def _class_target_needs_head(cls, gradcam: GradcamSpec, info: ValidationInfo) -> GradcamSpec:
+        if gradcam.target == "class" and "linear" not in info.data.get("protocols", ()):
+            raise ValueError("target 'class' explains the linear probe's logits; add 'linear' to protocols "
+                             "or use target 'embedding'")
+        return gradcam
+
+    def data_paths(self) -> list[str]:
+        """Every file or folder below the data root the job reads (the dataset's and CIFAR-10-C's)."""
+        paths = list(self.dataset.data_paths())
+        if "robustness" in self.protocols:
+            paths += self.robustness.data_paths()
+        return paths
+
+    def resolved_classifier(self) -> str:
+        """The robustness classifier after defaults: linear when the linear protocol runs, else kNN."""
+        return self.robustness.classifier or ("linear" if "linear" in self.protocols else "knn")
+
+    def resolved_gradcam_target(self) -> str:
+        """The Grad-CAM target after defaults: class when the linear protocol runs, else embedding."""
+        return self.gradcam.target or ("class" if "linear" in self.protocols else "embedding")
