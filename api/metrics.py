@@ -13,13 +13,19 @@ from sqlalchemy import func, select
 from shared.db import Job, JobStatus, Worker, session_scope
 from shared.db.models import utcnow
 from shared.jobs import as_utc, count_by_status
+from shared.queueing import QUEUES
 from shared.settings import Settings
+from shared.specs import JOB_SPECS
 
 log = logging.getLogger(__name__)
 
 
 class DatabaseCollector(Collector):
-    """bosun_jobs{type,status}, bosun_queue_oldest_wait_seconds{queue}, bosun_workers{state}."""
+    """bosun_jobs{type,status}, bosun_queue_oldest_wait_seconds{queue}, bosun_workers{state}.
+
+    Every known job type x status and every queue is exported, at 0 when nothing is in it, so a
+    panel or an alert on an empty queue reads 0 rather than no data.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -31,14 +37,18 @@ class DatabaseCollector(Collector):
         workers = GaugeMetricFamily("bosun_workers", "Workers with a recent heartbeat, by state", labels=["state"])
         try:
             with session_scope(self.settings.database_url) as s:
-                for job_type, status, n in count_by_status(session=s):
+                counts = {(job_type, status.value): 0 for job_type in JOB_SPECS for status in JobStatus}
+                counts.update({(job_type, status): n for job_type, status, n in count_by_status(session=s)})
+                for (job_type, status), n in sorted(counts.items()):
                     jobs.add_metric([job_type, status], n)
                 now = utcnow()
                 rows = s.execute(select(Job.queue, func.min(Job.enqueued_at))
                                  .where(Job.status == JobStatus.queued.value, Job.enqueued_at.is_not(None))
                                  .group_by(Job.queue)).all()
-                for queue, first in rows:
-                    oldest.add_metric([queue], (now - as_utc(first)).total_seconds())
+                waits = dict.fromkeys(QUEUES, 0.0)
+                waits.update({queue: (now - as_utc(first)).total_seconds() for queue, first in rows})
+                for queue, wait in sorted(waits.items()):
+                    oldest.add_metric([queue], wait)
                 alive_after = now - timedelta(seconds=self.settings.lease_seconds)
                 states = dict.fromkeys(("idle", "busy", "draining"), 0)
                 busy = set(s.scalars(select(Job.worker).where(Job.status == JobStatus.running.value)))

@@ -39,6 +39,21 @@ class JobContext(Protocol):
     def should_stop(self) -> bool: ...
 
 
+@runtime_checkable
+class TileFanOut(Protocol):
+    """An optional capability of a context: running a job's tiles in other tasks (the worker's).
+
+    `fan_out_tiles(tiles)` takes the job's tiles ({index, points}) and returns the values of
+    every tile's points, in tile order, when all of them are already done (a job run again after
+    its tiles finished); otherwise it hands them out and returns None: the service then returns
+    at once, the job stays running, and the task finishing the last tile assembles the result
+    with the job type's `assemble(spec, results, ctx)`. A context without it (`LocalContext`)
+    leaves the service to evaluate the tiles itself.
+    """
+
+    def fan_out_tiles(self, tiles: list[dict[str, Any]]) -> list[dict[str, Any]] | None: ...
+
+
 def pick_device() -> str:
     """'cuda' when this process sees a GPU, else 'cpu'."""
     import torch

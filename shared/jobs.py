@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import and_, exists, func, select, update
 from sqlalchemy.orm import Session, aliased
 
-from shared.db.models import FINAL_STATUSES, Job, JobLog, JobStatus, User, job_dependencies, utcnow
+from shared.db.models import FINAL_STATUSES, Job, JobLog, JobStatus, User, Worker, job_dependencies, utcnow
 
 
 class JobError(ValueError):
@@ -224,3 +224,31 @@ def dispatch(*, session: Session, settings, jobs: Sequence[Job]) -> list[int]:  
 def dispatch_ready(*, session: Session, settings) -> list[int]:  # noqa: ANN001
     """Send every queued job whose dependencies are met and that no worker has been sent yet."""
     return dispatch(session=session, settings=settings, jobs=ready_to_dispatch(session=session))
+
+
+def redispatch_lost(*, session: Session, settings, after_seconds: float) -> list[int]:  # noqa: ANN001
+    """Send again queued jobs that an idle worker of their queue has not picked up for `after_seconds`.
+
+    A message can vanish outside bosun's control (a Redis restarted without its append-only file,
+    a flushed database, a publish routed before any worker declared the queue). The row still says
+    queued, so the job is sent again; a duplicate message is harmless because claims are atomic.
+    """
+    now = utcnow()
+    alive_after = now - timedelta(seconds=settings.lease_seconds)
+    busy = {w.split("/")[0] for w in session.scalars(select(Job.worker).where(Job.status == JobStatus.running.value)) if w}
+    idle: dict[str, int] = {}
+    for worker in session.scalars(select(Worker).where(Worker.heartbeat_at > alive_after)):
+        if worker.name not in busy and worker.state != "draining":
+            for queue in filter(None, worker.queues.split(",")):
+                idle[queue] = idle.get(queue, 0) + 1
+    stale = []
+    for queue, slots in idle.items():
+        stale += session.scalars(
+            select(Job).where(Job.status == JobStatus.queued.value, Job.queue == queue,
+                              Job.enqueued_at < now - timedelta(seconds=after_seconds))
+            .order_by(Job.priority.desc(), Job.id).limit(slots)
+        ).all()
+    for job in stale:
+        session.execute(update(Job).where(Job.id == job.id).values(enqueued_at=None))
+    session.commit()
+    return dispatch(session=session, settings=settings, jobs=stale)

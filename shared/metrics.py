@@ -23,10 +23,13 @@ RUN_TIME = Histogram("bosun_job_run_seconds", "Time from start to final state of
 JOBS_REQUEUED = Counter("bosun_jobs_requeued_total", "Jobs re-queued by the lease reaper after their worker vanished", ["type"])
 WORKER_HEARTBEAT = Gauge("bosun_worker_heartbeat_timestamp_seconds", "Unix time of the worker's last heartbeat",
                          ["worker"], multiprocess_mode="max")
-WORKER_BUSY = Gauge("bosun_worker_busy", "1 while the worker runs a job", ["worker"], multiprocess_mode="max")
-TRAIN_IMAGES_PER_SECOND = Gauge("bosun_train_images_per_second", "Training throughput of running jobs",
-                                ["type", "worker"], multiprocess_mode="max")
-TRAIN_LOSS = Gauge("bosun_train_loss", "Latest training loss of running jobs", ["type", "worker"], multiprocess_mode="max")
+# Set by a job's child process and outlived by its file: the value written last is the current one
+# ("max" would keep a dead child's 1, or an earlier job's higher loss, for the worker's lifetime).
+WORKER_BUSY = Gauge("bosun_worker_busy", "1 while the worker runs a job", ["worker"], multiprocess_mode="mostrecent")
+TRAIN_IMAGES_PER_SECOND = Gauge("bosun_train_images_per_second", "Training throughput of the latest training job",
+                                ["type", "worker"], multiprocess_mode="mostrecent")
+TRAIN_LOSS = Gauge("bosun_train_loss", "Latest training loss of the latest training job", ["type", "worker"],
+                   multiprocess_mode="mostrecent")
 LANDSCAPE_POINTS = Counter("bosun_landscape_points_total", "Loss-landscape grid points computed", ["worker"])
 LANDSCAPE_TILES = Counter("bosun_landscape_tiles_total", "Loss-landscape tiles finished", ["worker"])
 GPU_UTILIZATION = Gauge("bosun_gpu_utilization_ratio", "GPU utilisation (NVML), 0..1", ["worker", "gpu"], multiprocess_mode="max")

@@ -14,6 +14,7 @@ from celery import Celery
 from shared.settings import Settings
 
 RUN_JOB = "bosun.run_job"
+RUN_TILE = "bosun.run_tile"
 QUEUES = ("gpu", "cpu")
 
 
@@ -84,6 +85,16 @@ def send_run_job(settings: Settings, job_id: int, queue: str) -> None:
 
     try:
         producer(settings).send_task(RUN_JOB, args=[job_id], queue=queue)
+    except (OperationalError, ConnectionError, OSError) as exc:
+        raise BrokerUnavailable(f"message broker unreachable: {exc}") from exc
+
+
+def send_run_tile(settings: Settings, tile_id: int, queue: str) -> None:
+    """Queue `run_tile(tile_id)` (one tile of a fanned-out job); raises BrokerUnavailable like `send_run_job`."""
+    from kombu.exceptions import OperationalError
+
+    try:
+        producer(settings).send_task(RUN_TILE, args=[tile_id], queue=queue)
     except (OperationalError, ConnectionError, OSError) as exc:
         raise BrokerUnavailable(f"message broker unreachable: {exc}") from exc
 

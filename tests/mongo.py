@@ -122,11 +122,19 @@ def mongo_uri() -> str:
     return _server.uri
 
 
+def debian_mirror() -> str:
+    """The Debian archive this machine's apt already uses (the first `URIs:` of debian.sources)."""
+    for line in Path("/etc/apt/sources.list.d/debian.sources").read_text().splitlines():
+        if line.startswith("URIs:") and line.rstrip().endswith("/debian"):
+            return line.split(":", 1)[1].strip()
+    raise RuntimeError("no Debian archive configured for apt")
+
+
 def provision() -> Path:
     """Fetch Debian bullseye's libssl1.1 (OpenSSL 1.1 for the shipped mongod) into lib_dir()."""
     work = Path(tempfile.mkdtemp(prefix="bosun-libssl-"))
     (work / "lists" / "partial").mkdir(parents=True)
-    (work / "sources.list").write_text("deb http://deb.debian.org/debian bullseye main\n")
+    (work / "sources.list").write_text(f"deb {debian_mirror()} bullseye main\n")
     options = [f"-oDir::Etc::SourceList={work / 'sources.list'}", "-oDir::Etc::SourceParts=/dev/null",
                f"-oDir::State::Lists={work / 'lists'}", f"-oDir::Cache={work / 'cache'}"]
     subprocess.run(["apt-get", *options, "update"], check=True, capture_output=True)

@@ -128,10 +128,12 @@ class Proc:
         return self.log.read_text(errors="replace")
 
 
-def start_worker(env: dict[str, str], log: Path, queues: str = "gpu,cpu", name: str = "") -> Proc:
+def start_worker(env: dict[str, str], log: Path, queues: str = "gpu,cpu", name: str = "", metrics_port: int = 0) -> Proc:
     argv = [sys.executable, "-m", "worker", "--queues", queues, "--loglevel", "INFO"]
     if name:
         argv += ["--name", name]
+    if metrics_port:
+        argv += ["--metrics-port", str(metrics_port)]
     return Proc(argv, env, log)
 
 

@@ -69,10 +69,13 @@ class WorkerContext:
     def log_metric(self, name: str, value: float, step: int) -> None:
         self._metrics.append({"job_id": self.job_id, "name": name, "step": int(step), "value": float(value),
                               "time": utcnow()})
+        # The worker label is the worker's name, as on its heartbeat and busy gauges; never the
+        # child's pid, which would add series with every job.
+        worker_name = self.worker.split("/")[0]
         if name == "loss":
-            TRAIN_LOSS.labels(type=self.job_type, worker=self.worker).set(float(value))
+            TRAIN_LOSS.labels(type=self.job_type, worker=worker_name).set(float(value))
         elif name == "images_per_s":
-            TRAIN_IMAGES_PER_SECOND.labels(type=self.job_type, worker=self.worker).set(float(value))
+            TRAIN_IMAGES_PER_SECOND.labels(type=self.job_type, worker=worker_name).set(float(value))
         self._flush_metrics_if_due()
 
     def save_checkpoint(self, state: dict[str, Any], step: int) -> None:
@@ -132,6 +135,12 @@ class WorkerContext:
     def should_stop(self) -> bool:
         self._flush_metrics_if_due()
         return self.cancel_requested.is_set() or self.lease_lost.is_set()
+
+    def fan_out_tiles(self, tiles: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+        """services.context.TileFanOut: hand the tiles to `bosun.run_tile` tasks (see worker.tiles.fan_out)."""
+        from worker.tiles import fan_out
+
+        return fan_out(self, tiles)
 
     # -- bookkeeping ------------------------------------------------------------------------
     def _flush_metrics_if_due(self) -> None:

@@ -14,17 +14,43 @@ import time
 from sqlalchemy import select
 
 from shared.db import Worker, session_scope
-from shared.db.models import utcnow
-from shared.jobs import dispatch_ready, reap_stale
-from shared.metrics import JOBS_FINISHED, JOBS_REQUEUED, WORKER_HEARTBEAT
+from shared.db.models import FINAL_STATUSES, utcnow
+from shared.jobs import dispatch_ready, reap_stale, redispatch_lost
+from shared.metrics import (JOBS_FINISHED, JOBS_REQUEUED, LANDSCAPE_POINTS, LANDSCAPE_TILES, OBJECT_STORE_ERRORS,
+                            WORKER_BUSY, WORKER_HEARTBEAT)
 from shared.settings import Settings
+from shared.specs import JOB_SPECS
 from worker.gpu import GpuMetrics
+from worker.tiles import tick_tiles
 
 log = logging.getLogger(__name__)
+
+# The `op` labels of shared.storage's object-store guard.
+STORE_OPS = ("ensure_bucket", "put", "get", "stat", "list", "delete", "ping")
+
+
+def export_initial_metrics(worker: str) -> None:
+    """Export this worker's counters at 0 and its busy gauge at 0 before anything happens.
+
+    A labelled series appears only when first touched, and `increase()`/`rate()` cannot count the
+    step from "absent" to 1: without this the first failure, re-queue or store error of a series
+    would be lost to the alerts, and an idle worker that never ran a job would not count as idle.
+    See https://prometheus.io/docs/practices/instrumentation/#avoid-missing-metrics.
+    """
+    for job_type in JOB_SPECS:
+        JOBS_REQUEUED.labels(type=job_type)
+        for status in FINAL_STATUSES:
+            JOBS_FINISHED.labels(type=job_type, status=status)
+    for op in STORE_OPS:
+        OBJECT_STORE_ERRORS.labels(op=op)
+    LANDSCAPE_POINTS.labels(worker=worker)
+    LANDSCAPE_TILES.labels(worker=worker)
+    WORKER_BUSY.labels(worker=worker).set(0)
 
 
 def tick(settings: Settings) -> tuple[list[int], list[int], list[int]]:
     """One pass: re-queue or fail jobs whose worker vanished, then send every dispatchable job."""
+    tick_tiles(settings)  # first: a job waiting on live tiles must not look lost to reap_stale below
     with session_scope(settings.database_url) as s:
         requeued, failed = reap_stale(session=s, lease_seconds=settings.lease_seconds)
         for job in requeued:
@@ -34,10 +60,15 @@ def tick(settings: Settings) -> tuple[list[int], list[int], list[int]]:
             JOBS_FINISHED.labels(type=job.type, status="failed").inc()
         s.commit()
         sent = dispatch_ready(session=s, settings=settings)
+        resent = redispatch_lost(session=s, settings=settings, after_seconds=settings.redispatch_seconds)
+        if resent:
+            log.warning("queued jobs %s not picked up by an idle worker; sent again", resent)
     return [j.id for j in requeued], [j.id for j in failed], sent
 
 
 class Monitor(threading.Thread):
+    """Heartbeat, reaper, dispatcher and GPU gauges of one worker, every `min(reaper, heartbeat)` seconds."""
+
     def __init__(self, settings: Settings, name: str, queues: str, gpu: str | None) -> None:
         super().__init__(name="bosun-monitor", daemon=True)
         self.settings, self.worker_name, self.queues, self.gpu = settings, name, queues, gpu
@@ -46,6 +77,7 @@ class Monitor(threading.Thread):
 
     def run(self) -> None:
         interval = min(self.settings.reaper_interval_seconds, self.settings.heartbeat_seconds)
+        export_initial_metrics(self.worker_name)
         while True:
             try:
                 self._beat()

@@ -95,8 +95,11 @@ def run_job(settings: Settings, job_id: int, worker: str) -> str:
         spec = parse_spec(job_type, spec_raw)
         record = provenance(job_id=job_id, job_type=job_type, spec=spec_raw, attempt=attempt, worker=worker)
         ctx.save_artifact("spec.json", json.dumps(record, indent=2), "application/json")
-        result = load_service(job_type)(spec, ctx)
-        if ctx.lease_lost.is_set():
+        service = load_service(job_type)
+        service_started = time.monotonic()
+        result = service(spec, ctx)
+        ctx.log(f"{job_type} service finished in {time.monotonic() - service_started:.3f} s")
+        if ctx.lease_lost.is_set() and ctx.worker == worker:
             raise RuntimeError("lease lost")
         status = JobStatus.succeeded
     except Exception as exc:
@@ -115,6 +118,10 @@ def run_job(settings: Settings, job_id: int, worker: str) -> str:
     except Exception as exc:  # metrics are secondary to recording the outcome
         log.warning("job %s: closing context failed: %s", job_id, exc)
 
+    if ctx.worker != worker and status is JobStatus.succeeded:
+        # The service handed its lease on (a landscape's tiles): whoever holds it finishes the job.
+        WORKER_BUSY.labels(worker=worker.split("/")[0]).set(0)
+        return "handed over"
     with session_scope(settings.database_url) as s:
         recorded = finish_job(session=s, job_id=job_id, worker=worker, attempt=attempt, status=status,
                               result=result, error=error)

@@ -9,6 +9,7 @@ from typing import Any
 SERVICES: dict[str, str] = {
     "pretrain": "services.pretrain.job:run",
     "evaluate": "services.evaluate.job:run",
+    "landscape": "services.landscape.job:run",
 }
 
 

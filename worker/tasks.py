@@ -1,15 +1,21 @@
-"""Celery tasks: thin wrappers that hand a job id to the runner."""
+"""Celery tasks: thin wrappers that hand a job id to the runner, or a tile id to the tile runner."""
 
 from __future__ import annotations
 
 import os
 
-from shared.queueing import RUN_JOB
+from shared.queueing import RUN_JOB, RUN_TILE
 from shared.settings import get_settings
 from worker.celery_app import app
 from worker.runner import run_job as run_claimed_job
+from worker.tiles import run_tile as run_claimed_tile
 
 
 @app.task(name=RUN_JOB, bind=True, acks_late=True, reject_on_worker_lost=True)
 def run_job(self, job_id: int) -> str:  # noqa: ANN001
     return run_claimed_job(get_settings(), int(job_id), f"{self.request.hostname}/{os.getpid()}")
+
+
+@app.task(name=RUN_TILE, bind=True, acks_late=True, reject_on_worker_lost=True)
+def run_tile(self, tile_id: int) -> str:  # noqa: ANN001
+    return run_claimed_tile(get_settings(), int(tile_id), f"{self.request.hostname}/{os.getpid()}")

@@ -168,3 +168,33 @@ class Worker(Base):
     state: Mapped[str] = mapped_column(String(16), default="idle")
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TileStatus(str, enum.Enum):
+    pending = "pending"
+    running = "running"
+    done = "done"
+
+
+class Tile(Base):
+    """One block of a landscape job's grid points, run by a `bosun.run_tile` task on any worker.
+
+    `values` holds the points' results once a task finished it; a tile computed twice keeps the
+    values written first (they are the same: the evaluation is deterministic).
+    """
+
+    __tablename__ = "tiles"
+    __table_args__ = (UniqueConstraint("job_id", "index", name="uq_tile_index"),
+                      Index("ix_tiles_job_status", "job_id", "status"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    index: Mapped[int] = mapped_column(Integer)
+    points: Mapped[list[Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default=TileStatus.pending.value)
+    worker: Mapped[str | None] = mapped_column(String(200), default=None)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)
+    enqueued_at: Mapped[datetime | None] = mapped_column(default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    values: Mapped[list[Any] | None] = mapped_column(JSON, default=None)

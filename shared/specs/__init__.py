@@ -7,11 +7,13 @@ from typing import Any
 from pydantic import BaseModel
 
 from shared.specs.evaluate import EvaluateSpec
+from shared.specs.landscape import LandscapeSpec
 from shared.specs.pretrain import PretrainSpec
 
 JOB_SPECS: dict[str, type[BaseModel]] = {
     "pretrain": PretrainSpec,
     "evaluate": EvaluateSpec,
+    "landscape": LandscapeSpec,
 }
 
 

@@ -57,6 +57,7 @@ def main() -> None:
         bosun(env, "db", "upgrade")
         token = bosun(env, "users", "add", "bench", "--admin").strip().splitlines()[-1]
         api, url = start_api(env, home / "api.log")
+        worker = None
         try:
             # 1. Submissions/s with no worker consuming: validation, two commits and a Redis publish each.
             per_client = args.submissions // args.clients
@@ -86,8 +87,9 @@ def main() -> None:
                 total = (ts(done["finished_at"]) - ts(done["created_at"])).total_seconds()
                 overheads.append(total - ran)
                 service.append(ran)
-            worker.stop()
         finally:
+            if worker is not None:
+                worker.kill()
             api.kill()
 
     ms = [1000 * v for v in latencies]

@@ -22,8 +22,9 @@ class Stack:
     other: Client
     workers: list[Proc] = field(default_factory=list)
 
-    def worker(self, name: str = "") -> Proc:
-        proc = start_worker(self.env, self.home / f"worker-{len(self.workers)}.log", name=name)
+    def worker(self, name: str = "", metrics_port: int = 0) -> Proc:
+        proc = start_worker(self.env, self.home / f"worker-{len(self.workers)}.log", name=name,
+                            metrics_port=metrics_port)
         self.workers.append(proc)
         return proc
 

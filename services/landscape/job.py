@@ -1,0 +1,209 @@
+"""The `landscape` job: a loss surface around a model (Li et al. 2018), its grid cut into tiles.
+
+`run` builds the model at the grid's origin, draws the directions once (seeded) and stores them
+as the artifact `directions.pt` (with `origin.json`, the digest of the origin's weights), then
+cuts the grid into tiles. A context that can fan out (`TileFanOut`, the worker's) hands the
+tiles to tile tasks on any worker: each runs `run_tile`, the finished tiles' values are drawn
+into `surface_partial.png` by `save_partial`, and the task finishing the last tile calls
+`assemble`. Any other context (a notebook, `LocalContext`) evaluates the tiles here, one after
+another, with a checkpoint after each. A job run again reuses the stored directions and every
+finished tile, so an interrupted job ends with exactly the surface of an uninterrupted one.
+
+`assemble` writes `surface.npz` (x, y, loss, accuracy; see `surface.py`), the plots of
+`plots.render_plots` (1D curve, or 2D contour, heat map and 3D surface, PNG and SVG) and
+`result.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from services.context import JobContext, JobStopped, TileFanOut
+from services.landscape.directions import (
+    Direction,
+    directions_to_bytes,
+    interpolation_direction,
+    load_directions,
+    random_directions,
+)
+from services.landscape.model import build_model, self_distillation_loss, state_digest
+from services.landscape.perturb import base_state
+from services.landscape.plots import plot_curve, plot_heatmap, render_plots
+from services.landscape.surface import Surface, assemble_surface
+from services.landscape.tiles import Grid, Tile, evaluate_tile, split_tiles
+from shared.specs.landscape import LandscapeSpec
+
+log = logging.getLogger(__name__)
+
+DIRECTIONS = "directions.pt"
+ORIGIN = "origin.json"
+SURFACE = "surface.npz"
+PARTIAL = "surface_partial.png"
+RESULT = "result.json"
+
+
+@dataclass
+class Evaluator:
+    """The model at the origin, the directions and the evaluation subset, all on the device once."""
+
+    spec: LandscapeSpec
+    model: nn.Module
+    base: dict[str, torch.Tensor]
+    directions: list[Direction]
+    data: tuple[torch.Tensor, ...]
+
+    def __call__(self, points: Sequence[Sequence[float]]) -> list[dict[str, Any]]:
+        spec = self.spec
+        return evaluate_tile(self.model, self.base, self.directions, points, self.data, metric=spec.metric,
+                             bn_mode=spec.bn_mode, points_per_forward=spec.points_per_forward, amp=spec.amp,
+                             loss_fn=self_distillation_loss if spec.metric == "dino" else None,
+                             batch_size=spec.batch_size)
+
+
+def _dataset(spec: LandscapeSpec, ctx: JobContext):  # noqa: ANN202
+    """The split to score, with the deterministic evaluation transform at the backbone's input size."""
+    from services.data.datasets import build_dataset
+    from services.data.transforms import eval_transform, input_size_for
+
+    size = spec.dataset.image_size or input_size_for(spec.backbone.name, spec.backbone.kwargs)
+    channels = int(spec.backbone.kwargs.get("in_chans", 3))
+    mean, std = ((0.449,), (0.226,)) if channels == 1 else ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    transform = eval_transform(size, mean, std, channels=channels)
+    return build_dataset(spec.dataset, spec.split, data_root=ctx.data_root, transform=transform)
+
+
+def _draw_directions(spec: LandscapeSpec, ctx: JobContext, model: nn.Module, classes: Sequence[str]) -> list[Direction]:
+    if spec.mode == "interpolate":
+        model_b = build_model(spec, spec.source_b, ctx, classes, seed_offset=1)
+        return [interpolation_direction(model, model_b, dir_type=spec.dir_type)]
+    return random_directions(model, count=2 if spec.is_2d else 1, seed=spec.seed, dir_type=spec.dir_type,
+                             ignore=spec.ignore, norm=spec.norm)
+
+
+def ensure_directions(spec: LandscapeSpec, ctx: JobContext, model: nn.Module,
+                      classes: Sequence[str]) -> list[Direction]:
+    """The job's directions: the stored artifact when an earlier attempt wrote it, else drawn and stored now."""
+    digest = state_digest(model)
+    try:
+        stored = load_directions(ctx.fetch_artifact(ctx.job_id, DIRECTIONS).read_bytes())
+        recorded = json.loads(ctx.fetch_artifact(ctx.job_id, ORIGIN).read_text())["sha256"]
+    except FileNotFoundError:
+        directions = _draw_directions(spec, ctx, model, classes)
+        ctx.save_artifact(ORIGIN, json.dumps({"sha256": digest}), "application/json")
+        ctx.save_artifact(DIRECTIONS, directions_to_bytes(directions), "application/octet-stream")
+        ctx.log(f"drew {len(directions)} {spec.dir_type} direction(s) with seed {spec.seed}")
+        return directions
+    if recorded != digest:
+        raise RuntimeError(f"the model at the origin differs from the one job {ctx.job_id}'s directions were drawn for")
+    ctx.log("reusing the stored directions")
+    return stored
+
+
+def load_evaluator(spec: LandscapeSpec, ctx: JobContext, *, directions: list[Direction] | None = None,
+                   model: nn.Module | None = None, dataset: Any = None) -> Evaluator:
+    """Model, directions (the stored artifact unless given) and subset, moved to the context's device."""
+    from services.data.subset import stratified_subset
+    from services.landscape.subset import load_subset
+
+    dataset = dataset if dataset is not None else _dataset(spec, ctx)
+    if model is None:
+        model = build_model(spec, spec.source, ctx, dataset.classes)
+    if directions is None:
+        directions = load_directions(ctx.fetch_artifact(ctx.job_id, DIRECTIONS).read_bytes())
+        recorded = json.loads(ctx.fetch_artifact(ctx.job_id, ORIGIN).read_text())["sha256"]
+        if recorded != state_digest(model):
+            raise RuntimeError(f"this task built another model than the one job {ctx.job_id}'s directions were drawn for")
+    indices = stratified_subset(dataset.targets, spec.subset_count(len(dataset)), seed=spec.seed)
+    model = model.to(ctx.device).eval()
+    data = load_subset(dataset, indices, ctx.device)
+    return Evaluator(spec, model, base_state(model, directions), directions, data)
+
+
+def run_tile(spec: LandscapeSpec, tile: dict[str, Any], ctx: JobContext) -> list[dict[str, Any]]:
+    """Evaluate one tile ({index, points}) of job `ctx.job_id`: what a tile task runs."""
+    points = Tile.from_dict(tile).points
+    return load_evaluator(spec, ctx)(points)
+
+
+def save_partial(spec: LandscapeSpec, results: Sequence[dict[str, Any]], ctx: JobContext) -> None:
+    """Draw the points finished so far into `surface_partial.png` (blank where points are missing)."""
+    surface = assemble_surface(Grid.from_spec(spec), results)
+    plot = plot_heatmap if surface.is_2d else plot_curve
+    ctx.save_artifact(PARTIAL, plot(surface, log_scale=spec.log_scale), "image/png")
+
+
+def _origin(surface: Surface) -> dict[str, Any]:
+    """The grid point closest to the origin (a = b = 0) and its values."""
+    i = int(np.argmin(np.abs(surface.x)))
+    if surface.is_2d:
+        j = int(np.argmin(np.abs(surface.y)))
+        loss, acc, b = surface.loss[j, i], surface.accuracy[j, i], float(surface.y[j])
+    else:
+        loss, acc, b = surface.loss[i], surface.accuracy[i], 0.0
+    return {"a": float(surface.x[i]), "b": b, "loss": float(loss), "acc": None if np.isnan(acc) else float(acc)}
+
+
+def assemble(spec: LandscapeSpec, results: Sequence[dict[str, Any]], ctx: JobContext) -> dict[str, Any]:
+    """Store the surface, its plots and the summary once every point is in; returns the job's result."""
+    surface = assemble_surface(Grid.from_spec(spec), results)
+    if surface.missing:
+        raise ValueError(f"cannot assemble the surface: {surface.missing} grid points have no result")
+    ctx.save_artifact(SURFACE, surface.to_npz(), "application/octet-stream")
+    plots = render_plots(surface, log_scale=spec.log_scale)
+    for name, data in plots.items():
+        ctx.save_artifact(name, data)
+    finite = surface.loss[np.isfinite(surface.loss)]
+    result = {"mode": spec.mode, "metric": spec.metric, "backbone": spec.backbone.name, "source": spec.source.kind,
+              "shape": list(surface.loss.shape), "points": int(surface.loss.size),
+              "tiles": len(split_tiles(Grid.from_spec(spec), spec.tile_size)),
+              "origin": _origin(surface),
+              "min_loss": float(finite.min()) if finite.size else None,
+              "max_loss": float(finite.max()) if finite.size else None,
+              "artifacts": [SURFACE, *sorted(plots)]}
+    ctx.save_artifact(RESULT, json.dumps(result, indent=2), "application/json")
+    ctx.progress(1.0, "surface assembled")
+    return result
+
+
+def _evaluate_here(spec: LandscapeSpec, ctx: JobContext, tiles: list[Tile], evaluator: Evaluator) -> list[dict[str, Any]]:
+    """Every tile in this process, a checkpoint after each, resuming after the last checkpointed tile."""
+    state = ctx.load_latest_checkpoint() or {}
+    done: dict[int, list[dict[str, Any]]] = {int(k): v for k, v in state.get("tiles", {}).items()}
+    total = sum(len(t.points) for t in tiles)
+    for tile in tiles:
+        if tile.index in done:
+            continue
+        if ctx.should_stop():
+            raise JobStopped(f"stopped before tile {tile.index}")
+        done[tile.index] = evaluator(tile.points)
+        ctx.save_checkpoint({"tiles": done}, step=len(done))
+        results = [point for index in sorted(done) for point in done[index]]
+        save_partial(spec, results, ctx)
+        ctx.progress(len(results) / total, f"{len(results)}/{total} points")
+    return [point for index in sorted(done) for point in done[index]]
+
+
+def run(spec: LandscapeSpec, ctx: JobContext) -> dict[str, Any]:
+    """Directions, then tiles: fanned out where the context can, else evaluated here and assembled."""
+    dataset = _dataset(spec, ctx)
+    model = build_model(spec, spec.source, ctx, dataset.classes)
+    directions = ensure_directions(spec, ctx, model, dataset.classes)
+    grid = Grid.from_spec(spec)
+    tiles = split_tiles(grid, spec.tile_size)
+    ctx.log(f"{spec.mode} landscape of {spec.backbone.name} ({spec.metric}): {grid.size} points in {len(tiles)} tiles")
+    if isinstance(ctx, TileFanOut):
+        results = ctx.fan_out_tiles([tile.to_dict() for tile in tiles])
+        if results is None:
+            return {"tiles": len(tiles), "points": grid.size, "handed_over": True}
+    else:
+        evaluator = load_evaluator(spec, ctx, directions=directions, model=model, dataset=dataset)
+        results = _evaluate_here(spec, ctx, tiles, evaluator)
+    return assemble(spec, results, ctx)

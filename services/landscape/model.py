@@ -1,0 +1,126 @@
+"""The network whose loss surface is drawn, built identically by the job and by every tile task.
+
+Metric 'ce' scores a classifier, as Li et al. 2018 do (tomgoldstein/loss-landscape
+`evaluation.eval_loss`): the backbone plus a linear head over its features. The head comes from
+the checkpoint's `classifier` entry, the state_dict of a linear layer {weight (C, D), bias (C,)}
+with optionally `classes` (checked against the dataset's); a random-init source gets a random
+head, the untrained baseline. A checkpoint without a classifier (DINO, SimCLR) needs metric
+'dino': the DINO self-distillation cross-entropy (Caron et al. 2021, facebookresearch/dino
+`DINOLoss`) between the backbone's outputs on an image and on its mirror image, with DINO's
+teacher (0.04) and student (0.1) temperatures. Both sides are the network at the grid point
+(the EMA teacher and the projection head are not exported with a checkpoint, and the centre is
+left out), and the two views are fixed, so every grid point is scored on the same inputs.
+
+Random initialisation is seeded with the spec's seed before the model is built, so the job and
+its tile tasks, in different processes, build the same weights; `state_digest` checks it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from services.context import JobContext, load_torch
+from services.models import build_backbone, load_weights
+from shared.specs.common import ModelSource
+from shared.specs.landscape import LandscapeSpec
+
+CLASSIFIER_KEY = "classifier"
+TEACHER_TEMP = 0.04
+STUDENT_TEMP = 0.1
+
+
+class Classifier(nn.Module):
+    """A backbone and a linear head: logits for metric 'ce'."""
+
+    def __init__(self, backbone: nn.Module, head: nn.Linear) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(x))
+
+
+def self_distillation_loss(model: nn.Module, batch: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Symmetric DINO cross-entropy between the outputs on the images and on their mirror images (batch mean)."""
+    views = batch[0]
+    out, mirrored = model(views).float(), model(views.flip(-1)).float()
+
+    def cross_entropy(teacher: torch.Tensor, student: torch.Tensor) -> torch.Tensor:
+        targets = F.softmax(teacher / TEACHER_TEMP, dim=-1)
+        return torch.sum(-targets * F.log_softmax(student / STUDENT_TEMP, dim=-1), dim=-1).mean()
+
+    return 0.5 * (cross_entropy(mirrored, out) + cross_entropy(out, mirrored))
+
+
+def source_state(source: ModelSource, ctx: JobContext) -> tuple[dict[str, Any] | None, str]:
+    """The checkpoint a source names, loaded on the CPU, and a description of it; (None, 'random init') for random."""
+    if source.kind == "random":
+        return None, "random init"
+    if source.kind == "file":
+        path = Path(ctx.data_root) / str(source.path)
+        if not path.is_file():
+            raise FileNotFoundError(f"source.path: no weights file {source.path!r} below the data root")
+        return load_torch(path), f"weights file {source.path}"
+    path = ctx.fetch_artifact(int(source.job), source.artifact)
+    return load_torch(path), f"job {source.job} artifact {source.artifact}"
+
+
+def _backbone(spec: LandscapeSpec, state: dict[str, Any] | None, source: ModelSource, origin: str) -> nn.Module:
+    """The backbone with the checkpoint's weights; the kwargs it was trained with are the base of the spec's."""
+    backbone_spec = spec.backbone
+    recorded = state.get("backbone") if state is not None and isinstance(state.get("backbone"), dict) else None
+    if recorded and recorded.get("name") == backbone_spec.name:
+        backbone_spec = backbone_spec.model_copy(update={"kwargs": {**recorded.get("kwargs", {}), **backbone_spec.kwargs}})
+    model = build_backbone(backbone_spec)
+    if state is not None:
+        load_weights(model, state, source.weights, origin)
+    return model
+
+
+def _head(state: dict[str, Any] | None, features: int, classes: Sequence[str], origin: str) -> nn.Linear:
+    """The linear head over `features`: the checkpoint's classifier, or random for a random-init source."""
+    head = nn.Linear(features, len(classes))
+    if state is None:
+        return head
+    entry = state.get(CLASSIFIER_KEY)
+    if not isinstance(entry, dict):
+        raise ValueError(f"metric 'ce' needs a classifier: {origin} has no {CLASSIFIER_KEY!r} entry; use metric 'dino'")
+    recorded = entry.get("classes")
+    if recorded is not None and list(recorded) != list(classes):
+        raise ValueError(f"{origin}: classifier classes {list(recorded)} differ from the dataset's {list(classes)}")
+    weights = {k: v for k, v in entry.items() if k in ("weight", "bias")}
+    if "weight" not in weights or tuple(weights["weight"].shape) != (len(classes), features):
+        shape = tuple(weights["weight"].shape) if "weight" in weights else None
+        raise ValueError(f"{origin}: classifier weight of shape {shape} does not map {features} features "
+                         f"to the dataset's {len(classes)} classes")
+    head.load_state_dict(weights)
+    return head
+
+
+def build_model(spec: LandscapeSpec, source: ModelSource, ctx: JobContext, classes: Sequence[str], *,
+                seed_offset: int = 0) -> nn.Module:
+    """The network at one end of the landscape, in eval mode on the CPU: a Classifier for 'ce', the backbone for 'dino'."""
+    state, origin = source_state(source, ctx)
+    torch.manual_seed(spec.seed + seed_offset)
+    backbone = _backbone(spec, state, source, origin)
+    if spec.metric == "dino":
+        return backbone.eval()
+    return Classifier(backbone, _head(state, backbone.num_features, classes, origin)).eval()
+
+
+def state_digest(model: nn.Module) -> str:
+    """sha256 over the model's state_dict (names and float32 values): the same origin in every task."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().to("cpu", torch.float32 if tensor.is_floating_point() else torch.int64)
+                      .contiguous().numpy().tobytes())
+    return digest.hexdigest()

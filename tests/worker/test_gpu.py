@@ -1,0 +1,106 @@
+"""worker/gpu.py against a stand-in NVML: which GPUs a worker exports, and surviving a GPU fault."""
+
+from __future__ import annotations
+
+import sys
+import types
+from collections.abc import Iterator
+
+import pytest
+from prometheus_client import REGISTRY
+
+from worker.gpu import GpuMetrics, visible_gpus
+
+GIB = 1 << 30
+
+
+class FakeNvml(types.ModuleType):
+    """Two GPUs by index and UUID; `broken` names GPUs whose reads raise, as after an XID fault."""
+
+    def __init__(self) -> None:
+        super().__init__("pynvml")
+        self.broken: set[str] = set()
+        self.inits = 0
+
+    def nvmlInit(self) -> None:  # noqa: N802 (NVML's names)
+        self.inits += 1
+
+    def nvmlDeviceGetCount(self) -> int:  # noqa: N802
+        return 2
+
+    def nvmlDeviceGetHandleByIndex(self, index: int) -> str:  # noqa: N802
+        if index not in (0, 1):
+            raise RuntimeError(f"invalid index {index}")
+        return f"gpu{index}"
+
+    def nvmlDeviceGetHandleByUUID(self, uuid: str) -> str:  # noqa: N802
+        return {"GPU-aaaa": "gpu0", "GPU-bbbb": "gpu1"}[uuid]
+
+    def nvmlDeviceGetUtilizationRates(self, handle: str) -> types.SimpleNamespace:  # noqa: N802
+        if handle in self.broken:
+            raise RuntimeError("GPU is lost")
+        return types.SimpleNamespace(gpu=40 if handle == "gpu0" else 90)
+
+    def nvmlDeviceGetMemoryInfo(self, handle: str) -> types.SimpleNamespace:  # noqa: N802
+        return types.SimpleNamespace(used=GIB, total=80 * GIB)
+
+
+@pytest.fixture
+def nvml(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeNvml]:
+    fake = FakeNvml()
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    yield fake
+
+
+def gauge(name: str, worker: str, gpu: str) -> float | None:
+    return REGISTRY.get_sample_value(name, {"worker": worker, "gpu": gpu})
+
+
+def test_visible_gpus_parses_cuda_visible_devices() -> None:
+    assert visible_gpus(None) is None
+    assert visible_gpus("") == [] and visible_gpus("-1") == []
+    assert visible_gpus("1") == ["1"] and visible_gpus(" 0, 1 ") == ["0", "1"]
+    assert visible_gpus("GPU-aaaa") == ["GPU-aaaa"]
+
+
+def test_exports_only_the_workers_gpu(nvml: FakeNvml) -> None:
+    GpuMetrics("gpu1@box", "1").update()
+    assert gauge("bosun_gpu_utilization_ratio", "gpu1@box", "1") == pytest.approx(0.9)
+    assert gauge("bosun_gpu_memory_total_bytes", "gpu1@box", "1") == 80 * GIB
+    assert gauge("bosun_gpu_memory_used_bytes", "gpu1@box", "0") is None
+
+
+def test_unset_means_every_gpu_and_uuids_are_looked_up(nvml: FakeNvml) -> None:
+    GpuMetrics("all@box", None).update()
+    assert gauge("bosun_gpu_utilization_ratio", "all@box", "0") == pytest.approx(0.4)
+    assert gauge("bosun_gpu_utilization_ratio", "all@box", "1") == pytest.approx(0.9)
+    GpuMetrics("uuid@box", "GPU-bbbb").update()
+    assert gauge("bosun_gpu_utilization_ratio", "uuid@box", "GPU-bbbb") == pytest.approx(0.9)
+
+
+def test_cpu_worker_exports_no_gpu(nvml: FakeNvml) -> None:
+    metrics = GpuMetrics("cpu@box", "")
+    metrics.update()
+    assert metrics.handles == [] and nvml.inits == 0
+    assert gauge("bosun_gpu_utilization_ratio", "cpu@box", "0") is None
+
+
+def test_unknown_gpu_is_skipped(nvml: FakeNvml) -> None:
+    metrics = GpuMetrics("odd@box", "0,7")
+    assert [name for name, _ in metrics.handles] == ["0"]
+
+
+def test_a_gpu_fault_does_not_stop_the_others(nvml: FakeNvml) -> None:
+    metrics = GpuMetrics("faulty@box", "0,1")
+    nvml.broken.add("gpu0")
+    metrics.update()
+    assert gauge("bosun_gpu_utilization_ratio", "faulty@box", "0") is None
+    assert gauge("bosun_gpu_utilization_ratio", "faulty@box", "1") == pytest.approx(0.9)
+
+
+def test_no_nvml_exports_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "pynvml", None)  # import pynvml raises ImportError
+    metrics = GpuMetrics("plain@box", "0")
+    metrics.update()
+    assert metrics.handles == []
+    assert gauge("bosun_gpu_utilization_ratio", "plain@box", "0") is None

@@ -1,0 +1,236 @@
+"""Fanned-out jobs inside a worker: handing the tiles out, running one tile, finishing the job.
+
+A job whose service fans out (a loss landscape) does not hold a worker while its tiles run:
+`fan_out` writes the tiles, passes the job's lease to them (shared.tiles.hand_over) and sends
+one `bosun.run_tile` task per tile on the job's queue; the job's own task then returns with the
+job still running. `run_tile` claims a tile, runs the job type's `run_tile(spec, tile, ctx)`,
+stores the values and the job's progress (points done / total) and redraws the partial plot;
+the task that finishes the last tile runs `assemble(spec, results, ctx)` and records the job's
+outcome. `tick_tiles`, called by every worker's monitor, re-queues tiles whose worker vanished
+and sends tiles no task was sent for.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+import time
+import traceback
+from types import ModuleType
+from typing import Any
+
+from shared.db import Job, JobStatus, session_scope
+from shared.db.models import Tile
+from shared.jobs import dispatch_ready, set_progress
+from shared.metrics import JOBS_FINISHED, LANDSCAPE_POINTS, LANDSCAPE_TILES
+from shared.queueing import BrokerUnavailable
+from shared.settings import Settings
+from shared.specs import parse_spec
+from shared.storage import open_store
+from shared.tiles import (
+    DELEGATED,
+    claim_assembly,
+    claim_tile,
+    create_tiles,
+    dispatch_tiles,
+    done_values,
+    finish_delegated,
+    finish_tile,
+    hand_over,
+    reap_tiles,
+    renew_parent,
+    renew_tile,
+    tile_progress,
+)
+from worker.context import WorkerContext
+from worker.runner import one_line
+from worker.services import SERVICES
+
+log = logging.getLogger(__name__)
+
+
+def service_module(job_type: str) -> ModuleType:
+    """The module of a job type's service, which holds its `run_tile`, `save_partial` and `assemble`."""
+    try:
+        target = SERVICES[job_type]
+    except KeyError:
+        raise ValueError(f"no service runs job type {job_type!r}") from None
+    return importlib.import_module(target.partition(":")[0])
+
+
+def fan_out(ctx: WorkerContext, tiles: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+    """Write the job's tiles and hand them out; their values instead when every tile is done already.
+
+    From the hand-over on, `ctx.worker` names the delegated lease: the attempt's heartbeat keeps
+    renewing it until the task returns, and the runner's own finish (guarded by its worker
+    name) changes nothing, so the job stays running until its last tile lands.
+    """
+    with session_scope(ctx.settings.database_url) as s:
+        create_tiles(session=s, job_id=ctx.job_id, tiles=tiles)
+        progress = tile_progress(session=s, job_id=ctx.job_id)
+        if progress.tiles_left == 0:
+            ctx.log(f"all {len(tiles)} tiles were done by an earlier attempt")
+            return done_values(session=s, job_id=ctx.job_id)
+        if not hand_over(session=s, job_id=ctx.job_id, worker=ctx.worker, attempt=ctx.attempt):
+            raise RuntimeError("lease lost before the tiles were handed out")
+        set_progress(session=s, job_id=ctx.job_id, attempt=ctx.attempt, fraction=progress.fraction,
+                     message=f"{progress.points_done}/{progress.points_total} points")
+    ctx.worker = DELEGATED
+    ctx.lease_lost.clear()
+    ctx.log(f"{progress.tiles_left} of {len(tiles)} tiles handed out "
+            f"({progress.points_done}/{progress.points_total} points done)")
+    try:
+        with session_scope(ctx.settings.database_url) as s:
+            dispatch_tiles(session=s, settings=ctx.settings, job_id=ctx.job_id)
+    except BrokerUnavailable as exc:
+        ctx.log(f"sending the tiles failed ({exc}); the workers' monitors send them")
+    return None
+
+
+class TileHeartbeat(threading.Thread):
+    """Renews the tile's lease and, from tile activity, the job's; picks up a cancel of the job."""
+
+    def __init__(self, ctx: WorkerContext, tile_id: int, tile_attempt: int, interval: float) -> None:
+        super().__init__(name=f"tile-heartbeat-{tile_id}", daemon=True)
+        self.ctx, self.tile_id, self.tile_attempt, self.interval = ctx, tile_id, tile_attempt, interval
+        self.stopped = threading.Event()
+        self.tile_done = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.interval):
+            try:
+                with session_scope(self.ctx.settings.database_url) as s:
+                    if not self.tile_done.is_set() and not renew_tile(
+                            session=s, tile_id=self.tile_id, worker=self.ctx.worker, attempt=self.tile_attempt):
+                        log.warning("tile %s: lease lost; its values are still stored if no one did", self.tile_id)
+                        self.tile_done.set()
+                    cancel = renew_parent(session=s, job_id=self.ctx.job_id, attempt=self.ctx.attempt)
+            except Exception as exc:  # a database blip must not kill the tile; the lease has slack
+                log.warning("heartbeat of tile %s failed: %s", self.tile_id, exc)
+                continue
+            if cancel is None:
+                self.ctx.lease_lost.set()
+            elif cancel:
+                self.ctx.cancel_requested.set()
+
+
+def _record(settings: Settings, job_id: int, job_type: str, attempt: int, status: JobStatus,
+            result: dict[str, Any] | None = None, error: str | None = None) -> bool:
+    """Finish the job its tiles hold; on success send the jobs that waited for it."""
+    with session_scope(settings.database_url) as s:
+        recorded = finish_delegated(session=s, job_id=job_id, attempt=attempt, status=status, result=result,
+                                    error=error)
+    if recorded:
+        JOBS_FINISHED.labels(type=job_type, status=status.value).inc()
+        if status is JobStatus.succeeded:
+            try:
+                with session_scope(settings.database_url) as s:
+                    dispatch_ready(session=s, settings=settings)
+            except Exception as exc:  # the worker's monitor retries dispatch
+                log.warning("dispatch after job %s failed: %s", job_id, exc)
+    return recorded
+
+
+def _not_claimed(settings: Settings, tile_id: int) -> str:
+    """A tile task that found nothing to do; a cancel asked for its job is recorded here."""
+    with session_scope(settings.database_url) as s:
+        tile = s.get(Tile, tile_id)
+        job = s.get(Job, tile.job_id) if tile is not None else None
+        if job is None or not (job.cancel_requested and job.status == JobStatus.running.value and job.worker == DELEGATED):
+            log.info("tile %s not claimable; message dropped", tile_id)
+            return "skipped"
+        job_id, job_type, attempt = job.id, job.type, job.attempts
+    _record(settings, job_id, job_type, attempt, JobStatus.cancelled, error="cancelled on request")
+    return "cancelled"
+
+
+def run_tile(settings: Settings, tile_id: int, worker: str) -> str:
+    """Claim and run one tile; the task that finishes the last tile assembles and finishes the job."""
+    with session_scope(settings.database_url) as s:
+        tile = claim_tile(session=s, tile_id=tile_id, worker=worker)
+        if tile is None:
+            return _not_claimed(settings, tile_id)
+        job = s.get(Job, tile.job_id)
+        job_id, job_type, spec_raw, attempt = job.id, job.type, dict(job.spec), job.attempts
+        work, tile_attempt = {"index": tile.index, "points": tile.points}, tile.attempts
+    ctx = WorkerContext(settings=settings, store=open_store(settings), job_id=job_id, job_type=job_type,
+                        attempt=attempt, worker=worker, seed=int(spec_raw.get("seed", 0) or 0))
+    beat = TileHeartbeat(ctx, tile_id, tile_attempt, settings.heartbeat_seconds)
+    beat.start()
+    try:
+        return _run_claimed(settings, ctx, beat, tile_id, work, spec_raw)
+    except Exception as exc:
+        error = f"tile {work['index']}: {one_line(exc)}"
+        ctx.log(f"job failed: {error}\n{traceback.format_exc()}")
+        _record(settings, job_id, job_type, attempt, JobStatus.failed, error=error)
+        return "failed"
+    finally:
+        beat.stopped.set()
+        beat.join(timeout=5)
+        try:
+            ctx.close()
+        except Exception as exc:  # metrics are secondary to recording the outcome
+            log.warning("tile %s: closing context failed: %s", tile_id, exc)
+
+
+def _run_claimed(settings: Settings, ctx: WorkerContext, beat: TileHeartbeat, tile_id: int,
+                 work: dict[str, Any], spec_raw: dict[str, Any]) -> str:
+    module = service_module(ctx.job_type)
+    spec = parse_spec(ctx.job_type, spec_raw)
+    started = time.monotonic()
+    values = module.run_tile(spec, work, ctx)
+    with session_scope(settings.database_url) as s:
+        stored = finish_tile(session=s, tile_id=tile_id, values=values)
+        progress = tile_progress(session=s, job_id=ctx.job_id)
+        set_progress(session=s, job_id=ctx.job_id, attempt=ctx.attempt, fraction=progress.fraction,
+                     message=f"{progress.points_done}/{progress.points_total} points")
+    beat.tile_done.set()
+    if stored:
+        ctx.log(f"tile {work['index']} ({len(values)} points) done on {ctx.worker} in {time.monotonic() - started:.1f} s")
+        LANDSCAPE_TILES.labels(worker=ctx.worker.split("/")[0]).inc()
+        LANDSCAPE_POINTS.labels(worker=ctx.worker.split("/")[0]).inc(len(values))
+    if ctx.cancel_requested.is_set():
+        _record(settings, ctx.job_id, ctx.job_type, ctx.attempt, JobStatus.cancelled, error="cancelled on request")
+        return "cancelled"
+    if progress.tiles_left:
+        if stored:
+            _save_partial(module, spec, ctx)
+        return "done"
+    with session_scope(settings.database_url) as s:
+        if not claim_assembly(session=s, job_id=ctx.job_id, attempt=ctx.attempt):
+            return "done"
+        results = done_values(session=s, job_id=ctx.job_id)
+    _save_partial(module, spec, ctx, results)
+    result = module.assemble(spec, results, ctx)
+    recorded = _record(settings, ctx.job_id, ctx.job_type, ctx.attempt, JobStatus.succeeded, result=result)
+    return "succeeded" if recorded else "lease lost"
+
+
+def _save_partial(module: ModuleType, spec: Any, ctx: WorkerContext,
+                  results: list[dict[str, Any]] | None = None) -> None:
+    """Redraw the partial plot; it is a preview, so a failure (two tasks writing it at once) is only logged."""
+    try:
+        if results is None:
+            with session_scope(ctx.settings.database_url) as s:
+                results = done_values(session=s, job_id=ctx.job_id)
+        module.save_partial(spec, results, ctx)
+    except Exception as exc:
+        log.warning("job %s: partial plot not updated: %s", ctx.job_id, exc)
+
+
+def tick_tiles(settings: Settings) -> tuple[list[int], list[int], list[int]]:
+    """Re-queue tiles whose worker vanished, keep jobs waiting on tiles alive, send unsent tiles.
+
+    Runs before the job reaper in each monitor pass, so a job whose tiles are alive is never
+    taken for lost. Returns (requeued tile ids, failed job ids, sent tile ids).
+    """
+    with session_scope(settings.database_url) as s:
+        requeued, failed = reap_tiles(session=s, lease_seconds=settings.lease_seconds)
+        for tile in requeued:
+            log.warning("tile %s of job %s re-queued: worker %s lost", tile.index, tile.job_id, tile.worker)
+        for job_id in failed:
+            JOBS_FINISHED.labels(type=s.get(Job, job_id).type, status="failed").inc()
+        s.commit()
+        sent = dispatch_tiles(session=s, settings=settings)
+    return [t.id for t in requeued], failed, sent
