@@ -40,6 +40,9 @@ def check_data_paths(spec: BaseModel, data_root: Path) -> None:
     if dataset is not None:
         checks += [(["spec", "dataset", "path"], p) for p in dataset.data_paths()]
     checks += [(["spec", name, "path"], src.path) for name, src in _model_sources(spec) if src.kind == "file"]
+    robustness = _robustness(spec)
+    if robustness is not None:
+        checks += [(["spec", "robustness", "cifar10c_path"], p) for p in robustness.data_paths()]
     for loc, rel in checks:
         path = (root / rel).resolve()
         if not path.is_relative_to(root):
@@ -48,6 +51,17 @@ def check_data_paths(spec: BaseModel, data_root: Path) -> None:
             raise unprocessable(loc, f"{rel!r} does not exist below BOSUN_DATA_ROOT")
 
 
+def _robustness(spec: BaseModel):  # noqa: ANN202
+    """The robustness block of an evaluate spec that runs the robustness protocol, else None."""
+    if "robustness" in getattr(spec, "protocols", ()):
+        return spec.robustness
+    return None
+
+
 def source_jobs(spec: BaseModel) -> list[tuple[list[str | int], int]]:
-    """Jobs whose checkpoints the spec loads: they become dependencies of the new job."""
-    return [(["spec", name, "job"], int(src.job)) for name, src in _model_sources(spec) if src.kind == "job"]
+    """Jobs whose outputs the spec reads (checkpoints, a robustness baseline): they become dependencies."""
+    jobs = [(["spec", name, "job"], int(src.job)) for name, src in _model_sources(spec) if src.kind == "job"]
+    robustness = _robustness(spec)
+    if robustness is not None and robustness.baseline_job is not None:
+        jobs.append((["spec", "robustness", "baseline_job"], int(robustness.baseline_job)))
+    return jobs

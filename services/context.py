@@ -26,6 +26,7 @@ class JobContext(Protocol):
     seed: int
     data_root: Path
     scratch: Path
+    cache_dir: Path
 
     @property
     def device(self) -> str: ...
@@ -83,7 +84,9 @@ class LocalContext:
         self.job_id = job_id
         self.seed = seed
         self.data_root = Path(data_root) if data_root else self.root / "data"
+        self.root.mkdir(parents=True, exist_ok=True)
         self.scratch = Path(tempfile.mkdtemp(prefix=f"job{job_id}-", dir=self.root))
+        self.cache_dir = self.root / "cache"
         self._device = device
         self._stop_after = stop_after_checks
         self._checks = 0

@@ -41,6 +41,7 @@ class WorkerContext:
         self.seed = seed
         self.data_root = Path(settings.data_root)
         self.scratch = Path(tempfile.mkdtemp(prefix=f"bosun-job{job_id}-"))
+        self.cache_dir = Path(settings.home) / "cache"
         self.cancel_requested = threading.Event()
         self.lease_lost = threading.Event()
         self._metrics: list[dict[str, Any]] = []

@@ -128,3 +128,8 @@ def build_dataset(spec: Any, split: str, *, data_root: Path, transform: Transfor
         dataset.select(_subset(dataset, spec.max_per_split))
     log.info("dataset %s/%s: %d samples, %d classes", spec.kind, split, len(dataset), len(dataset.classes))
     return dataset
+
+
+def open_split(spec: Any, split: str, ctx: Any, transform: Transform = None) -> ImageDataset:
+    """`build_dataset` for a job: data below the context's data root, crop caches in its cache folder."""
+    return build_dataset(spec, split, data_root=ctx.data_root, transform=transform, cache_dir=ctx.cache_dir)

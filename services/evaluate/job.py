@@ -45,7 +45,6 @@ FEATURES_SHARE = 0.3
 WEIGHTS = {"knn": 1.0, "linear": 2.0, "robustness": 4.0, "tsne": 2.0, "attention": 0.5, "gradcam": 1.0}
 """Rough relative cost of the protocols, to spread progress across them."""
 
-GREY_STATS = ((0.449,), (0.226,))
 """ImageNet channel means/stds averaged, for 1-channel inputs (as pretraining normalizes them)."""
 
 Report = Callable[[float, str], None]
@@ -144,17 +143,18 @@ class Splits:
 
 def load_splits(spec: EvaluateSpec, ctx: JobContext) -> Splits:
     """Train and test split (and the linear probe's val split), normalized as pretraining normalizes them."""
-    from services.data.datasets import build_dataset
-    from services.data.transforms import IMAGENET_MEAN, IMAGENET_STD, eval_transform, input_size_for
+    from services.data.datasets import open_split
+    from services.data.stats import normalization
+    from services.data.transforms import eval_transform, input_size_for
 
     size = spec.dataset.image_size or input_size_for(spec.backbone.name, spec.backbone.kwargs)
-    train = build_dataset(spec.dataset, spec.train_split, data_root=ctx.data_root)
+    train = open_split(spec.dataset, spec.train_split, ctx)
     channels = int(spec.backbone.kwargs.get("in_chans", train.channels))
-    mean, std = (IMAGENET_MEAN, IMAGENET_STD) if channels == 3 else GREY_STATS
+    mean, std = normalization(spec.dataset, ctx.data_root, channels)
     train.transform = transform = eval_transform(size, mean, std, channels=channels)
 
     def split(name: str, field: str) -> Any:
-        dataset = build_dataset(spec.dataset, name, data_root=ctx.data_root, transform=transform)
+        dataset = open_split(spec.dataset, name, ctx, transform)
         if list(dataset.classes) != list(train.classes):
             raise ValueError(f"{field}: split {name!r} has other classes than {spec.train_split!r}")
         return dataset
@@ -395,7 +395,7 @@ def uint8_image(image: Any, size: int) -> np.ndarray:
 
 def cifar10c_table(ev: Evaluation, classifier: Classifier, report: Report) -> RobustnessTable:
     """Classify CIFAR-10-C's published corrupted test images; clean accuracy on the CIFAR-10 test split."""
-    from services.data.datasets import build_dataset
+    from services.data.datasets import open_split
     from services.data.subset import stratified_subset
     from shared.specs.datasets import Cifar10CDataset
 
@@ -404,7 +404,7 @@ def cifar10c_table(ev: Evaluation, classifier: Classifier, report: Report) -> Ro
     files = Cifar10CDataset(kind="cifar10c", path=opts.cifar10c_path, corruptions=opts.corruptions,
                             severities=opts.severities, max_per_split=opts.max_images * len(cells),
                             image_size=ev.spec.dataset.image_size)
-    data = build_dataset(files, "test", data_root=ev.ctx.data_root, transform=ev.transform)
+    data = open_split(files, "test", ev.ctx, ev.transform)
     if list(data.classes) != ev.classes:
         raise ValueError("robustness.cifar10c_path: the CIFAR-10-C classes differ from the dataset's")
     feats, labels = extract_features(ev.model, data, feature_fn=classifier.feature_fn, device=ev.device,

@@ -70,14 +70,14 @@ class Evaluator:
 
 def _dataset(spec: LandscapeSpec, ctx: JobContext):  # noqa: ANN202
     """The split to score, with the deterministic evaluation transform at the backbone's input size."""
-    from services.data.datasets import build_dataset
+    from services.data.datasets import open_split
+    from services.data.stats import normalization
     from services.data.transforms import eval_transform, input_size_for
 
     size = spec.dataset.image_size or input_size_for(spec.backbone.name, spec.backbone.kwargs)
     channels = int(spec.backbone.kwargs.get("in_chans", 3))
-    mean, std = ((0.449,), (0.226,)) if channels == 1 else ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
-    transform = eval_transform(size, mean, std, channels=channels)
-    return build_dataset(spec.dataset, spec.split, data_root=ctx.data_root, transform=transform)
+    mean, std = normalization(spec.dataset, ctx.data_root, channels)
+    return open_split(spec.dataset, spec.split, ctx, eval_transform(size, mean, std, channels=channels))
 
 
 def _draw_directions(spec: LandscapeSpec, ctx: JobContext, model: nn.Module, classes: Sequence[str]) -> list[Direction]:

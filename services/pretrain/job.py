@@ -20,7 +20,6 @@ from shared.specs.pretrain import PretrainSpec
 
 log = logging.getLogger(__name__)
 
-_GREY_STATS = ((0.449,), (0.226,))  # ImageNet channel means/stds averaged, for 1-channel inputs
 
 
 def local_crop_size(global_size: int, patch_size: int, requested: int | None) -> int:
@@ -29,11 +28,11 @@ def local_crop_size(global_size: int, patch_size: int, requested: int | None) ->
     return max(patch_size, round(size / patch_size) * patch_size)
 
 
-def training_transform(spec: PretrainSpec, method: PretrainMethod, size: int, channels: int) -> Callable[[Any], Any]:
+def training_transform(spec: PretrainSpec, method: PretrainMethod, size: int, channels: int,
+                       mean: Sequence[float], std: Sequence[float]) -> Callable[[Any], Any]:
     """The augmentation of `spec.method` at crop size `size` for `channels`-channel inputs."""
-    from services.data.transforms import IMAGENET_MEAN, IMAGENET_STD, DinoMultiCrop, TwoViewTransform
+    from services.data.transforms import DinoMultiCrop, TwoViewTransform
 
-    mean, std = (IMAGENET_MEAN, IMAGENET_STD) if channels == 3 else _GREY_STATS
     if spec.dino is not None:
         dino = spec.dino
         local = local_crop_size(size, patch_size_of(method.student_backbone()), dino.local_crops_size)
@@ -56,25 +55,26 @@ def supervised_transform(size: int, mean: Sequence[float], std: Sequence[float],
 
 def prepare(spec: PretrainSpec, ctx: JobContext) -> tuple[PretrainData, PretrainMethod]:
     """Datasets with their transforms, and the method with its starting weights."""
-    from services.data.datasets import build_dataset
-    from services.data.transforms import IMAGENET_MEAN, IMAGENET_STD, eval_transform, input_size_for
+    from services.data.datasets import open_split
+    from services.data.stats import normalization
+    from services.data.transforms import eval_transform, input_size_for
 
     size = spec.dataset.image_size or input_size_for(spec.backbone.name, spec.backbone.kwargs)
-    train_set = build_dataset(spec.dataset, spec.train_split, data_root=ctx.data_root)
+    train_set = open_split(spec.dataset, spec.train_split, ctx)
     channels = int(spec.backbone.kwargs.get("in_chans", train_set.channels))
+    mean, std = normalization(spec.dataset, ctx.data_root, channels)
     seed_everything(spec.options.seed)
     method = build_method(spec, num_classes=len(train_set.classes), in_chans=channels, img_size=size)
     load_source_weights(method.student_backbone(), spec.source, ctx)
     if method.feature_backbone() is not method.student_backbone():
         method.feature_backbone().load_state_dict(method.student_backbone().state_dict())
-    train_set.transform = training_transform(spec, method, size, channels)
+    train_set.transform = training_transform(spec, method, size, channels, mean, std)
 
     knn_train = knn_test = None
     if spec.knn_every:
-        mean, std = (IMAGENET_MEAN, IMAGENET_STD) if channels == 3 else _GREY_STATS
         evaluation = eval_transform(size, mean, std, channels=channels)
-        knn_train = build_dataset(spec.dataset, spec.train_split, data_root=ctx.data_root, transform=evaluation)
-        knn_test = build_dataset(spec.dataset, spec.knn_split, data_root=ctx.data_root, transform=evaluation)
+        knn_train = open_split(spec.dataset, spec.train_split, ctx, evaluation)
+        knn_test = open_split(spec.dataset, spec.knn_split, ctx, evaluation)
         if list(knn_test.classes) != list(train_set.classes):
             raise ValueError(f"knn_split: split {spec.knn_split!r} has other classes than {spec.train_split!r}")
     ctx.log(f"{spec.method} on {spec.backbone.name} ({ctx.device}): {len(train_set)} images, "

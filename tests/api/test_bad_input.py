@@ -128,3 +128,19 @@ def test_broker_down_is_503_and_nothing_is_stored(api, embedded_settings) -> Non
     assert r.status_code == 503 and "queue" in r.json()["detail"]
     assert client.get("/readyz").json()["checks"]["broker"].startswith("unreachable")
     assert api.get("/api/v1/jobs", headers=api.as_("bob")).json()["count"] == 0
+
+
+def test_robustness_inputs_are_checked_and_become_dependencies(api) -> None:  # noqa: ANN001
+    robust = {**EVALUATE, "dataset": {"kind": "cifar10", "path": "synthetic-maritime"}, "protocols": ["knn", "robustness"],
+              "robustness": {"cifar10c_path": "no-cifar10c", "corruptions": ["fog"], "severities": [1]}}
+    r = api.post("/api/v1/jobs", json={"type": "evaluate", "spec": robust}, headers=api.as_("bob"))
+    assert r.status_code == 422 and "body.spec.robustness.cifar10c_path" in locs(r), r.json()
+
+    baseline = api.post("/api/v1/jobs", json={"type": "evaluate", "spec": EVALUATE}, headers=api.as_("bob")).json()
+    spec_b = {**EVALUATE, "protocols": ["knn", "robustness"],
+              "robustness": {"baseline_job": baseline["id"], "corruptions": ["fog"], "severities": [1]}}
+    job = api.post("/api/v1/jobs", json={"type": "evaluate", "spec": spec_b}, headers=api.as_("bob")).json()
+    assert job["depends_on"] == [baseline["id"]]
+    spec_b["robustness"]["baseline_job"] = 999
+    r = api.post("/api/v1/jobs", json={"type": "evaluate", "spec": spec_b}, headers=api.as_("bob"))
+    assert r.status_code == 422 and "body.spec.robustness.baseline_job" in locs(r)
