@@ -52,6 +52,10 @@ class PretrainMethod(nn.Module):
     def student_backbone(self) -> nn.Module:
         raise NotImplementedError
 
+    def classifier(self) -> nn.Linear | None:
+        """The trained linear classifier over the backbone's features, for methods that have one."""
+        return None
+
 
 def build_method(spec: PretrainSpec, *, num_classes: int, in_chans: int = 3,
                  img_size: int | None = None) -> PretrainMethod:

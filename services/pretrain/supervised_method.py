@@ -66,3 +66,6 @@ class SupervisedMethod(PretrainMethod):
 
     def student_backbone(self) -> nn.Module:
         return self.student.backbone
+
+    def classifier(self) -> nn.Linear:
+        return self.student.head

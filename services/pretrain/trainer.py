@@ -222,6 +222,9 @@ class Trainer:
                     "teacher": cpu_state(self.method.feature_backbone()),
                     "backbone": {"name": self.spec.backbone.name, "kwargs": export_kwargs(self.method.backbone_kwargs)},
                     "method": self.spec.method, "epochs": self.epochs, "embed_dim": self.method.embed_dim}
+        head = self.method.classifier()
+        if head is not None:  # lets landscape jobs score cross-entropy with the trained classifier
+            artifact["classifier"] = {**cpu_state(head), "classes": list(self.data.train.classes)}
         path = Path(self.ctx.scratch) / "checkpoint.pt"
         torch.save(artifact, path)
         self.ctx.save_artifact("checkpoint.pt", path, content_type="application/octet-stream")

@@ -81,3 +81,7 @@ def test_simclr_run_gives_two_views_and_supervised_one(tmp_path):
     assert len(views) == 2 and views[0].shape == (3, 16, 16) and not torch.equal(views[0], views[1])
     result = run(PretrainSpec.model_validate({**raw, "method": "supervised", "supervised": options}), ctx)
     assert result["method"] == "supervised" and np.isfinite(result["loss"])
+    exported = torch.load(ctx.artifact_path("checkpoint.pt"), weights_only=False)
+    classifier = exported["classifier"]  # the trained head, so landscape jobs can score cross-entropy
+    assert classifier["classes"] == list(data.train.classes)
+    assert classifier["weight"].shape == (len(data.train.classes), result["embed_dim"])
