@@ -80,11 +80,12 @@ def users_add(name: str, admin: Annotated[bool, typer.Option("--admin", help="ma
 
 
 @app.command()
-def api(host: str = "127.0.0.1", port: int = 8000) -> None:
+def api(host: str = "127.0.0.1", port: int = 8000,
+        workers: Annotated[int, typer.Option(help="uvicorn processes; one per core the API may use")] = 1) -> None:
     """Run the REST API (uvicorn)."""
     import uvicorn
 
-    uvicorn.run("api.main:create_app", factory=True, host=host, port=port)
+    uvicorn.run("api.main:create_app", factory=True, host=host, port=port, workers=workers)
 
 
 @app.command()

@@ -137,10 +137,10 @@ def start_worker(env: dict[str, str], log: Path, queues: str = "gpu,cpu", name: 
     return Proc(argv, env, log)
 
 
-def start_api(env: dict[str, str], log: Path) -> tuple[Proc, str]:
+def start_api(env: dict[str, str], log: Path, workers: int = 1) -> tuple[Proc, str]:
     port = free_port()
     proc = Proc([sys.executable, "-m", "uvicorn", "api.main:create_app", "--factory", "--host", "127.0.0.1",
-                 "--port", str(port), "--log-level", "warning"], env, log)
+                 "--port", str(port), "--log-level", "warning", "--workers", str(workers)], env, log)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for(lambda: httpx.get(f"{url}/healthz", timeout=1).status_code == 200, 60, "the API")
