@@ -466,5 +466,58 @@ def main() -> None:
     app()
 
 
+@app.command("queue")
+def queue_(queue: Annotated[Optional[str], typer.Option(help="only this queue (gpu, cpu)")] = None) -> None:
+    """Show the queue in dispatch order: each job's position and why it waits, then running jobs and workers."""
+    with _client() as client:
+        try:
+            snapshot = client.queue(queue)
+        except ApiError as exc:
+            _fail(exc)
+    table = Table("queue", "pos", "id", "owner", "prio", "gpus", "type", "name", "waits for")
+    for e in snapshot["data"]:
+        why = e["reason"] + (f" ({e['detail']})" if e["detail"] else "")
+        table.add_row(e["queue"], str(e["position"] or ""), str(e["id"]), e["owner"], str(e["priority"]), str(e["gpus"]),
+                      e["type"], e["name"], escape(why))
+    console.print(table)
+    running = Table("running", "owner", "prio", "gpus", "worker", "preempting")
+    for j in snapshot["running"]:
+        running.add_row(str(j["id"]), j["owner"], str(j["priority"]), str(j["gpus"]), j["worker"] or "",
+                        "yes" if j["preempt_requested"] else "")
+    console.print(running)
+    workers = Table("worker", "queues", "state", "alive", "job")
+    for w in snapshot["workers"]:
+        workers.add_row(w["name"], ",".join(w["queues"]), w["state"], "yes" if w["alive"] else "no", str(w["job"] or ""))
+    console.print(workers)
+    usage = ", ".join(f"{user} {hours:.2f}" for user, hours in sorted(snapshot["usage"].items()))
+    console.print(f"{snapshot['count']} queued; free slots {snapshot['free_slots']}; decayed GPU-hours: {usage or 'none'}")
+
+
+@app.command()
+def usage(days: Annotated[int, typer.Option(help="days back, today included")] = 7) -> None:
+    """GPU-hours per user per day."""
+    with _client() as client:
+        try:
+            page = client.usage(days)
+        except ApiError as exc:
+            _fail(exc)
+    table = Table("day", "user", "GPU-hours")
+    for row in page["data"]:
+        table.add_row(row["day"], row["user"], f"{row['gpu_hours']:.2f}")
+    console.print(table)
+
+
+@app.command()
+def drain(worker_name: Annotated[str, typer.Argument(help="worker name, as in `bosun queue`")],
+          undo: Annotated[bool, typer.Option("--undo", help="take work again")] = False) -> None:
+    """Drain a worker (admin): it finishes its job and takes no new one."""
+    with _client() as client:
+        try:
+            worker = client.undrain(worker_name) if undo else client.drain(worker_name)
+        except ApiError as exc:
+            _fail(exc)
+    console.print(f"worker {worker['name']}: {worker['state']}")
+
+
 if __name__ == "__main__":
     main()

@@ -41,9 +41,43 @@ class Client:
         return response.json()
 
     def submit(self, job_type: str, spec: dict[str, Any], *, name: str = "", priority: int = 0,
-               depends_on: list[int] | None = None) -> dict[str, Any]:
-        body = {"type": job_type, "spec": spec, "name": name, "priority": priority, "depends_on": depends_on or []}
+               depends_on: list[int] | None = None, gpus: int = 1) -> dict[str, Any]:
+        body = {"type": job_type, "spec": spec, "name": name, "priority": priority, "depends_on": depends_on or [],
+                "gpus": gpus}
         return self._call("POST", "/api/v1/jobs", json=body)
+
+    def queue(self, queue: str | None = None) -> dict[str, Any]:
+        """Queued jobs in dispatch order: {data: [{id, owner, queue, position, reason, ...}], running, workers, ...}."""
+        return self._call("GET", "/api/v1/queue", params={"queue": queue} if queue else {})
+
+    def usage(self, days: int = 7) -> dict[str, Any]:
+        """GPU-hours per user per day: {data: [{user, day, gpu_hours}], since}."""
+        return self._call("GET", "/api/v1/usage", params={"days": days})
+
+    def workers(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/api/v1/workers")
+
+    def drain(self, worker: str) -> dict[str, Any]:
+        return self._call("POST", f"/api/v1/workers/{worker}/drain")
+
+    def undrain(self, worker: str) -> dict[str, Any]:
+        return self._call("POST", f"/api/v1/workers/{worker}/undrain")
+
+    def set_priority(self, job_id: int, priority: int) -> dict[str, Any]:
+        return self._call("PATCH", f"/api/v1/jobs/{job_id}/priority", json={"priority": priority})
+
+    def hold(self, job_id: int) -> dict[str, Any]:
+        return self._call("POST", f"/api/v1/jobs/{job_id}/hold")
+
+    def release(self, job_id: int) -> dict[str, Any]:
+        return self._call("POST", f"/api/v1/jobs/{job_id}/release")
+
+    def limits(self, user: str) -> dict[str, Any]:
+        return self._call("GET", f"/api/v1/users/{user}/limits")
+
+    def set_limits(self, user: str, *, max_gpus: int | None = None, max_queued_jobs: int | None = None) -> dict[str, Any]:
+        return self._call("PUT", f"/api/v1/users/{user}/limits",
+                          json={"max_gpus": max_gpus, "max_queued_jobs": max_queued_jobs})
 
     def job(self, job_id: int) -> dict[str, Any]:
         return self._call("GET", f"/api/v1/jobs/{job_id}")

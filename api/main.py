@@ -11,7 +11,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from sqlalchemy.exc import OperationalError, DBAPIError
 
 from api.metrics import DatabaseCollector
-from api.routes import compare, datasets, health, jobs
+from api.routes import compare, datasets, health, jobs, queue
 from shared.metrics import HTTP_DURATION, HTTP_REQUESTS
 from shared.queueing import BrokerUnavailable
 from shared.settings import Settings, get_settings
@@ -35,6 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(jobs.router, prefix="/api/v1")
     app.include_router(datasets.router, prefix="/api/v1")
     app.include_router(compare.router, prefix="/api/v1")
+    app.include_router(queue.router, prefix="/api/v1")
 
     @app.middleware("http")
     async def _count_requests(request: Request, call_next):  # noqa: ANN001, ANN202

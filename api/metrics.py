@@ -6,7 +6,7 @@ import logging
 from collections.abc import Iterator
 from datetime import timedelta
 
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
@@ -14,6 +14,7 @@ from shared.db import Job, JobStatus, Worker, session_scope
 from shared.db.models import utcnow
 from shared.jobs import as_utc, count_by_status
 from shared.queueing import QUEUES
+from shared.scheduling import gpu_seconds_total
 from shared.settings import Settings
 from shared.specs import JOB_SPECS
 
@@ -21,7 +22,8 @@ log = logging.getLogger(__name__)
 
 
 class DatabaseCollector(Collector):
-    """bosun_jobs{type,status}, bosun_queue_oldest_wait_seconds{queue}, bosun_workers{state}.
+    """bosun_jobs{type,status}, bosun_queue_oldest_wait_seconds{queue}, bosun_workers{state},
+    bosun_gpu_seconds_total{user} (GPU-seconds of every job's last attempt, running ones until now).
 
     Every known job type x status and every queue is exported, at 0 when nothing is in it, so a
     panel or an alert on an empty queue reads 0 rather than no data.
@@ -35,6 +37,7 @@ class DatabaseCollector(Collector):
         oldest = GaugeMetricFamily("bosun_queue_oldest_wait_seconds", "Age of the oldest queued job sent to a queue",
                                    labels=["queue"])
         workers = GaugeMetricFamily("bosun_workers", "Workers with a recent heartbeat, by state", labels=["state"])
+        gpu_seconds = CounterMetricFamily("bosun_gpu_seconds", "GPU-seconds used by each user's jobs", labels=["user"])
         try:
             with session_scope(self.settings.database_url) as s:
                 counts = {(job_type, status.value): 0 for job_type in JOB_SPECS for status in JobStatus}
@@ -58,9 +61,12 @@ class DatabaseCollector(Collector):
                     states[state] += 1
                 for state, n in states.items():
                     workers.add_metric([state], n)
+                for user, seconds in sorted(gpu_seconds_total(session=s, now=now).items()):
+                    gpu_seconds.add_metric([user], seconds)
         except Exception as exc:  # a scrape during a database outage still returns the process metrics
             log.warning("database metrics unavailable: %s", exc)
             return
         yield jobs
         yield oldest
         yield workers
+        yield gpu_seconds

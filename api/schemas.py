@@ -20,6 +20,7 @@ class JobCreate(BaseModel):
     priority: int = Field(default=0, ge=-100, le=100)
     depends_on: list[int] = Field(default_factory=list, max_length=100)
     max_attempts: int | None = Field(default=None, ge=1, le=20)
+    gpus: int = Field(default=1, ge=0, le=16, description="GPUs the job needs on one box; 0 runs it on the cpu queue")
 
 
 class JobPublic(BaseModel):
@@ -32,6 +33,8 @@ class JobPublic(BaseModel):
     status: Status
     priority: int
     queue: str
+    gpus: int
+    held: bool
     progress: float
     message: str
     attempts: int
@@ -42,6 +45,7 @@ class JobPublic(BaseModel):
     depends_on: list[int]
     cancel_requested: bool
     created_at: datetime
+    enqueued_at: datetime | None = Field(description="when the dispatcher last sent it to a worker")
     started_at: datetime | None
     finished_at: datetime | None
     heartbeat_at: datetime | None
@@ -89,3 +93,82 @@ class ArtifactPublic(BaseModel):
 class ArtifactsPublic(BaseModel):
     data: list[ArtifactPublic]
     count: int
+
+
+class QueueEntryPublic(BaseModel):
+    """A queued job as the dispatcher sees it: position in its queue (1 = next) and why it waits."""
+
+    id: int
+    name: str
+    type: str
+    owner: str
+    queue: str
+    gpus: int
+    priority: int
+    position: int | None
+    reason: str
+    detail: str
+    created_at: datetime
+
+
+class RunningJobPublic(BaseModel):
+    id: int
+    name: str
+    owner: str
+    queue: str
+    gpus: int
+    priority: int
+    worker: str | None
+    preempt_requested: bool
+
+
+class WorkerPublic(BaseModel):
+    name: str
+    queues: list[str]
+    gpu: str | None
+    state: Literal["idle", "busy", "draining"]
+    alive: bool
+    job: int | None
+    heartbeat_at: datetime
+
+
+class QueuePublic(BaseModel):
+    data: list[QueueEntryPublic]
+    count: int
+    running: list[RunningJobPublic]
+    workers: list[WorkerPublic]
+    free_slots: dict[str, int]
+    usage: dict[str, float] = Field(description="decayed GPU-hours per user (the fair-share key)")
+
+
+class UsageRow(BaseModel):
+    user: str
+    day: str
+    gpu_hours: float
+
+
+class UsagePublic(BaseModel):
+    data: list[UsageRow]
+    count: int
+    since: datetime
+
+
+class PriorityUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    priority: int = Field(ge=-100, le=100)
+
+
+class UserLimits(BaseModel):
+    """A user's limits; None falls back to the settings' default, 0 means unlimited."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_gpus: int | None = Field(default=None, ge=0)
+    max_queued_jobs: int | None = Field(default=None, ge=0)
+
+
+class UserLimitsPublic(UserLimits):
+    user: str
+    effective_max_gpus: int
+    effective_max_queued_jobs: int

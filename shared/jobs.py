@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import and_, exists, func, select, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from shared.db.models import FINAL_STATUSES, Job, JobLog, JobStatus, User, Worker, job_dependencies, utcnow
 
@@ -28,8 +28,11 @@ def as_utc(value: datetime | None) -> datetime | None:
 
 
 def create_job(*, session: Session, job_type: str, spec: dict[str, Any], owner: User, name: str = "",
-               priority: int = 0, depends_on: Sequence[int] = (), max_attempts: int = 3, queue: str = "gpu") -> Job:
-    """Insert a queued job; a parent that already failed or was cancelled cancels it at once."""
+               priority: int = 0, depends_on: Sequence[int] = (), max_attempts: int = 3, queue: str | None = None,
+               gpus: int = 1) -> Job:
+    """Insert a queued job (on the queue its `gpus` ask for, unless given); a failed or cancelled parent cancels it."""
+    from shared.scheduling import queue_for
+
     parents = []
     for parent_id in sorted(set(depends_on)):
         parent = session.get(Job, parent_id)
@@ -37,7 +40,7 @@ def create_job(*, session: Session, job_type: str, spec: dict[str, Any], owner: 
             raise JobError(f"depends_on: job {parent_id} does not exist")
         parents.append(parent)
     job = Job(type=job_type, spec=spec, owner=owner, name=name, priority=priority, max_attempts=max_attempts,
-              queue=queue, parents=parents)
+              queue=queue or queue_for(gpus), gpus=gpus, parents=parents)
     session.add(job)
     session.flush()
     for parent in parents:
@@ -54,29 +57,28 @@ def _cancel_for_parent(session: Session, job: Job, parent: Job) -> None:
     job.finished_at = utcnow()
 
 
-def ready_to_dispatch(*, session: Session, limit: int = 100) -> list[Job]:
-    """Queued jobs never sent to a worker whose parents have all succeeded."""
-    parent = aliased(Job)
-    unmet = exists().where(
-        job_dependencies.c.job_id == Job.id,
-        job_dependencies.c.parent_id == parent.id,
-        parent.status != JobStatus.succeeded.value,
-    )
-    stmt = (select(Job).where(Job.status == JobStatus.queued.value, Job.enqueued_at.is_(None), ~unmet)
-            .order_by(Job.priority.desc(), Job.id).limit(limit))
-    return list(session.scalars(stmt))
-
-
 def claim_job(*, session: Session, job_id: int, worker: str) -> Job | None:
-    """Take the lease on a queued job: running, attempt+1. None if someone else holds it or it ended."""
+    """Take the lease on a queued job: running, attempt+1. None if someone else holds it or it ended.
+
+    A draining worker claims nothing: since Celery queues are shared it may still receive a
+    message, so it hands the job back to the dispatcher (`enqueued_at` cleared), which sends it
+    again once an undrained worker is free. The drain check is part of the claim's condition, so a
+    drain recorded before the claim always wins.
+    """
     now = utcnow()
+    draining = exists().where(Worker.name == worker.split("/")[0], Worker.state == "draining")
     result = session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.status == JobStatus.queued.value, Job.cancel_requested.is_(False))
+        .where(Job.id == job_id, Job.status == JobStatus.queued.value, Job.cancel_requested.is_(False),
+               Job.held.is_(False), ~draining)
         .values(status=JobStatus.running.value, worker=worker, attempts=Job.attempts + 1, heartbeat_at=now,
-                started_at=now, message="started", error=None)
+                started_at=now, message="started", error=None, preempt_requested=False)
     )
     if result.rowcount != 1:
+        if session.scalar(select(draining)):
+            session.execute(update(Job).where(Job.id == job_id, Job.status == JobStatus.queued.value)
+                            .values(enqueued_at=None))
+            session.commit()
         return None
     session.commit()
     job = session.get(Job, job_id, populate_existing=True)
@@ -84,7 +86,7 @@ def claim_job(*, session: Session, job_id: int, worker: str) -> Job | None:
 
 
 def heartbeat(*, session: Session, job_id: int, worker: str, attempt: int) -> bool | None:
-    """Renew the lease. Returns the cancel flag, or None when the lease was lost."""
+    """Renew the lease. Returns whether to stop (cancel or preemption asked), or None when the lease was lost."""
     result = session.execute(
         update(Job)
         .where(Job.id == job_id, Job.worker == worker, Job.attempts == attempt, Job.status == JobStatus.running.value)
@@ -92,7 +94,8 @@ def heartbeat(*, session: Session, job_id: int, worker: str, attempt: int) -> bo
     )
     if result.rowcount != 1:
         return None
-    return bool(session.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
+    flags = session.execute(select(Job.cancel_requested, Job.preempt_requested).where(Job.id == job_id)).one()
+    return bool(flags[0] or flags[1])
 
 
 def set_progress(*, session: Session, job_id: int, attempt: int, fraction: float, message: str) -> None:
@@ -104,7 +107,13 @@ def set_progress(*, session: Session, job_id: int, attempt: int, fraction: float
 
 def finish_job(*, session: Session, job_id: int, worker: str, attempt: int, status: JobStatus,
                result: dict[str, Any] | None = None, error: str | None = None) -> bool:
-    """Record the outcome of the attempt this worker holds; False if the lease had moved on."""
+    """Record the outcome of the attempt this worker holds; False if the lease had moved on.
+
+    A job stopped because the dispatcher preempted it is not cancelled: it goes back to the
+    queue (see `requeue_preempted`).
+    """
+    if status is JobStatus.cancelled and requeue_preempted(session=session, job_id=job_id, worker=worker, attempt=attempt):
+        return True
     values: dict[str, Any] = {"status": status.value, "finished_at": utcnow(), "error": error,
                               "message": error or status.value}
     if status is JobStatus.succeeded:
@@ -116,6 +125,30 @@ def finish_job(*, session: Session, job_id: int, worker: str, attempt: int, stat
     ).rowcount == 1
     if done and status is not JobStatus.succeeded:
         cancel_dependents(session=session, parent_id=job_id, parent_status=status.value)
+    return done
+
+
+def requeue_preempted(*, session: Session, job_id: int, worker: str, attempt: int) -> bool:
+    """Put a preempted job (stopped at a checkpoint) back in the queue; the attempt does not count.
+
+    Only when the stop was a preemption, not a user's cancel. It resumes from its last committed
+    checkpoint when dispatched again.
+    """
+    row = session.execute(select(Job.preempted_by).where(
+        Job.id == job_id, Job.worker == worker, Job.attempts == attempt, Job.status == JobStatus.running.value,
+        Job.preempt_requested.is_(True), Job.cancel_requested.is_(False))).first()
+    if row is None:
+        return False
+    message = f"preempted by job {row[0]}" if row[0] else "preempted"
+    done = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.worker == worker, Job.attempts == attempt, Job.status == JobStatus.running.value,
+               Job.preempt_requested.is_(True), Job.cancel_requested.is_(False))
+        .values(status=JobStatus.queued.value, attempts=Job.attempts - 1, enqueued_at=None, worker=None,
+                preempt_requested=False, message=message, heartbeat_at=utcnow())
+    ).rowcount == 1
+    if done:
+        session.add(JobLog(job_id=job_id, attempt=attempt, text=message + "; re-queued, resumes from its checkpoint"))
     return done
 
 
@@ -198,40 +231,54 @@ def count_by_status(*, session: Session) -> list[tuple[str, str, int]]:
     return [tuple(r) for r in session.execute(select(Job.type, Job.status, func.count()).group_by(Job.type, Job.status))]
 
 
-def dispatch(*, session: Session, settings, jobs: Sequence[Job]) -> list[int]:  # noqa: ANN001
-    """Send `run_job` for each job not yet sent; the conditional mark keeps two dispatchers from both sending."""
-    from shared.queueing import send_run_job
+def dispatch_ready(*, session: Session, settings) -> list[int]:  # noqa: ANN001
+    """One pass of the dispatcher: fill free worker slots in policy order and ask for preemptions.
 
-    sent = []
-    for job in jobs:
-        marked = session.execute(
-            update(Job).where(Job.id == job.id, Job.status == JobStatus.queued.value, Job.enqueued_at.is_(None))
-            .values(enqueued_at=utcnow())
+    Under the dispatch lock the plan is made and its jobs marked sent (`enqueued_at`), then the
+    lock is released and the messages are published; a job whose message the broker refused is
+    unmarked again, so the next pass retries it. See shared.scheduling for the order.
+    """
+    from shared.queueing import BrokerUnavailable, send_run_job
+    from shared.scheduling import lock_dispatch, plan
+
+    session.commit()
+    lock_dispatch(session)
+    decided = plan(session=session, settings=settings)
+    now = utcnow()
+    marked = [job for job in decided.dispatch if session.execute(
+        update(Job).where(Job.id == job.id, Job.status == JobStatus.queued.value, Job.enqueued_at.is_(None))
+        .values(enqueued_at=now)).rowcount]
+    for victim, by in decided.preempt:
+        asked = session.execute(
+            update(Job).where(Job.id == victim.id, Job.status == JobStatus.running.value, Job.preempt_requested.is_(False))
+            .values(preempt_requested=True, preempted_by=by.id, message=f"preemption requested by job {by.id}")
         ).rowcount
-        session.commit()
-        if not marked:
-            continue
+        if asked:
+            session.add(JobLog(job_id=victim.id, attempt=victim.attempts,
+                               text=f"job {by.id} (priority {by.priority}) preempts this job (priority {victim.priority})"))
+    session.commit()
+    sent, failure = [], None
+    for job in marked:
         try:
             send_run_job(settings, job.id, job.queue)
-        except Exception:
-            session.execute(update(Job).where(Job.id == job.id).values(enqueued_at=None))
-            session.commit()
-            raise
-        sent.append(job.id)
+            sent.append(job.id)
+        except BrokerUnavailable as exc:
+            failure = exc
+            session.execute(update(Job).where(Job.id == job.id, Job.status == JobStatus.queued.value)
+                            .values(enqueued_at=None))
+    session.commit()
+    if failure is not None:
+        raise failure
     return sent
 
 
-def dispatch_ready(*, session: Session, settings) -> list[int]:  # noqa: ANN001
-    """Send every queued job whose dependencies are met and that no worker has been sent yet."""
-    return dispatch(session=session, settings=settings, jobs=ready_to_dispatch(session=session))
-
-
 def redispatch_lost(*, session: Session, settings, after_seconds: float) -> list[int]:  # noqa: ANN001
-    """Send again queued jobs that an idle worker of their queue has not picked up for `after_seconds`.
+    """Mark unsent the queued jobs that an idle worker of their queue has not picked up for `after_seconds`.
 
     A message can vanish outside bosun's control (a Redis restarted without its append-only file,
     a flushed database, a publish routed before any worker declared the queue). The row still says
-    queued, so the job is sent again; a duplicate message is harmless because claims are atomic.
+    queued, so the next dispatch pass sends the job again; a duplicate message is harmless because
+    claims are atomic.
     """
     now = utcnow()
     alive_after = now - timedelta(seconds=settings.lease_seconds)
@@ -249,6 +296,7 @@ def redispatch_lost(*, session: Session, settings, after_seconds: float) -> list
             .order_by(Job.priority.desc(), Job.id).limit(slots)
         ).all()
     for job in stale:
-        session.execute(update(Job).where(Job.id == job.id).values(enqueued_at=None))
+        session.execute(update(Job).where(Job.id == job.id, Job.status == JobStatus.queued.value)
+                        .values(enqueued_at=None))
     session.commit()
-    return dispatch(session=session, settings=settings, jobs=stale)
+    return [job.id for job in stale]

@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "minioadmin", "password", "secret", "postgres"})
@@ -45,8 +45,20 @@ class Settings(BaseSettings):
     # Celery's Redis transport redelivers an unacked message after this long. The lease reaper
     # re-queues lost jobs long before, and a task drops a message whose job is not queued.
     visibility_timeout_seconds: int = 30 * 24 * 3600
+    # Scheduling (shared.scheduling): fair share decays a user's GPU-seconds with this half-life;
+    # limits of 0 mean unlimited and an admin may override them per user; a queued job of at least
+    # `preempt_priority` may preempt a lower-priority running job (None: preemption off).
+    fair_share_half_life_hours: float = Field(default=24.0, gt=0)
+    max_gpus_per_user: int = Field(default=0, ge=0)
+    max_queued_jobs_per_user: int = Field(default=0, ge=0)
+    preempt_priority: int | None = None
     api_url: str = "http://127.0.0.1:8000"
     token: str = ""
+
+    @field_validator("preempt_priority", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: object) -> object:
+        return None if value == "" else value
 
     @model_validator(mode="after")
     def _fill_embedded_defaults(self) -> "Settings":

@@ -59,10 +59,10 @@ def tick(settings: Settings) -> tuple[list[int], list[int], list[int]]:
         for job in failed:
             JOBS_FINISHED.labels(type=job.type, status="failed").inc()
         s.commit()
+        lost = redispatch_lost(session=s, settings=settings, after_seconds=settings.redispatch_seconds)
+        if lost:
+            log.warning("queued jobs %s not picked up by an idle worker; sending them again", lost)
         sent = dispatch_ready(session=s, settings=settings)
-        resent = redispatch_lost(session=s, settings=settings, after_seconds=settings.redispatch_seconds)
-        if resent:
-            log.warning("queued jobs %s not picked up by an idle worker; sent again", resent)
     return [j.id for j in requeued], [j.id for j in failed], sent
 
 

@@ -128,12 +128,11 @@ def run_job(settings: Settings, job_id: int, worker: str) -> str:
     if recorded:
         JOBS_FINISHED.labels(type=job_type, status=status.value).inc()
         RUN_TIME.labels(type=job_type, status=status.value).observe(time.monotonic() - started)
-        if status is JobStatus.succeeded:
-            try:
-                with session_scope(settings.database_url) as s:
-                    dispatch_ready(session=s, settings=settings)
-            except Exception as exc:  # the worker's monitor retries dispatch
-                log.warning("dispatch after job %s failed: %s", job_id, exc)
+        try:  # a slot is free (and a success may release dependents): fill it now, not at the next tick
+            with session_scope(settings.database_url) as s:
+                dispatch_ready(session=s, settings=settings)
+        except Exception as exc:  # the worker's monitor retries dispatch
+            log.warning("dispatch after job %s failed: %s", job_id, exc)
     WORKER_BUSY.labels(worker=worker.split("/")[0]).set(0)
     return status.value if recorded else "lease lost"
 

@@ -13,25 +13,31 @@ from api.schemas import (ArtifactPublic, ArtifactsPublic, JobCreate, JobPublic, 
                          LogsPublic, MetricPoint, MetricsPublic, Status)
 from api.validation import check_data_paths, source_jobs, unprocessable, validate_spec
 from shared.db import Artifact, Job, JobLog, JobMetric, User
-from shared.db.models import utcnow
-from shared.jobs import JobError, as_utc, create_job, request_cancel
+from shared.jobs import JobError, as_utc, create_job, dispatch_ready, request_cancel
 from shared.metrics import JOBS_SUBMITTED
-from shared.queueing import BrokerUnavailable, send_run_job
+from shared.queueing import BrokerUnavailable, ping_broker
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 
 def to_public(job: Job) -> JobPublic:
     return JobPublic(id=job.id, type=job.type, name=job.name, owner=job.owner.name, status=job.status,
-                     priority=job.priority, queue=job.queue, progress=job.progress, message=job.message,
+                     priority=job.priority, queue=job.queue, gpus=job.gpus, held=job.held, progress=job.progress, message=job.message,
                      attempts=job.attempts, max_attempts=job.max_attempts, worker=job.worker, result=job.result,
                      error=job.error, depends_on=job.depends_on, cancel_requested=job.cancel_requested,
-                     created_at=as_utc(job.created_at), started_at=as_utc(job.started_at),
+                     created_at=as_utc(job.created_at), enqueued_at=as_utc(job.enqueued_at), started_at=as_utc(job.started_at),
                      finished_at=as_utc(job.finished_at), heartbeat_at=as_utc(job.heartbeat_at), spec=job.spec)
 
 
 def submit(*, session, settings, owner: User, job_in: JobCreate) -> Job:  # noqa: ANN001
-    """Validate, store as queued, and send to a worker unless it waits for parents."""
+    """Validate and store as queued, then run one dispatch pass so a free slot starts it at once.
+
+    A job that finds no free slot (or waits for parents, a limit or a hold) stays queued; the
+    dispatcher in every worker sends it when its turn comes. A broker that cannot take work
+    refuses the submission (503) and nothing is stored.
+    """
+    if job_in.gpus > 1:
+        raise unprocessable(["gpus"], f"{job_in.gpus} GPUs asked: multi-GPU (DDP) jobs are not supported yet; use gpus 0 or 1")
     spec = validate_spec(job_in.type, job_in.spec)
     check_data_paths(spec, settings.data_root)
     depends_on = list(job_in.depends_on)
@@ -42,20 +48,18 @@ def submit(*, session, settings, owner: User, job_in: JobCreate) -> Job:  # noqa
     try:
         job = create_job(session=session, job_type=job_in.type, spec=spec.model_dump(mode="json"), owner=owner,
                          name=job_in.name, priority=job_in.priority, depends_on=depends_on,
-                         max_attempts=job_in.max_attempts or settings.max_attempts)
+                         max_attempts=job_in.max_attempts or settings.max_attempts, gpus=job_in.gpus)
     except JobError as exc:
         raise unprocessable(["depends_on"], str(exc)) from None
-    ready = not job.parents and job.status == "queued"
-    if ready:
-        job.enqueued_at = utcnow()  # sent below; a job with parents is sent when they succeed
     session.commit()
-    if ready:
-        try:
-            send_run_job(settings, job.id, job.queue)
-        except BrokerUnavailable:
-            session.delete(job)
-            session.commit()
-            raise
+    try:
+        if job.status == "queued" and job.id not in dispatch_ready(session=session, settings=settings):
+            ping_broker(settings)
+    except BrokerUnavailable:
+        session.delete(job)
+        session.commit()
+        raise
+    session.refresh(job)
     JOBS_SUBMITTED.labels(type=job.type).inc()
     return job
 
@@ -98,7 +102,7 @@ def cancel(job: OwnedJobDep, session: SessionDep, user: CurrentUser) -> Any:
 @router.post("/{job_id}/rerun", status_code=status.HTTP_201_CREATED, response_model=JobPublic)
 def rerun(job: JobDep, session: SessionDep, settings: SettingsDep, user: CurrentUser) -> Any:
     job_in = JobCreate(type=job.type, spec=job.spec, name=job.name, priority=job.priority,
-                       max_attempts=job.max_attempts)
+                       max_attempts=job.max_attempts, gpus=job.gpus)
     return to_public(submit(session=session, settings=settings, owner=user, job_in=job_in))
 
 

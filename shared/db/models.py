@@ -60,6 +60,9 @@ class User(Base):
     name: Mapped[str] = mapped_column(String(64), unique=True)
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Per-user overrides of the scheduler's limits (None: the settings' default applies).
+    max_gpus: Mapped[int | None] = mapped_column(Integer, default=None)
+    max_queued_jobs: Mapped[int | None] = mapped_column(Integer, default=None)
 
 
 class ApiToken(Base):
@@ -92,6 +95,12 @@ class Job(Base):
     status: Mapped[str] = mapped_column(String(16), default=JobStatus.queued.value, index=True)
     priority: Mapped[int] = mapped_column(Integer, default=0)
     queue: Mapped[str] = mapped_column(String(32), default="gpu")
+    gpus: Mapped[int] = mapped_column(Integer, default=1)
+    # Held by its owner or an admin: the dispatcher leaves it queued until released.
+    held: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Asked by the dispatcher to checkpoint and make room for a higher-priority job (see shared.scheduling).
+    preempt_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    preempted_by: Mapped[int | None] = mapped_column(Integer, default=None)
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=3)

@@ -198,6 +198,9 @@ def dino_spec_from_reference(args: dict[str, Any], *, dataset: dict[str, Any], *
     dropped; every other argument must be a `dino` field, so an unknown one is reported by name.
     """
     options = {k: v for k, v in args.items() if k not in REFERENCE_LAUNCHER_ARGS | {"arch", "patch_size"}}
+    if not str(args.get("arch", "vit_small")).startswith("vit"):
+        # The reference's torchvision ResNets have no stochastic depth; timm's would apply the default.
+        options.setdefault("drop_path_rate", 0.0)
     backbone = {"name": backbone_for_reference_arch(args.get("arch", "vit_small"), args.get("patch_size", 16))}
     return PretrainSpec.model_validate({"method": "dino", "backbone": backbone, "dataset": dataset,
                                         "dino": options, **fields})

@@ -9,8 +9,13 @@ from sqlalchemy import select, update
 
 from shared.db import Job, JobStatus, session_scope
 from shared.db.migrate import upgrade
-from shared.jobs import (claim_job, create_job, finish_job, heartbeat, reap_stale, ready_to_dispatch,
-                         request_cancel)
+from shared.jobs import claim_job, create_job, finish_job, heartbeat, reap_stale, request_cancel
+from shared.scheduling import queued_jobs
+
+
+def ready_to_dispatch(*, session) -> list[Job]:  # noqa: ANN001
+    jobs, blocked = queued_jobs(session=session)
+    return [j for j in jobs if j.id not in blocked]
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -1,0 +1,178 @@
+"""Sharing the box: the queue and why jobs wait, GPU usage, and the admin's controls over both.
+
+Reading is open to every user; changing a job's priority, a user's limits or a worker's drain
+state is for admins; holding and releasing a job is for its owner or an admin.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, status
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from api.deps import CurrentUser, JobDep, OwnedJobDep, SessionDep, SettingsDep
+from api.routes.jobs import to_public
+from api.schemas import (JobPublic, PriorityUpdate, QueueEntryPublic, QueuePublic, RunningJobPublic, UsagePublic,
+                         UsageRow, UserLimits, UserLimitsPublic, WorkerPublic)
+from shared.db import Job, JobStatus, User, Worker
+from shared.db.models import utcnow
+from shared.jobs import as_utc, dispatch_ready
+from shared.scheduling import alive_workers, busy_worker_names, limits_of, plan, usage_by_day
+from shared.settings import Settings
+
+router = APIRouter(tags=["queue"])
+
+
+def get_admin(user: CurrentUser) -> User:
+    if not user.is_admin:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"{user.name} is not an admin; only admins may do this")
+    return user
+
+
+AdminUser = Annotated[User, Depends(get_admin)]
+
+
+def get_queued_job(job: JobDep) -> Job:
+    if job.status != JobStatus.queued.value:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=f"job {job.id} is {job.status}, not queued")
+    return job
+
+
+def get_worker(name: str, session: SessionDep) -> Worker:
+    worker = session.get(Worker, name)
+    if worker is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"name: no worker {name!r} is registered")
+    return worker
+
+
+def get_named_user(name: str, session: SessionDep) -> User:
+    user = session.scalar(select(User).where(User.name == name))
+    if user is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"name: no user {name!r}")
+    return user
+
+
+WorkerDep = Annotated[Worker, Depends(get_worker)]
+NamedUserDep = Annotated[User, Depends(get_named_user)]
+
+
+def redispatch(session: Session, settings: Settings) -> None:
+    """A change that may free or fill a slot takes effect now, not at the next monitor tick."""
+    session.commit()
+    dispatch_ready(session=session, settings=settings)
+
+
+def workers_public(*, session: Session, settings: Settings) -> list[WorkerPublic]:
+    now = utcnow()
+    alive = {w.name for w in alive_workers(session=session, settings=settings, now=now)}
+    busy = busy_worker_names(session=session)
+    jobs = {w.split("/")[0]: job_id for job_id, w in session.execute(
+        select(Job.id, Job.worker).where(Job.status == JobStatus.running.value)) if w}
+    rows = session.scalars(select(Worker).order_by(Worker.name)).all()
+    return [WorkerPublic(name=w.name, queues=[q for q in w.queues.split(",") if q], gpu=w.gpu, alive=w.name in alive,
+                         state="draining" if w.state == "draining" else ("busy" if w.name in busy else "idle"),
+                         job=jobs.get(w.name), heartbeat_at=as_utc(w.heartbeat_at)) for w in rows]
+
+
+@router.get("/queue", response_model=QueuePublic)
+def queue(session: SessionDep, settings: SettingsDep, _user: CurrentUser, queue_: Annotated[str | None, Query(alias="queue")] = None) -> Any:
+    """Queued jobs in dispatch order with their position per queue and the reason each waits."""
+    decided = plan(session=session, settings=settings)
+    order = {job.id: i for i, job in enumerate(decided.dispatch)}
+    entries = sorted(decided.entries, key=lambda e: (e.job.queue, e.position is None, e.position or 0,
+                                                     order.get(e.job.id, 0), e.job.id))
+    data = [QueueEntryPublic(id=e.job.id, name=e.job.name, type=e.job.type, owner=e.job.owner.name, queue=e.job.queue,
+                             gpus=e.job.gpus, priority=e.job.priority, position=e.position, reason=e.reason,
+                             detail=e.detail, created_at=as_utc(e.job.created_at))
+            for e in entries if queue_ is None or e.job.queue == queue_]
+    running = session.scalars(select(Job).where(Job.status == JobStatus.running.value).order_by(Job.id)).all()
+    names = dict(session.execute(select(User.id, User.name)).all())
+    return QueuePublic(data=data, count=len(data), free_slots=decided.free_slots,
+                       running=[RunningJobPublic(id=j.id, name=j.name, owner=j.owner.name, queue=j.queue, gpus=j.gpus,
+                                                 priority=j.priority, worker=j.worker,
+                                                 preempt_requested=j.preempt_requested) for j in running],
+                       workers=workers_public(session=session, settings=settings),
+                       usage={names[uid]: round(seconds / 3600.0, 6) for uid, seconds in decided.usage.items()})
+
+
+@router.get("/usage", response_model=UsagePublic)
+def usage(session: SessionDep, _user: CurrentUser, days: Annotated[int, Query(ge=1, le=366)] = 7) -> Any:
+    """GPU-hours per user per UTC day over the last `days` days (today included)."""
+    now = utcnow()
+    since = (now - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    hours = usage_by_day(session=session, since=since, now=now)
+    rows = [UsageRow(user=user, day=day, gpu_hours=round(h, 6)) for (user, day), h in sorted(hours.items())]
+    return UsagePublic(data=rows, count=len(rows), since=since)
+
+
+@router.get("/workers", response_model=list[WorkerPublic])
+def workers(session: SessionDep, settings: SettingsDep, _user: CurrentUser) -> Any:
+    return workers_public(session=session, settings=settings)
+
+
+@router.post("/workers/{name}/drain", response_model=WorkerPublic)
+def drain(worker: WorkerDep, session: SessionDep, settings: SettingsDep, _admin: AdminUser) -> Any:
+    """The worker finishes its job and takes no new one (see shared.jobs.claim_job)."""
+    worker.state = "draining"
+    session.commit()
+    return next(w for w in workers_public(session=session, settings=settings) if w.name == worker.name)
+
+
+@router.post("/workers/{name}/undrain", response_model=WorkerPublic)
+def undrain(worker: WorkerDep, session: SessionDep, settings: SettingsDep, _admin: AdminUser) -> Any:
+    worker.state = "idle"
+    redispatch(session, settings)
+    return next(w for w in workers_public(session=session, settings=settings) if w.name == worker.name)
+
+
+@router.patch("/jobs/{job_id}/priority", response_model=JobPublic)
+def set_priority(body: PriorityUpdate, job: Annotated[Job, Depends(get_queued_job)], session: SessionDep,
+                 settings: SettingsDep, _admin: AdminUser) -> Any:
+    """Change a queued job's priority; priority is compared before fair share."""
+    session.execute(update(Job).where(Job.id == job.id).values(priority=body.priority))
+    redispatch(session, settings)
+    session.refresh(job)
+    return to_public(job)
+
+
+@router.post("/jobs/{job_id}/hold", response_model=JobPublic)
+def hold(job: OwnedJobDep, session: SessionDep) -> Any:
+    """Keep a queued job from starting until released (a message already sent is dropped by the claim)."""
+    get_queued_job(job)
+    session.execute(update(Job).where(Job.id == job.id, Job.status == JobStatus.queued.value)
+                    .values(held=True, enqueued_at=None, message="held"))
+    session.commit()
+    session.refresh(job)
+    return to_public(job)
+
+
+@router.post("/jobs/{job_id}/release", response_model=JobPublic)
+def release(job: OwnedJobDep, session: SessionDep, settings: SettingsDep) -> Any:
+    get_queued_job(job)
+    session.execute(update(Job).where(Job.id == job.id).values(held=False, message="released"))
+    redispatch(session, settings)
+    session.refresh(job)
+    return to_public(job)
+
+
+def limits_public(user: User, settings: Settings) -> UserLimitsPublic:
+    gpus, queued = limits_of(user, settings)
+    return UserLimitsPublic(user=user.name, max_gpus=user.max_gpus, max_queued_jobs=user.max_queued_jobs,
+                            effective_max_gpus=gpus, effective_max_queued_jobs=queued)
+
+
+@router.get("/users/{name}/limits", response_model=UserLimitsPublic)
+def get_limits(target: NamedUserDep, settings: SettingsDep, _user: CurrentUser) -> Any:
+    return limits_public(target, settings)
+
+
+@router.put("/users/{name}/limits", response_model=UserLimitsPublic)
+def put_limits(body: UserLimits, target: NamedUserDep, session: SessionDep, settings: SettingsDep,
+               _admin: AdminUser) -> Any:
+    """Override a user's limits (None: back to the settings' default; 0: unlimited)."""
+    target.max_gpus, target.max_queued_jobs = body.max_gpus, body.max_queued_jobs
+    redispatch(session, settings)
+    return limits_public(target, settings)

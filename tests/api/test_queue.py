@@ -1,0 +1,87 @@
+"""The queue routes on the embedded default: listing and reasons, admin controls, limits, drain, usage."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import update
+
+from shared.db import Job, Worker, session_scope
+from shared.db.models import utcnow
+from tests.api.conftest import EVALUATE
+
+
+def submit(api, who: str, **kw) -> dict:  # noqa: ANN001, ANN003
+    r = api.post("/api/v1/jobs", json={"type": "evaluate", "spec": EVALUATE, **kw}, headers=api.as_(who))
+    assert r.status_code == 201, r.json()
+    return r.json()
+
+
+def test_queue_lists_positions_and_reasons(api) -> None:  # noqa: ANN001
+    first, second = submit(api, "bob"), submit(api, "bob", name="later")
+    cpu = submit(api, "bob", gpus=0)
+    assert cpu["queue"] == "cpu" and first["queue"] == "gpu" and first["enqueued_at"] is None
+    child = submit(api, "alice", depends_on=[first["id"]])
+    page = api.get("/api/v1/queue", headers=api.as_("bob")).json()
+    rows = {e["id"]: (e["queue"], e["position"], e["reason"]) for e in page["data"]}
+    assert rows == {first["id"]: ("gpu", 1, "no free GPU"), second["id"]: ("gpu", 2, "priority"),
+                    cpu["id"]: ("cpu", 1, "no free GPU"), child["id"]: ("gpu", None, "dependency")}
+    assert page["count"] == 4 and page["workers"] == [] and page["free_slots"] == {}
+    only_cpu = api.get("/api/v1/queue", params={"queue": "cpu"}, headers=api.as_("bob")).json()
+    assert [e["id"] for e in only_cpu["data"]] == [cpu["id"]]
+
+
+def test_multi_gpu_jobs_are_refused_clearly(api) -> None:  # noqa: ANN001
+    r = api.post("/api/v1/jobs", json={"type": "evaluate", "spec": EVALUATE, "gpus": 2}, headers=api.as_("bob"))
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "gpus"]
+    assert "DDP" in r.json()["detail"][0]["msg"]
+
+
+def test_priority_hold_and_limits_are_controlled(api) -> None:  # noqa: ANN001
+    first, second = submit(api, "bob"), submit(api, "bob")
+    path = f"/api/v1/jobs/{second['id']}"
+    assert api.patch(path + "/priority", json={"priority": 5}, headers=api.as_("bob")).status_code == 403
+    assert api.patch(path + "/priority", json={"priority": 5}, headers=api.as_("alice")).json()["priority"] == 5
+    assert api.patch("/api/v1/jobs/999/priority", json={"priority": 5}, headers=api.as_("alice")).status_code == 404
+    reasons = {e["id"]: (e["position"], e["reason"]) for e in api.get("/api/v1/queue", headers=api.as_("bob")).json()["data"]}
+    assert reasons == {second["id"]: (1, "no free GPU"), first["id"]: (2, "priority")}
+
+    assert api.post(path + "/hold", headers=api.as_("bob")).json()["held"] is True
+    reasons = {e["id"]: e["reason"] for e in api.get("/api/v1/queue", headers=api.as_("bob")).json()["data"]}
+    assert reasons[second["id"]] == "held"
+    assert api.post(path + "/release", headers=api.as_("bob")).json()["held"] is False
+
+    assert api.put("/api/v1/users/bob/limits", json={"max_gpus": 1}, headers=api.as_("bob")).status_code == 403
+    limits = api.put("/api/v1/users/bob/limits", json={"max_gpus": 0, "max_queued_jobs": 1}, headers=api.as_("alice")).json()
+    assert limits == {"user": "bob", "max_gpus": 0, "max_queued_jobs": 1, "effective_max_gpus": 0,
+                      "effective_max_queued_jobs": 1}
+    reasons = {e["id"]: e["reason"] for e in api.get("/api/v1/queue", headers=api.as_("bob")).json()["data"]}
+    assert reasons == {second["id"]: "no free GPU", first["id"]: "user limit"}
+    assert api.get("/api/v1/users/nobody/limits", headers=api.as_("bob")).status_code == 404
+
+
+def test_drain_shows_in_workers_and_metrics(api, embedded_settings) -> None:  # noqa: ANN001
+    with session_scope(embedded_settings.database_url) as s:
+        s.add(Worker(name="w1@box", queues="cpu,gpu", pid=1, heartbeat_at=utcnow()))
+    assert api.post("/api/v1/workers/w1@box/drain", headers=api.as_("bob")).status_code == 403
+    assert api.post("/api/v1/workers/nope/drain", headers=api.as_("alice")).status_code == 404
+    assert api.post("/api/v1/workers/w1@box/drain", headers=api.as_("alice")).json()["state"] == "draining"
+    assert api.get("/api/v1/workers", headers=api.as_("bob")).json()[0]["state"] == "draining"
+    assert 'bosun_workers{state="draining"} 1.0' in api.get("/metrics").text
+    job = submit(api, "bob")
+    assert api.get(f"/api/v1/jobs/{job['id']}", headers=api.as_("bob")).json()["enqueued_at"] is None
+    assert api.post("/api/v1/workers/w1@box/undrain", headers=api.as_("alice")).json()["state"] in ("idle", "busy")
+
+
+def test_usage_per_day_and_gpu_seconds_metric(api, embedded_settings) -> None:  # noqa: ANN001
+    job = submit(api, "bob")
+    now = utcnow()
+    with session_scope(embedded_settings.database_url) as s:
+        s.execute(update(Job).where(Job.id == job["id"]).values(
+            status="succeeded", started_at=now - timedelta(minutes=30), finished_at=now - timedelta(minutes=0)))
+    rows = api.get("/api/v1/usage", params={"days": 2}, headers=api.as_("bob")).json()["data"]
+    assert sum(r["gpu_hours"] for r in rows if r["user"] == "bob") == pytest.approx(0.5, abs=1e-3)
+    text = api.get("/metrics").text
+    line = next(row for row in text.splitlines() if row.startswith('bosun_gpu_seconds_total{user="bob"}'))
+    assert abs(float(line.split()[-1]) - 1800.0) < 1.0

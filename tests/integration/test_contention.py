@@ -1,0 +1,147 @@
+"""Two users contend for two worker slots on the real stack (Postgres, Redis, S3, Celery workers on CPU).
+
+One scenario, step by step, as the issue tells it: user A fills the queue, user B's first job
+starts at the next free slot, an admin's priority beats fair share, a per-user GPU limit holds
+with a free slot idle, a drained worker takes nothing new, and a preempted pretraining resumes
+from its checkpoint and finishes. Queue positions and reasons are checked at each step.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from api.client import Client
+from tests.integration.conftest import Stack
+from tests.stack import bosun, moto_server, postgres_database, redis_database, stack_env, start_api, wait_for
+
+pytestmark = pytest.mark.integration
+
+EVALUATE = {"backbone": {"name": "resnet18"}, "dataset": {"kind": "synthetic-maritime", "image_size": 32},
+            "knn": {"k": [5]}, "batch_size": 32}
+PREEMPT_AT = 50
+
+
+def dino_spec(epochs: int) -> dict:
+    return {"method": "dino",
+            "backbone": {"name": "vit_tiny_patch16_224", "kwargs": {"img_size": 32, "patch_size": 8}},
+            "dataset": {"kind": "synthetic-maritime", "image_size": 32},
+            "dino": {"epochs": epochs, "batch_size_per_gpu": 32, "out_dim": 256, "local_crops_number": 2,
+                     "local_crops_size": 16, "warmup_epochs": 1, "num_workers": 0, "use_fp16": False,
+                     "head_hidden_dim": 128, "head_bottleneck_dim": 32},
+            "checkpoint_every": 1, "knn_every": 0}
+
+
+@pytest.fixture(scope="module")
+def box(tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> Iterator[Stack]:
+    """The stack with preemption on for priority >= 50, and two worker slots."""
+    home = tmp_path_factory.mktemp("contention")
+    with postgres_database() as db, redis_database() as broker, moto_server() as s3:
+        bucket = f"bosun-{uuid.uuid4().hex[:8]}"
+        env = stack_env(home, database_url=db, broker_url=broker, storage_url=f"s3://{bucket}", s3_endpoint=s3,
+                        s3_access_key="stack-access", s3_secret_key="stack-secret-key", data_root=str(data_root),
+                        preempt_priority=str(PREEMPT_AT))
+        from shared.storage import S3Store
+
+        S3Store(bucket, endpoint=s3, access_key="stack-access", secret_key="stack-secret-key").ensure_bucket()
+        bosun(env, "db", "upgrade")
+        admin = bosun(env, "users", "add", "ada", "--admin").strip().splitlines()[-1]
+        user = bosun(env, "users", "add", "ben").strip().splitlines()[-1]
+        api, url = start_api(env, home / "api.log")
+        stack = Stack(env, url, home, Client(url, admin), Client(url, user))
+        try:
+            stack.worker(name="w1@test")
+            stack.worker(name="w2@test")
+            wait_for(lambda: sum(w["alive"] for w in stack.client.workers()) == 2, 120, "two workers")
+            yield stack
+        finally:
+            for w in stack.workers:
+                w.kill()
+            api.kill()
+
+
+def waiting(client: Client) -> dict[int, tuple[int | None, str]]:
+    return {e["id"]: (e["position"], e["reason"]) for e in client.queue()["data"] if e["reason"] != "dispatched"}
+
+
+def sent_order(client: Client, ids: list[int]) -> list[int]:
+    """Jobs in the order the dispatcher sent them to a worker (never-sent ones left out)."""
+    jobs = [client.job(i) for i in ids]
+    return [j["id"] for j in sorted((j for j in jobs if j["enqueued_at"]), key=lambda j: j["enqueued_at"])]
+
+
+def idle(client: Client) -> bool:
+    """Nothing running and nothing sent but unclaimed."""
+    snapshot = client.queue()
+    return not snapshot["running"] and all(e["reason"] != "dispatched" for e in snapshot["data"])
+
+
+def running(client: Client, job_id: int) -> bool:
+    return client.job(job_id)["status"] in ("running", "succeeded")
+
+
+def test_two_users_share_two_slots(box: Stack) -> None:
+    ada, ben = box.client, box.other
+    a = [ada.submit("evaluate", EVALUATE, name=f"a{i}")["id"] for i in range(1, 11)]
+    wait_for(lambda: sum(bool(ada.job(j)["started_at"]) for j in a) >= 2, 120, "A's first jobs to start")
+    for worker in ("w1@test", "w2@test"):  # draining both pauses the box: running jobs end, nothing starts
+        assert ada.drain(worker)["state"] == "draining"
+    wait_for(lambda: idle(ada), 120, "A's first jobs to end")
+    first = [j for j in a if ada.job(j)["started_at"]]
+    assert first == a[:len(first)] and len(first) >= 2, box.logs()  # both slots went to A
+    rest = a[len(first):]
+    queue = waiting(ada)
+    assert [queue[j] for j in rest] == [(1, "no free GPU")] + [(p, "priority") for p in range(2, len(rest) + 1)]
+
+    b = [ben.submit("evaluate", EVALUATE, name=f"b{i}")["id"] for i in (1, 2)]
+    queue = waiting(ada)  # fair share: B has used no GPU, A has
+    assert queue[b[0]] == (1, "no free GPU") and queue[b[1]] == (2, "priority") and queue[rest[0]] == (3, "priority")
+    ada.set_priority(a[9], 10)
+    queue = waiting(ada)  # an admin's priority beats fair share
+    assert queue[a[9]] == (1, "no free GPU") and queue[b[0]] == (2, "priority") and queue[b[1]] == (3, "priority")
+
+    ada.undrain("w1@test")  # one slot: the next three jobs go out one at a time
+    wait_for(lambda: ben.job(b[1])["status"] == "succeeded", 120, "B's jobs")
+    assert sent_order(ada, a + b)[len(first):len(first) + 3] == [a[9], b[0], b[1]], box.logs()
+
+    ada.set_limits("ada", max_gpus=1)
+    assert ada.limits("ada")["effective_max_gpus"] == 1
+    ada.undrain("w2@test")
+    for _ in range(3):  # A's jobs keep running one at a time while a slot stays free
+        snapshot = ada.queue()
+        mine = [e for e in snapshot["data"] if e["owner"] == "ada"]
+        active = [e for e in mine if e["reason"] == "dispatched"] + [j for j in snapshot["running"] if j["owner"] == "ada"]
+        assert len(active) <= 1 and {e["reason"] for e in mine} <= {"user limit", "dispatched"}, snapshot
+        assert snapshot["free_slots"].get("gpu", 0) >= 1 or active, snapshot
+    for j in a:
+        if ada.job(j)["status"] == "queued":
+            ada.cancel(j)
+    wait_for(lambda: idle(ada), 120, "the box to empty")
+
+    ada.drain("w2@test")
+    assert next(w for w in ada.workers() if w["name"] == "w2@test")["state"] == "draining"
+    slow = ben.submit("pretrain", dino_spec(epochs=6), name="preemptible", priority=-10)["id"]
+    wait_for(lambda: any("checkpoint at step" in line["text"] for line in ben.logs(slow)), 180, "a checkpoint")
+    assert ben.job(slow)["worker"].startswith("w1@test")
+    urgent = ada.submit("evaluate", EVALUATE, name="urgent", priority=PREEMPT_AT + 10)["id"]
+    done = ada.wait(urgent, timeout=180)
+    assert done["status"] == "succeeded" and done["worker"].startswith("w1@test"), box.logs()
+
+    resumed = ben.wait(slow, timeout=300)
+    assert resumed["status"] == "succeeded" and resumed["attempts"] == 1, (resumed, box.logs())
+    texts = [line["text"] for line in ben.logs(slow)]
+    assert any(t.startswith(f"preempted by job {urgent}") for t in texts)
+    resumes = [t for t in texts if t.startswith("resuming from checkpoint at step")]
+    assert resumes and not resumes[0].startswith("resuming from checkpoint at step 0")
+    assert resumed["worker"].startswith("w1@test")  # the drained worker took nothing new
+    assert all(not ada.job(j)["worker"].startswith("w2@test") for j in (urgent, slow))
+    assert ada.set_limits("ada")["effective_max_gpus"] == 0
+
+    usage = {(r["user"]) for r in ada.usage()["data"]}
+    assert usage == {"ada", "ben"}
+    metrics = httpx.get(f"{box.url}/metrics").text
+    assert 'bosun_gpu_seconds_total{user="ben"}' in metrics and 'bosun_workers{state="draining"} 1.0' in metrics
