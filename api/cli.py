@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import Annotated, Any, Optional
 
 import typer
@@ -52,6 +53,15 @@ def _client() -> Client:
 def _fail(exc: ApiError) -> None:
     console.print(f"[red]error:[/red] {exc}")
     raise typer.Exit(1)
+
+
+def _api(call: Callable[[Client], Any]) -> Any:
+    """One call of the API; an error ends the command with the API's message."""
+    with _client() as client:
+        try:
+            return call(client)
+        except ApiError as exc:
+            _fail(exc)
 
 
 @db_app.command("upgrade")
@@ -160,12 +170,8 @@ def submit(file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, hel
     if not isinstance(body, dict) or "type" not in body or "spec" not in body:
         console.print("[red]error:[/red] the job file needs 'type' and 'spec'")
         raise typer.Exit(2)
-    with _client() as client:
-        try:
-            job = client.submit(body["type"], body["spec"], name=body.get("name", ""),
-                                priority=body.get("priority", 0), depends_on=body.get("depends_on"))
-        except ApiError as exc:
-            _fail(exc)
+    job = _api(lambda c: c.submit(body["type"], body["spec"], name=body.get("name", ""),
+                                  priority=body.get("priority", 0), depends_on=body.get("depends_on")))
     console.print(f"submitted job {job['id']} ({job['type']}), {job['status']}")
     if wait_:
         _wait(job["id"])
@@ -185,11 +191,7 @@ def _job_table(job: dict[str, Any]) -> Table:
 @app.command()
 def status(job_id: JobId) -> None:
     """Show a job."""
-    with _client() as client:
-        try:
-            job = client.job(job_id)
-        except ApiError as exc:
-            _fail(exc)
+    job = _api(lambda c: c.job(job_id))
     console.print(_job_table(job))
     if job.get("result"):
         console.print_json(json.dumps(job["result"].get("headline", job["result"])))
@@ -249,33 +251,21 @@ def download(job_id: JobId, name: str,
              output: Annotated[Optional[Path], typer.Option("--output", "-o")] = None) -> None:
     """Download an artifact of a job."""
     target = output or Path(name.rsplit("/", 1)[-1])
-    with _client() as client:
-        try:
-            client.download(job_id, name, target)
-        except ApiError as exc:
-            _fail(exc)
+    _api(lambda c: c.download(job_id, name, target))
     console.print(f"saved {target} ({target.stat().st_size} bytes)")
 
 
 @app.command()
 def cancel(job_id: JobId) -> None:
     """Cancel a job (queued: at once; running: after its current step)."""
-    with _client() as client:
-        try:
-            job = client.cancel(job_id)
-        except ApiError as exc:
-            _fail(exc)
+    job = _api(lambda c: c.cancel(job_id))
     console.print(f"job {job_id}: {job['status']} ({job['message']})")
 
 
 @app.command()
 def rerun(job_id: JobId) -> None:
     """Submit a job's resolved spec again."""
-    with _client() as client:
-        try:
-            job = client.rerun(job_id)
-        except ApiError as exc:
-            _fail(exc)
+    job = _api(lambda c: c.rerun(job_id))
     console.print(f"submitted job {job['id']} (rerun of {job_id})")
 
 
@@ -284,11 +274,7 @@ def list_jobs(status_: Annotated[Optional[str], typer.Option("--status")] = None
               type_: Annotated[Optional[str], typer.Option("--type")] = None,
               owner: Optional[str] = None, limit: int = 20) -> None:
     """List jobs, newest first."""
-    with _client() as client:
-        try:
-            page = client.jobs(status=status_, type=type_, owner=owner, limit=limit)
-        except ApiError as exc:
-            _fail(exc)
+    page = _api(lambda c: c.jobs(status=status_, type=type_, owner=owner, limit=limit))
     table = Table("id", "type", "name", "owner", "status", "progress", "message")
     for job in page["data"]:
         table.add_row(str(job["id"]), job["type"], job["name"], job["owner"], job["status"],
@@ -325,11 +311,7 @@ def _classes_cell(classes: dict[str, int], shown: int = 6) -> str:
 @data_app.command("list")
 def data_list() -> None:
     """Datasets below the data root and in FiftyOne, with samples per split and classes."""
-    try:
-        with _client() as client:
-            catalog = client.datasets()
-    except ApiError as exc:
-        _fail(exc)
+    catalog = _api(lambda c: c.datasets())
     table = Table("name", "kind", "source", "splits", "classes", "stats")
     for info in catalog["data"]:
         splits = ", ".join(f"{name} {count}" for name, count in info["splits"].items())
@@ -433,11 +415,7 @@ LOWER_IS_BETTER = ("mce", "relative_mce")
 @app.command()
 def compare(job_ids: Annotated[list[int], typer.Argument(help="evaluate job ids")]) -> None:
     """Headline metrics of evaluate jobs side by side (the best value of each metric in bold)."""
-    with _client() as client:
-        try:
-            comparison = client.compare(job_ids)
-        except ApiError as exc:
-            _fail(exc)
+    comparison = _api(lambda c: c.compare(job_ids))
     console.print(_comparison_table(comparison))
 
 
@@ -469,11 +447,7 @@ def main() -> None:
 @app.command("queue")
 def queue_(queue: Annotated[Optional[str], typer.Option(help="only this queue (gpu, cpu)")] = None) -> None:
     """Show the queue in dispatch order: each job's position and why it waits, then running jobs and workers."""
-    with _client() as client:
-        try:
-            snapshot = client.queue(queue)
-        except ApiError as exc:
-            _fail(exc)
+    snapshot = _api(lambda c: c.queue(queue))
     table = Table("queue", "pos", "id", "owner", "prio", "gpus", "type", "name", "waits for")
     for e in snapshot["data"]:
         why = e["reason"] + (f" ({e['detail']})" if e["detail"] else "")
@@ -496,11 +470,7 @@ def queue_(queue: Annotated[Optional[str], typer.Option(help="only this queue (g
 @app.command()
 def usage(days: Annotated[int, typer.Option(help="days back, today included")] = 7) -> None:
     """GPU-hours per user per day."""
-    with _client() as client:
-        try:
-            page = client.usage(days)
-        except ApiError as exc:
-            _fail(exc)
+    page = _api(lambda c: c.usage(days))
     table = Table("day", "user", "GPU-hours")
     for row in page["data"]:
         table.add_row(row["day"], row["user"], f"{row['gpu_hours']:.2f}")
@@ -511,11 +481,7 @@ def usage(days: Annotated[int, typer.Option(help="days back, today included")] =
 def drain(worker_name: Annotated[str, typer.Argument(help="worker name, as in `bosun queue`")],
           undo: Annotated[bool, typer.Option("--undo", help="take work again")] = False) -> None:
     """Drain a worker (admin): it finishes its job and takes no new one."""
-    with _client() as client:
-        try:
-            worker = client.undrain(worker_name) if undo else client.drain(worker_name)
-        except ApiError as exc:
-            _fail(exc)
+    worker = _api(lambda c: c.undrain(worker_name) if undo else c.drain(worker_name))
     console.print(f"worker {worker['name']}: {worker['state']}")
 
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import and_, exists, func, select, update
+from sqlalchemy import ColumnElement, and_, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from shared.db.models import FINAL_STATUSES, Job, JobLog, JobStatus, User, Worker, job_dependencies, utcnow
@@ -114,14 +114,22 @@ def finish_job(*, session: Session, job_id: int, worker: str, attempt: int, stat
     """
     if status is JobStatus.cancelled and requeue_preempted(session=session, job_id=job_id, worker=worker, attempt=attempt):
         return True
+    return record_outcome(session=session, job_id=job_id, lease=and_(Job.worker == worker, Job.attempts == attempt),
+                          status=status, result=result, error=error)
+
+
+def record_outcome(*, session: Session, job_id: int, lease: ColumnElement[bool], status: JobStatus,
+                   result: dict[str, Any] | None = None, error: str | None = None) -> bool:
+    """Move a running job to its final state while `lease` (who holds it) still holds.
+
+    A failed or cancelled job cancels, transitively, the jobs that wait on it.
+    """
     values: dict[str, Any] = {"status": status.value, "finished_at": utcnow(), "error": error,
                               "message": error or status.value}
     if status is JobStatus.succeeded:
         values.update(result=result, progress=1.0)
     done = session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.worker == worker, Job.attempts == attempt, Job.status == JobStatus.running.value)
-        .values(**values)
+        update(Job).where(Job.id == job_id, Job.status == JobStatus.running.value, lease).values(**values)
     ).rowcount == 1
     if done and status is not JobStatus.succeeded:
         cancel_dependents(session=session, parent_id=job_id, parent_status=status.value)

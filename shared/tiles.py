@@ -21,7 +21,7 @@ from sqlalchemy import and_, exists, select, update
 from sqlalchemy.orm import Session
 
 from shared.db.models import Job, JobLog, JobStatus, Tile, TileStatus, utcnow
-from shared.jobs import JobError, cancel_dependents
+from shared.jobs import JobError, record_outcome
 
 DELEGATED = "tiles"
 """`Job.worker` of a job whose tiles are running: no single worker holds it."""
@@ -208,19 +208,8 @@ def claim_assembly(*, session: Session, job_id: int, attempt: int) -> bool:
 def finish_delegated(*, session: Session, job_id: int, attempt: int, status: JobStatus,
                      result: dict[str, Any] | None = None, error: str | None = None) -> bool:
     """Record the outcome of a job its tiles hold; False when the job is no longer theirs."""
-    values: dict[str, Any] = {"status": status.value, "finished_at": utcnow(), "error": error,
-                              "message": error or status.value}
-    if status is JobStatus.succeeded:
-        values.update(result=result, progress=1.0)
-    done = session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.attempts == attempt, Job.status == JobStatus.running.value,
-               Job.worker.in_(_TILE_LEASES))
-        .values(**values)
-    ).rowcount == 1
-    if done and status is not JobStatus.succeeded:
-        cancel_dependents(session=session, parent_id=job_id, parent_status=status.value)
-    return done
+    return record_outcome(session=session, job_id=job_id, lease=and_(Job.attempts == attempt, Job.worker.in_(_TILE_LEASES)),
+                          status=status, result=result, error=error)
 
 
 def reap_tiles(*, session: Session, lease_seconds: float) -> tuple[list[Tile], list[int]]:

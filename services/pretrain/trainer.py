@@ -162,6 +162,8 @@ class Trainer:
         group = self.optimizer.param_groups[0]
         values = {"loss": loss, "lr": group["lr"], "wd": group["weight_decay"], "images_per_s": images_per_s,
                   **self.method.step_metrics(it, epoch)}
+        if str(self.ctx.device).startswith("cuda"):
+            values["gpu_memory_gb"] = torch.cuda.max_memory_allocated() / 2**30
         for name, value in values.items():
             self.ctx.log_metric(name, value, step)
         self.ctx.progress(step / (self.epochs * self.niter), f"epoch {epoch + 1}/{self.epochs}")
