@@ -157,3 +157,14 @@ def bosun(env: dict[str, str], *args: str) -> str:
     if out.returncode != 0:
         raise RuntimeError(f"bosun {' '.join(args)} failed:\n{out.stdout}\n{out.stderr}")
     return out.stdout
+
+
+def tiny_dino_spec(epochs: int, knn_every: int = 1) -> dict:
+    """A DINO pretraining of a ViT-T/8 at 32 px on the synthetic set that a CPU runs in seconds an epoch."""
+    return {"method": "dino",
+            "backbone": {"name": "vit_tiny_patch16_224", "kwargs": {"img_size": 32, "patch_size": 8}},
+            "dataset": {"kind": "synthetic-maritime", "image_size": 32},
+            "dino": {"epochs": epochs, "batch_size_per_gpu": 32, "out_dim": 256, "local_crops_number": 2,
+                     "local_crops_size": 16, "warmup_epochs": 1, "num_workers": 0, "use_fp16": False,
+                     "head_hidden_dim": 128, "head_bottleneck_dim": 32},
+            "checkpoint_every": 1, "knn_every": knn_every}

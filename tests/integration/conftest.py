@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from contextlib import contextmanager
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,13 +33,14 @@ class Stack:
         return "\n".join(w.output()[-4000:] for w in self.workers)
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> Iterator[Stack]:
-    home = tmp_path_factory.mktemp("stack")
+@contextmanager
+def running_stack(home: Path, data_root: Path, **settings: str) -> Iterator[Stack]:
+    """Postgres, Redis, moto S3 and the API, with users ada (admin) and ben; workers are started by tests."""
     with postgres_database() as db, redis_database() as broker, moto_server() as s3:
         bucket = f"bosun-{uuid.uuid4().hex[:8]}"
         env = stack_env(home, database_url=db, broker_url=broker, storage_url=f"s3://{bucket}", s3_endpoint=s3,
-                        s3_access_key="stack-access", s3_secret_key="stack-secret-key", data_root=str(data_root))
+                        s3_access_key="stack-access", s3_secret_key="stack-secret-key", data_root=str(data_root),
+                        **settings)
         from shared.storage import S3Store
 
         S3Store(bucket, endpoint=s3, access_key="stack-access", secret_key="stack-secret-key").ensure_bucket()
@@ -53,3 +55,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> Iterator
             for w in stack.workers:
                 w.kill()
             api.kill()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> Iterator[Stack]:
+    with running_stack(tmp_path_factory.mktemp("stack"), data_root) as running:
+        yield running

@@ -8,7 +8,6 @@ from its checkpoint and finishes. Queue positions and reasons are checked at eac
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,8 +15,8 @@ import httpx
 import pytest
 
 from api.client import Client
-from tests.integration.conftest import Stack
-from tests.stack import bosun, moto_server, postgres_database, redis_database, stack_env, start_api, wait_for
+from tests.integration.conftest import Stack, running_stack
+from tests.stack import tiny_dino_spec, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -26,42 +25,14 @@ EVALUATE = {"backbone": {"name": "resnet18"}, "dataset": {"kind": "synthetic-mar
 PREEMPT_AT = 50
 
 
-def dino_spec(epochs: int) -> dict:
-    return {"method": "dino",
-            "backbone": {"name": "vit_tiny_patch16_224", "kwargs": {"img_size": 32, "patch_size": 8}},
-            "dataset": {"kind": "synthetic-maritime", "image_size": 32},
-            "dino": {"epochs": epochs, "batch_size_per_gpu": 32, "out_dim": 256, "local_crops_number": 2,
-                     "local_crops_size": 16, "warmup_epochs": 1, "num_workers": 0, "use_fp16": False,
-                     "head_hidden_dim": 128, "head_bottleneck_dim": 32},
-            "checkpoint_every": 1, "knn_every": 0}
-
-
 @pytest.fixture(scope="module")
 def box(tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> Iterator[Stack]:
     """The stack with preemption on for priority >= 50, and two worker slots."""
-    home = tmp_path_factory.mktemp("contention")
-    with postgres_database() as db, redis_database() as broker, moto_server() as s3:
-        bucket = f"bosun-{uuid.uuid4().hex[:8]}"
-        env = stack_env(home, database_url=db, broker_url=broker, storage_url=f"s3://{bucket}", s3_endpoint=s3,
-                        s3_access_key="stack-access", s3_secret_key="stack-secret-key", data_root=str(data_root),
-                        preempt_priority=str(PREEMPT_AT))
-        from shared.storage import S3Store
-
-        S3Store(bucket, endpoint=s3, access_key="stack-access", secret_key="stack-secret-key").ensure_bucket()
-        bosun(env, "db", "upgrade")
-        admin = bosun(env, "users", "add", "ada", "--admin").strip().splitlines()[-1]
-        user = bosun(env, "users", "add", "ben").strip().splitlines()[-1]
-        api, url = start_api(env, home / "api.log")
-        stack = Stack(env, url, home, Client(url, admin), Client(url, user))
-        try:
-            stack.worker(name="w1@test")
-            stack.worker(name="w2@test")
-            wait_for(lambda: sum(w["alive"] for w in stack.client.workers()) == 2, 120, "two workers")
-            yield stack
-        finally:
-            for w in stack.workers:
-                w.kill()
-            api.kill()
+    with running_stack(tmp_path_factory.mktemp("contention"), data_root, preempt_priority=str(PREEMPT_AT)) as stack:
+        stack.worker(name="w1@test")
+        stack.worker(name="w2@test")
+        wait_for(lambda: sum(w["alive"] for w in stack.client.workers()) == 2, 120, "two workers")
+        yield stack
 
 
 def waiting(client: Client) -> dict[int, tuple[int | None, str]]:
@@ -124,7 +95,7 @@ def test_two_users_share_two_slots(box: Stack) -> None:
 
     ada.drain("w2@test")
     assert next(w for w in ada.workers() if w["name"] == "w2@test")["state"] == "draining"
-    slow = ben.submit("pretrain", dino_spec(epochs=6), name="preemptible", priority=-10)["id"]
+    slow = ben.submit("pretrain", tiny_dino_spec(epochs=6, knn_every=0), name="preemptible", priority=-10)["id"]
     wait_for(lambda: any("checkpoint at step" in line["text"] for line in ben.logs(slow)), 180, "a checkpoint")
     assert ben.job(slow)["worker"].startswith("w1@test")
     urgent = ada.submit("evaluate", EVALUATE, name="urgent", priority=PREEMPT_AT + 10)["id"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.test_faults import dino_spec
+from tests.stack import tiny_dino_spec
 from tests.stack import bosun
 
 pytestmark = pytest.mark.integration
@@ -23,7 +23,7 @@ def evaluate_spec(source: dict, protocols: list[str], **blocks: dict) -> dict:
 def test_pretrain_evaluate_compare(stack) -> None:  # noqa: ANN001
     if not any(w.popen.poll() is None for w in stack.workers):
         stack.worker()
-    pretrain_spec = dino_spec(epochs=1)
+    pretrain_spec = tiny_dino_spec(epochs=1)
     pretrain_spec["dataset"] = {**pretrain_spec["dataset"], "max_per_split": 48}
     pretrain = stack.client.submit("pretrain", pretrain_spec, name="tiny dino")
     baseline = stack.client.submit("evaluate", evaluate_spec({"kind": "random"}, ["knn", "robustness"]),

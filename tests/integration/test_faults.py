@@ -6,24 +6,14 @@ import signal
 
 import pytest
 
-from tests.stack import wait_for
+from tests.stack import tiny_dino_spec, wait_for
 
 pytestmark = pytest.mark.integration
 
 
-def dino_spec(epochs: int) -> dict:
-    return {"method": "dino",
-            "backbone": {"name": "vit_tiny_patch16_224", "kwargs": {"img_size": 32, "patch_size": 8}},
-            "dataset": {"kind": "synthetic-maritime", "image_size": 32},
-            "dino": {"epochs": epochs, "batch_size_per_gpu": 32, "out_dim": 256, "local_crops_number": 2,
-                     "local_crops_size": 16, "warmup_epochs": 1, "num_workers": 0, "use_fp16": False,
-                     "head_hidden_dim": 128, "head_bottleneck_dim": 32},
-            "checkpoint_every": 1, "knn_every": 1}
-
-
 def test_killed_worker_job_resumes_from_checkpoint(stack) -> None:  # noqa: ANN001
     first = stack.worker(name="doomed@test")
-    job = stack.client.submit("pretrain", dino_spec(epochs=4), name="survives kill -9")
+    job = stack.client.submit("pretrain", tiny_dino_spec(epochs=4), name="survives kill -9")
     wait_for(lambda: any("checkpoint at step 1" in line["text"] for line in stack.client.logs(job["id"])),
              240, "the first checkpoint")
     first.kill(signal.SIGKILL)  # the worker's whole process group: parent and the child running the job
@@ -49,7 +39,7 @@ def test_killed_worker_job_resumes_from_checkpoint(stack) -> None:  # noqa: ANN0
 def test_cancel_running_job(stack) -> None:  # noqa: ANN001
     if not any(w.popen.poll() is None for w in stack.workers):
         stack.worker()
-    job = stack.other.submit("pretrain", dino_spec(epochs=200), name="to cancel")
+    job = stack.other.submit("pretrain", tiny_dino_spec(epochs=200), name="to cancel")
     wait_for(lambda: stack.other.job(job["id"])["status"] == "running" and stack.other.metrics(job["id"], "loss"),
              240, "the job to train")
     from api.client import ApiError
