@@ -28,6 +28,13 @@ CIFAR10C_EXTRA_CORRUPTIONS: tuple[str, ...] = ("speckle_noise", "gaussian_blur",
 """The 4 held-out corruptions shipped beside them."""
 
 
+def distinct_severities(levels: list[int]) -> list[int]:
+    """Corruption severities (Hendrycks & Dietterich 2019): distinct integers 1..5, sorted."""
+    if any(level < 1 or level > 5 for level in levels) or len(set(levels)) != len(levels):
+        raise ValueError("severities must be distinct integers 1..5")
+    return sorted(levels)
+
+
 class DatasetOptions(SpecModel):
     """What every kind takes: input size, subset size and which statistics normalize the inputs."""
 
@@ -133,12 +140,7 @@ class Cifar10CDataset(DatasetBase):
             raise ValueError("corruptions must not repeat")
         return names
 
-    @field_validator("severities")
-    @classmethod
-    def _severity_range(cls, levels: list[int]) -> list[int]:
-        if any(level < 1 or level > 5 for level in levels) or len(set(levels)) != len(levels):
-            raise ValueError("severities must be distinct integers 1..5")
-        return sorted(levels)
+    _severities = field_validator("severities")(classmethod(lambda cls, v: distinct_severities(v)))
 
     def data_paths(self) -> list[str]:
         return [f"{self.path}/{name}.npy" for name in self.corruptions] + [f"{self.path}/labels.npy"]

@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from shared.specs.common import BackboneSpec, ModelSource, SpecModel, relative_data_path
-from shared.specs.datasets import CIFAR10C_CORRUPTIONS, CIFAR10C_EXTRA_CORRUPTIONS, DatasetSpec
+from shared.specs.datasets import CIFAR10C_CORRUPTIONS, CIFAR10C_EXTRA_CORRUPTIONS, DatasetSpec, distinct_severities
 
 Protocol = Literal["knn", "linear", "robustness", "tsne", "attention", "gradcam"]
 PROTOCOLS: tuple[str, ...] = ("knn", "linear", "robustness", "tsne", "attention", "gradcam")
@@ -81,12 +81,7 @@ class RobustnessSpec(SpecModel):
         default=None, description="folder of CIFAR-10-C files (<corruption>.npy, labels.npy) below the data root; "
                                   "needs dataset kind cifar10; unset: corrupt the test split on the fly")
 
-    @field_validator("severities")
-    @classmethod
-    def _severity_range(cls, levels: list[int]) -> list[int]:
-        if any(level < 1 or level > 5 for level in levels) or len(set(levels)) != len(levels):
-            raise ValueError("severities must be distinct integers 1..5")
-        return sorted(levels)
+    _severities = field_validator("severities")(classmethod(lambda cls, v: distinct_severities(v)))
 
     @field_validator("cifar10c_path")
     @classmethod
