@@ -7,6 +7,7 @@ job, because the database lease, not the broker, decides when a job runs again.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from celery import Celery
@@ -99,11 +100,19 @@ def send_run_tile(settings: Settings, tile_id: int, queue: str) -> None:
         raise BrokerUnavailable(f"message broker unreachable: {exc}") from exc
 
 
-def ping_broker(settings: Settings) -> None:
+def ping_broker(settings: Settings, max_age: float = 2.0) -> None:
+    """Raise BrokerUnavailable unless the broker answers; a success is trusted for `max_age` seconds."""
     from kombu.exceptions import OperationalError
 
+    if time.monotonic() - _last_ok.get(settings.broker_url, -max_age) < max_age:
+        return
     try:
         with producer(settings).connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
     except (OperationalError, ConnectionError, OSError) as exc:
+        _last_ok.pop(settings.broker_url, None)
         raise BrokerUnavailable(f"message broker unreachable: {exc}") from exc
+    _last_ok[settings.broker_url] = time.monotonic()
+
+
+_last_ok: dict[str, float] = {}

@@ -128,6 +128,13 @@ def free_slots(*, session: Session, settings: Settings, now: datetime, in_flight
     return slots
 
 
+def has_free_slot(*, session: Session, settings: Settings, queue: str) -> bool:
+    """Cheap check before a dispatch pass: could a job of `queue` start now?"""
+    in_flight = session.scalars(select(Job).where(Job.status == JobStatus.queued.value, Job.enqueued_at.is_not(None))).all()
+    slots = free_slots(session=session, settings=settings, now=utcnow(), in_flight=in_flight)
+    return any(queue in slot.queues for slot in slots)
+
+
 def take_slot(slots: list[Slot], queue: str) -> Slot | None:
     """Remove and return the free slot for `queue` that serves the fewest queues (keeps versatile ones free)."""
     matching = [s for s in slots if queue in s.queues]

@@ -28,7 +28,7 @@ def readyz(settings: SettingsDep, store: StoreDep, response: Response) -> dict[s
     except Exception as exc:
         checks["database"] = f"unreachable: {type(exc).__name__}"
     try:
-        ping_broker(settings)
+        ping_broker(settings, max_age=0)
         checks["broker"] = "ok"
     except Exception as exc:
         checks["broker"] = f"unreachable: {exc}"

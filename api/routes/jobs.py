@@ -15,6 +15,7 @@ from api.validation import check_data_paths, source_jobs, unprocessable, validat
 from shared.db import Artifact, Job, JobLog, JobMetric, User
 from shared.jobs import JobError, as_utc, create_job, dispatch_ready, request_cancel
 from shared.metrics import JOBS_SUBMITTED
+from shared.scheduling import has_free_slot
 from shared.queueing import BrokerUnavailable, ping_broker
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -53,7 +54,9 @@ def submit(*, session, settings, owner: User, job_in: JobCreate) -> Job:  # noqa
         raise unprocessable(["depends_on"], str(exc)) from None
     session.commit()
     try:
-        if job.status == "queued" and job.id not in dispatch_ready(session=session, settings=settings):
+        # One dispatch pass when this job could start now; else it waits and the broker is only checked.
+        ready = job.status == "queued" and has_free_slot(session=session, settings=settings, queue=job.queue)
+        if not ready or job.id not in dispatch_ready(session=session, settings=settings):
             ping_broker(settings)
     except BrokerUnavailable:
         session.delete(job)
