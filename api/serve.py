@@ -55,6 +55,8 @@ class Supervisor:
         self.children = children
 
     def start(self) -> None:
+        # SIGTERM (a service manager, `kill`) must stop the children too: they run in their own sessions.
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
         for child in self.children:
             child.start()
 
@@ -71,6 +73,10 @@ class Supervisor:
     def stop(self) -> None:
         for child in reversed(self.children):
             child.stop()
+
+
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def embedded_children(*, host: str, port: int, env: dict[str, str], queues: str = "gpu,cpu",

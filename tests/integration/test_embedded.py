@@ -61,3 +61,29 @@ def test_serve_runs_jobs_and_restarts_a_dead_worker(tmp_path: Path, data_root: P
     finally:
         serve.stop()
     assert "Traceback" not in serve.output()
+
+
+def test_serve_stops_its_children_on_sigterm(tmp_path: Path, data_root: Path) -> None:
+    home = tmp_path / "home"
+    port = free_port()
+    env = stack_env(home, data_root=str(data_root))
+    serve = Proc([sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--home", str(home)], env,
+                 tmp_path / "serve.log")
+    try:
+        wait_for(lambda: httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200, 90, "bosun serve")
+        wait_for(lambda: worker_pids(home / "bosun.db"), 60, "the worker")
+        children = [int(p) for p in Path(f"/proc/{serve.popen.pid}/task/{serve.popen.pid}/children").read_text().split()]
+        assert len(children) == 2
+        serve.popen.send_signal(signal.SIGTERM)  # the serve process alone, as a service manager would
+        serve.popen.wait(30)
+        wait_for(lambda: not any(Path(f"/proc/{pid}").exists() and "zombie" not in _state(pid) for pid in children),
+                 30, "the API and worker to stop")
+    finally:
+        serve.kill()
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/status").read_text().split("State:")[1].split("\n")[0].lower()
+    except (OSError, IndexError):
+        return "zombie"
