@@ -15,7 +15,7 @@ import traceback
 
 from shared.db import Job, JobLog, JobStatus, session_scope
 
-from shared.jobs import as_utc, claim_job, dispatch_ready, finish_job, heartbeat
+from shared.jobs import claim_job, dispatch_ready, finish_job, heartbeat
 from shared.metrics import JOBS_FINISHED, QUEUE_WAIT, RUN_TIME, WORKER_BUSY
 from shared.settings import Settings
 from shared.specs import parse_spec
@@ -70,6 +70,16 @@ class Heartbeat(threading.Thread):
         os._exit(1)
 
 
+def wind_down(beat: threading.Thread, ctx: WorkerContext, what: str) -> None:
+    """Stop a heartbeat thread and close the context (flush metrics, drop scratch files)."""
+    beat.stopped.set()
+    beat.join(timeout=5)
+    try:
+        ctx.close()
+    except Exception as exc:  # metrics are secondary to recording the outcome
+        log.warning("%s: closing context failed: %s", what, exc)
+
+
 def run_job(settings: Settings, job_id: int, worker: str) -> str:
     """Claim and run `job_id`; returns the final status, or 'skipped' when the job was not ours to run."""
     with session_scope(settings.database_url) as s:
@@ -79,7 +89,7 @@ def run_job(settings: Settings, job_id: int, worker: str) -> str:
             log.info("job %s not claimable (%s); message dropped", job_id, current.status if current else "missing")
             return "skipped"
         job_type, spec_raw, attempt = job.type, dict(job.spec), job.attempts
-        wait = (as_utc(job.started_at) - as_utc(job.enqueued_at or job.created_at)).total_seconds()
+        wait = (job.started_at - (job.enqueued_at or job.created_at)).total_seconds()
         s.add(JobLog(job_id=job_id, attempt=attempt, text=f"attempt {attempt} started on {worker}"))
     QUEUE_WAIT.labels(type=job_type).observe(max(wait, 0.0))
     WORKER_BUSY.labels(worker=worker.split("/")[0]).set(1)
@@ -111,12 +121,7 @@ def run_job(settings: Settings, job_id: int, worker: str) -> str:
             error = one_line(exc)
             ctx.log("job failed: " + error + "\n" + traceback.format_exc())
     finally:
-        beat.stopped.set()
-        beat.join(timeout=5)
-    try:
-        ctx.close()
-    except Exception as exc:  # metrics are secondary to recording the outcome
-        log.warning("job %s: closing context failed: %s", job_id, exc)
+        wind_down(beat, ctx, f"job {job_id}")
 
     if ctx.worker != worker and status is JobStatus.succeeded:
         # The service handed its lease on (a landscape's tiles): whoever holds it finishes the job.

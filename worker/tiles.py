@@ -44,7 +44,7 @@ from shared.tiles import (
     tile_progress,
 )
 from worker.context import WorkerContext
-from worker.runner import one_line
+from worker.runner import one_line, wind_down
 from worker.services import SERVICES
 
 log = logging.getLogger(__name__)
@@ -166,12 +166,7 @@ def run_tile(settings: Settings, tile_id: int, worker: str) -> str:
         _record(settings, job_id, job_type, attempt, JobStatus.failed, error=error)
         return "failed"
     finally:
-        beat.stopped.set()
-        beat.join(timeout=5)
-        try:
-            ctx.close()
-        except Exception as exc:  # metrics are secondary to recording the outcome
-            log.warning("tile %s: closing context failed: %s", tile_id, exc)
+        wind_down(beat, ctx, f"tile {tile_id}")
 
 
 def _run_claimed(settings: Settings, ctx: WorkerContext, beat: TileHeartbeat, tile_id: int,
