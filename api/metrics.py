@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from shared.db import Job, JobStatus, Worker, session_scope
 from shared.db.models import utcnow
-from shared.jobs import as_utc, count_by_status
+from shared.jobs import count_by_status
 from shared.queueing import QUEUES
 from shared.scheduling import gpu_seconds_total
 from shared.settings import Settings
@@ -49,7 +49,7 @@ class DatabaseCollector(Collector):
                                  .where(Job.status == JobStatus.queued.value, Job.enqueued_at.is_not(None))
                                  .group_by(Job.queue)).all()
                 waits = dict.fromkeys(QUEUES, 0.0)
-                waits.update({queue: (now - as_utc(first)).total_seconds() for queue, first in rows})
+                waits.update({queue: (now - first).total_seconds() for queue, first in rows})
                 for queue, wait in sorted(waits.items()):
                     oldest.add_metric([queue], wait)
                 alive_after = now - timedelta(seconds=self.settings.lease_seconds)

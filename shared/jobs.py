@@ -7,7 +7,7 @@ without corrupting a row: whoever's condition still holds wins, the others chang
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, exists, func, select, update
@@ -18,13 +18,6 @@ from shared.db.models import FINAL_STATUSES, Job, JobLog, JobStatus, User, Worke
 
 class JobError(ValueError):
     """A request about a job that cannot be honoured (unknown parent, wrong state...)."""
-
-
-def as_utc(value: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; every time bosun stores is UTC."""
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=timezone.utc)
 
 
 def create_job(*, session: Session, job_type: str, spec: dict[str, Any], owner: User, name: str = "",

@@ -13,7 +13,7 @@ from api.schemas import (ArtifactPublic, ArtifactsPublic, JobCreate, JobPublic, 
                          LogsPublic, MetricPoint, MetricsPublic, Status)
 from api.validation import check_data_paths, source_jobs, unprocessable, validate_spec
 from shared.db import Artifact, Job, JobLog, JobMetric, User
-from shared.jobs import JobError, as_utc, create_job, dispatch_ready, request_cancel
+from shared.jobs import JobError, create_job, dispatch_ready, request_cancel
 from shared.metrics import JOBS_SUBMITTED
 from shared.scheduling import has_free_slot
 from shared.queueing import BrokerUnavailable, ping_broker
@@ -26,8 +26,8 @@ def to_public(job: Job) -> JobPublic:
                      priority=job.priority, queue=job.queue, gpus=job.gpus, held=job.held, progress=job.progress, message=job.message,
                      attempts=job.attempts, max_attempts=job.max_attempts, worker=job.worker, result=job.result,
                      error=job.error, depends_on=job.depends_on, cancel_requested=job.cancel_requested,
-                     created_at=as_utc(job.created_at), enqueued_at=as_utc(job.enqueued_at), started_at=as_utc(job.started_at),
-                     finished_at=as_utc(job.finished_at), heartbeat_at=as_utc(job.heartbeat_at), spec=job.spec)
+                     created_at=job.created_at, enqueued_at=job.enqueued_at, started_at=job.started_at,
+                     finished_at=job.finished_at, heartbeat_at=job.heartbeat_at, spec=job.spec)
 
 
 def submit(*, session, settings, owner: User, job_in: JobCreate) -> Job:  # noqa: ANN001

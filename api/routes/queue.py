@@ -19,7 +19,7 @@ from api.schemas import (JobPublic, PriorityUpdate, QueueEntryPublic, QueuePubli
                          UsageRow, UserLimits, UserLimitsPublic, WorkerPublic)
 from shared.db import Job, JobStatus, User, Worker
 from shared.db.models import utcnow
-from shared.jobs import as_utc, dispatch_ready
+from shared.jobs import dispatch_ready
 from shared.scheduling import alive_workers, busy_worker_names, limits_of, plan, usage_by_day
 from shared.settings import Settings
 
@@ -74,7 +74,7 @@ def workers_public(*, session: Session, settings: Settings) -> list[WorkerPublic
     rows = session.scalars(select(Worker).order_by(Worker.name)).all()
     return [WorkerPublic(name=w.name, queues=[q for q in w.queues.split(",") if q], gpu=w.gpu, alive=w.name in alive,
                          state="draining" if w.state == "draining" else ("busy" if w.name in busy else "idle"),
-                         job=jobs.get(w.name), heartbeat_at=as_utc(w.heartbeat_at)) for w in rows]
+                         job=jobs.get(w.name), heartbeat_at=w.heartbeat_at) for w in rows]
 
 
 @router.get("/queue", response_model=QueuePublic)
@@ -86,7 +86,7 @@ def queue(session: SessionDep, settings: SettingsDep, _user: CurrentUser, queue_
                                                      order.get(e.job.id, 0), e.job.id))
     data = [QueueEntryPublic(id=e.job.id, name=e.job.name, type=e.job.type, owner=e.job.owner.name, queue=e.job.queue,
                              gpus=e.job.gpus, priority=e.job.priority, position=e.position, reason=e.reason,
-                             detail=e.detail, created_at=as_utc(e.job.created_at))
+                             detail=e.detail, created_at=e.job.created_at)
             for e in entries if queue_ is None or e.job.queue == queue_]
     running = session.scalars(select(Job).where(Job.status == JobStatus.running.value).order_by(Job.id)).all()
     names = dict(session.execute(select(User.id, User.name)).all())
