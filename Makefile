@@ -21,7 +21,7 @@ $(VENV)/.complete:
 venv: $(VENV)/.complete
 	@ln -sfn $(VENV) .venv
 	@# re-point the editable install at this checkout (the cached venv is shared between clones)
-	@$(PY) -c "import api, pathlib, sys; sys.exit(pathlib.Path(api.__file__).resolve().parents[1] != pathlib.Path.cwd().resolve())" \
+	@$(PY) -P -c "import api, pathlib, sys; sys.exit(pathlib.Path(api.__file__).resolve().parents[1] != pathlib.Path.cwd().resolve())" \
 		|| .venv/bin/pip install -q --no-deps --no-build-isolation -e . >/dev/null
 
 services: venv

@@ -137,8 +137,9 @@ def _prepare_embedded(home: Path | None) -> dict[str, str]:
 
 @app.command()
 def serve(host: str = "127.0.0.1", port: int = 8000,
-          home: Annotated[Optional[Path], typer.Option(help="state folder (BOSUN_HOME)")] = None) -> None:
-    """Embedded stack in one command: the API and one worker, restarted if they die."""
+          home: Annotated[Optional[Path], typer.Option(help="state folder (BOSUN_HOME)")] = None,
+          workers: Annotated[int, typer.Option(min=1, max=16, help="worker slots, one per GPU (slot i on GPU i)")] = 1) -> None:
+    """Embedded stack in one command: the API and its workers, restarted if they die."""
     from api.serve import Supervisor, embedded_children, wait_healthy
 
     env = _prepare_embedded(home)
@@ -146,7 +147,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000,
     settings = _settings()
     log_dir = Path(settings.home) / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    supervisor = Supervisor(embedded_children(host=host, port=port, env=env, log_dir=str(log_dir)))
+    supervisor = Supervisor(embedded_children(host=host, port=port, env=env, log_dir=str(log_dir), workers=workers))
     supervisor.start()
     try:
         wait_healthy(f"http://{host}:{port}")

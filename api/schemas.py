@@ -23,6 +23,14 @@ class JobCreate(BaseModel):
     gpus: int = Field(default=1, ge=0, le=16, description="GPUs the job needs on one box; 0 runs it on the cpu queue")
 
 
+class RankPublic(BaseModel):
+    rank: int
+    attempt: int
+    worker: str
+    state: str = Field(description="sent, joined, left or failed")
+    error: str | None
+
+
 class JobPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -50,6 +58,7 @@ class JobPublic(BaseModel):
     finished_at: datetime | None
     heartbeat_at: datetime | None
     spec: dict[str, Any]
+    ranks: list[RankPublic] = Field(default_factory=list, description="a multi-GPU job's ranks in its latest dispatch")
 
 
 class JobsPublic(BaseModel):

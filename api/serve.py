@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -80,14 +81,25 @@ def _exit_on_sigterm(signum: int, _frame: object) -> None:
 
 
 def embedded_children(*, host: str, port: int, env: dict[str, str], queues: str = "gpu,cpu",
-                      log_dir: str | None = None) -> list[Child]:
+                      log_dir: str | None = None, workers: int = 1) -> list[Child]:
+    """The API and `workers` worker slots. With several, slot i is pinned to GPU i (CUDA_VISIBLE_DEVICES),
+    unless the environment already chose the GPUs, in which case slot i takes the i-th of them."""
     py = sys.executable
-    return [
-        Child("api", [py, "-m", "uvicorn", "api.main:create_app", "--factory", "--host", host, "--port", str(port),
-                      "--log-level", "warning"], env, log_path=f"{log_dir}/api.log" if log_dir else None),
-        Child("worker", [py, "-m", "worker", "--queues", queues, "--loglevel", "WARNING"], env,
-              log_path=f"{log_dir}/worker.log" if log_dir else None),
-    ]
+    children = [Child("api", [py, "-m", "uvicorn", "api.main:create_app", "--factory", "--host", host, "--port",
+                              str(port), "--log-level", "warning"], env,
+                      log_path=f"{log_dir}/api.log" if log_dir else None)]
+    if workers == 1:
+        children.append(Child("worker", [py, "-m", "worker", "--queues", queues, "--loglevel", "WARNING"], env,
+                              log_path=f"{log_dir}/worker.log" if log_dir else None))
+        return children
+    visible = [d for d in env.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+    node = socket.gethostname()
+    for i in range(workers):
+        slot_env = {**env, "CUDA_VISIBLE_DEVICES": visible[i % len(visible)] if visible else str(i)}
+        children.append(Child(f"worker{i}", [py, "-m", "worker", "--queues", queues, "--name", f"bosun-slot{i}@{node}",
+                                             "--loglevel", "WARNING"], slot_env,
+                              log_path=f"{log_dir}/worker{i}.log" if log_dir else None))
+    return children
 
 
 def wait_healthy(url: str, timeout: float = 60.0) -> None:
@@ -103,8 +115,6 @@ def wait_healthy(url: str, timeout: float = 60.0) -> None:
 
 
 def free_port() -> int:
-    import socket
-
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]

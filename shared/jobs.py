@@ -10,10 +10,10 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, select, update
+from sqlalchemy import ColumnElement, and_, delete, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from shared.db.models import FINAL_STATUSES, Job, JobLog, JobStatus, User, Worker, job_dependencies, utcnow
+from shared.db.models import FINAL_STATUSES, Job, JobLog, JobRank, JobStatus, User, Worker, job_dependencies, utcnow
 
 
 class JobError(ValueError):
@@ -57,13 +57,18 @@ def claim_job(*, session: Session, job_id: int, worker: str) -> Job | None:
     message, so it hands the job back to the dispatcher (`enqueued_at` cleared), which sends it
     again once an undrained worker is free. The drain check is part of the claim's condition, so a
     drain recorded before the claim always wins.
+
+    A multi-GPU job is claimed only by the worker its current dispatch made rank 0.
     """
     now = utcnow()
-    draining = exists().where(Worker.name == worker.split("/")[0], Worker.state == "draining")
+    name = worker.split("/")[0]
+    draining = exists().where(Worker.name == name, Worker.state == "draining")
+    leader = exists().where(JobRank.job_id == Job.id, JobRank.rank == 0, JobRank.worker == name,
+                            JobRank.attempt == Job.attempts + 1)
     result = session.execute(
         update(Job)
         .where(Job.id == job_id, Job.status == JobStatus.queued.value, Job.cancel_requested.is_(False),
-               Job.held.is_(False), ~draining)
+               Job.held.is_(False), ~draining, or_(Job.gpus <= 1, leader))
         .values(status=JobStatus.running.value, worker=worker, attempts=Job.attempts + 1, heartbeat_at=now,
                 started_at=now, message="started", error=None, preempt_requested=False)
     )
@@ -239,7 +244,7 @@ def dispatch_ready(*, session: Session, settings) -> list[int]:  # noqa: ANN001
     lock is released and the messages are published; a job whose message the broker refused is
     unmarked again, so the next pass retries it. See shared.scheduling for the order.
     """
-    from shared.queueing import BrokerUnavailable, send_run_job
+    from shared.queueing import BrokerUnavailable, direct_queue, send_join_job, send_run_job
     from shared.scheduling import lock_dispatch, plan
 
     session.commit()
@@ -249,6 +254,9 @@ def dispatch_ready(*, session: Session, settings) -> list[int]:  # noqa: ANN001
     marked = [job for job in decided.dispatch if session.execute(
         update(Job).where(Job.id == job.id, Job.status == JobStatus.queued.value, Job.enqueued_at.is_(None))
         .values(enqueued_at=now)).rowcount]
+    for job in marked:
+        if job.id in decided.ranks:
+            assign_ranks(session=session, job=job, workers=decided.ranks[job.id])
     for victim, by in decided.preempt:
         asked = session.execute(
             update(Job).where(Job.id == victim.id, Job.status == JobStatus.running.value, Job.preempt_requested.is_(False))
@@ -261,7 +269,13 @@ def dispatch_ready(*, session: Session, settings) -> list[int]:  # noqa: ANN001
     sent, failure = [], None
     for job in marked:
         try:
-            send_run_job(settings, job.id, job.queue)
+            workers = decided.ranks.get(job.id)
+            if workers:
+                send_run_job(settings, job.id, direct_queue(workers[0]))
+                for rank, name in enumerate(workers[1:], start=1):
+                    send_join_job(settings, job.id, job.attempts + 1, rank, direct_queue(name))
+            else:
+                send_run_job(settings, job.id, job.queue)
             sent.append(job.id)
         except BrokerUnavailable as exc:
             failure = exc
@@ -281,9 +295,11 @@ def redispatch_lost(*, session: Session, settings, after_seconds: float) -> list
     queued, so the next dispatch pass sends the job again; a duplicate message is harmless because
     claims are atomic.
     """
+    from shared.scheduling import busy_worker_names
+
     now = utcnow()
     alive_after = now - timedelta(seconds=settings.lease_seconds)
-    busy = {w.split("/")[0] for w in session.scalars(select(Job.worker).where(Job.status == JobStatus.running.value)) if w}
+    busy = busy_worker_names(session=session)
     idle: dict[str, int] = {}
     for worker in session.scalars(select(Worker).where(Worker.heartbeat_at > alive_after)):
         if worker.name not in busy and worker.state != "draining":
@@ -301,3 +317,77 @@ def redispatch_lost(*, session: Session, settings, after_seconds: float) -> list
                         .values(enqueued_at=None))
     session.commit()
     return [job.id for job in stale]
+
+
+# ---------------------------------------------------------------------------- multi-GPU jobs
+def assign_ranks(*, session: Session, job: Job, workers: Sequence[str]) -> None:
+    """Record which worker runs each rank of the job's next attempt (replacing an earlier dispatch's)."""
+    session.execute(delete(JobRank).where(JobRank.job_id == job.id))
+    for rank, name in enumerate(workers):
+        session.add(JobRank(job_id=job.id, rank=rank, attempt=job.attempts + 1, worker=name, state="sent",
+                            updated_at=utcnow()))
+    session.flush()
+
+
+def publish_rendezvous(*, session: Session, job_id: int, attempt: int, address: str) -> None:
+    """Rank 0 announces where the process group of this attempt meets (host:port)."""
+    session.execute(update(JobRank).where(JobRank.job_id == job_id, JobRank.rank == 0, JobRank.attempt == attempt)
+                    .values(address=address, state="joined", updated_at=utcnow()))
+
+
+def rank_row(*, session: Session, job_id: int, rank: int) -> JobRank | None:
+    return session.get(JobRank, (job_id, rank), populate_existing=True)
+
+
+def set_rank_state(*, session: Session, job_id: int, attempt: int, rank: int, state: str,
+                   error: str | None = None) -> None:
+    session.execute(update(JobRank).where(JobRank.job_id == job_id, JobRank.rank == rank, JobRank.attempt == attempt)
+                    .values(state=state, error=error, updated_at=utcnow()))
+
+
+def failed_rank(*, session: Session, job_id: int, attempt: int) -> JobRank | None:
+    """A rank of this attempt that ended with an error of its own (not a lost peer)."""
+    return session.scalar(select(JobRank).where(JobRank.job_id == job_id, JobRank.attempt == attempt,
+                                                JobRank.state == "failed").order_by(JobRank.rank).limit(1))
+
+
+def silent_ranks(*, session: Session, job_id: int, attempt: int) -> list[JobRank]:
+    """Ranks > 0 of this attempt that have not said they left (never joined, or joined and went quiet)."""
+    return list(session.scalars(select(JobRank).where(JobRank.job_id == job_id, JobRank.attempt == attempt,
+                                                      JobRank.rank > 0, JobRank.state.in_(("sent", "joined")))
+                                .order_by(JobRank.rank)))
+
+
+def suspect_workers(*, session: Session, names: Sequence[str]) -> None:
+    """Count these workers as not alive until they heartbeat again (a live one does within seconds)."""
+    if names:
+        session.execute(update(Worker).where(Worker.name.in_(list(names)))
+                        .values(heartbeat_at=utcnow() - timedelta(days=1)))
+
+
+def requeue_lost(*, session: Session, job_id: int, worker: str, attempt: int, reason: str) -> str | None:
+    """A rank of a multi-GPU job was lost or never joined: queue the job again, as the reaper does for
+    a lost worker (it resumes from its checkpoint), or fail it once out of attempts.
+
+    Returns the status recorded (queued or failed), or None when this worker no longer held the job.
+    """
+    job = session.get(Job, job_id, populate_existing=True)
+    if job is None or job.status != JobStatus.running.value or job.worker != worker or job.attempts != attempt:
+        return None
+    lease = and_(Job.worker == worker, Job.attempts == attempt)
+    if job.cancel_requested:
+        done = record_outcome(session=session, job_id=job_id, lease=lease, status=JobStatus.cancelled,
+                              error=f"cancelled ({reason})")
+        return JobStatus.cancelled.value if done else None
+    if attempt >= job.max_attempts:
+        done = record_outcome(session=session, job_id=job_id, lease=lease, status=JobStatus.failed,
+                              error=f"{reason} ({attempt} of {job.max_attempts} attempts used)")
+        return JobStatus.failed.value if done else None
+    done = session.execute(
+        update(Job).where(Job.id == job_id, Job.status == JobStatus.running.value, lease)
+        .values(status=JobStatus.queued.value, enqueued_at=None, worker=None, preempt_requested=False,
+                message=reason, heartbeat_at=utcnow())
+    ).rowcount == 1
+    if done:
+        session.add(JobLog(job_id=job_id, attempt=attempt, text=reason + "; re-queued, resumes from its checkpoint"))
+    return JobStatus.queued.value if done else None

@@ -7,6 +7,7 @@ job, because the database lease, not the broker, decides when a job runs again.
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -16,6 +17,7 @@ from shared.settings import Settings
 
 RUN_JOB = "bosun.run_job"
 RUN_TILE = "bosun.run_tile"
+JOIN_JOB = "bosun.join_job"
 QUEUES = ("gpu", "cpu")
 
 
@@ -86,6 +88,24 @@ def send_run_job(settings: Settings, job_id: int, queue: str) -> None:
 
     try:
         producer(settings).send_task(RUN_JOB, args=[job_id], queue=queue)
+    except (OperationalError, ConnectionError, OSError) as exc:
+        raise BrokerUnavailable(f"message broker unreachable: {exc}") from exc
+
+
+def direct_queue(worker: str) -> str:
+    """The queue only `worker` consumes: the ranks of a multi-GPU job go to the workers chosen for them.
+
+    Letters, digits, '.', '_' and '-' only (the filesystem transport names files after queues).
+    """
+    return "direct." + re.sub(r"[^A-Za-z0-9._-]", "_", worker.split("/")[0])
+
+
+def send_join_job(settings: Settings, job_id: int, attempt: int, rank: int, queue: str) -> None:
+    """Queue `join_job(job_id, attempt, rank)`: run one rank of a multi-GPU job; raises BrokerUnavailable."""
+    from kombu.exceptions import OperationalError
+
+    try:
+        producer(settings).send_task(JOIN_JOB, args=[job_id, attempt, rank], queue=queue)
     except (OperationalError, ConnectionError, OSError) as exc:
         raise BrokerUnavailable(f"message broker unreachable: {exc}") from exc
 

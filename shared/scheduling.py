@@ -10,6 +10,10 @@ Determined's fair-share scheduler use in spirit:
    (`fair_share_half_life_hours`), fewest first; among equal usage, the owner holding fewer GPUs;
 3. age, oldest first.
 
+A job asking for N > 1 GPUs runs as N ranks on N workers of one box (shared.jobs sends each
+worker its rank directly): it waits until one box has N free slots. Jobs behind it in its queue
+wait too (no backfill), so a big job is never starved by a stream of small ones.
+
 Limits (`max_gpus_per_user`, `max_queued_jobs_per_user`, overridable per user) never reject a
 job: it waits with the reason `user limit`. A waiting job of at least `preempt_priority` may ask
 the lowest-priority running job of its queue to checkpoint and re-queue itself.
@@ -26,10 +30,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import exists, or_, select, text
+from sqlalchemy import and_, exists, or_, select, text
 from sqlalchemy.orm import Session, aliased
 
-from shared.db.models import Job, JobStatus, Tile, TileStatus, User, Worker, job_dependencies, utcnow
+from shared.db.models import Job, JobRank, JobStatus, Tile, TileStatus, User, Worker, job_dependencies, utcnow
 from shared.settings import Settings
 
 # Why a queued job is not running now (GET /api/v1/queue).
@@ -60,10 +64,11 @@ def decayed_gpu_seconds(gpus: int, start: datetime, end: datetime, now: datetime
 
 @dataclass(frozen=True)
 class Slot:
-    """One free worker: a Celery worker process serving these queues."""
+    """One free worker: a Celery worker process serving these queues, on the box `host`."""
 
     worker: str
     queues: frozenset[str]
+    host: str = ""
 
 
 @dataclass
@@ -85,6 +90,8 @@ class Plan:
     entries: list[Entry] = field(default_factory=list)
     usage: dict[int, float] = field(default_factory=dict)
     free_slots: dict[str, int] = field(default_factory=dict)
+    # Multi-GPU jobs to send: job id -> its ranks' workers, rank 0 first.
+    ranks: dict[int, list[str]] = field(default_factory=dict)
 
 
 def lock_dispatch(session: Session) -> None:
@@ -105,9 +112,14 @@ def alive_workers(*, session: Session, settings: Settings, now: datetime) -> lis
 
 
 def busy_worker_names(*, session: Session) -> set[str]:
-    """Workers running a job or a landscape tile (`Job.worker` is `name/pid`)."""
+    """Workers running a job or a landscape tile (`Job.worker` is `name/pid`), or given a rank of a
+    multi-GPU job that is running or sent."""
     holders = session.scalars(select(Job.worker).where(Job.status == JobStatus.running.value)).all()
     holders += session.scalars(select(Tile.worker).where(Tile.status == TileStatus.running.value)).all()
+    holders += session.scalars(select(JobRank.worker).join(Job, Job.id == JobRank.job_id).where(or_(
+        and_(Job.status == JobStatus.running.value, JobRank.attempt == Job.attempts),
+        and_(Job.status == JobStatus.queued.value, Job.enqueued_at.is_not(None), JobRank.attempt == Job.attempts + 1),
+    ))).all()
     return {w.split("/")[0] for w in holders if w}
 
 
@@ -118,10 +130,12 @@ def free_slots(*, session: Session, settings: Settings, now: datetime, in_flight
     its queue, preferably the worker serving the fewest other queues.
     """
     busy = busy_worker_names(session=session)
-    slots = [Slot(w.name, frozenset(filter(None, w.queues.split(","))))
+    slots = [Slot(w.name, frozenset(filter(None, w.queues.split(","))), w.host or w.name.partition("@")[2])
              for w in alive_workers(session=session, settings=settings, now=now)
              if w.state != "draining" and w.name not in busy]
     for job in in_flight:
+        if job.gpus > 1:  # its ranks' workers are busy already
+            continue
         taken = take_slot(slots, job.queue)
         if taken is None:
             break
@@ -143,6 +157,34 @@ def take_slot(slots: list[Slot], queue: str) -> Slot | None:
     slot = min(matching, key=lambda s: (len(s.queues), s.worker))
     slots.remove(slot)
     return slot
+
+
+def take_gang(slots: list[Slot], queue: str, n: int) -> list[Slot] | None:
+    """Remove and return `n` free slots for `queue` on one box, rank 0 first; None when no box has `n`.
+
+    Best fit: the box with the fewest free slots that still has `n`, so larger holes stay open
+    for larger jobs.
+    """
+    by_host: dict[str, list[Slot]] = defaultdict(list)
+    for slot in slots:
+        if queue in slot.queues:
+            by_host[slot.host].append(slot)
+    fitting = [host for host, free in by_host.items() if len(free) >= n]
+    if not fitting:
+        return None
+    host = min(fitting, key=lambda h: (len(by_host[h]), h))
+    gang = sorted(by_host[host], key=lambda s: (len(s.queues), s.worker))[:n]
+    for slot in gang:
+        slots.remove(slot)
+    return sorted(gang, key=lambda s: s.worker)
+
+
+def most_free_on_one_box(slots: list[Slot], queue: str) -> int:
+    counts: dict[str, int] = defaultdict(int)
+    for slot in slots:
+        if queue in slot.queues:
+            counts[slot.host] += 1
+    return max(counts.values(), default=0)
 
 
 def user_usage(*, session: Session, settings: Settings, now: datetime) -> dict[int, float]:
@@ -246,14 +288,25 @@ def plan(*, session: Session, settings: Settings, now: datetime | None = None) -
             result.entries.append(Entry(job, USER_LIMIT, detail=f"{job.owner.name} holds {allocated[job.owner_id]} of "
                                                                f"{max_gpus} GPUs"))
             continue
-        if job.queue not in stuck and take_slot(slots, job.queue) is not None:
-            result.dispatch.append(job)
-            allocated[job.owner_id] += job.gpus
-            continue
+        if job.queue not in stuck:
+            if job.gpus > 1:
+                most = most_free_on_one_box(slots, job.queue)
+                gang = take_gang(slots, job.queue, job.gpus)
+                if gang is not None:
+                    result.ranks[job.id] = [slot.worker for slot in gang]
+            else:
+                gang = take_slot(slots, job.queue)
+            if gang is not None:
+                result.dispatch.append(job)
+                allocated[job.owner_id] += job.gpus
+                continue
         positions[job.queue] += 1
         reason = PRIORITY if job.queue in stuck else NO_FREE_GPU
+        detail = ""
+        if reason == NO_FREE_GPU and job.gpus > 1:
+            detail = f"needs {job.gpus} free GPUs on one box; the most free on one box now: {most}"
         stuck.add(job.queue)
-        result.entries.append(Entry(job, reason, position=positions[job.queue]))
+        result.entries.append(Entry(job, reason, position=positions[job.queue], detail=detail))
     result.free_slots = slot_counts(slots)
     result.preempt = preemptions(session=session, settings=settings, entries=result.entries)
     return result

@@ -52,6 +52,12 @@ class Settings(BaseSettings):
     max_gpus_per_user: int = Field(default=0, ge=0)
     max_queued_jobs_per_user: int = Field(default=0, ge=0)
     preempt_priority: int | None = None
+    # Multi-GPU (DDP) jobs: the ranks of one job must all join its process group within this time.
+    # A worker names the box it runs on (ranks of one job share a box) and the address other
+    # ranks reach it at; both default to the machine's host name.
+    rendezvous_seconds: float = Field(default=300.0, gt=0)
+    worker_host: str = ""
+    worker_address: str = ""
     api_url: str = "http://127.0.0.1:8000"
     token: str = ""
 

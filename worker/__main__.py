@@ -51,7 +51,11 @@ def main(argv: list[str] | None = None) -> None:
     preload()
     from worker.celery_app import app
 
-    options = ["worker", "-Q", args.queues, "-n", name, "-c", "1", "-P", "prefork", "--loglevel", args.loglevel,
+    from shared.queueing import direct_queue
+
+    # Besides the shared queues, each worker consumes its own: ranks of multi-GPU jobs are sent there.
+    queues = ",".join([*filter(None, args.queues.split(",")), direct_queue(name)])
+    options = ["worker", "-Q", queues, "-n", name, "-c", "1", "-P", "prefork", "--loglevel", args.loglevel,
                "--max-tasks-per-child", "1", "--without-mingle", "--without-gossip", "--without-heartbeat"]
     app.worker_main(options)
 

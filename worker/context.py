@@ -47,6 +47,8 @@ class WorkerContext:
         self._metrics: list[dict[str, Any]] = []
         self._last_flush = time.monotonic()
         self._device: str | None = None
+        # services.distributed.Rendezvous of a multi-GPU job's rank (None: one process).
+        self.rendezvous = None
 
     # -- JobContext -------------------------------------------------------------------------
     @property
@@ -172,3 +174,30 @@ class WorkerContext:
 
         self.flush_metrics()
         shutil.rmtree(self.scratch, ignore_errors=True)
+
+
+class RankContext(WorkerContext):
+    """The context of rank r > 0 of a multi-GPU job: it trains, and leaves the records to rank 0.
+
+    Progress, metrics, checkpoints and artifacts are rank 0's to write; this rank reads the job's
+    checkpoints like rank 0 does and logs with its rank in front.
+    """
+
+    def __init__(self, *, rank: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.rank = rank
+
+    def progress(self, fraction: float, message: str = "") -> None:
+        pass
+
+    def log(self, text: str) -> None:
+        super().log(f"rank {self.rank}: {text}")
+
+    def log_metric(self, name: str, value: float, step: int) -> None:
+        pass
+
+    def save_checkpoint(self, state: dict[str, Any], step: int) -> None:
+        pass
+
+    def save_artifact(self, name: str, data: bytes | str | Path, content_type: str | None = None) -> None:
+        pass

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
 import time
 
@@ -95,6 +96,8 @@ class Monitor(threading.Thread):
                 row = Worker(name=self.worker_name, queues=self.queues, pid=os.getpid(), gpu=self.gpu)
                 s.add(row)
             row.pid, row.queues, row.heartbeat_at = os.getpid(), self.queues, utcnow()
+            row.host = self.settings.worker_host or self.worker_name.partition("@")[2] or socket.gethostname()
+            row.address = self.settings.worker_address or socket.gethostname()
         WORKER_HEARTBEAT.labels(worker=self.worker_name).set(time.time())
 
     def deregister(self) -> None:

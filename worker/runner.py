@@ -13,14 +13,17 @@ import threading
 import time
 import traceback
 
+from sqlalchemy import select
+
 from shared.db import Job, JobLog, JobStatus, session_scope
 
-from shared.jobs import claim_job, dispatch_ready, finish_job, heartbeat
-from shared.metrics import JOBS_FINISHED, QUEUE_WAIT, RUN_TIME, WORKER_BUSY
+from shared.jobs import (claim_job, dispatch_ready, failed_rank, finish_job, heartbeat, publish_rendezvous,
+                         rank_row, requeue_lost, set_rank_state, silent_ranks, suspect_workers)
+from shared.metrics import JOBS_FINISHED, JOBS_REQUEUED, QUEUE_WAIT, RUN_TIME, WORKER_BUSY
 from shared.settings import Settings
 from shared.specs import parse_spec
 from shared.storage import open_store
-from worker.context import WorkerContext
+from worker.context import RankContext, WorkerContext
 from worker.provenance import provenance
 from worker.services import load_service
 
@@ -28,6 +31,8 @@ log = logging.getLogger(__name__)
 
 # A job that does not return within this many seconds of a cancel is stopped hard.
 CANCEL_GRACE_SECONDS = 30.0
+# How long rank 0 waits, after losing a peer, for that rank to report an error of its own.
+RANK_REPORT_SECONDS = 5.0
 
 
 def one_line(exc: BaseException) -> str:
@@ -88,19 +93,24 @@ def run_job(settings: Settings, job_id: int, worker: str) -> str:
             current = s.get(Job, job_id)
             log.info("job %s not claimable (%s); message dropped", job_id, current.status if current else "missing")
             return "skipped"
-        job_type, spec_raw, attempt = job.type, dict(job.spec), job.attempts
+        job_type, spec_raw, attempt, gpus = job.type, dict(job.spec), job.attempts, job.gpus
         wait = (job.started_at - (job.enqueued_at or job.created_at)).total_seconds()
-        s.add(JobLog(job_id=job_id, attempt=attempt, text=f"attempt {attempt} started on {worker}"))
+        ranks = ""
+        if gpus > 1:
+            ranks = "; ranks on " + ", ".join(rank_row(session=s, job_id=job_id, rank=r).worker for r in range(gpus))
+        s.add(JobLog(job_id=job_id, attempt=attempt, text=f"attempt {attempt} started on {worker}{ranks}"))
     QUEUE_WAIT.labels(type=job_type).observe(max(wait, 0.0))
     WORKER_BUSY.labels(worker=worker.split("/")[0]).set(1)
 
     seed = int(spec_raw.get("seed", 0) or 0)
     ctx = WorkerContext(settings=settings, store=open_store(settings), job_id=job_id, job_type=job_type,
                         attempt=attempt, worker=worker, seed=seed)
+    if gpus > 1:
+        ctx.rendezvous = leader_rendezvous(settings, job_id, attempt, gpus)
     beat = Heartbeat(ctx, settings.heartbeat_seconds)
     beat.start()
     started = time.monotonic()
-    result, error, status = None, None, JobStatus.failed
+    result, error, status, lost = None, None, JobStatus.failed, None
     try:
         spec = parse_spec(job_type, spec_raw)
         record = provenance(job_id=job_id, job_type=job_type, spec=spec_raw, attempt=attempt, worker=worker)
@@ -117,11 +127,20 @@ def run_job(settings: Settings, job_id: int, worker: str) -> str:
 
         if isinstance(exc, JobStopped) or ctx.cancel_requested.is_set():
             status, error = JobStatus.cancelled, "cancelled on request"
+        elif gpus > 1 and is_peer_failure(exc):
+            lost = exc
         else:
             error = one_line(exc)
             ctx.log("job failed: " + error + "\n" + traceback.format_exc())
     finally:
         wind_down(beat, ctx, f"job {job_id}")
+
+    if lost is not None:
+        outcome = peer_failure(settings, job_id, attempt, worker, lost)
+        if outcome is None:
+            WORKER_BUSY.labels(worker=worker.split("/")[0]).set(0)
+            return "requeued"
+        status, error = JobStatus.failed, outcome
 
     if ctx.worker != worker and status is JobStatus.succeeded:
         # The service handed its lease on (a landscape's tiles): whoever holds it finishes the job.
@@ -142,3 +161,141 @@ def run_job(settings: Settings, job_id: int, worker: str) -> str:
     return status.value if recorded else "lease lost"
 
 
+
+
+# ---------------------------------------------------------------------------- multi-GPU jobs
+def rank_address(settings: Settings) -> str:
+    import socket
+
+    return settings.worker_address or socket.gethostname()
+
+
+def leader_rendezvous(settings: Settings, job_id: int, attempt: int, world_size: int):  # noqa: ANN201
+    """Rank 0's rendezvous: it publishes the process group's address on the job's rank rows."""
+    from services.distributed import Rendezvous
+
+    def publish(address: str, port: int) -> None:
+        with session_scope(settings.database_url) as s:
+            publish_rendezvous(session=s, job_id=job_id, attempt=attempt, address=f"{address}:{port}")
+
+    return Rendezvous(rank=0, world_size=world_size, address=rank_address(settings), publish=publish,
+                      timeout_s=settings.rendezvous_seconds)
+
+
+def is_peer_failure(exc: BaseException) -> bool:
+    from services.distributed import RankLost, RendezvousFailed
+
+    return isinstance(exc, (RankLost, RendezvousFailed))
+
+
+def peer_failure(settings: Settings, job_id: int, attempt: int, worker: str, exc: BaseException) -> str | None:
+    """Rank 0 lost a peer: a rank that failed on its own error fails the job (returns that error);
+    a rank that vanished or never joined re-queues it like a lost worker (returns None)."""
+    deadline = time.monotonic() + RANK_REPORT_SECONDS
+    while True:
+        with session_scope(settings.database_url) as s:
+            failed = failed_rank(session=s, job_id=job_id, attempt=attempt)
+            if failed is not None:
+                return f"rank {failed.rank} on {failed.worker}: {failed.error}"
+            silent = silent_ranks(session=s, job_id=job_id, attempt=attempt)
+        if not silent or time.monotonic() > deadline:
+            break
+        time.sleep(0.25)
+    with session_scope(settings.database_url) as s:
+        # Ranks that never joined or never said they left are presumed lost: their workers count as
+        # dead until their own heartbeat says otherwise, so the next dispatch does not pick them again.
+        suspect_workers(session=s, names=[r.worker for r in silent])
+        reason = one_line(exc)
+        if silent:
+            reason += "; lost: " + ", ".join(f"rank {r.rank} on {r.worker}" for r in silent)
+        recorded = requeue_lost(session=s, job_id=job_id, worker=worker, attempt=attempt, reason=reason)
+    log.warning("job %s attempt %s: %s (%s)", job_id, attempt, one_line(exc), recorded or "lease lost")
+    if recorded == JobStatus.queued.value:
+        JOBS_REQUEUED.labels(type="pretrain").inc()
+    try:
+        with session_scope(settings.database_url) as s:
+            dispatch_ready(session=s, settings=settings)
+    except Exception as exc2:  # the monitors retry dispatch
+        log.warning("dispatch after job %s failed: %s", job_id, exc2)
+    return None
+
+
+class RankWatch(threading.Thread):
+    """A joined rank's watch on its job: once the attempt is over (ended, re-queued, taken over), stop."""
+
+    def __init__(self, ctx: RankContext, interval: float) -> None:
+        super().__init__(name=f"rank-watch-{ctx.job_id}", daemon=True)
+        self.ctx, self.interval = ctx, interval
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.interval):
+            try:
+                with session_scope(self.ctx.settings.database_url) as s:
+                    row = s.execute(select(Job.status, Job.attempts).where(Job.id == self.ctx.job_id)).first()
+            except Exception as exc:  # a database blip: rank 0's collectives keep this rank honest
+                log.warning("rank watch of job %s failed: %s", self.ctx.job_id, exc)
+                continue
+            if row is None or row[0] != JobStatus.running.value or row[1] != self.ctx.attempt:
+                self.ctx.lease_lost.set()
+
+
+def await_rank_zero(settings: Settings, job_id: int, attempt: int, rank: int, name: str) -> tuple[str, dict, str] | str:
+    """Wait until rank 0 of this attempt published its rendezvous: (address, spec, type), or why not to join."""
+    deadline = time.monotonic() + settings.rendezvous_seconds
+    while True:
+        with session_scope(settings.database_url) as s:
+            job = s.get(Job, job_id, populate_existing=True)
+            mine = rank_row(session=s, job_id=job_id, rank=rank)
+            zero = rank_row(session=s, job_id=job_id, rank=0)
+            if job is None or mine is None or mine.worker != name or mine.attempt != attempt:
+                return "skipped"
+            if job.status not in (JobStatus.queued.value, JobStatus.running.value) or job.attempts > attempt:
+                return "skipped"
+            if (job.status == JobStatus.running.value and job.attempts == attempt and zero is not None
+                    and zero.attempt == attempt and zero.address):
+                set_rank_state(session=s, job_id=job_id, attempt=attempt, rank=rank, state="joined")
+                return zero.address, dict(job.spec), job.type
+        if time.monotonic() > deadline:
+            return "rank 0 never started"
+        time.sleep(0.25)
+
+
+def run_rank(settings: Settings, job_id: int, attempt: int, rank: int, worker: str) -> str:
+    """Run rank `rank` (> 0) of attempt `attempt` of a multi-GPU job, beside the rank 0 that claimed it."""
+    from services.distributed import Rendezvous
+
+    name = worker.split("/")[0]
+    found = await_rank_zero(settings, job_id, attempt, rank, name)
+    if isinstance(found, str):
+        log.info("job %s rank %s attempt %s: %s", job_id, rank, attempt, found)
+        return found
+    address, spec_raw, job_type = found
+    host, _, port = address.rpartition(":")
+    with session_scope(settings.database_url) as s:
+        world = s.get(Job, job_id).gpus
+    WORKER_BUSY.labels(worker=name).set(1)
+    ctx = RankContext(rank=rank, settings=settings, store=open_store(settings), job_id=job_id, job_type=job_type,
+                      attempt=attempt, worker=worker, seed=int(spec_raw.get("seed", 0) or 0))
+    ctx.rendezvous = Rendezvous(rank=rank, world_size=world, address=rank_address(settings),
+                                lookup=lambda: (host, int(port)), timeout_s=settings.rendezvous_seconds)
+    ctx.log(f"joined attempt {attempt} on {worker}")
+    watch = RankWatch(ctx, settings.heartbeat_seconds)
+    watch.start()
+    state, error = "left", None
+    try:
+        load_service(job_type)(parse_spec(job_type, spec_raw), ctx)
+    except Exception as exc:
+        from services.context import JobStopped
+
+        if not isinstance(exc, JobStopped) and not is_peer_failure(exc) and not ctx.lease_lost.is_set():
+            state, error = "failed", one_line(exc)
+            ctx.log("rank failed: " + error + "\n" + traceback.format_exc())
+        else:
+            error = one_line(exc)
+    finally:
+        with session_scope(settings.database_url) as s:
+            set_rank_state(session=s, job_id=job_id, attempt=attempt, rank=rank, state=state, error=error)
+        wind_down(watch, ctx, f"job {job_id} rank {rank}")
+        WORKER_BUSY.labels(worker=name).set(0)
+    return state

@@ -27,7 +27,8 @@ def _start_monitor(sender=None, **_: object) -> None:  # noqa: ANN001
 
     settings = get_settings()
     name = sender.hostname if sender is not None else os.uname().nodename
-    queues = ",".join(sorted(q.name for q in sender.app.amqp.queues.consume_from.values())) if sender is not None else ""
+    queues = ",".join(sorted(q.name for q in sender.app.amqp.queues.consume_from.values()
+                             if not q.name.startswith("direct."))) if sender is not None else ""
     port = os.environ.get("BOSUN_WORKER_METRICS_PORT")
     if port:
         from prometheus_client import CollectorRegistry, start_http_server

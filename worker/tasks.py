@@ -1,13 +1,15 @@
-"""Celery tasks: thin wrappers that hand a job id to the runner, or a tile id to the tile runner."""
+"""Celery tasks: thin wrappers that hand a job id to the runner, a rank of a multi-GPU job to the
+rank runner, or a tile id to the tile runner."""
 
 from __future__ import annotations
 
 import os
 
-from shared.queueing import RUN_JOB, RUN_TILE
+from shared.queueing import JOIN_JOB, RUN_JOB, RUN_TILE
 from shared.settings import get_settings
 from worker.celery_app import app
 from worker.runner import run_job as run_claimed_job
+from worker.runner import run_rank
 from worker.tiles import run_tile as run_claimed_tile
 
 
@@ -19,3 +21,8 @@ def run_job(self, job_id: int) -> str:  # noqa: ANN001
 @app.task(name=RUN_TILE, bind=True, acks_late=True, reject_on_worker_lost=True)
 def run_tile(self, tile_id: int) -> str:  # noqa: ANN001
     return run_claimed_tile(get_settings(), int(tile_id), f"{self.request.hostname}/{os.getpid()}")
+
+
+@app.task(name=JOIN_JOB, bind=True, acks_late=True, reject_on_worker_lost=True)
+def join_job(self, job_id: int, attempt: int, rank: int) -> str:  # noqa: ANN001
+    return run_rank(get_settings(), int(job_id), int(attempt), int(rank), f"{self.request.hostname}/{os.getpid()}")

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from api.deps import CurrentUser, JobDep, OwnedJobDep, SessionDep, SettingsDep, StoreDep
 from api.schemas import (ArtifactPublic, ArtifactsPublic, JobCreate, JobPublic, JobsPublic, JobType, LogLine,
-                         LogsPublic, MetricPoint, MetricsPublic, Status)
+                         LogsPublic, MetricPoint, MetricsPublic, RankPublic, Status)
 from api.validation import check_data_paths, source_jobs, unprocessable, validate_spec
 from shared.db import Artifact, Job, JobLog, JobMetric, User
 from shared.jobs import JobError, create_job, dispatch_ready, request_cancel
@@ -27,7 +27,9 @@ def to_public(job: Job) -> JobPublic:
                      attempts=job.attempts, max_attempts=job.max_attempts, worker=job.worker, result=job.result,
                      error=job.error, depends_on=job.depends_on, cancel_requested=job.cancel_requested,
                      created_at=job.created_at, enqueued_at=job.enqueued_at, started_at=job.started_at,
-                     finished_at=job.finished_at, heartbeat_at=job.heartbeat_at, spec=job.spec)
+                     finished_at=job.finished_at, heartbeat_at=job.heartbeat_at, spec=job.spec,
+                     ranks=[RankPublic(rank=r.rank, attempt=r.attempt, worker=r.worker, state=r.state, error=r.error)
+                            for r in job.ranks] if job.gpus > 1 else [])
 
 
 def submit(*, session, settings, owner: User, job_in: JobCreate) -> Job:  # noqa: ANN001
@@ -37,8 +39,9 @@ def submit(*, session, settings, owner: User, job_in: JobCreate) -> Job:  # noqa
     dispatcher in every worker sends it when its turn comes. A broker that cannot take work
     refuses the submission (503) and nothing is stored.
     """
-    if job_in.gpus > 1:
-        raise unprocessable(["gpus"], f"{job_in.gpus} GPUs asked: multi-GPU (DDP) jobs are not supported yet; use gpus 0 or 1")
+    if job_in.gpus > 1 and job_in.type != "pretrain":
+        raise unprocessable(["gpus"], f"{job_in.gpus} GPUs asked: only pretrain jobs run on several GPUs (DDP); "
+                                      f"a {job_in.type} job uses gpus 0 or 1")
     spec = validate_spec(job_in.type, job_in.spec)
     check_data_paths(spec, settings.data_root)
     depends_on = list(job_in.depends_on)

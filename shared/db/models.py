@@ -124,6 +124,8 @@ class Job(Base):
         lazy="selectin",
     )
 
+    ranks: Mapped[list["JobRank"]] = relationship(lazy="select", order_by="JobRank.rank", viewonly=True)
+
     @property
     def depends_on(self) -> list[int]:
         return sorted(p.id for p in self.parents)
@@ -174,9 +176,33 @@ class Worker(Base):
     queues: Mapped[str] = mapped_column(String(200))
     pid: Mapped[int] = mapped_column(Integer)
     gpu: Mapped[str | None] = mapped_column(String(32), default=None)
+    # The box it runs on (the ranks of a multi-GPU job share one) and where other ranks reach it.
+    host: Mapped[str] = mapped_column(String(200), default="")
+    address: Mapped[str] = mapped_column(String(200), default="")
     state: Mapped[str] = mapped_column(String(16), default="idle")
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class JobRank(Base):
+    """One rank of a multi-GPU job's attempt: the worker the dispatcher gave it, and how it fares.
+
+    The dispatcher writes one row per rank when it sends the job (`state` 'sent'); rank 0 is the
+    worker that claims the job and records its outcome, and publishes the process group's
+    rendezvous (`address`, host:port); the other ranks join there ('joined') and end 'left' or
+    'failed' with their `error`. The rows of a job are replaced at every dispatch.
+    """
+
+    __tablename__ = "job_ranks"
+
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    rank: Mapped[int] = mapped_column(Integer, primary_key=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    worker: Mapped[str] = mapped_column(String(200), index=True)
+    state: Mapped[str] = mapped_column(String(16), default="sent")
+    address: Mapped[str | None] = mapped_column(String(300), default=None)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class TileStatus(str, enum.Enum):

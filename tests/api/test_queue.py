@@ -32,10 +32,10 @@ def test_queue_lists_positions_and_reasons(api) -> None:  # noqa: ANN001
     assert [e["id"] for e in only_cpu["data"]] == [cpu["id"]]
 
 
-def test_multi_gpu_jobs_are_refused_clearly(api) -> None:  # noqa: ANN001
+def test_multi_gpu_is_for_pretrain_jobs(api) -> None:  # noqa: ANN001
     r = api.post("/api/v1/jobs", json={"type": "evaluate", "spec": EVALUATE, "gpus": 2}, headers=api.as_("bob"))
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "gpus"]
-    assert "DDP" in r.json()["detail"][0]["msg"]
+    assert "only pretrain jobs run on several GPUs" in r.json()["detail"][0]["msg"]
 
 
 def test_priority_hold_and_limits_are_controlled(api) -> None:  # noqa: ANN001
