@@ -166,13 +166,14 @@ def serve(host: str = "127.0.0.1", port: int = 8000,
 @app.command()
 def submit(file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="YAML or JSON job file")],
            wait_: Annotated[bool, typer.Option("--wait", help="wait for the job with a progress bar")] = False) -> None:
-    """Submit a job file: {type, spec, name?, priority?, depends_on?}."""
+    """Submit a job file: {type, spec, name?, priority?, depends_on?, gpus?}."""
     body = yaml.safe_load(file.read_text())
     if not isinstance(body, dict) or "type" not in body or "spec" not in body:
         console.print("[red]error:[/red] the job file needs 'type' and 'spec'")
         raise typer.Exit(2)
     job = _api(lambda c: c.submit(body["type"], body["spec"], name=body.get("name", ""),
-                                  priority=body.get("priority", 0), depends_on=body.get("depends_on")))
+                                  priority=body.get("priority", 0), depends_on=body.get("depends_on"),
+                                  gpus=body.get("gpus", 1)))
     console.print(f"submitted job {job['id']} ({job['type']}), {job['status']}")
     if wait_:
         _wait(job["id"])
@@ -186,6 +187,11 @@ def _job_table(job: dict[str, Any]) -> Table:
         if key == "progress":
             value = f"{100 * value:.0f}%"
         table.add_row(key, "" if value in (None, "", []) else str(value))
+    if job.get("gpus", 1) > 1:
+        table.add_row("gpus", str(job["gpus"]))
+        for r in job.get("ranks") or []:
+            table.add_row(f"rank {r['rank']}", f"{r['worker']} ({r['state']}, attempt {r['attempt']})"
+                          + (f": {r['error']}" if r.get("error") else ""))
     return table
 
 

@@ -93,6 +93,7 @@ def embedded_children(*, host: str, port: int, env: dict[str, str], queues: str 
                               log_path=f"{log_dir}/worker.log" if log_dir else None))
         return children
     visible = [d for d in env.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+    env = {**env, "BOSUN_WORKER_ADDRESS": env.get("BOSUN_WORKER_ADDRESS") or "127.0.0.1"}  # every rank is local
     node = socket.gethostname()
     for i in range(workers):
         slot_env = {**env, "CUDA_VISIBLE_DEVICES": visible[i % len(visible)] if visible else str(i)}

@@ -41,7 +41,11 @@ class Rendezvous:
     address: str
     publish: Callable[[str, int], None] | None = None  # rank 0: announce (address, port)
     lookup: Callable[[], tuple[str, int]] | None = None  # other ranks: wait for (address, port)
-    timeout_s: float = 600.0
+    timeout_s: float = 600.0  # for every rank to arrive
+    # For one collective: rank 0 alone monitors, checkpoints and exports while the others wait in
+    # their next collective. A rank that dies is noticed sooner (gloo at once; see the worker's
+    # rank heartbeats for NCCL).
+    collective_timeout_s: float = 4 * 3600.0
 
 
 class Distributed:
@@ -94,7 +98,7 @@ class Distributed:
         from torch.nn.parallel import DistributedDataParallel
 
         device_ids = [torch.device(self.device).index or 0] if self.device.startswith("cuda") else None
-        return DistributedDataParallel(module, device_ids=device_ids, broadcast_buffers=False)
+        return DistributedDataParallel(module, device_ids=device_ids)
 
     def _collective(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         try:
@@ -108,6 +112,20 @@ class Distributed:
                 dist.destroy_process_group()
             except Exception as exc:  # a broken group after a lost rank cannot be torn down cleanly
                 log.debug("destroy_process_group: %s", exc)
+
+
+def wait_for_ranks(store: Any, world_size: int, timeout_s: float) -> None:
+    """Count this rank in and wait until all `world_size` are, within the rendezvous timeout (the
+    process group's own barrier would wait as long as a collective may)."""
+    import time
+
+    arrived = store.add("bosun/arrived", 1)
+    deadline = time.monotonic() + timeout_s
+    while arrived < world_size:
+        if time.monotonic() > deadline:
+            raise RendezvousFailed(f"{arrived} of {world_size} ranks joined within {timeout_s:.0f} s")
+        time.sleep(0.1)
+        arrived = store.add("bosun/arrived", 0)
 
 
 def setup(ctx: Any) -> Distributed:
@@ -131,7 +149,9 @@ def setup(ctx: Any) -> Distributed:
                 raise RendezvousFailed(f"rank {rank} has no way to find rank 0")
             host, port = rendezvous.lookup()
             store = dist.TCPStore(host, port, world, is_master=False, timeout=timeout)
-        dist.init_process_group(backend, store=store, rank=rank, world_size=world, timeout=timeout)
+        wait_for_ranks(store, world, rendezvous.timeout_s)
+        dist.init_process_group(backend, store=store, rank=rank, world_size=world,
+                                timeout=timedelta(seconds=rendezvous.collective_timeout_s))
     except RendezvousFailed:
         raise
     except (RuntimeError, dist.DistError) as exc:

@@ -365,6 +365,20 @@ def suspect_workers(*, session: Session, names: Sequence[str]) -> None:
                         .values(heartbeat_at=utcnow() - timedelta(days=1)))
 
 
+def beat_rank(*, session: Session, job_id: int, attempt: int, rank: int) -> None:
+    """A joined rank's heartbeat: rank 0 counts a rank that stops beating as lost."""
+    session.execute(update(JobRank).where(JobRank.job_id == job_id, JobRank.rank == rank, JobRank.attempt == attempt,
+                                          JobRank.state == "joined").values(updated_at=utcnow()))
+
+
+def stale_ranks(*, session: Session, job_id: int, attempt: int, lease_seconds: float) -> list[JobRank]:
+    """Joined ranks > 0 of this attempt whose last heartbeat is older than the lease."""
+    cutoff = utcnow() - timedelta(seconds=lease_seconds)
+    return list(session.scalars(select(JobRank).where(JobRank.job_id == job_id, JobRank.attempt == attempt,
+                                                      JobRank.rank > 0, JobRank.state == "joined",
+                                                      JobRank.updated_at < cutoff).order_by(JobRank.rank)))
+
+
 def requeue_lost(*, session: Session, job_id: int, worker: str, attempt: int, reason: str) -> str | None:
     """A rank of a multi-GPU job was lost or never joined: queue the job again, as the reaper does for
     a lost worker (it resumes from its checkpoint), or fail it once out of attempts.

@@ -17,8 +17,8 @@ from sqlalchemy import select
 
 from shared.db import Job, JobLog, JobStatus, session_scope
 
-from shared.jobs import (claim_job, dispatch_ready, failed_rank, finish_job, heartbeat, publish_rendezvous,
-                         rank_row, requeue_lost, set_rank_state, silent_ranks, suspect_workers)
+from shared.jobs import (beat_rank, claim_job, dispatch_ready, failed_rank, finish_job, heartbeat, publish_rendezvous,
+                         rank_row, requeue_lost, set_rank_state, silent_ranks, stale_ranks, suspect_workers)
 from shared.metrics import JOBS_FINISHED, JOBS_REQUEUED, QUEUE_WAIT, RUN_TIME, WORKER_BUSY
 from shared.settings import Settings
 from shared.specs import parse_spec
@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 CANCEL_GRACE_SECONDS = 30.0
 # How long rank 0 waits, after losing a peer, for that rank to report an error of its own.
 RANK_REPORT_SECONDS = 5.0
+REQUEUED = "requeued"
 
 
 def one_line(exc: BaseException) -> str:
@@ -43,10 +44,11 @@ def one_line(exc: BaseException) -> str:
 class Heartbeat(threading.Thread):
     """Renews the lease and picks up cancel requests while the service runs."""
 
-    def __init__(self, ctx: WorkerContext, interval: float) -> None:
+    def __init__(self, ctx: WorkerContext, interval: float, ranks: int = 1) -> None:
         super().__init__(name=f"heartbeat-{ctx.job_id}", daemon=True)
         self.ctx = ctx
         self.interval = interval
+        self.ranks = ranks
         self.stopped = threading.Event()
         self.cancel_seen_at: float | None = None
 
@@ -61,11 +63,28 @@ class Heartbeat(threading.Thread):
             if cancel is None:
                 log.warning("job %s: lease lost, stopping", self.ctx.job_id)
                 self.ctx.lease_lost.set()
+            elif self.ranks > 1:
+                self._check_ranks()
             elif cancel:
                 self.ctx.cancel_requested.set()
                 self.cancel_seen_at = self.cancel_seen_at or time.monotonic()
                 if time.monotonic() - self.cancel_seen_at > CANCEL_GRACE_SECONDS:
                     self._stop_hard()
+
+    def _check_ranks(self) -> None:
+        """A rank that stopped heartbeating (its worker died where no collective noticed, as NCCL may
+        wait a collective's whole timeout): re-queue the job and end this process, which holds the
+        other ranks' collectives."""
+        ctx, settings = self.ctx, self.ctx.settings
+        with session_scope(settings.database_url) as s:
+            stale = stale_ranks(session=s, job_id=ctx.job_id, attempt=ctx.attempt, lease_seconds=settings.lease_seconds)
+            if not stale:
+                return
+            reason = "rank lost: " + ", ".join(f"rank {r.rank} on {r.worker} stopped heartbeating" for r in stale)
+            suspect_workers(session=s, names=[r.worker for r in stale])
+            recorded = requeue_lost(session=s, job_id=ctx.job_id, worker=ctx.worker, attempt=ctx.attempt, reason=reason)
+        log.warning("job %s: %s (%s)", ctx.job_id, reason, recorded)
+        os._exit(1)
 
     def _stop_hard(self) -> None:
         """The service ignored should_stop(): record the cancel and end this child process."""
@@ -107,7 +126,7 @@ def run_job(settings: Settings, job_id: int, worker: str) -> str:
                         attempt=attempt, worker=worker, seed=seed)
     if gpus > 1:
         ctx.rendezvous = leader_rendezvous(settings, job_id, attempt, gpus)
-    beat = Heartbeat(ctx, settings.heartbeat_seconds)
+    beat = Heartbeat(ctx, settings.heartbeat_seconds, ranks=gpus)
     beat.start()
     started = time.monotonic()
     result, error, status, lost = None, None, JobStatus.failed, None
@@ -128,7 +147,8 @@ def run_job(settings: Settings, job_id: int, worker: str) -> str:
         if isinstance(exc, JobStopped) or ctx.cancel_requested.is_set():
             status, error = JobStatus.cancelled, "cancelled on request"
         elif gpus > 1 and is_peer_failure(exc):
-            lost = exc
+            # decided while this attempt still heartbeats, so the reaper does not take it meanwhile
+            lost = peer_failure(settings, job_id, attempt, worker, exc)
         else:
             error = one_line(exc)
             ctx.log("job failed: " + error + "\n" + traceback.format_exc())
@@ -136,11 +156,10 @@ def run_job(settings: Settings, job_id: int, worker: str) -> str:
         wind_down(beat, ctx, f"job {job_id}")
 
     if lost is not None:
-        outcome = peer_failure(settings, job_id, attempt, worker, lost)
-        if outcome is None:
+        if lost == REQUEUED:
             WORKER_BUSY.labels(worker=worker.split("/")[0]).set(0)
             return "requeued"
-        status, error = JobStatus.failed, outcome
+        status, error = JobStatus.failed, lost
 
     if ctx.worker != worker and status is JobStatus.succeeded:
         # The service handed its lease on (a landscape's tiles): whoever holds it finishes the job.
@@ -188,9 +207,9 @@ def is_peer_failure(exc: BaseException) -> bool:
     return isinstance(exc, (RankLost, RendezvousFailed))
 
 
-def peer_failure(settings: Settings, job_id: int, attempt: int, worker: str, exc: BaseException) -> str | None:
+def peer_failure(settings: Settings, job_id: int, attempt: int, worker: str, exc: BaseException) -> str:
     """Rank 0 lost a peer: a rank that failed on its own error fails the job (returns that error);
-    a rank that vanished or never joined re-queues it like a lost worker (returns None)."""
+    a rank that vanished or never joined re-queues it like a lost worker (returns REQUEUED)."""
     deadline = time.monotonic() + RANK_REPORT_SECONDS
     while True:
         with session_scope(settings.database_url) as s:
@@ -209,19 +228,15 @@ def peer_failure(settings: Settings, job_id: int, attempt: int, worker: str, exc
         if silent:
             reason += "; lost: " + ", ".join(f"rank {r.rank} on {r.worker}" for r in silent)
         recorded = requeue_lost(session=s, job_id=job_id, worker=worker, attempt=attempt, reason=reason)
-    log.warning("job %s attempt %s: %s (%s)", job_id, attempt, one_line(exc), recorded or "lease lost")
+    log.warning("job %s attempt %s: %s (%s)", job_id, attempt, reason, recorded or "lease lost")
     if recorded == JobStatus.queued.value:
         JOBS_REQUEUED.labels(type="pretrain").inc()
-    try:
-        with session_scope(settings.database_url) as s:
-            dispatch_ready(session=s, settings=settings)
-    except Exception as exc2:  # the monitors retry dispatch
-        log.warning("dispatch after job %s failed: %s", job_id, exc2)
-    return None
+    return REQUEUED
 
 
 class RankWatch(threading.Thread):
-    """A joined rank's watch on its job: once the attempt is over (ended, re-queued, taken over), stop."""
+    """A joined rank's heartbeat and watch on its job: once the attempt is over (ended, re-queued,
+    taken over), stop."""
 
     def __init__(self, ctx: RankContext, interval: float) -> None:
         super().__init__(name=f"rank-watch-{ctx.job_id}", daemon=True)
@@ -232,6 +247,7 @@ class RankWatch(threading.Thread):
         while not self.stopped.wait(self.interval):
             try:
                 with session_scope(self.ctx.settings.database_url) as s:
+                    beat_rank(session=s, job_id=self.ctx.job_id, attempt=self.ctx.attempt, rank=self.ctx.rank)
                     row = s.execute(select(Job.status, Job.attempts).where(Job.id == self.ctx.job_id)).first()
             except Exception as exc:  # a database blip: rank 0's collectives keep this rank honest
                 log.warning("rank watch of job %s failed: %s", self.ctx.job_id, exc)

@@ -4,6 +4,10 @@ Each image comes as two augmented views; the backbone and a projection head map 
 loss compares the normalised projections: NT-Xent with the other view as the only positive
 (SimCLR), or every same-class view as positive (SupCon). The features before the projection
 head are the representation that is monitored and exported.
+
+Under data parallelism the projections (and SupCon's labels) of every rank are gathered, with
+gradients flowing back to the rank that computed them, so each rank's anchors meet the negatives
+of the whole global batch, as in SimCLR's reference.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.distributed as dist
+import torch.distributed.nn.functional as dist_nn
 import torch.nn as nn
 
 from services.pretrain.backbone import backbone_kwargs, create_backbone
@@ -20,6 +26,11 @@ from services.pretrain.method import PretrainMethod
 from services.pretrain.multicrop import MultiCropWrapper
 from shared.specs.common import BackboneSpec
 from shared.specs.pretrain import ContrastiveOptions
+
+
+def data_parallel() -> bool:
+    """Whether this process is one rank of several in a torch.distributed process group."""
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
 class ContrastiveMethod(PretrainMethod):
@@ -43,11 +54,21 @@ class ContrastiveMethod(PretrainMethod):
 
     def loss(self, inputs: tuple[list[torch.Tensor], torch.Tensor], epoch: int) -> torch.Tensor:
         views, labels = inputs
-        z1, z2 = self.student(views).chunk(2)
+        z1, z2 = self.run_student(views).chunk(2)
+        features = torch.stack([z1, z2], dim=1)
+        if not data_parallel():
+            if not self.supervised:
+                return nt_xent_loss(z1, z2, self.options.temperature)
+            return supcon_loss(features, labels, self.options.temperature, self.options.base_temperature)
+        offset = dist.get_rank() * features.shape[0]
+        all_features = torch.cat(dist_nn.all_gather(features))
         if not self.supervised:
-            return nt_xent_loss(z1, z2, self.options.temperature)
-        return supcon_loss(torch.stack([z1, z2], dim=1), labels, self.options.temperature,
-                           self.options.base_temperature)
+            return nt_xent_loss(z1, z2, self.options.temperature, batch=(all_features[:, 0], all_features[:, 1]),
+                                offset=offset)
+        all_labels = [torch.empty_like(labels) for _ in range(dist.get_world_size())]
+        dist.all_gather(all_labels, labels)
+        return supcon_loss(features, labels, self.options.temperature, self.options.base_temperature,
+                           batch=(all_features, torch.cat(all_labels)), offset=offset)
 
     def feature_backbone(self) -> nn.Module:
         return self.student.backbone

@@ -62,7 +62,7 @@ class DinoMethod(PretrainMethod):
 
     def loss(self, inputs: list[torch.Tensor], epoch: int) -> torch.Tensor:
         teacher_output = self.teacher(inputs[:2])
-        student_output = self.student(inputs)
+        student_output = self.run_student(inputs)
         return self.dino_loss(student_output, teacher_output, epoch)
 
     def adjust_gradients(self, epoch: int) -> None:

@@ -3,7 +3,8 @@
 `run` reads the dataset the spec names, builds the method and its training transform (DINO's
 multi-crop, two views for SimCLR/SupCon, one augmented view for supervised runs), loads the
 starting weights, and hands over to the shared loop in `trainer.py`, which resumes from the
-job's latest checkpoint when there is one.
+job's latest checkpoint when there is one. A context with a rendezvous runs one rank of a
+data-parallel job: the rank joins the job's process group first (`services.distributed`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 from typing import Any, Callable, Sequence
 
 from services.context import JobContext
+from services.distributed import setup
 from services.pretrain.backbone import load_source_weights, patch_size_of
 from services.pretrain.method import PretrainMethod, build_method
 from services.pretrain.rng import seed_everything
@@ -85,7 +87,12 @@ def prepare(spec: PretrainSpec, ctx: JobContext) -> tuple[PretrainData, Pretrain
 
 def run(spec: PretrainSpec, ctx: JobContext) -> dict[str, Any]:
     """Train as `spec` says; returns the summary and leaves the artifact `checkpoint.pt`."""
-    data, method = prepare(spec, ctx)
-    result = train(spec, ctx, data, method)
-    ctx.progress(1.0, "done")
+    distributed = setup(ctx)
+    try:
+        data, method = prepare(spec, ctx)
+        result = train(spec, ctx, data, method, distributed)
+    finally:
+        distributed.close()
+    if distributed.is_main:
+        ctx.progress(1.0, "done")
     return result

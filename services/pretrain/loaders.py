@@ -6,6 +6,11 @@ the sample order of an epoch is a permutation drawn from (seed, epoch) alone, so
 iteration i just starts at batch i of that order; and each sample's augmentation draws its
 random numbers from generators seeded by (seed, epoch, index), so a sample looks the same
 whichever worker loads it and whatever was loaded before it.
+
+Under data parallelism every rank draws the same permutation and takes every `world_size`-th
+sample of its full global batches (DistributedSampler's interleaving), so batch i of all ranks
+together is batch i of one process with the global batch, and resuming skips the same number
+of local batches on every rank.
 """
 
 from __future__ import annotations
@@ -67,29 +72,41 @@ def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
 
 @dataclass(frozen=True)
 class LoaderSettings:
+    """`batch_size` is per rank; `rank` of `world_size` picks this rank's share of each global batch."""
+
     batch_size: int
     num_workers: int
     seed: int
     pin_memory: bool = False
+    rank: int = 0
+    world_size: int = 1
 
 
-def iterations_per_epoch(n: int, batch_size: int) -> int:
-    """Full batches per epoch (the last, incomplete batch is dropped as in the reference)."""
-    if n < batch_size:
-        raise ValueError(f"the training split has {n} samples, fewer than batch_size_per_gpu={batch_size}")
-    return n // batch_size
+def iterations_per_epoch(n: int, batch_size: int, world_size: int = 1) -> int:
+    """Full global batches (`batch_size` per rank) per epoch; the last, incomplete one is dropped
+    as in the reference."""
+    if n < batch_size * world_size:
+        ranks = f" x {world_size} ranks" if world_size > 1 else ""
+        raise ValueError(f"the training split has {n} samples, fewer than batch_size_per_gpu={batch_size}{ranks}")
+    return n // (batch_size * world_size)
+
+
+def rank_order(n: int, settings: LoaderSettings, epoch: int) -> list[int]:
+    """This rank's samples of `epoch` in order: every `world_size`-th of the full global batches."""
+    order = epoch_order(n, settings.seed, epoch)
+    end = iterations_per_epoch(n, settings.batch_size, settings.world_size) * settings.batch_size * settings.world_size
+    return order[:end][settings.rank::settings.world_size]
 
 
 def train_loader(dataset: SeededAugmentation, settings: LoaderSettings, epoch: int,
                  start_iteration: int = 0) -> DataLoader:
-    """Loader over the full batches of `epoch`, starting at batch `start_iteration`.
+    """Loader over this rank's full batches of `epoch`, starting at batch `start_iteration`.
 
     The loader gets its own generator, so creating it draws nothing from the global RNG.
     """
     dataset.set_epoch(epoch)
-    order = epoch_order(len(dataset), settings.seed, epoch)
-    end = iterations_per_epoch(len(dataset), settings.batch_size) * settings.batch_size
-    return DataLoader(dataset, batch_size=settings.batch_size, sampler=order[start_iteration * settings.batch_size:end],
+    order = rank_order(len(dataset), settings, epoch)
+    return DataLoader(dataset, batch_size=settings.batch_size, sampler=order[start_iteration * settings.batch_size:],
                       num_workers=settings.num_workers, pin_memory=settings.pin_memory, drop_last=True,
                       generator=torch.Generator().manual_seed(sample_seed(settings.seed, epoch, -1)))
 

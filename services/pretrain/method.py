@@ -4,10 +4,15 @@ A method is an nn.Module holding everything it trains or keeps (student, teacher
 state such as DINO's centre), so one `state_dict` captures it for checkpoints. The loop in
 `job.py` owns the optimizer, schedules, mixed precision, checkpoints and monitoring; a method
 turns a batch into a loss and keeps its own extra state up to date after each step.
+
+Under data parallelism the student's forward that carries gradients runs through a wrapper
+(DistributedDataParallel) given to `distribute`; the wrapper is kept outside the module tree,
+so `state_dict` keys stay those of one process and checkpoints and exports do not change.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -22,6 +27,20 @@ class PretrainMethod(nn.Module):
     student: nn.Module
     backbone_kwargs: dict[str, Any]
     embed_dim: int
+
+    def distribute(self, wrap: Callable[[nn.Module], nn.Module], sync_batchnorm: bool = False) -> None:
+        """Run the student's training forward through `wrap(student)`; `sync_batchnorm` first turns
+        every BatchNorm of the method (student and teacher) into its synchronised variant, as the
+        reference does for backbones with BatchNorm (timm's converter keeps fused activations)."""
+        if sync_batchnorm:
+            from timm.layers import convert_sync_batchnorm
+
+            convert_sync_batchnorm(self)
+        self.__dict__["_student_run"] = wrap(self.student)
+
+    def run_student(self, x: Any) -> torch.Tensor:
+        """The student's forward for the loss (through the `distribute` wrapper when there is one)."""
+        return self.__dict__.get("_student_run", self.student)(x)
 
     def prepare(self, batch: Any, device: str) -> Any:
         """Move a collated batch to `device` and apply batch-level augmentation."""

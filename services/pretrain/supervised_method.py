@@ -59,7 +59,7 @@ class SupervisedMethod(PretrainMethod):
 
     def loss(self, inputs: tuple[torch.Tensor, torch.Tensor], epoch: int) -> torch.Tensor:
         images, targets = inputs
-        return self.criterion(self.student(images), targets)
+        return self.criterion(self.run_student(images), targets)
 
     def feature_backbone(self) -> nn.Module:
         return self.student.backbone

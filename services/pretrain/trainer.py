@@ -10,6 +10,15 @@ Resuming is exact: checkpoints hold the method (student, teacher, loss state), o
 scaler, the position (epoch, iteration within it) and every RNG state, and data order and
 augmentation are functions of (seed, epoch, index) (`loaders.py`). A stop request is honoured
 before the next iteration: the position is checkpointed and `JobStopped` raised.
+
+Data parallelism follows facebookresearch/dino `main_dino.py`: each rank trains the same method
+on its share of every global batch (`loaders.py`) with the student under DistributedDataParallel,
+the learning rate scales with the global batch, and rank r seeds its generators with seed + r
+(timm's `train.py`), so stochastic depth and mixup differ between ranks while the data order
+does not. The ranks agree before every iteration whether to stop, and average the loss so a
+non-finite one stops all of them at the same step. Only rank 0 logs, monitors, checkpoints and
+exports; a checkpoint holds the generator states of every rank, and every rank resumes from it.
+A collective that fails because a rank is gone raises `RankLost`.
 """
 
 from __future__ import annotations
@@ -23,9 +32,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.distributed import DistError
 from torch.utils.data import Dataset
 
 from services.context import JobContext, JobStopped
+from services.distributed import Distributed, RankLost, setup
 from services.pretrain.backbone import export_kwargs
 from services.pretrain.knn_monitor import knn_top1
 from services.pretrain.loaders import (LoaderSettings, SeededAugmentation, eval_loader, iterations_per_epoch,
@@ -40,6 +51,9 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = 1
 _AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+# Words of the errors a collective inside the step (DDP's gradient all-reduce, DINO's centre)
+# raises when another rank is gone.
+_PEER_FAILURE_WORDS = ("connection", "peer", "gloo", "nccl")
 
 
 @dataclass
@@ -54,17 +68,22 @@ class PretrainData:
 
 
 class Trainer:
-    def __init__(self, spec: PretrainSpec, ctx: JobContext, data: PretrainData, method: PretrainMethod) -> None:
+    def __init__(self, spec: PretrainSpec, ctx: JobContext, data: PretrainData, method: PretrainMethod,
+                 distributed: Distributed | None = None) -> None:
+        self.dist = distributed if distributed is not None else setup(ctx)
         self.spec, self.ctx, self.data, self.method = spec, ctx, data, method
         self.opts = spec.options
         self.device = ctx.device
         self.device_type = torch.device(self.device).type
         self.method.to(self.device)
+        if self.dist.enabled:
+            self.method.distribute(self.dist.wrap, sync_batchnorm=self.device_type == "cuda")
         self.epochs = self.opts.epochs
         self.batch_size = self.opts.batch_size_per_gpu
-        self.niter = iterations_per_epoch(len(data.train), self.batch_size)
+        self.global_batch_size = self.batch_size * self.dist.world_size
+        self.niter = iterations_per_epoch(len(data.train), self.batch_size, self.dist.world_size)
         self.method.start(self.epochs, self.niter)
-        peak_lr = self.opts.lr * self.batch_size / 256.0
+        peak_lr = self.opts.lr * self.global_batch_size / 256.0
         self.lr_schedule = cosine_scheduler(peak_lr, self.opts.min_lr, self.epochs, self.niter,
                                             warmup_epochs=self.opts.warmup_epochs)
         self.wd_schedule = cosine_scheduler(self.opts.weight_decay, self.opts.weight_decay_end, self.epochs, self.niter)
@@ -73,7 +92,8 @@ class Trainer:
         self.amp = spec.resolved_amp
         self.scaler = torch.amp.GradScaler(self.device_type, enabled=self.amp == "fp16")
         self.settings = LoaderSettings(self.batch_size, self.opts.num_workers, self.opts.seed,
-                                       pin_memory=self.device_type == "cuda")
+                                       pin_memory=self.device_type == "cuda", rank=self.dist.rank,
+                                       world_size=self.dist.world_size)
         self.train_set = SeededAugmentation(data.train, self.opts.seed)
         self.knn_history: dict[int, float] = {}
         self.last_loss = math.nan
@@ -98,7 +118,7 @@ class Trainer:
     def _forward(self, inputs: Any, epoch: int, it: int) -> tuple[torch.Tensor, float]:
         with self.autocast():
             loss = self.method.loss(inputs, epoch)
-        value = loss.item()
+        value = self.dist.mean(loss.item())
         if not math.isfinite(value):
             raise FloatingPointError(f"loss is {value} at epoch {epoch}, iteration {it}; "
                                      f"training stopped, the last checkpoint is kept")
@@ -111,7 +131,18 @@ class Trainer:
         self.method.adjust_gradients(epoch)
 
     def step(self, batch: Any, epoch: int, it: int) -> float:
-        """One optimizer step on `batch` at global iteration `it`; returns the loss."""
+        """One optimizer step on `batch` at global iteration `it`; returns the loss (mean over ranks)."""
+        try:
+            return self._step(batch, epoch, it)
+        except RankLost:
+            raise
+        except RuntimeError as exc:
+            if self.dist.enabled and _peer_failure(exc):
+                raise RankLost(f"rank {self.dist.rank}: a collective of the training step failed "
+                               f"({str(exc).splitlines()[0][:200]})") from exc
+            raise
+
+    def _step(self, batch: Any, epoch: int, it: int) -> float:
         self.set_schedules(it)
         inputs = self.method.prepare(batch, self.device)
         loss, value = self._forward(inputs, epoch, it)
@@ -130,28 +161,40 @@ class Trainer:
         return value
 
     # ---------------------------------------------------------------- checkpoints
-    def state(self, epoch: int, iteration: int) -> dict[str, Any]:
+    def state(self, epoch: int, iteration: int, rng_ranks: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """The checkpoint; `rng_ranks` are the generator states of every rank (default: this one's)."""
+        rng_ranks = rng_ranks if rng_ranks is not None else [capture_rng()]
         return {"format": CHECKPOINT_FORMAT, "method_name": self.spec.method, "epoch": epoch,
                 "iteration": iteration, "niter_per_ep": self.niter, "method": self.method.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(),
-                "rng": capture_rng(), "last_loss": self.last_loss, "knn_history": dict(self.knn_history)}
+                "rng": rng_ranks[0], "rng_ranks": rng_ranks, "world_size": self.dist.world_size,
+                "last_loss": self.last_loss, "knn_history": dict(self.knn_history)}
 
     def save_checkpoint(self, epoch: int, iteration: int) -> None:
-        """Checkpoint resuming at `iteration` of `epoch`, under step = completed epochs."""
-        self.ctx.save_checkpoint(self.state(epoch, iteration), step=epoch)
+        """Checkpoint resuming at `iteration` of `epoch`, under step = completed epochs.
+
+        Every rank calls it (the generator states are gathered); rank 0 writes it.
+        """
+        rng_ranks = self.dist.gather_objects(capture_rng())
+        if self.dist.is_main:
+            self.ctx.save_checkpoint(self.state(epoch, iteration, rng_ranks), step=epoch)
 
     def restore(self, checkpoint: dict[str, Any]) -> tuple[int, int]:
         """Load a checkpoint; returns the (epoch, iteration) to resume at."""
         if checkpoint.get("format") != CHECKPOINT_FORMAT or checkpoint.get("method_name") != self.spec.method:
             raise ValueError(f"checkpoint is not a {self.spec.method!r} pretraining checkpoint "
                              f"(format {checkpoint.get('format')}, method {checkpoint.get('method_name')!r})")
+        world_size = checkpoint.get("world_size", 1)
+        if world_size != self.dist.world_size:
+            raise ValueError(f"checkpoint was saved by {world_size} ranks, this run has {self.dist.world_size}: "
+                             f"resuming needs the GPU count it was saved with")
         if checkpoint["niter_per_ep"] != self.niter:
             raise ValueError(f"checkpoint has {checkpoint['niter_per_ep']} iterations per epoch, this run "
                              f"{self.niter}: the dataset or batch size changed since it was saved")
         self.method.load_state_dict(checkpoint["method"])
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.scaler.load_state_dict(checkpoint["scaler"])
-        restore_rng(checkpoint["rng"])
+        restore_rng(checkpoint.get("rng_ranks", [checkpoint["rng"]])[self.dist.rank])
         self.last_loss = checkpoint["last_loss"]
         self.knn_history = dict(checkpoint["knn_history"])
         return checkpoint["epoch"], checkpoint["iteration"]
@@ -186,33 +229,42 @@ class Trainer:
         loader = train_loader(self.train_set, self.settings, epoch, start_iteration)
         tick = time.perf_counter()
         for i, batch in enumerate(loader, start=start_iteration):
-            if self.ctx.should_stop():
+            if self.dist.any(self.ctx.should_stop()):
                 self.save_checkpoint(epoch, i)
                 raise JobStopped(f"stopped at epoch {epoch}, iteration {i}; checkpoint saved")
             it = epoch * self.niter + i
             self.last_loss = self.step(batch, epoch, it)
             now = time.perf_counter()
-            if (it + 1) % self.spec.log_every == 0 or i + 1 == self.niter:
-                self.log_step(it, epoch, self.last_loss, self.batch_size / max(now - tick, 1e-9))
+            if self.dist.is_main and ((it + 1) % self.spec.log_every == 0 or i + 1 == self.niter):
+                self.log_step(it, epoch, self.last_loss, self.global_batch_size / max(now - tick, 1e-9))
             tick = now
 
     def fit(self) -> dict[str, Any]:
+        try:
+            return self._fit()
+        finally:
+            self.dist.close()
+
+    def _fit(self) -> dict[str, Any]:
         checkpoint = self.ctx.load_latest_checkpoint()
         if checkpoint is None:
-            seed_everything(self.opts.seed)
+            seed_everything(self.opts.seed + self.dist.rank)
             epoch, iteration = 0, 0
         else:
             epoch, iteration = self.restore(checkpoint)
-            self.ctx.log(f"resumed from epoch {epoch}, iteration {iteration}")
+            if self.dist.is_main:
+                self.ctx.log(f"resumed from epoch {epoch}, iteration {iteration}")
         for epoch in range(epoch, self.epochs):
             self.run_epoch(epoch, iteration)
             iteration = 0
-            self.monitor_knn(epoch)
-            knn = f", knn_top1 {self.knn_history[max(self.knn_history)]:.4f}" if self.knn_history else ""
-            self.ctx.log(f"epoch {epoch + 1}/{self.epochs}: loss {self.last_loss:.4f}{knn}")
+            if self.dist.is_main:
+                self.monitor_knn(epoch)
+                knn = f", knn_top1 {self.knn_history[max(self.knn_history)]:.4f}" if self.knn_history else ""
+                self.ctx.log(f"epoch {epoch + 1}/{self.epochs}: loss {self.last_loss:.4f}{knn}")
             if (epoch + 1) % self.spec.checkpoint_every == 0 or epoch + 1 == self.epochs:
                 self.save_checkpoint(epoch + 1, 0)
-        self.export()
+        if self.dist.is_main:
+            self.export()
         return self.result()
 
     def export(self) -> None:
@@ -235,10 +287,23 @@ class Trainer:
         last_knn = self.knn_history[max(self.knn_history)] if self.knn_history else None
         return {"method": self.spec.method, "backbone": self.spec.backbone.name, "epochs": self.epochs,
                 "iterations": self.epochs * self.niter, "train_samples": len(self.data.train),
+                "world_size": self.dist.world_size, "global_batch_size": self.global_batch_size,
                 "embed_dim": self.method.embed_dim, "loss": self.last_loss, "knn_top1": last_knn,
                 "knn_history": {str(k): v for k, v in sorted(self.knn_history.items())}}
 
 
-def train(spec: PretrainSpec, ctx: JobContext, data: PretrainData, method: PretrainMethod) -> dict[str, Any]:
-    """Train `method` on `data` as `spec` says, resuming from the context's latest checkpoint."""
-    return Trainer(spec, ctx, data, method).fit()
+def train(spec: PretrainSpec, ctx: JobContext, data: PretrainData, method: PretrainMethod,
+          distributed: Distributed | None = None) -> dict[str, Any]:
+    """Train `method` on `data` as `spec` says, resuming from the context's latest checkpoint;
+    `distributed` is this process' rank (default: joined from the context's rendezvous)."""
+    distributed = distributed if distributed is not None else setup(ctx)
+    try:
+        return Trainer(spec, ctx, data, method, distributed).fit()
+    finally:
+        distributed.close()
+
+
+def _peer_failure(exc: RuntimeError) -> bool:
+    """Whether `exc`, raised inside a step, is a collective failing because a rank is gone."""
+    text = str(exc).lower()
+    return isinstance(exc, DistError) or any(word in text for word in _PEER_FAILURE_WORDS)

@@ -30,7 +30,8 @@ def _check_scale(scale: CropScale) -> CropScale:
 class TrainingOptions(SpecModel):
     """Optimisation settings every method shares; names as in main_dino.py.
 
-    The peak learning rate is `lr * batch_size_per_gpu / 256` (linear scaling rule), reached after
+    The peak learning rate is `lr * batch_size_per_gpu * gpus / 256` (linear scaling rule on the
+    global batch of the job's `gpus` ranks), reached after
     `warmup_epochs` of linear warm-up and followed by a cosine decay to `min_lr`; weight decay
     follows a cosine from `weight_decay` to `weight_decay_end`. Schedules are per iteration.
     """
@@ -173,7 +174,7 @@ class PretrainSpec(SpecModel):
 
 
 # Arguments of the reference's launchers (run_with_submitit.py, torch.distributed) and paths that
-# bosun supplies itself: a one-GPU job scales the learning rate by its own batch.
+# bosun supplies itself: the job's `gpus` set its world size, and the learning rate scales with it.
 REFERENCE_LAUNCHER_ARGS = frozenset({"world_size", "ngpus", "nodes", "timeout", "partition", "dist_url",
                                      "local_rank", "data_path", "output_dir", "saveckp_freq", "gpu", "rank"})
 

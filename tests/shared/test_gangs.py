@@ -119,3 +119,24 @@ def test_a_draining_worker_is_left_out_of_a_gang(db, settings, sent) -> None:  #
     with session_scope(db) as s:
         assert dispatch_ready(session=s, settings=settings) == [job]
     assert [r[2] for r in ranks(db, job)] == ["w1@box", "w2@box"]
+
+
+def test_a_joined_rank_that_stops_beating_is_stale(db, settings, sent) -> None:  # noqa: ANN001
+    from datetime import timedelta
+
+    from shared.jobs import beat_rank, set_rank_state, stale_ranks
+
+    ada = add_users(db, "ada")["ada"]
+    add_box(db, "box", "w0", "w1", "w2")
+    job, = submit(db, ada, gpus=3)
+    with session_scope(db) as s:
+        dispatch_ready(session=s, settings=settings)
+        claim_job(session=s, job_id=job, worker="w0@box/1")
+        for rank in (1, 2):
+            set_rank_state(session=s, job_id=job, attempt=1, rank=rank, state="joined")
+        assert stale_ranks(session=s, job_id=job, attempt=1, lease_seconds=60) == []
+        s.execute(update(JobRank).where(JobRank.job_id == job).values(updated_at=utcnow() - timedelta(seconds=90)))
+        beat_rank(session=s, job_id=job, attempt=1, rank=1)
+        assert [r.rank for r in stale_ranks(session=s, job_id=job, attempt=1, lease_seconds=60)] == [2]
+        beat_rank(session=s, job_id=job, attempt=2, rank=2)  # another attempt's beat changes nothing
+        assert [r.rank for r in stale_ranks(session=s, job_id=job, attempt=1, lease_seconds=60)] == [2]

@@ -68,3 +68,17 @@ def test_contrastive_shape_errors():
         supcon_loss(torch.randn(3, 1, 4))
     with pytest.raises(ValueError, match="labels"):
         supcon_loss(torch.randn(3, 2, 4), torch.arange(4))
+
+
+def test_ranks_losses_over_the_gathered_batch_average_to_the_global_loss():
+    torch.manual_seed(0)
+    world, n = 3, 4
+    z1, z2 = torch.randn(world * n, 6), torch.randn(world * n, 6)
+    features, labels = torch.stack([z1, z2], dim=1), torch.tensor([0, 1, 2, 0, 1, 2, 0, 0, 1, 1, 2, 2])
+    rows = [slice(r * n, (r + 1) * n) for r in range(world)]
+    ranks = [nt_xent_loss(z1[s], z2[s], 0.5, batch=(z1, z2), offset=s.start) for s in rows]
+    assert float(sum(ranks)) / world == pytest.approx(float(nt_xent_loss(z1, z2, 0.5)), rel=1e-5)
+    ranks = [supcon_loss(features[s], labels[s], 0.5, 0.07, batch=(features, labels), offset=s.start) for s in rows]
+    assert float(sum(ranks)) / world == pytest.approx(float(supcon_loss(features, labels, 0.5, 0.07)), rel=1e-5)
+    ranks = [supcon_loss(features[s], None, 0.5, batch=(features, None), offset=s.start) for s in rows]
+    assert float(sum(ranks)) / world == pytest.approx(float(nt_xent_loss(z1, z2, 0.5)), rel=1e-5)

@@ -14,7 +14,7 @@ from shared.specs.pretrain import (REFERENCE_LAUNCHER_ARGS, PretrainSpec, backbo
                                    dino_spec_from_reference)
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "deploy" / "examples"
-JOB_FILE_KEYS = {"type", "spec", "name", "priority", "depends_on"}
+JOB_FILE_KEYS = {"type", "spec", "name", "priority", "depends_on", "gpus"}
 """What `bosun submit` reads from a job file."""
 
 # The two DINO configurations of the research notes (14.11.2022), as recorded there.

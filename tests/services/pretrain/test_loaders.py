@@ -1,9 +1,11 @@
 import random
 
 import numpy as np
+import pytest
 import torch
 
-from services.pretrain.loaders import LoaderSettings, SeededAugmentation, epoch_order, train_loader
+from services.pretrain.loaders import (LoaderSettings, SeededAugmentation, epoch_order, iterations_per_epoch,
+                                       train_loader)
 from tests.services.pretrain.helpers import StripesDataset, TwoViews
 
 torch.set_num_threads(1)
@@ -49,3 +51,40 @@ def test_resumed_loader_yields_the_remaining_batches_identically_with_workers():
     for (a, ya), (b, yb) in zip(full[1:], rest):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
         assert torch.equal(ya, yb)
+
+
+class Indices(torch.utils.data.Dataset):
+    def __init__(self, n):
+        self.n = n
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        return i
+
+
+def index_batches(settings, n=23, start=0):
+    return [b.tolist() for b in train_loader(SeededAugmentation(Indices(n), settings.seed), settings, epoch=3,
+                                              start_iteration=start)]
+
+
+@pytest.mark.parametrize("world", [2, 3])
+def test_ranks_split_each_global_batch_of_one_process(world):
+    single = index_batches(LoaderSettings(batch_size=3 * world, num_workers=0, seed=5))
+    ranks = [index_batches(LoaderSettings(batch_size=3, num_workers=0, seed=5, rank=r, world_size=world))
+             for r in range(world)]
+    assert len(single) == 23 // (3 * world) and all(len(r) == len(single) for r in ranks)
+    for i, batch in enumerate(single):
+        parts = [r[i] for r in ranks]
+        assert all(len(part) == 3 for part in parts)
+        assert sorted(sum(parts, [])) == sorted(batch), "ranks together see the one-process batch, once each"
+    for r in range(world):
+        resumed = index_batches(LoaderSettings(batch_size=3, num_workers=0, seed=5, rank=r, world_size=world), start=1)
+        assert resumed == ranks[r][1:]
+
+
+def test_a_split_smaller_than_the_global_batch_is_refused():
+    assert iterations_per_epoch(16, 4, 2) == 2
+    with pytest.raises(ValueError, match="fewer than batch_size_per_gpu=4 x 5 ranks"):
+        iterations_per_epoch(16, 4, 5)
