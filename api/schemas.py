@@ -135,6 +135,7 @@ class WorkerPublic(BaseModel):
     name: str
     queues: list[str]
     gpu: str | None
+    host: str = Field(description="the box it runs on: the ranks of a multi-GPU job share one")
     state: Literal["idle", "busy", "draining"]
     alive: bool
     job: int | None

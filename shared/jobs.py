@@ -53,9 +53,8 @@ def _cancel_for_parent(session: Session, job: Job, parent: Job) -> None:
 def claim_job(*, session: Session, job_id: int, worker: str) -> Job | None:
     """Take the lease on a queued job: running, attempt+1. None if someone else holds it or it ended.
 
-    A draining worker claims nothing: since Celery queues are shared it may still receive a
-    message, so it hands the job back to the dispatcher (`enqueued_at` cleared), which sends it
-    again once an undrained worker is free. The drain check is part of the claim's condition, so a
+    A draining worker claims nothing: a job sent to it before the drain goes back to the
+    dispatcher (`enqueued_at` cleared), which sends it again once an undrained worker is free. The drain check is part of the claim's condition, so a
     drain recorded before the claim always wins.
 
     A multi-GPU job is claimed only by the worker its current dispatch made rank 0.
@@ -78,6 +77,9 @@ def claim_job(*, session: Session, job_id: int, worker: str) -> Job | None:
                             .values(enqueued_at=None))
             session.commit()
         return None
+    # rank 0 is whoever claimed (a 1-GPU job's message redelivered elsewhere runs there)
+    session.execute(update(JobRank).where(JobRank.job_id == job_id, JobRank.rank == 0)
+                    .values(worker=name, state="joined", updated_at=now))
     session.commit()
     job = session.get(Job, job_id, populate_existing=True)
     return job
@@ -255,8 +257,7 @@ def dispatch_ready(*, session: Session, settings) -> list[int]:  # noqa: ANN001
         update(Job).where(Job.id == job.id, Job.status == JobStatus.queued.value, Job.enqueued_at.is_(None))
         .values(enqueued_at=now)).rowcount]
     for job in marked:
-        if job.id in decided.ranks:
-            assign_ranks(session=session, job=job, workers=decided.ranks[job.id])
+        assign_ranks(session=session, job=job, workers=decided.ranks[job.id])
     for victim, by in decided.preempt:
         asked = session.execute(
             update(Job).where(Job.id == victim.id, Job.status == JobStatus.running.value, Job.preempt_requested.is_(False))
@@ -269,13 +270,10 @@ def dispatch_ready(*, session: Session, settings) -> list[int]:  # noqa: ANN001
     sent, failure = [], None
     for job in marked:
         try:
-            workers = decided.ranks.get(job.id)
-            if workers:
-                send_run_job(settings, job.id, direct_queue(workers[0]))
-                for rank, name in enumerate(workers[1:], start=1):
-                    send_join_job(settings, job.id, job.attempts + 1, rank, direct_queue(name))
-            else:
-                send_run_job(settings, job.id, job.queue)
+            workers = decided.ranks[job.id]
+            send_run_job(settings, job.id, direct_queue(workers[0]))
+            for rank, name in enumerate(workers[1:], start=1):
+                send_join_job(settings, job.id, job.attempts + 1, rank, direct_queue(name))
             sent.append(job.id)
         except BrokerUnavailable as exc:
             failure = exc
@@ -321,7 +319,8 @@ def redispatch_lost(*, session: Session, settings, after_seconds: float) -> list
 
 # ---------------------------------------------------------------------------- multi-GPU jobs
 def assign_ranks(*, session: Session, job: Job, workers: Sequence[str]) -> None:
-    """Record which worker runs each rank of the job's next attempt (replacing an earlier dispatch's)."""
+    """Record which worker runs each rank of the job's next attempt (replacing an earlier dispatch's);
+    a 1-GPU or CPU job has the one rank 0."""
     session.execute(delete(JobRank).where(JobRank.job_id == job.id))
     for rank, name in enumerate(workers):
         session.add(JobRank(job_id=job.id, rank=rank, attempt=job.attempts + 1, worker=name, state="sent",

@@ -1,8 +1,10 @@
 """The dispatcher's policy: which queued job goes to which free worker slot, and why the others wait.
 
 Jobs wait in the database (`queued`, `enqueued_at` NULL). A slot is an alive worker (heartbeat
-within the lease) that is not draining, runs no job and has not been sent one it has yet to claim;
-one `run_job` message per free slot is sent. The order is the one Slurm's multifactor priority and
+within the lease) that is not draining, runs no job and has not been sent one it has yet to claim.
+The dispatcher picks the slot itself and sends the job to that worker's own queue (the job's
+`job_ranks` row says which), so the slot stays taken until the job ends and no other worker,
+draining or busy, receives it. The order is the one Slurm's multifactor priority and
 Determined's fair-share scheduler use in spirit:
 
 1. priority, highest first (an admin's override beats fair share);
@@ -10,8 +12,8 @@ Determined's fair-share scheduler use in spirit:
    (`fair_share_half_life_hours`), fewest first; among equal usage, the owner holding fewer GPUs;
 3. age, oldest first.
 
-A job asking for N > 1 GPUs runs as N ranks on N workers of one box (shared.jobs sends each
-worker its rank directly): it waits until one box has N free slots. Jobs behind it in its queue
+A job asking for N > 1 GPUs runs as N ranks on N workers of one box, each sent its rank: it waits
+until one box has N free slots. Jobs behind it in its queue
 wait too (no backfill), so a big job is never starved by a stream of small ones.
 
 Limits (`max_gpus_per_user`, `max_queued_jobs_per_user`, overridable per user) never reject a
@@ -90,7 +92,7 @@ class Plan:
     entries: list[Entry] = field(default_factory=list)
     usage: dict[int, float] = field(default_factory=dict)
     free_slots: dict[str, int] = field(default_factory=dict)
-    # Multi-GPU jobs to send: job id -> its ranks' workers, rank 0 first.
+    # Jobs to send: job id -> the workers of its ranks, rank 0 first (one for a 1-GPU job).
     ranks: dict[int, list[str]] = field(default_factory=dict)
 
 
@@ -124,17 +126,22 @@ def busy_worker_names(*, session: Session) -> set[str]:
 
 
 def free_slots(*, session: Session, settings: Settings, now: datetime, in_flight: Iterable[Job]) -> list[Slot]:
-    """Alive, undrained, idle workers, less one serving its queue for every job sent but not yet claimed.
+    """Alive, undrained, idle workers not given a job sent but not yet claimed.
 
-    Celery queues are shared, so a sent job is not bound to a worker: it takes away one slot of
-    its queue, preferably the worker serving the fewest other queues.
+    A job sent to the shared queue of its type (before jobs were sent to their worker's own
+    queue) is bound to no worker: it takes away one slot of its queue, preferably the worker
+    serving the fewest other queues.
     """
     busy = busy_worker_names(session=session)
     slots = [Slot(w.name, frozenset(filter(None, w.queues.split(","))), w.host or w.name.partition("@")[2])
              for w in alive_workers(session=session, settings=settings, now=now)
              if w.state != "draining" and w.name not in busy]
+    in_flight = list(in_flight)
+    assigned = set(session.scalars(select(JobRank.job_id).join(Job, Job.id == JobRank.job_id).where(
+        JobRank.rank == 0, JobRank.attempt == Job.attempts + 1,
+        JobRank.job_id.in_([j.id for j in in_flight])))) if in_flight else set()
     for job in in_flight:
-        if job.gpus > 1:  # its ranks' workers are busy already
+        if job.id in assigned:  # its workers count as busy already
             continue
         taken = take_slot(slots, job.queue)
         if taken is None:
@@ -295,7 +302,10 @@ def plan(*, session: Session, settings: Settings, now: datetime | None = None) -
                 if gang is not None:
                     result.ranks[job.id] = [slot.worker for slot in gang]
             else:
-                gang = take_slot(slots, job.queue)
+                slot = take_slot(slots, job.queue)
+                gang = None if slot is None else [slot]
+                if slot is not None:
+                    result.ranks[job.id] = [slot.worker]
             if gang is not None:
                 result.dispatch.append(job)
                 allocated[job.owner_id] += job.gpus

@@ -63,13 +63,14 @@ class Heartbeat(threading.Thread):
             if cancel is None:
                 log.warning("job %s: lease lost, stopping", self.ctx.job_id)
                 self.ctx.lease_lost.set()
-            elif self.ranks > 1:
-                self._check_ranks()
-            elif cancel:
+                continue
+            if cancel:
                 self.ctx.cancel_requested.set()
                 self.cancel_seen_at = self.cancel_seen_at or time.monotonic()
                 if time.monotonic() - self.cancel_seen_at > CANCEL_GRACE_SECONDS:
                     self._stop_hard()
+            if self.ranks > 1:
+                self._check_ranks()
 
     def _check_ranks(self) -> None:
         """A rank that stopped heartbeating (its worker died where no collective noticed, as NCCL may
@@ -168,18 +169,20 @@ def run_job(settings: Settings, job_id: int, worker: str) -> str:
     with session_scope(settings.database_url) as s:
         recorded = finish_job(session=s, job_id=job_id, worker=worker, attempt=attempt, status=status,
                               result=result, error=error)
+        preempted = recorded and s.scalar(select(Job.status).where(Job.id == job_id)) == JobStatus.queued.value
     if recorded:
-        JOBS_FINISHED.labels(type=job_type, status=status.value).inc()
-        RUN_TIME.labels(type=job_type, status=status.value).observe(time.monotonic() - started)
+        if not preempted:  # a preempted job is back in the queue, not finished
+            JOBS_FINISHED.labels(type=job_type, status=status.value).inc()
+            RUN_TIME.labels(type=job_type, status=status.value).observe(time.monotonic() - started)
         try:  # a slot is free (and a success may release dependents): fill it now, not at the next tick
             with session_scope(settings.database_url) as s:
                 dispatch_ready(session=s, settings=settings)
         except Exception as exc:  # the worker's monitor retries dispatch
             log.warning("dispatch after job %s failed: %s", job_id, exc)
     WORKER_BUSY.labels(worker=worker.split("/")[0]).set(0)
+    if preempted:
+        return "preempted"
     return status.value if recorded else "lease lost"
-
-
 
 
 # ---------------------------------------------------------------------------- multi-GPU jobs

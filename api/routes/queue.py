@@ -17,7 +17,7 @@ from api.deps import CurrentUser, JobDep, OwnedJobDep, SessionDep, SettingsDep
 from api.routes.jobs import to_public
 from api.schemas import (JobPublic, PriorityUpdate, QueueEntryPublic, QueuePublic, RunningJobPublic, UsagePublic,
                          UsageRow, UserLimits, UserLimitsPublic, WorkerPublic)
-from shared.db import Job, JobStatus, User, Worker
+from shared.db import Job, JobRank, JobStatus, User, Worker
 from shared.db.models import utcnow
 from shared.jobs import dispatch_ready
 from shared.scheduling import alive_workers, busy_worker_names, limits_of, plan, usage_by_day
@@ -71,8 +71,12 @@ def workers_public(*, session: Session, settings: Settings) -> list[WorkerPublic
     busy = busy_worker_names(session=session)
     jobs = {w.split("/")[0]: job_id for job_id, w in session.execute(
         select(Job.id, Job.worker).where(Job.status == JobStatus.running.value)) if w}
+    for job_id, name in session.execute(select(JobRank.job_id, JobRank.worker).join(Job, Job.id == JobRank.job_id)
+                                        .where(Job.status == JobStatus.running.value, JobRank.attempt == Job.attempts)):
+        jobs.setdefault(name, job_id)  # the other ranks of a multi-GPU job
     rows = session.scalars(select(Worker).order_by(Worker.name)).all()
-    return [WorkerPublic(name=w.name, queues=[q for q in w.queues.split(",") if q], gpu=w.gpu, alive=w.name in alive,
+    return [WorkerPublic(name=w.name, queues=[q for q in w.queues.split(",") if q], gpu=w.gpu,
+                         host=w.host or w.name.partition("@")[2], alive=w.name in alive,
                          state="draining" if w.state == "draining" else ("busy" if w.name in busy else "idle"),
                          job=jobs.get(w.name), heartbeat_at=w.heartbeat_at) for w in rows]
 

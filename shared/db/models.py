@@ -185,12 +185,13 @@ class Worker(Base):
 
 
 class JobRank(Base):
-    """One rank of a multi-GPU job's attempt: the worker the dispatcher gave it, and how it fares.
+    """One rank of a job's attempt: the worker the dispatcher gave it, and how it fares.
 
-    The dispatcher writes one row per rank when it sends the job (`state` 'sent'); rank 0 is the
-    worker that claims the job and records its outcome, and publishes the process group's
-    rendezvous (`address`, host:port); the other ranks join there ('joined') and end 'left' or
-    'failed' with their `error`. The rows of a job are replaced at every dispatch.
+    The dispatcher writes one row per rank when it sends the job (`state` 'sent'; a 1-GPU or CPU
+    job has only rank 0). Rank 0 is the worker that claims the job ('joined') and records its
+    outcome; for a multi-GPU job it also publishes the process group's rendezvous (`address`,
+    host:port), the other ranks join there ('joined') and end 'left' or 'failed' with their
+    `error`. The rows of a job are replaced at every dispatch.
     """
 
     __tablename__ = "job_ranks"

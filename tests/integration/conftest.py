@@ -26,6 +26,7 @@ class Stack:
     def worker(self, name: str = "", metrics_port: int = 0) -> Proc:
         proc = start_worker(self.env, self.home / f"worker-{len(self.workers)}.log", name=name,
                             metrics_port=metrics_port)
+        proc.metrics_port = metrics_port
         self.workers.append(proc)
         return proc
 

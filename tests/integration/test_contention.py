@@ -16,7 +16,7 @@ import pytest
 
 from api.client import Client
 from tests.integration.conftest import Stack, running_stack
-from tests.stack import tiny_dino_spec, wait_for
+from tests.stack import free_port, tiny_dino_spec, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +29,7 @@ PREEMPT_AT = 50
 def box(tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> Iterator[Stack]:
     """The stack with preemption on for priority >= 50, and two worker slots."""
     with running_stack(tmp_path_factory.mktemp("contention"), data_root, preempt_priority=str(PREEMPT_AT)) as stack:
-        stack.worker(name="w1@test")
+        stack.worker(name="w1@test", metrics_port=free_port())
         stack.worker(name="w2@test")
         wait_for(lambda: sum(w["alive"] for w in stack.client.workers()) == 2, 120, "two workers")
         yield stack
@@ -116,3 +116,10 @@ def test_two_users_share_two_slots(box: Stack) -> None:
     assert usage == {"ada", "ben"}
     metrics = httpx.get(f"{box.url}/metrics").text
     assert 'bosun_gpu_seconds_total{user="ben"}' in metrics and 'bosun_workers{state="draining"} 1.0' in metrics
+    # the preemption put the pretraining back in the queue: w1 counts one success for it, no cancel
+    from prometheus_client.parser import text_string_to_metric_families
+
+    w1 = httpx.get(f"http://127.0.0.1:{box.workers[0].metrics_port}/metrics").text
+    finished = {(x.labels["type"], x.labels["status"]): x.value for family in text_string_to_metric_families(w1)
+                for x in family.samples if x.name == "bosun_jobs_finished_total"}
+    assert finished[("pretrain", "cancelled")] == 0 and finished[("pretrain", "succeeded")] == 1

@@ -39,8 +39,11 @@ def test_two_ranks_train_one_model(box: Stack) -> None:
     job = box.client.submit("pretrain", tiny_dino_spec(epochs=2), name="ddp", gpus=2)
     wait_for(lambda: box.client.job(job["id"])["status"] == "running", 120, "the job to start")
     small = box.other.submit("pretrain", tiny_dino_spec(epochs=1), name="waits")
-    waits = {e["id"]: e for e in box.client.queue()["data"]}
+    snapshot = box.client.queue()
+    waits = {e["id"]: e for e in snapshot["data"]}
     assert waits[small["id"]]["reason"] == "no free GPU"  # both slots are the big job's
+    assert {(w["name"], w["host"], w["state"], w["job"]) for w in snapshot["workers"]} == {
+        ("r0@box", "box", "busy", job["id"]), ("r1@box", "box", "busy", job["id"])}
     box.other.cancel(small["id"])
 
     done = box.client.wait(job["id"], timeout=400)
@@ -56,6 +59,16 @@ def test_two_ranks_train_one_model(box: Stack) -> None:
     steps = [m["step"] for m in box.client.metrics(job["id"], "loss")]
     assert steps == sorted(set(steps)) and steps[-1] == result["iterations"]
     assert "checkpoint.pt" in {a["name"] for a in box.client.artifacts(job["id"])}
+
+
+def test_cancelling_stops_every_rank(box: Stack) -> None:
+    job = box.client.submit("pretrain", tiny_dino_spec(epochs=20, knn_every=0), name="ddp cancelled", gpus=2)
+    wait_for(lambda: box.client.metrics(job["id"], "loss"), 240, "the first logged step")
+    box.client.cancel(job["id"])
+    done = box.client.wait(job["id"], timeout=120)
+    assert done["status"] == "cancelled" and done["error"] == "cancelled on request", done
+    wait_for(lambda: all(r["state"] == "left" for r in box.client.job(job["id"])["ranks"][1:]), 30, "rank 1 to leave")
+    wait_for(lambda: all(w["state"] == "idle" for w in box.client.workers()), 30, "both workers idle")
 
 
 def test_a_killed_rank_requeues_the_job_which_resumes_on_a_new_pair(box: Stack) -> None:

@@ -109,7 +109,7 @@ def test_second_users_first_job_takes_the_next_free_slot(db, settings, sent) -> 
 
     add_workers(db, "w1@box")
     assert dispatch(db, settings) == [b_jobs[0]]
-    assert sent == [(b_jobs[0], "gpu")]
+    assert sent == [(b_jobs[0], "direct.w1_box")]  # sent to the chosen worker's own queue
     view = queue_view(db, settings)
     assert view[b_jobs[0]] == (DISPATCHED, None) and view[b_jobs[1]] == (NO_FREE_GPU, 1)
     assert dispatch(db, settings) == []  # the sent, unclaimed job holds the only slot
@@ -163,7 +163,7 @@ def test_dependency_hold_and_cpu_queue(db, settings, sent) -> None:  # noqa: ANN
     cpu_job = submit(db, users["ana"], gpus=0)[0]
     assert queue_for(0) == "cpu" and queue_for(1) == "gpu"
     add_workers(db, "cpu1@box", queues="cpu")
-    assert dispatch(db, settings) == [cpu_job] and sent == [(cpu_job, "cpu")]  # a CPU slot never takes GPU work
+    assert dispatch(db, settings) == [cpu_job] and sent == [(cpu_job, "direct.cpu1_box")]  # a CPU slot never takes GPU work
     view = queue_view(db, settings)
     assert view[child][0] == DEPENDENCY and view[held][0] == HELD and view[parent] == (NO_FREE_GPU, 1)
 
