@@ -132,10 +132,12 @@ def free_slots(*, session: Session, settings: Settings, now: datetime, in_flight
     queue) is bound to no worker: it takes away one slot of its queue, preferably the worker
     serving the fewest other queues.
     """
+    candidates = [w for w in alive_workers(session=session, settings=settings, now=now) if w.state != "draining"]
+    if not candidates:  # nothing to take: skip the busy-worker queries
+        return []
     busy = busy_worker_names(session=session)
     slots = [Slot(w.name, frozenset(filter(None, w.queues.split(","))), w.host or w.name.partition("@")[2])
-             for w in alive_workers(session=session, settings=settings, now=now)
-             if w.state != "draining" and w.name not in busy]
+             for w in candidates if w.name not in busy]
     in_flight = list(in_flight)
     assigned = set(session.scalars(select(JobRank.job_id).join(Job, Job.id == JobRank.job_id).where(
         JobRank.rank == 0, JobRank.attempt == Job.attempts + 1,
