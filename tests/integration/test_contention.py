@@ -8,15 +8,18 @@ from its checkpoint and finishes. Queue positions and reasons are checked at eac
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import socket
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
 from api.client import Client
-from tests.integration.conftest import Stack, running_stack
-from tests.stack import free_port, tiny_dino_spec, wait_for
+from tests.integration.conftest import running_stack
+from tests.stack import Proc, bosun, free_port, stack_env, tiny_dino_spec, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -25,14 +28,57 @@ EVALUATE = {"backbone": {"name": "resnet18"}, "dataset": {"kind": "synthetic-mar
 PREEMPT_AT = 50
 
 
-@pytest.fixture(scope="module")
-def box(tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> Iterator[Stack]:
-    """The stack with preemption on for priority >= 50, and two worker slots."""
-    with running_stack(tmp_path_factory.mktemp("contention"), data_root, preempt_priority=str(PREEMPT_AT)) as stack:
-        stack.worker(name="w1@test", metrics_port=free_port())
-        stack.worker(name="w2@test")
-        wait_for(lambda: sum(w["alive"] for w in stack.client.workers()) == 2, 120, "two workers")
-        yield stack
+@dataclass
+class Box:
+    """Two worker slots, w1 and w2, and the users ada (admin) and ben."""
+
+    client: Client
+    other: Client
+    url: str
+    w1: str
+    w2: str
+    logs: Callable[[], str]
+    cli_env: dict[str, str]
+    w1_metrics: int = 0
+
+    def cli(self, *args: str) -> str:
+        """`bosun ARGS` as ada."""
+        return bosun(self.cli_env, *args)
+
+
+@pytest.fixture(scope="module", params=["stack", "serve"])
+def box(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> Iterator[Box]:
+    """Preemption on for priority >= 50. `stack`: Postgres, Redis, S3 and two worker processes;
+    `serve`: the embedded default, `bosun serve --workers 2` (SQLite, filesystem broker, local objects)."""
+    home = tmp_path_factory.mktemp(f"contention-{request.param}")
+    if request.param == "stack":
+        with running_stack(home, data_root, preempt_priority=str(PREEMPT_AT)) as stack:
+            port = free_port()
+            stack.worker(name="w1@test", metrics_port=port)
+            stack.worker(name="w2@test")
+            wait_for(lambda: sum(w["alive"] for w in stack.client.workers()) == 2, 120, "two workers")
+            cli_env = {**stack.env, "BOSUN_API_URL": stack.url,
+                       "BOSUN_TOKEN": stack.client.http.headers["Authorization"].removeprefix("Bearer ")}
+            yield Box(stack.client, stack.other, stack.url, "w1@test", "w2@test", stack.logs, cli_env, port)
+        return
+    port = free_port()
+    env = {**stack_env(home / "home", data_root=str(data_root), api_url=f"http://127.0.0.1:{port}",
+                       preempt_priority=str(PREEMPT_AT)), "USER": "ada"}
+    serve = Proc([sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--home", str(home / "home"),
+                  "--workers", "2"], env, home / "serve.log")
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_for(lambda: httpx.get(f"{url}/readyz", timeout=1).status_code == 200, 90, "bosun serve")
+        ada = Client(url, (home / "home" / "token").read_text().strip())
+        ben = Client(url, bosun(env, "users", "add", "ben").strip().splitlines()[-1])
+        node = socket.gethostname()
+        wait_for(lambda: sum(w["alive"] for w in ada.workers()) == 2, 120, "two workers")
+
+        def logs() -> str:
+            return "\n".join(f.read_text()[-4000:] for f in sorted((home / "home" / "logs").glob("worker*.log")))
+        yield Box(ada, ben, url, f"bosun-slot0@{node}", f"bosun-slot1@{node}", logs, env)
+    finally:
+        serve.stop()
 
 
 def waiting(client: Client) -> dict[int, tuple[int | None, str]]:
@@ -55,11 +101,11 @@ def running(client: Client, job_id: int) -> bool:
     return client.job(job_id)["status"] in ("running", "succeeded")
 
 
-def test_two_users_share_two_slots(box: Stack) -> None:
+def test_two_users_share_two_slots(box: Box) -> None:
     ada, ben = box.client, box.other
     a = [ada.submit("evaluate", EVALUATE, name=f"a{i}")["id"] for i in range(1, 11)]
     wait_for(lambda: sum(bool(ada.job(j)["started_at"]) for j in a) >= 2, 120, "A's first jobs to start")
-    for worker in ("w1@test", "w2@test"):  # draining both pauses the box: running jobs end, nothing starts
+    for worker in (box.w1, box.w2):  # draining both pauses the box: running jobs end, nothing starts
         assert ada.drain(worker)["state"] == "draining"
     wait_for(lambda: idle(ada), 120, "A's first jobs to end")
     first = [j for j in a if ada.job(j)["started_at"]]
@@ -71,17 +117,21 @@ def test_two_users_share_two_slots(box: Stack) -> None:
     b = [ben.submit("evaluate", EVALUATE, name=f"b{i}")["id"] for i in (1, 2)]
     queue = waiting(ada)  # fair share: B has used no GPU, A has
     assert queue[b[0]] == (1, "no free GPU") and queue[b[1]] == (2, "priority") and queue[rest[0]] == (3, "priority")
+    printed = {int(line.split("│")[3]): line for line in box.cli("queue").splitlines()
+               if line.count("│") > 8 and line.split("│")[3].strip().isdigit()}
+    assert set(printed) == set(queue), printed  # `bosun queue` lists every waiting job, with why
+    assert all(reason in printed[j] for j, (_, reason) in queue.items())
     ada.set_priority(a[9], 10)
     queue = waiting(ada)  # an admin's priority beats fair share
     assert queue[a[9]] == (1, "no free GPU") and queue[b[0]] == (2, "priority") and queue[b[1]] == (3, "priority")
 
-    ada.undrain("w1@test")  # one slot: the next three jobs go out one at a time
+    ada.undrain(box.w1)  # one slot: the next three jobs go out one at a time
     wait_for(lambda: ben.job(b[1])["status"] == "succeeded", 120, "B's jobs")
     assert sent_order(ada, a + b)[len(first):len(first) + 3] == [a[9], b[0], b[1]], box.logs()
 
     ada.set_limits("ada", max_gpus=1)
     assert ada.limits("ada")["effective_max_gpus"] == 1
-    ada.undrain("w2@test")
+    ada.undrain(box.w2)
     for _ in range(3):  # A's jobs keep running one at a time while a slot stays free
         snapshot = ada.queue()
         mine = [e for e in snapshot["data"] if e["owner"] == "ada"]
@@ -93,14 +143,14 @@ def test_two_users_share_two_slots(box: Stack) -> None:
             ada.cancel(j)
     wait_for(lambda: idle(ada), 120, "the box to empty")
 
-    ada.drain("w2@test")
-    assert next(w for w in ada.workers() if w["name"] == "w2@test")["state"] == "draining"
+    ada.drain(box.w2)
+    assert next(w for w in ada.workers() if w["name"] == box.w2)["state"] == "draining"
     slow = ben.submit("pretrain", tiny_dino_spec(epochs=6, knn_every=0), name="preemptible", priority=-10)["id"]
     wait_for(lambda: any("checkpoint at step" in line["text"] for line in ben.logs(slow)), 180, "a checkpoint")
-    assert ben.job(slow)["worker"].startswith("w1@test")
+    assert ben.job(slow)["worker"].startswith(box.w1)
     urgent = ada.submit("evaluate", EVALUATE, name="urgent", priority=PREEMPT_AT + 10)["id"]
     done = ada.wait(urgent, timeout=180)
-    assert done["status"] == "succeeded" and done["worker"].startswith("w1@test"), box.logs()
+    assert done["status"] == "succeeded" and done["worker"].startswith(box.w1), box.logs()
 
     resumed = ben.wait(slow, timeout=300)
     assert resumed["status"] == "succeeded" and resumed["attempts"] == 1, (resumed, box.logs())
@@ -108,8 +158,8 @@ def test_two_users_share_two_slots(box: Stack) -> None:
     assert any(t.startswith(f"preempted by job {urgent}") for t in texts)
     resumes = [t for t in texts if t.startswith("resuming from checkpoint at step")]
     assert resumes and not resumes[0].startswith("resuming from checkpoint at step 0")
-    assert resumed["worker"].startswith("w1@test")  # the drained worker took nothing new
-    assert all(not ada.job(j)["worker"].startswith("w2@test") for j in (urgent, slow))
+    assert resumed["worker"].startswith(box.w1)  # the drained worker took nothing new
+    assert all(not ada.job(j)["worker"].startswith(box.w2) for j in (urgent, slow))
     assert ada.set_limits("ada")["effective_max_gpus"] == 0
 
     usage = {(r["user"]) for r in ada.usage()["data"]}
@@ -119,7 +169,9 @@ def test_two_users_share_two_slots(box: Stack) -> None:
     # the preemption put the pretraining back in the queue: w1 counts one success for it, no cancel
     from prometheus_client.parser import text_string_to_metric_families
 
-    w1 = httpx.get(f"http://127.0.0.1:{box.workers[0].metrics_port}/metrics").text
+    if not box.w1_metrics:  # the embedded workers serve no metrics
+        return
+    w1 = httpx.get(f"http://127.0.0.1:{box.w1_metrics}/metrics").text
     finished = {(x.labels["type"], x.labels["status"]): x.value for family in text_string_to_metric_families(w1)
                 for x in family.samples if x.name == "bosun_jobs_finished_total"}
     assert finished[("pretrain", "cancelled")] == 0 and finished[("pretrain", "succeeded")] == 1
