@@ -82,18 +82,23 @@ def producer(settings: Settings) -> Celery:
     return app
 
 
-def send_run_job(settings: Settings, job_id: int, queue: str) -> None:
-    """Queue `run_job(job_id)`; raises BrokerUnavailable when the broker cannot take it."""
+def send_task(settings: Settings, name: str, args: list[Any], queue: str) -> None:
+    """Queue task `name(*args)` on `queue`; raises BrokerUnavailable when the broker cannot take it."""
     from kombu.exceptions import OperationalError
 
     try:
-        producer(settings).send_task(RUN_JOB, args=[job_id], queue=queue)
+        producer(settings).send_task(name, args=args, queue=queue)
     except (OperationalError, ConnectionError, OSError) as exc:
         raise BrokerUnavailable(f"message broker unreachable: {exc}") from exc
 
 
+def send_run_job(settings: Settings, job_id: int, queue: str) -> None:
+    """Queue `run_job(job_id)`; raises BrokerUnavailable when the broker cannot take it."""
+    send_task(settings, RUN_JOB, [job_id], queue)
+
+
 def direct_queue(worker: str) -> str:
-    """The queue only `worker` consumes: the ranks of a multi-GPU job go to the workers chosen for them.
+    """The queue only `worker` consumes: the dispatcher sends each job (each rank) to the worker it chose.
 
     Letters, digits, '.', '_' and '-' only (the filesystem transport names files after queues).
     """
@@ -102,22 +107,12 @@ def direct_queue(worker: str) -> str:
 
 def send_join_job(settings: Settings, job_id: int, attempt: int, rank: int, queue: str) -> None:
     """Queue `join_job(job_id, attempt, rank)`: run one rank of a multi-GPU job; raises BrokerUnavailable."""
-    from kombu.exceptions import OperationalError
-
-    try:
-        producer(settings).send_task(JOIN_JOB, args=[job_id, attempt, rank], queue=queue)
-    except (OperationalError, ConnectionError, OSError) as exc:
-        raise BrokerUnavailable(f"message broker unreachable: {exc}") from exc
+    send_task(settings, JOIN_JOB, [job_id, attempt, rank], queue)
 
 
 def send_run_tile(settings: Settings, tile_id: int, queue: str) -> None:
     """Queue `run_tile(tile_id)` (one tile of a fanned-out job); raises BrokerUnavailable like `send_run_job`."""
-    from kombu.exceptions import OperationalError
-
-    try:
-        producer(settings).send_task(RUN_TILE, args=[tile_id], queue=queue)
-    except (OperationalError, ConnectionError, OSError) as exc:
-        raise BrokerUnavailable(f"message broker unreachable: {exc}") from exc
+    send_task(settings, RUN_TILE, [tile_id], queue)
 
 
 def ping_broker(settings: Settings, max_age: float = 2.0) -> None:

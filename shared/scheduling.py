@@ -299,7 +299,6 @@ def plan(*, session: Session, settings: Settings, now: datetime | None = None) -
             continue
         if job.queue not in stuck:
             if job.gpus > 1:
-                most = most_free_on_one_box(slots, job.queue)
                 gang = take_gang(slots, job.queue, job.gpus)
                 if gang is not None:
                     result.ranks[job.id] = [slot.worker for slot in gang]
@@ -316,7 +315,8 @@ def plan(*, session: Session, settings: Settings, now: datetime | None = None) -
         reason = PRIORITY if job.queue in stuck else NO_FREE_GPU
         detail = ""
         if reason == NO_FREE_GPU and job.gpus > 1:
-            detail = f"needs {job.gpus} free GPUs on one box; the most free on one box now: {most}"
+            detail = (f"needs {job.gpus} free GPUs on one box; the most free on one box now: "
+                      f"{most_free_on_one_box(slots, job.queue)}")
         stuck.add(job.queue)
         result.entries.append(Entry(job, reason, position=positions[job.queue], detail=detail))
     result.free_slots = slot_counts(slots)

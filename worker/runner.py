@@ -117,7 +117,7 @@ def run_job(settings: Settings, job_id: int, worker: str) -> str:
         wait = (job.started_at - (job.enqueued_at or job.created_at)).total_seconds()
         ranks = ""
         if gpus > 1:
-            ranks = "; ranks on " + ", ".join(rank_row(session=s, job_id=job_id, rank=r).worker for r in range(gpus))
+            ranks = "; ranks on " + ", ".join(r.worker for r in job.ranks)
         s.add(JobLog(job_id=job_id, attempt=attempt, text=f"attempt {attempt} started on {worker}{ranks}"))
     QUEUE_WAIT.labels(type=job_type).observe(max(wait, 0.0))
     WORKER_BUSY.labels(worker=worker.split("/")[0]).set(1)
@@ -259,8 +259,9 @@ class RankWatch(threading.Thread):
                 self.ctx.lease_lost.set()
 
 
-def await_rank_zero(settings: Settings, job_id: int, attempt: int, rank: int, name: str) -> tuple[str, dict, str] | str:
-    """Wait until rank 0 of this attempt published its rendezvous: (address, spec, type), or why not to join."""
+def await_rank_zero(settings: Settings, job_id: int, attempt: int, rank: int,
+                    name: str) -> tuple[str, dict, str, int] | str:
+    """Wait until rank 0 of this attempt published its rendezvous: (address, spec, type, GPUs), or why not to join."""
     deadline = time.monotonic() + settings.rendezvous_seconds
     while True:
         with session_scope(settings.database_url) as s:
@@ -274,7 +275,7 @@ def await_rank_zero(settings: Settings, job_id: int, attempt: int, rank: int, na
             if (job.status == JobStatus.running.value and job.attempts == attempt and zero is not None
                     and zero.attempt == attempt and zero.address):
                 set_rank_state(session=s, job_id=job_id, attempt=attempt, rank=rank, state="joined")
-                return zero.address, dict(job.spec), job.type
+                return zero.address, dict(job.spec), job.type, job.gpus
         if time.monotonic() > deadline:
             return "rank 0 never started"
         time.sleep(0.25)
@@ -289,10 +290,8 @@ def run_rank(settings: Settings, job_id: int, attempt: int, rank: int, worker: s
     if isinstance(found, str):
         log.info("job %s rank %s attempt %s: %s", job_id, rank, attempt, found)
         return found
-    address, spec_raw, job_type = found
+    address, spec_raw, job_type, world = found
     host, _, port = address.rpartition(":")
-    with session_scope(settings.database_url) as s:
-        world = s.get(Job, job_id).gpus
     WORKER_BUSY.labels(worker=name).set(1)
     ctx = RankContext(rank=rank, settings=settings, store=open_store(settings), job_id=job_id, job_type=job_type,
                       attempt=attempt, worker=worker, seed=int(spec_raw.get("seed", 0) or 0))

@@ -121,10 +121,9 @@ def test_a_draining_worker_is_left_out_of_a_gang(db, settings, sent) -> None:  #
     assert [r[2] for r in ranks(db, job)] == ["w1@box", "w2@box"]
 
 
-def test_a_joined_rank_that_stops_beating_is_stale(db, settings, sent) -> None:  # noqa: ANN001
-    from datetime import timedelta
-
-    from shared.jobs import beat_rank, set_rank_state, stale_ranks
+def claimed_gang(db: str, settings) -> int:  # noqa: ANN001
+    """A 3-GPU job of ada's claimed by rank 0 on w0@box, ranks 1 and 2 (w1, w2) joined; attempt 1."""
+    from shared.jobs import set_rank_state
 
     ada = add_users(db, "ada")["ada"]
     add_box(db, "box", "w0", "w1", "w2")
@@ -134,6 +133,16 @@ def test_a_joined_rank_that_stops_beating_is_stale(db, settings, sent) -> None: 
         claim_job(session=s, job_id=job, worker="w0@box/1")
         for rank in (1, 2):
             set_rank_state(session=s, job_id=job, attempt=1, rank=rank, state="joined")
+    return job
+
+
+def test_a_joined_rank_that_stops_beating_is_stale(db, settings, sent) -> None:  # noqa: ANN001
+    from datetime import timedelta
+
+    from shared.jobs import beat_rank, stale_ranks
+
+    job = claimed_gang(db, settings)
+    with session_scope(db) as s:
         assert stale_ranks(session=s, job_id=job, attempt=1, lease_seconds=60) == []
         s.execute(update(JobRank).where(JobRank.job_id == job).values(updated_at=utcnow() - timedelta(seconds=90)))
         beat_rank(session=s, job_id=job, attempt=1, rank=1)

@@ -10,9 +10,9 @@ from sqlalchemy import select
 from services.distributed import RankLost
 from shared.db import Job, JobLog, Worker, session_scope
 from shared.db.models import utcnow
-from shared.jobs import claim_job, dispatch_ready, set_rank_state
-from tests.shared.test_gangs import add_box, sent, submit  # noqa: F401  (fixture)
-from tests.shared.test_scheduling import add_users, db, settings  # noqa: F401  (fixtures)
+from shared.jobs import set_rank_state
+from tests.shared.test_gangs import claimed_gang, sent  # noqa: F401  (fixture)
+from tests.shared.test_scheduling import db, settings  # noqa: F401  (fixtures)
 from worker import runner
 
 
@@ -20,15 +20,7 @@ from worker import runner
 def claimed(db, settings, sent, monkeypatch):  # noqa: ANN001, ANN201
     """A 3-GPU job claimed by rank 0 on w0@box, ranks 1 and 2 joined."""
     monkeypatch.setattr(runner, "RANK_REPORT_SECONDS", 0.5)
-    ada = add_users(db, "ada")["ada"]
-    add_box(db, "box", "w0", "w1", "w2")
-    job, = submit(db, ada, gpus=3)
-    with session_scope(db) as s:
-        dispatch_ready(session=s, settings=settings)
-        claim_job(session=s, job_id=job, worker="w0@box/1")
-        for rank in (1, 2):
-            set_rank_state(session=s, job_id=job, attempt=1, rank=rank, state="joined")
-    return job
+    return claimed_gang(db, settings)
 
 
 def test_a_rank_that_failed_on_its_own_error_fails_the_job(db, settings, claimed) -> None:  # noqa: ANN001
