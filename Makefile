@@ -2,13 +2,14 @@
 SHELL := /bin/bash
 PYTHON ?= python3.11
 LOCK := requirements.lock
-# The virtual environment lives outside the clone, keyed by the lock file, so reruns reuse it.
+# The packages live in a virtual environment outside the clone, keyed by the lock file, so reruns
+# and other clones reuse it; .venv is this checkout's own thin layer on top (deploy/ci/checkout-venv.sh).
 VENV_KEY := $(shell sha256sum $(LOCK) | cut -c1-16)
 VENV := $(HOME)/.cache/bosun/venv-$(VENV_KEY)
 PY := .venv/bin/python
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: demo test venv services lock bench clean
+.PHONY: demo test test-fast venv services lock bench clean
 
 $(VENV)/.complete:
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON)"; exit 1; }
@@ -19,10 +20,9 @@ $(VENV)/.complete:
 	touch $@
 
 venv: $(VENV)/.complete
-	@ln -sfn $(VENV) .venv
-	@# re-point the editable install at this checkout (the cached venv is shared between clones)
-	@$(PY) -P -c "import api, pathlib, sys; sys.exit(pathlib.Path(api.__file__).resolve().parents[1] != pathlib.Path.cwd().resolve())" \
-		|| .venv/bin/pip install -q --no-deps --no-build-isolation -e . >/dev/null
+	@test "$$(cat .venv/cache 2>/dev/null)" = "$(VENV)" -a -x .venv/bin/bosun \
+		&& $(PY) -c "import api, pathlib, sys; sys.exit(pathlib.Path(api.__file__).resolve().parents[1] != pathlib.Path.cwd().resolve())" \
+		|| bash deploy/ci/checkout-venv.sh $(VENV) $(PYTHON)
 
 services: venv
 	bash deploy/ci/services.sh
@@ -40,7 +40,7 @@ bench: venv services
 	for b in tests/benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 lock:
-	.venv/bin/pip freeze --exclude-editable | grep -v '^-e ' > $(LOCK)
+	$$(cat .venv/cache)/bin/pip freeze --exclude-editable | grep -v '^-e ' > $(LOCK)
 
 clean:
 	rm -rf var .venv
