@@ -378,11 +378,15 @@ def stale_ranks(*, session: Session, job_id: int, attempt: int, lease_seconds: f
                                                       JobRank.updated_at < cutoff).order_by(JobRank.rank)))
 
 
-def requeue_lost(*, session: Session, job_id: int, worker: str, attempt: int, reason: str) -> str | None:
-    """A rank of a multi-GPU job was lost or never joined: queue the job again, as the reaper does for
-    a lost worker (it resumes from its checkpoint), or fail it once out of attempts.
+def requeue_lost(*, session: Session, job_id: int, worker: str, attempt: int, reason: str,
+                 count_attempt: bool = True) -> str | None:
+    """The attempt this worker holds cannot go on through no error of the job's own (a rank lost, an
+    outage past its retries, a killed job process): queue the job again, as the reaper does for a
+    lost worker (it resumes from its checkpoint), or fail it once out of attempts.
 
-    Returns the status recorded (queued or failed), or None when this worker no longer held the job.
+    `count_attempt=False` (the worker shut down and the job stopped at a checkpoint) gives the
+    attempt back. Returns the status recorded (queued, failed or cancelled), or None when this
+    worker no longer held the job.
     """
     job = session.get(Job, job_id, populate_existing=True)
     if job is None or job.status != JobStatus.running.value or job.worker != worker or job.attempts != attempt:
@@ -392,14 +396,14 @@ def requeue_lost(*, session: Session, job_id: int, worker: str, attempt: int, re
         done = record_outcome(session=session, job_id=job_id, lease=lease, status=JobStatus.cancelled,
                               error=f"cancelled ({reason})")
         return JobStatus.cancelled.value if done else None
-    if attempt >= job.max_attempts:
+    if count_attempt and attempt >= job.max_attempts:
         done = record_outcome(session=session, job_id=job_id, lease=lease, status=JobStatus.failed,
                               error=f"{reason} ({attempt} of {job.max_attempts} attempts used)")
         return JobStatus.failed.value if done else None
     done = session.execute(
         update(Job).where(Job.id == job_id, Job.status == JobStatus.running.value, lease)
         .values(status=JobStatus.queued.value, enqueued_at=None, worker=None, preempt_requested=False,
-                message=reason, heartbeat_at=utcnow())
+                message=reason, heartbeat_at=utcnow(), attempts=Job.attempts - (0 if count_attempt else 1))
     ).rowcount == 1
     if done:
         session.add(JobLog(job_id=job_id, attempt=attempt, text=reason + "; re-queued, resumes from its checkpoint"))

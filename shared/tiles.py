@@ -29,7 +29,7 @@ DELEGATED = "tiles"
 ASSEMBLING = "tiles:assembling"
 """`Job.worker` while the last tile's task assembles the job's result."""
 
-_TILE_LEASES = (DELEGATED, ASSEMBLING)
+TILE_LEASES = (DELEGATED, ASSEMBLING)
 
 
 @dataclass(frozen=True)
@@ -177,7 +177,7 @@ def renew_parent(*, session: Session, job_id: int, attempt: int) -> bool | None:
     renewed = session.execute(
         update(Job)
         .where(Job.id == job_id, Job.attempts == attempt, Job.status == JobStatus.running.value,
-               Job.worker.in_(_TILE_LEASES))
+               Job.worker.in_(TILE_LEASES))
         .values(heartbeat_at=utcnow())
     ).rowcount == 1
     if not renewed:
@@ -208,7 +208,7 @@ def claim_assembly(*, session: Session, job_id: int, attempt: int) -> bool:
 def finish_delegated(*, session: Session, job_id: int, attempt: int, status: JobStatus,
                      result: dict[str, Any] | None = None, error: str | None = None) -> bool:
     """Record the outcome of a job its tiles hold; False when the job is no longer theirs."""
-    return record_outcome(session=session, job_id=job_id, lease=and_(Job.attempts == attempt, Job.worker.in_(_TILE_LEASES)),
+    return record_outcome(session=session, job_id=job_id, lease=and_(Job.attempts == attempt, Job.worker.in_(TILE_LEASES)),
                           status=status, result=result, error=error)
 
 

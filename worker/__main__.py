@@ -1,7 +1,8 @@
 """`python -m worker`: one Celery worker process (one per GPU), as `bosun worker` starts it.
 
 Prometheus' multiprocess directory must be set before prometheus_client is first imported, so
-this module sets it up and only then imports the Celery app.
+this module sets it up and only then imports the Celery app. The job processes' forkserver is
+started before Celery, so it inherits the same environment and never sees Celery's state.
 """
 
 from __future__ import annotations
@@ -11,20 +12,6 @@ import os
 import shutil
 import socket
 from pathlib import Path
-
-
-def preload() -> None:
-    """Import the research stack once in the parent: every job's fresh child is forked with it loaded.
-
-    Importing torch does not initialise CUDA; nothing here touches a GPU before the fork.
-    """
-    import importlib
-
-    for module in ("torch", "torchvision", "timm", "services.pretrain.job", "services.evaluate.job"):
-        try:
-            importlib.import_module(module)
-        except Exception as exc:  # a broken optional import must not keep the worker down; the job reports it
-            print(f"preloading {module} failed: {exc}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -48,15 +35,21 @@ def main(argv: list[str] | None = None) -> None:
     if args.metrics_port:
         os.environ["BOSUN_WORKER_METRICS_PORT"] = str(args.metrics_port)
 
-    preload()
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    from worker.processes import job_processes
+
+    # The forkserver starts now and imports the research stack while Celery connects (see worker.processes).
+    job_processes().replenish()
     from worker.celery_app import app
 
     from shared.queueing import direct_queue
 
     # Besides the shared queues, each worker consumes its own: ranks of multi-GPU jobs are sent there.
     queues = ",".join([*filter(None, args.queues.split(",")), direct_queue(name)])
-    options = ["worker", "-Q", queues, "-n", name, "-c", "1", "-P", "prefork", "--loglevel", args.loglevel,
-               "--max-tasks-per-child", "1", "--without-mingle", "--without-gossip", "--without-heartbeat"]
+    # Solo pool: a task runs in this process, which holds the job's lease and supervises the job's
+    # own process; a prefork pool child is daemonic and could not start DataLoader workers.
+    options = ["worker", "-Q", queues, "-n", name, "-c", "1", "-P", "solo", "--loglevel", args.loglevel,
+               "--without-mingle", "--without-gossip", "--without-heartbeat"]
     app.worker_main(options)
 
 

@@ -8,8 +8,9 @@ import mimetypes
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -18,13 +19,53 @@ from shared.db import Artifact, JobLog, JobMetric, session_scope
 from shared.db.models import utcnow
 from shared.jobs import set_progress
 from shared.metrics import TRAIN_IMAGES_PER_SECOND, TRAIN_LOSS
+from shared.retry import retry_db
 from shared.settings import Settings
 from shared.storage import ObjectNotFound, ObjectStore, artifact_key, checkpoint_key, commit_marker, file_digest
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 KEEP_CHECKPOINTS = 2
 METRIC_FLUSH_SECONDS = 2.0
+# Progress reaches the database at most this often (services may report every step); the last
+# report before a pause is written when the next one comes or the context closes.
+PROGRESS_WRITE_SECONDS = 1.0
+
+
+def duration(seconds: float) -> str:
+    """4s, 3m12s, 2h05m, 1d03h: short enough for a progress line."""
+    seconds = max(int(seconds), 0)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    if seconds < 86400:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
+
+
+class ProgressRate:
+    """Rate and ETA of one attempt's progress, from the fraction done since the attempt's first report.
+
+    Measured from the first report, not from the start, so the set-up (data, model, a resume)
+    does not count as progress time.
+    """
+
+    def __init__(self) -> None:
+        self.first: tuple[float, float] | None = None
+
+    def update(self, fraction: float, now: float | None = None) -> str:
+        now = time.monotonic() if now is None else now
+        if self.first is None:
+            self.first = (now, fraction)
+            return ""
+        elapsed, done = now - self.first[0], fraction - self.first[1]
+        if elapsed <= 0 or done <= 0:
+            return ""
+        if fraction >= 1.0:
+            return f"done in {duration(elapsed)}"
+        return f"{100 * done / elapsed * 60:.2f} %/min · ETA {duration((1.0 - fraction) * elapsed / done)}"
 
 
 class WorkerContext:
@@ -43,8 +84,10 @@ class WorkerContext:
         self.scratch = Path(tempfile.mkdtemp(prefix=f"bosun-job{job_id}-"))
         self.cache_dir = Path(settings.home) / "cache"
         self.cancel_requested = threading.Event()
-        self.lease_lost = threading.Event()
         self._metrics: list[dict[str, Any]] = []
+        self._rate = ProgressRate()
+        self._progress_written = 0.0
+        self._pending_progress: tuple[float, str] | None = None
         self._last_flush = time.monotonic()
         self._device: str | None = None
         # services.distributed.Rendezvous of a multi-GPU job's rank (None: one process).
@@ -60,14 +103,38 @@ class WorkerContext:
         return self._device
 
     def progress(self, fraction: float, message: str = "") -> None:
-        with session_scope(self.settings.database_url) as s:
-            set_progress(session=s, job_id=self.job_id, attempt=self.attempt, fraction=fraction, message=message)
+        """Record progress with its rate and ETA; written at most every PROGRESS_WRITE_SECONDS."""
+        suffix = self._rate.update(fraction)
+        self._pending_progress = (fraction, f"{message} · {suffix}" if message and suffix else message or suffix)
+        if fraction >= 1.0 or time.monotonic() - self._progress_written >= PROGRESS_WRITE_SECONDS:
+            self._write_progress()
         self._flush_metrics_if_due()
+
+    def _write_progress(self) -> None:
+        if self._pending_progress is None:
+            return
+        fraction, message = self._pending_progress
+        self._pending_progress = None
+        self._progress_written = time.monotonic()
+
+        def write() -> None:
+            with session_scope(self.settings.database_url) as s:
+                set_progress(session=s, job_id=self.job_id, attempt=self.attempt, fraction=fraction, message=message)
+
+        self._db(write, "progress")
+
+    def _db(self, fn: Callable[[], T], what: str) -> T:
+        """A database write that rides out an outage of up to `db_retry_seconds`."""
+        return retry_db(fn, seconds=self.settings.db_retry_seconds, what=f"job {self.job_id} {what}")
 
     def log(self, text: str) -> None:
         log.info("job %s: %s", self.job_id, text)
-        with session_scope(self.settings.database_url) as s:
-            s.add(JobLog(job_id=self.job_id, attempt=self.attempt, text=text))
+
+        def write() -> None:
+            with session_scope(self.settings.database_url) as s:
+                s.add(JobLog(job_id=self.job_id, attempt=self.attempt, text=text))
+
+        self._db(write, "log")
 
     def log_metric(self, name: str, value: float, step: int) -> None:
         self._metrics.append({"job_id": self.job_id, "name": name, "step": int(step), "value": float(value),
@@ -118,16 +185,23 @@ class WorkerContext:
             info = self.store.put_file(key, data, content_type)
         else:
             info = self.store.put_bytes(key, data.encode() if isinstance(data, str) else data, content_type)
-        with session_scope(self.settings.database_url) as s:
-            row = s.scalar(select(Artifact).where(Artifact.job_id == self.job_id, Artifact.name == name))
-            if row is None:
-                row = Artifact(job_id=self.job_id, name=name)
-                s.add(row)
-            row.key, row.size, row.sha256, row.content_type = info.key, info.size, info.sha256, content_type
+
+        def write() -> None:
+            with session_scope(self.settings.database_url) as s:
+                row = s.scalar(select(Artifact).where(Artifact.job_id == self.job_id, Artifact.name == name))
+                if row is None:
+                    row = Artifact(job_id=self.job_id, name=name)
+                    s.add(row)
+                row.key, row.size, row.sha256, row.content_type = info.key, info.size, info.sha256, content_type
+
+        self._db(write, f"artifact {name}")
 
     def fetch_artifact(self, job_id: int, name: str) -> Path:
-        with session_scope(self.settings.database_url) as s:
-            row = s.scalar(select(Artifact).where(Artifact.job_id == job_id, Artifact.name == name))
+        def read() -> Artifact | None:
+            with session_scope(self.settings.database_url) as s:
+                return s.scalar(select(Artifact).where(Artifact.job_id == job_id, Artifact.name == name))
+
+        row = self._db(read, f"artifact {name} of job {job_id}")
         if row is None:
             raise FileNotFoundError(f"job {job_id} has no artifact {name!r}")
         target = self.scratch / "inputs" / str(job_id) / name
@@ -137,7 +211,7 @@ class WorkerContext:
 
     def should_stop(self) -> bool:
         self._flush_metrics_if_due()
-        return self.cancel_requested.is_set() or self.lease_lost.is_set()
+        return self.cancel_requested.is_set()
 
     def fan_out_tiles(self, tiles: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
         """services.context.TileFanOut: hand the tiles to `bosun.run_tile` tasks (see worker.tiles.fan_out)."""
@@ -156,12 +230,16 @@ class WorkerContext:
         if not self._metrics:
             return
         rows, self._metrics = self._metrics, []
-        with session_scope(self.settings.database_url) as s:
-            insert = postgresql.insert if s.bind.dialect.name == "postgresql" else sqlite.insert
-            stmt = insert(JobMetric).values(rows)
-            stmt = stmt.on_conflict_do_update(index_elements=["job_id", "name", "step"],
-                                              set_={"value": stmt.excluded.value, "time": stmt.excluded.time})
-            s.execute(stmt)
+
+        def write() -> None:
+            with session_scope(self.settings.database_url) as s:
+                insert = postgresql.insert if s.bind.dialect.name == "postgresql" else sqlite.insert
+                stmt = insert(JobMetric).values(rows)
+                stmt = stmt.on_conflict_do_update(index_elements=["job_id", "name", "step"],
+                                                  set_={"value": stmt.excluded.value, "time": stmt.excluded.time})
+                s.execute(stmt)
+
+        self._db(write, "metrics")
 
     def _prune_checkpoints(self, keep_key: str) -> None:
         keys = [k for k in self.store.list(f"jobs/{self.job_id}/checkpoints/") if k.endswith(".pt")]
@@ -172,8 +250,11 @@ class WorkerContext:
     def close(self) -> None:
         import shutil
 
-        self.flush_metrics()
-        shutil.rmtree(self.scratch, ignore_errors=True)
+        try:
+            self._write_progress()
+            self.flush_metrics()
+        finally:
+            shutil.rmtree(self.scratch, ignore_errors=True)
 
 
 class RankContext(WorkerContext):

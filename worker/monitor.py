@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import threading
 import time
 
 from sqlalchemy import select
@@ -22,6 +21,7 @@ from shared.metrics import (JOBS_FINISHED, JOBS_REQUEUED, LANDSCAPE_POINTS, LAND
 from shared.settings import Settings
 from shared.specs import JOB_SPECS
 from worker.gpu import GpuMetrics
+from worker.periodic import Periodic
 from worker.tiles import tick_tiles
 
 log = logging.getLogger(__name__)
@@ -67,27 +67,22 @@ def tick(settings: Settings) -> tuple[list[int], list[int], list[int]]:
     return [j.id for j in requeued], [j.id for j in failed], sent
 
 
-class Monitor(threading.Thread):
+class Monitor(Periodic):
     """Heartbeat, reaper, dispatcher and GPU gauges of one worker, every `min(reaper, heartbeat)` seconds."""
 
     def __init__(self, settings: Settings, name: str, queues: str, gpu: str | None) -> None:
-        super().__init__(name="bosun-monitor", daemon=True)
+        super().__init__("monitor pass", min(settings.reaper_interval_seconds, settings.heartbeat_seconds),
+                         self._pass, first=True)
         self.settings, self.worker_name, self.queues, self.gpu = settings, name, queues, gpu
-        self.stopped = threading.Event()
         self.gpu_metrics = GpuMetrics(name, gpu)
+        export_initial_metrics(name)
 
-    def run(self) -> None:
-        interval = min(self.settings.reaper_interval_seconds, self.settings.heartbeat_seconds)
-        export_initial_metrics(self.worker_name)
-        while True:
-            try:
-                self._beat()
-                tick(self.settings)
-            except Exception as exc:  # keep monitoring through database or broker outages
-                log.warning("monitor pass failed: %s", exc)
+    def _pass(self) -> None:
+        try:
+            self._beat()
+            tick(self.settings)
+        finally:
             self.gpu_metrics.update()
-            if self.stopped.wait(interval):
-                return
 
     def _beat(self) -> None:
         with session_scope(self.settings.database_url) as s:

@@ -5,19 +5,12 @@ from __future__ import annotations
 import logging
 import os
 
-from celery.signals import worker_process_init, worker_ready, worker_shutdown
+from celery.signals import worker_ready, worker_shutdown
 
-from shared.db import dispose_engines
 from shared.settings import get_settings
 
 log = logging.getLogger(__name__)
 _monitor = None
-
-
-@worker_process_init.connect
-def _fresh_child(**_: object) -> None:
-    # A forked child must not share its parent's database sockets.
-    dispose_engines()
 
 
 @worker_ready.connect
@@ -44,8 +37,11 @@ def _start_monitor(sender=None, **_: object) -> None:  # noqa: ANN001
 
 @worker_shutdown.connect
 def _stop_monitor(**_: object) -> None:
+    from worker.processes import job_processes
+
+    job_processes().close()
     if _monitor is not None:
-        _monitor.stopped.set()
+        _monitor.stop()
         try:
             _monitor.deregister()
         except Exception as exc:

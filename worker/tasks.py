@@ -1,5 +1,6 @@
 """Celery tasks: thin wrappers that hand a job id to the runner, a rank of a multi-GPU job to the
-rank runner, or a tile id to the tile runner."""
+rank runner, or a tile id to the tile runner. They run in the worker's main process (solo pool),
+which holds the lease; the work itself runs in a job process (worker.processes)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import os
 from shared.queueing import JOIN_JOB, RUN_JOB, RUN_TILE
 from shared.settings import get_settings
 from worker.celery_app import app
+from worker.ranks import run_rank
 from worker.runner import run_job as run_claimed_job
-from worker.runner import run_rank
 from worker.tiles import run_tile as run_claimed_tile
 
 

@@ -3,10 +3,10 @@
 A job whose service fans out (a loss landscape) does not hold a worker while its tiles run:
 `fan_out` writes the tiles, passes the job's lease to them (shared.tiles.hand_over) and sends
 one `bosun.run_tile` task per tile on the job's queue; the job's own task then returns with the
-job still running. `run_tile` claims a tile, runs the job type's `run_tile(spec, tile, ctx)`,
-stores the values and the job's progress (points done / total) and redraws the partial plot;
-the task that finishes the last tile runs `assemble(spec, results, ctx)` and records the job's
-outcome. `tick_tiles`, called by every worker's monitor, re-queues tiles whose worker vanished
+job still running. `run_tile` claims a tile and beats its lease in the worker; its job process
+(`tile_body`) runs the job type's `run_tile(spec, tile, ctx)`, stores the values and the job's
+progress (points done / total) and redraws the partial plot; the one that finishes the last tile
+runs `assemble(spec, results, ctx)` and records the job's outcome. `tick_tiles`, called by every worker's monitor, re-queues tiles whose worker vanished
 and sends tiles no task was sent for.
 """
 
@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import importlib
 import logging
-import threading
 import time
-import traceback
 from types import ModuleType
 from typing import Any
 
+from sqlalchemy import select
+
 from shared.db import Job, JobStatus, session_scope
-from shared.db.models import Tile
+from shared.db.models import FINAL_STATUSES, Tile, TileStatus
 from shared.jobs import dispatch_ready, set_progress
 from shared.metrics import JOBS_FINISHED, LANDSCAPE_POINTS, LANDSCAPE_TILES
 from shared.queueing import BrokerUnavailable
@@ -43,8 +43,10 @@ from shared.tiles import (
     renew_tile,
     tile_progress,
 )
+from worker.attempt import Attempt, Verdict
 from worker.context import WorkerContext
-from worker.runner import one_line, wind_down
+from worker.processes import Outcome
+from worker.runner import SHUTDOWN, classify, make_context, worker_shutting_down
 from worker.services import SERVICES
 
 log = logging.getLogger(__name__)
@@ -77,7 +79,6 @@ def fan_out(ctx: WorkerContext, tiles: list[dict[str, Any]]) -> list[dict[str, A
         set_progress(session=s, job_id=ctx.job_id, attempt=ctx.attempt, fraction=progress.fraction,
                      message=f"{progress.points_done}/{progress.points_total} points")
     ctx.worker = DELEGATED
-    ctx.lease_lost.clear()
     ctx.log(f"{progress.tiles_left} of {len(tiles)} tiles handed out "
             f"({progress.points_done}/{progress.points_total} points done)")
     try:
@@ -88,31 +89,20 @@ def fan_out(ctx: WorkerContext, tiles: list[dict[str, Any]]) -> list[dict[str, A
     return None
 
 
-class TileHeartbeat(threading.Thread):
-    """Renews the tile's lease and, from tile activity, the job's; picks up a cancel of the job."""
-
-    def __init__(self, ctx: WorkerContext, tile_id: int, tile_attempt: int, interval: float) -> None:
-        super().__init__(name=f"tile-heartbeat-{tile_id}", daemon=True)
-        self.ctx, self.tile_id, self.tile_attempt, self.interval = ctx, tile_id, tile_attempt, interval
-        self.stopped = threading.Event()
-        self.tile_done = threading.Event()
-
-    def run(self) -> None:
-        while not self.stopped.wait(self.interval):
-            try:
-                with session_scope(self.ctx.settings.database_url) as s:
-                    if not self.tile_done.is_set() and not renew_tile(
-                            session=s, tile_id=self.tile_id, worker=self.ctx.worker, attempt=self.tile_attempt):
-                        log.warning("tile %s: lease lost; its values are still stored if no one did", self.tile_id)
-                        self.tile_done.set()
-                    cancel = renew_parent(session=s, job_id=self.ctx.job_id, attempt=self.ctx.attempt)
-            except Exception as exc:  # a database blip must not kill the tile; the lease has slack
-                log.warning("heartbeat of tile %s failed: %s", self.tile_id, exc)
-                continue
-            if cancel is None:
-                self.ctx.lease_lost.set()
-            elif cancel:
-                self.ctx.cancel_requested.set()
+def tile_beat(settings: Settings, tile_id: int, worker: str, tile_attempt: int, job_id: int,
+              attempt: int) -> Verdict | tuple[Verdict, str]:
+    """Renew the tile's lease and, from tile activity, the job's; pick up a cancel of the job."""
+    with session_scope(settings.database_url) as s:
+        if not renew_tile(session=s, tile_id=tile_id, worker=worker, attempt=tile_attempt):
+            tile = s.get(Tile, tile_id)
+            if tile is None or tile.status != TileStatus.done.value:
+                return Verdict.lost, f"tile {tile_id}: lease lost"
+        cancel = renew_parent(session=s, job_id=job_id, attempt=attempt)
+        if cancel is None:
+            ended = s.scalar(select(Job.status).where(Job.id == job_id)) in FINAL_STATUSES
+            # a job this tile's process just finished (assembled) leaves it to report; any other end is not ours
+            return Verdict.keep if ended else (Verdict.lost, f"job {job_id} attempt {attempt} is over")
+    return Verdict.stop if cancel else Verdict.keep
 
 
 def _record(settings: Settings, job_id: int, job_type: str, attempt: int, status: JobStatus,
@@ -146,7 +136,7 @@ def _not_claimed(settings: Settings, tile_id: int) -> str:
 
 
 def run_tile(settings: Settings, tile_id: int, worker: str) -> str:
-    """Claim and run one tile; the task that finishes the last tile assembles and finishes the job."""
+    """Claim one tile and run it in a job process; the one finishing the last tile assembles the job."""
     with session_scope(settings.database_url) as s:
         tile = claim_tile(session=s, tile_id=tile_id, worker=worker)
         if tile is None:
@@ -154,23 +144,43 @@ def run_tile(settings: Settings, tile_id: int, worker: str) -> str:
         job = s.get(Job, tile.job_id)
         job_id, job_type, spec_raw, attempt = job.id, job.type, dict(job.spec), job.attempts
         work, tile_attempt = {"index": tile.index, "points": tile.points}, tile.attempts
-    ctx = WorkerContext(settings=settings, store=open_store(settings), job_id=job_id, job_type=job_type,
-                        attempt=attempt, worker=worker, seed=int(spec_raw.get("seed", 0) or 0))
-    beat = TileHeartbeat(ctx, tile_id, tile_attempt, settings.heartbeat_seconds)
-    beat.start()
+    with Attempt(f"tile {tile_id}", lambda: tile_beat(settings, tile_id, worker, tile_attempt, job_id, attempt),
+                 interval=settings.heartbeat_seconds, grace=settings.stop_grace_seconds,
+                 shutting_down=worker_shutting_down) as run:
+        outcome = run.run("worker.tiles:tile_body", settings=settings, tile_id=tile_id, job_id=job_id,
+                          job_type=job_type, spec_raw=spec_raw, attempt=attempt, work=work, worker=worker)
+        if outcome.status == "stopped" and run.reason != SHUTDOWN:
+            _record(settings, job_id, job_type, attempt, JobStatus.cancelled, error="cancelled on request")
+            return "cancelled"
+    if outcome.status in ("crashed", "transient", "stopped", "lost"):
+        # the tile's lease runs out and the reaper hands it to the next free worker
+        log.warning("tile %s of job %s: %s (%s); it runs again", tile_id, job_id, outcome.status, outcome.error)
+    return outcome.status
+
+
+def tile_body(*, settings: Settings, tile_id: int, job_id: int, job_type: str, spec_raw: dict[str, Any],
+              attempt: int, work: dict[str, Any], worker: str) -> Outcome:
+    """One tile in its job process: evaluate, store, and assemble the job when it is the last."""
+    ctx = make_context(settings, job_id=job_id, job_type=job_type, attempt=attempt, worker=worker,
+                       seed=int(spec_raw.get("seed", 0) or 0))
     try:
-        return _run_claimed(settings, ctx, beat, tile_id, work, spec_raw)
+        return Outcome(_run_claimed(settings, ctx, tile_id, work, spec_raw))
     except Exception as exc:
-        error = f"tile {work['index']}: {one_line(exc)}"
-        ctx.log(f"job failed: {error}\n{traceback.format_exc()}")
-        _record(settings, job_id, job_type, attempt, JobStatus.failed, error=error)
-        return "failed"
+        outcome = classify(ctx, exc, gpus=1)
+        if outcome.status == "failed":
+            error = f"tile {work['index']}: {outcome.error}"
+            _record(settings, job_id, job_type, attempt, JobStatus.failed, error=error)
+            return Outcome("failed", error=error)
+        return outcome
     finally:
-        wind_down(beat, ctx, f"tile {tile_id}")
+        try:
+            ctx.close()
+        except Exception as exc:
+            log.warning("tile %s: closing context failed: %s", tile_id, exc)
 
 
-def _run_claimed(settings: Settings, ctx: WorkerContext, beat: TileHeartbeat, tile_id: int,
-                 work: dict[str, Any], spec_raw: dict[str, Any]) -> str:
+def _run_claimed(settings: Settings, ctx: WorkerContext, tile_id: int, work: dict[str, Any],
+                 spec_raw: dict[str, Any]) -> str:
     module = service_module(ctx.job_type)
     spec = parse_spec(ctx.job_type, spec_raw)
     started = time.monotonic()
@@ -180,7 +190,6 @@ def _run_claimed(settings: Settings, ctx: WorkerContext, beat: TileHeartbeat, ti
         progress = tile_progress(session=s, job_id=ctx.job_id)
         set_progress(session=s, job_id=ctx.job_id, attempt=ctx.attempt, fraction=progress.fraction,
                      message=f"{progress.points_done}/{progress.points_total} points")
-    beat.tile_done.set()
     if stored:
         ctx.log(f"tile {work['index']} ({len(values)} points) done on {ctx.worker} in {time.monotonic() - started:.1f} s")
         LANDSCAPE_TILES.labels(worker=ctx.worker.split("/")[0]).inc()

@@ -209,7 +209,6 @@ class Trainer:
             values["gpu_memory_gb"] = torch.cuda.max_memory_allocated() / 2**30
         for name, value in values.items():
             self.ctx.log_metric(name, value, step)
-        self.ctx.progress(step / (self.epochs * self.niter), f"epoch {epoch + 1}/{self.epochs}")
 
     def monitor_knn(self, epoch: int) -> None:
         every = self.spec.knn_every
@@ -235,8 +234,12 @@ class Trainer:
             it = epoch * self.niter + i
             self.last_loss = self.step(batch, epoch, it)
             now = time.perf_counter()
-            if self.dist.is_main and ((it + 1) % self.spec.log_every == 0 or i + 1 == self.niter):
-                self.log_step(it, epoch, self.last_loss, self.global_batch_size / max(now - tick, 1e-9))
+            if self.dist.is_main:
+                if (it + 1) % self.spec.log_every == 0 or i + 1 == self.niter:
+                    self.log_step(it, epoch, self.last_loss, self.global_batch_size / max(now - tick, 1e-9))
+                # every step; the worker's context writes it at most once a second, with rate and ETA
+                total = self.epochs * self.niter
+                self.ctx.progress((it + 1) / total, f"epoch {epoch + 1}/{self.epochs} · step {it + 1}/{total}")
             tick = now
 
     def fit(self) -> dict[str, Any]:

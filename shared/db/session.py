@@ -51,9 +51,3 @@ def session_scope(url: str) -> Iterator[Session]:
         raise
     finally:
         session.close()
-
-
-def dispose_engines() -> None:
-    """Forget pooled connections inherited over fork: a child must open its own sockets."""
-    for engine in _engines.values():
-        engine.dispose(close=False)

@@ -13,7 +13,7 @@ from shared.db.models import utcnow
 from shared.jobs import set_rank_state
 from tests.shared.test_gangs import claimed_gang, sent  # noqa: F401  (fixture)
 from tests.shared.test_scheduling import db, settings  # noqa: F401  (fixtures)
-from worker import runner
+from worker import ranks as runner
 
 
 @pytest.fixture

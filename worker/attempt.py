@@ -1,0 +1,95 @@
+"""One attempt of a job, a rank or a tile: its heartbeat, its job process, its wind-down.
+
+The worker's main process holds the lease; the work runs in a job process (worker.processes).
+`Attempt` beats the lease on a thread of its own, acts on what the beat says (stop: SIGTERM and
+a grace period, then SIGKILL; lease lost or given up: SIGKILL at once), and returns the job
+process' `Outcome`, or one that says how the process ended when it could not report. Recording
+the outcome is the caller's (worker.runner, worker.tiles), done once, inside the `with` block so
+the lease is still renewed while it is written.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from worker.periodic import Periodic
+from worker.processes import JobProcess, Outcome, job_processes
+
+log = logging.getLogger(__name__)
+
+
+class Verdict(enum.IntEnum):
+    """What a heartbeat found, in rising precedence: a stronger verdict is never taken back."""
+
+    keep = 0
+    stop = 1  # cancel or preemption asked, or the worker shuts down: stop at a checkpoint
+    lost = 2  # someone else holds the lease now: stop writing at once
+    abandon = 3  # the beat itself gave the attempt up (a rank lost) and recorded why
+
+
+class Attempt:
+    """Run one attempt's work in a job process while `beat()` renews its lease every `interval` s."""
+
+    def __init__(self, what: str, beat: Callable[[], Verdict | tuple[Verdict, str]], *, interval: float,
+                 grace: float, shutting_down: Callable[[], bool] = lambda: False) -> None:
+        self.what, self._beat_fn, self.grace = what, beat, grace
+        self._shutting_down = shutting_down
+        self.verdict, self.reason = Verdict.keep, ""
+        self.stop_sent_at: float | None = None
+        self.process: JobProcess | None = None
+        self._lock = threading.Lock()
+        self._heartbeat = Periodic(f"heartbeat of {what}", interval, self._beat)
+
+    def __enter__(self) -> Attempt:
+        self._heartbeat.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._heartbeat.stop()
+        if self.process is not None:
+            self.process.close()
+
+    def raise_verdict(self, verdict: Verdict, reason: str = "") -> None:
+        with self._lock:
+            if verdict > self.verdict:
+                self.verdict, self.reason = verdict, reason or self.reason
+
+    def _beat(self) -> None:
+        found = self._beat_fn()
+        verdict, reason = found if isinstance(found, tuple) else (found, "")
+        self.raise_verdict(verdict, reason)
+
+    @property
+    def stopping(self) -> bool:
+        return self.stop_sent_at is not None
+
+    def run(self, target: str, **kwargs: Any) -> Outcome:
+        """Hand `target(**kwargs)` to a warm job process and watch it until it reports or ends."""
+        processes = job_processes()
+        self.process = proc = processes.take()
+        proc.assign(target, **kwargs)
+        processes.replenish()
+        while not proc.wait(0.2):
+            if self._shutting_down():
+                self.raise_verdict(Verdict.stop, "worker shutting down")
+            if self.verdict >= Verdict.lost:
+                proc.kill()
+                log.warning("%s: %s; job process %s killed", self.what, self.reason or "lease lost", proc.pid)
+                return Outcome("lost" if self.verdict is Verdict.lost else "abandoned", error=self.reason)
+            if self.verdict is Verdict.stop:
+                if self.stop_sent_at is None:
+                    self.stop_sent_at = time.monotonic()
+                    proc.stop()
+                elif time.monotonic() - self.stop_sent_at > self.grace:
+                    proc.kill()
+                    return Outcome("stopped", error=f"did not stop within {self.grace:.0f} s of being asked")
+        if proc.outcome is not None:
+            return proc.outcome
+        if self.stopping:
+            return Outcome("stopped", error=f"job process {proc.exit_reason()} while stopping")
+        return Outcome("crashed", error=f"job process {proc.exit_reason()}")
