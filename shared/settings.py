@@ -56,6 +56,14 @@ class Settings(BaseSettings):
     # A worker names the box it runs on (ranks of one job share a box) and the address other
     # ranks reach it at; both default to the machine's host name.
     rendezvous_seconds: float = Field(default=300.0, gt=0)
+    # Transient outages: a worker retries object-store and database calls with backoff for this
+    # long; past it the attempt goes back to the queue like a lost worker and resumes from its
+    # last committed checkpoint. The API never waits: it answers 503 at once.
+    store_retry_seconds: float = Field(default=300.0, ge=0)
+    db_retry_seconds: float = Field(default=300.0, ge=0)
+    # A job asked to stop (cancel, preemption, worker shutdown) that has not stopped after this
+    # long is killed.
+    stop_grace_seconds: float = Field(default=30.0, gt=0)
     worker_host: str = ""
     worker_address: str = ""
     api_url: str = "http://127.0.0.1:8000"

@@ -12,16 +12,19 @@ import io
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 from shared.metrics import OBJECT_STORE_ERRORS
 
 CHUNK = 1024 * 1024
+T = TypeVar("T")
+# S3 error codes that mean "try again later", not "your request is wrong".
+_S3_BUSY = ("InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout", "ServerBusy")
 
 
 class ObjectNotFound(KeyError):
@@ -144,7 +147,7 @@ class S3Store:
     """Objects in an S3 bucket (MinIO in deployment) through the `minio` client."""
 
     def __init__(self, bucket: str, *, endpoint: str, access_key: str, secret_key: str, secure: bool = False,
-                 region: str = "us-east-1", prefix: str = "") -> None:
+                 region: str = "us-east-1", prefix: str = "", retry_seconds: float = 0.0) -> None:
         from minio import Minio
         from urllib3 import PoolManager, Retry, Timeout
 
@@ -155,6 +158,14 @@ class S3Store:
                             http_client=http)
         self.bucket = bucket
         self.prefix = prefix.strip("/")
+        # A worker rides out an outage this long (shared.retry); the API (0) answers 503 at once.
+        self.retry_seconds = retry_seconds
+
+    def _retried(self, op: str, fn: Callable[[], T]) -> T:
+        from shared.retry import retry_call
+
+        return retry_call(fn, seconds=self.retry_seconds, transient=_store_outage,
+                          what=f"object store {op} on bucket {self.bucket!r}")
 
     def _key(self, key: str) -> str:
         _check_key(key)
@@ -163,7 +174,7 @@ class S3Store:
     @contextmanager
     def _guard(self, op: str) -> Iterator[None]:
         """Map minio's errors to ours and count failures for the object-store alert."""
-        from minio.error import S3Error
+        from minio.error import S3Error, ServerError
         from urllib3.exceptions import HTTPError
 
         try:
@@ -172,70 +183,96 @@ class S3Store:
             if exc.code in ("NoSuchKey", "NoSuchObject"):
                 raise ObjectNotFound(exc.object_name or "") from exc
             OBJECT_STORE_ERRORS.labels(op=op).inc()
+            if exc.code in _S3_BUSY:
+                raise StoreUnavailable(f"object store bucket {self.bucket!r} busy: {exc.code}") from exc
             raise
-        except (HTTPError, OSError) as exc:
+        except (ServerError, HTTPError, OSError) as exc:
             OBJECT_STORE_ERRORS.labels(op=op).inc()
             raise StoreUnavailable(f"object store bucket {self.bucket!r} unreachable: {exc}") from exc
 
     def ensure_bucket(self) -> None:
-        with self._guard("ensure_bucket"):
-            if not self.client.bucket_exists(self.bucket):
-                self.client.make_bucket(self.bucket)
+        def ensure() -> None:
+            with self._guard("ensure_bucket"):
+                if not self.client.bucket_exists(self.bucket):
+                    self.client.make_bucket(self.bucket)
+
+        self._retried("ensure_bucket", ensure)
 
     def put_file(self, key: str, path: Path, content_type: str = "application/octet-stream") -> ObjectInfo:
         size, sha = file_digest(path)
-        with self._guard("put"), open(path, "rb") as fh:
-            self.client.put_object(self.bucket, self._key(key), fh, length=size, content_type=content_type,
-                                   part_size=16 * CHUNK)
+
+        def put() -> None:  # each try reads the file from its start
+            with self._guard("put"), open(path, "rb") as fh:
+                self.client.put_object(self.bucket, self._key(key), fh, length=size, content_type=content_type,
+                                       part_size=16 * CHUNK)
+
+        self._retried("put", put)
         return ObjectInfo(key, size, sha)
 
     def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> ObjectInfo:
-        with self._guard("put"):
-            self.client.put_object(self.bucket, self._key(key), io.BytesIO(data), length=len(data),
-                                   content_type=content_type)
+        def put() -> None:
+            with self._guard("put"):
+                self.client.put_object(self.bucket, self._key(key), io.BytesIO(data), length=len(data),
+                                       content_type=content_type)
+
+        self._retried("put", put)
         return ObjectInfo(key, len(data), hashlib.sha256(data).hexdigest())
 
     def iter_chunks(self, key: str) -> Iterator[bytes]:
         with self._guard("get"):
             response = self.client.get_object(self.bucket, self._key(key))
         try:
-            yield from response.stream(CHUNK)
+            with self._guard("get"):
+                yield from response.stream(CHUNK)
         finally:
             response.close()
             response.release_conn()
 
     def get_bytes(self, key: str) -> bytes:
-        return b"".join(self.iter_chunks(key))
+        return self._retried("get", lambda: b"".join(self.iter_chunks(key)))
 
     def download(self, key: str, path: Path) -> None:
-        with open(path, "wb") as fh:
-            for chunk in self.iter_chunks(key):
-                fh.write(chunk)
+        def download() -> None:  # each try writes the file from its start
+            with open(path, "wb") as fh:
+                for chunk in self.iter_chunks(key):
+                    fh.write(chunk)
+
+        self._retried("get", download)
 
     def exists(self, key: str) -> bool:
         from minio.error import S3Error
 
-        try:
-            with self._guard("stat"):
-                self.client.stat_object(self.bucket, self._key(key))
-            return True
-        except ObjectNotFound:
-            return False
-        except S3Error as exc:
-            if exc.code == "NotFound":
+        def stat() -> bool:
+            try:
+                with self._guard("stat"):
+                    self.client.stat_object(self.bucket, self._key(key))
+                return True
+            except ObjectNotFound:
                 return False
-            raise
+            except S3Error as exc:
+                if exc.code == "NotFound":
+                    return False
+                raise
+
+        return self._retried("stat", stat)
 
     def list(self, prefix: str) -> list[str]:
         strip = len(self.prefix) + 1 if self.prefix else 0
         full = f"{self.prefix}/{prefix}" if self.prefix else prefix
-        with self._guard("list"):
-            objects = self.client.list_objects(self.bucket, prefix=full or None, recursive=True)
-            return sorted(o.object_name[strip:] for o in objects)
+
+        def listing() -> list[str]:
+            with self._guard("list"):
+                objects = self.client.list_objects(self.bucket, prefix=full or None, recursive=True)
+                return sorted(o.object_name[strip:] for o in objects)
+
+        return self._retried("list", listing)
 
     def delete(self, key: str) -> None:
-        with self._guard("delete"):
-            self.client.remove_object(self.bucket, self._key(key))
+        def delete() -> None:
+            with self._guard("delete"):
+                self.client.remove_object(self.bucket, self._key(key))
+
+        self._retried("delete", delete)
 
     def ping(self) -> None:
         with self._guard("ping"):
@@ -243,8 +280,16 @@ class S3Store:
                 raise StoreUnavailable(f"bucket {self.bucket!r} does not exist")
 
 
-def open_store(settings) -> ObjectStore:  # noqa: ANN001
-    """The store named by `settings.storage_url` (file://folder or s3://bucket[/prefix])."""
+def _store_outage(exc: BaseException) -> bool:
+    return isinstance(exc, StoreUnavailable)
+
+
+def open_store(settings, *, retry_seconds: float = 0.0) -> ObjectStore:  # noqa: ANN001
+    """The store named by `settings.storage_url` (file://folder or s3://bucket[/prefix]).
+
+    `retry_seconds`: how long a call rides out an outage before it raises (workers pass
+    `settings.store_retry_seconds`; the API answers at once).
+    """
     url = settings.storage_url
     parts = urlsplit(url)
     if parts.scheme == "file":
@@ -252,7 +297,7 @@ def open_store(settings) -> ObjectStore:  # noqa: ANN001
     if parts.scheme == "s3":
         return S3Store(parts.netloc, prefix=parts.path, endpoint=settings.s3_endpoint,
                        access_key=settings.s3_access_key, secret_key=settings.s3_secret_key,
-                       secure=settings.s3_secure, region=settings.s3_region)
+                       secure=settings.s3_secure, region=settings.s3_region, retry_seconds=retry_seconds)
     raise ValueError(f"BOSUN_STORAGE_URL: unsupported scheme {parts.scheme!r} (use file:// or s3://)")
 
 

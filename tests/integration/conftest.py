@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from api.client import Client
+from tests.proxy import TcpProxy
 from tests.stack import Proc, bosun, moto_server, postgres_database, redis_database, stack_env, start_api, start_worker
 
 
@@ -22,6 +23,8 @@ class Stack:
     client: Client
     other: Client
     workers: list[Proc] = field(default_factory=list)
+    db_proxy: TcpProxy | None = None
+    s3_proxy: TcpProxy | None = None
 
     def worker(self, name: str = "", metrics_port: int = 0) -> Proc:
         proc = start_worker(self.env, self.home / f"worker-{len(self.workers)}.log", name=name,
@@ -35,9 +38,16 @@ class Stack:
 
 
 @contextmanager
-def running_stack(home: Path, data_root: Path, **settings: str) -> Iterator[Stack]:
-    """Postgres, Redis, moto S3 and the API, with users ada (admin) and ben; workers are started by tests."""
+def running_stack(home: Path, data_root: Path, *, outages: bool = False, **settings: str) -> Iterator[Stack]:
+    """Postgres, Redis, moto S3 and the API, with users ada (admin) and ben; workers are started by tests.
+
+    `outages=True` puts Postgres and the S3 server behind proxies the test can cut (tests.proxy).
+    """
     with postgres_database() as db, redis_database() as broker, moto_server() as s3:
+        db_proxy = s3_proxy = None
+        if outages:
+            db_proxy, db = TcpProxy.in_front_of(db)
+            s3_proxy, s3 = TcpProxy.in_front_of(s3)
         bucket = f"bosun-{uuid.uuid4().hex[:8]}"
         env = stack_env(home, database_url=db, broker_url=broker, storage_url=f"s3://{bucket}", s3_endpoint=s3,
                         s3_access_key="stack-access", s3_secret_key="stack-secret-key", data_root=str(data_root),
@@ -49,13 +59,16 @@ def running_stack(home: Path, data_root: Path, **settings: str) -> Iterator[Stac
         admin = bosun(env, "users", "add", "ada", "--admin").strip().splitlines()[-1]
         user = bosun(env, "users", "add", "ben").strip().splitlines()[-1]
         api, url = start_api(env, home / "api.log")
-        stack = Stack(env, url, home, Client(url, admin), Client(url, user))
+        stack = Stack(env, url, home, Client(url, admin), Client(url, user), db_proxy=db_proxy, s3_proxy=s3_proxy)
         try:
             yield stack
         finally:
             for w in stack.workers:
                 w.kill()
             api.kill()
+            for proxy in (db_proxy, s3_proxy):
+                if proxy is not None:
+                    proxy.close()
 
 
 @pytest.fixture(scope="module")
