@@ -122,8 +122,8 @@ class SupervisedOptions(TrainingOptions):
         return self
 
 
-_BLOCK_OF_METHOD = {"dino": "dino", "simclr": "contrastive", "supcon": "contrastive", "supervised": "supervised"}
-_BLOCK_CLASS = {"dino": DinoOptions, "contrastive": ContrastiveOptions, "supervised": SupervisedOptions}
+BLOCK_OF_METHOD = {"dino": "dino", "simclr": "contrastive", "supcon": "contrastive", "supervised": "supervised"}
+BLOCK_CLASS = {"dino": DinoOptions, "contrastive": ContrastiveOptions, "supervised": SupervisedOptions}
 
 
 class PretrainSpec(SpecModel):
@@ -146,12 +146,12 @@ class PretrainSpec(SpecModel):
 
     @model_validator(mode="after")
     def _one_options_block(self) -> "PretrainSpec":
-        wanted = _BLOCK_OF_METHOD[self.method]
-        for block in _BLOCK_CLASS:
+        wanted = BLOCK_OF_METHOD[self.method]
+        for block in BLOCK_CLASS:
             if block != wanted and getattr(self, block) is not None:
                 raise ValueError(f"the {block!r} block does not apply to method {self.method!r}; use {wanted!r}")
         if getattr(self, wanted) is None:
-            setattr(self, wanted, _BLOCK_CLASS[wanted]())
+            setattr(self, wanted, BLOCK_CLASS[wanted]())
         dino = self.dino
         if dino is not None and self.amp is not None and "use_fp16" in dino.model_fields_set \
                 and dino.use_fp16 != (self.amp == "fp16"):
@@ -163,7 +163,7 @@ class PretrainSpec(SpecModel):
     @property
     def options(self) -> TrainingOptions:
         """The options block of this spec's method."""
-        return getattr(self, _BLOCK_OF_METHOD[self.method])
+        return getattr(self, BLOCK_OF_METHOD[self.method])
 
     @property
     def resolved_amp(self) -> Amp:
