@@ -82,6 +82,9 @@ def _die_with_parent() -> None:
 def _serve_one(conn: Connection) -> None:
     """The job process: wait for one assignment, run it, report its Outcome."""
     _die_with_parent()
+    # A forkserver child inherits 'forkserver' as its default start method; the job's own
+    # processes (DataLoader workers) fork from it, as in the team's scripts on Linux.
+    multiprocessing.set_start_method("fork", force=True)
     signal.signal(signal.SIGTERM, lambda *_: STOP.set())
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the worker, which decides
     try:
