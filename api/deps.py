@@ -5,14 +5,22 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Path, Request, status
+from fastapi import Depends, HTTPException, Path, Query, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from api.auth import user_for_token
 from shared.db import Job, User, session_scope
 from shared.settings import Settings
+from shared.specs.common import DB_ID_MAX
 from shared.storage import ObjectStore
+
+NO_NUL = r"^[^\x00]*$"
+JobIdPath = Annotated[int, Path(ge=1, le=DB_ID_MAX, description="job id")]
+NamePath = Annotated[str, Path(min_length=1, max_length=200, pattern=NO_NUL)]
+NameQuery = Annotated[str | None, Query(max_length=200, pattern=NO_NUL)]
+Limit = Annotated[int, Query(ge=1, le=500)]
+Offset = Annotated[int, Query(ge=0, le=DB_ID_MAX)]
 
 bearer = HTTPBearer(auto_error=False, description="API token from `bosun users add NAME`")
 
@@ -54,7 +62,7 @@ def get_current_user(session: SessionDep,
 CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
-def get_job(session: SessionDep, _user: CurrentUser, job_id: Annotated[int, Path(ge=1)]) -> Job:
+def get_job(session: SessionDep, _user: CurrentUser, job_id: JobIdPath) -> Job:
     job = session.get(Job, job_id)
     if job is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"job_id: job {job_id} does not exist")

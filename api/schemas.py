@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from shared.specs.common import DB_ID_MAX, refuse_nul
 
 JobType = Literal["pretrain", "evaluate", "landscape"]
 Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
@@ -18,9 +20,14 @@ class JobCreate(BaseModel):
     spec: dict[str, Any]
     name: str = Field(default="", max_length=200)
     priority: int = Field(default=0, ge=-100, le=100)
-    depends_on: list[int] = Field(default_factory=list, max_length=100)
+    depends_on: list[Annotated[int, Field(ge=1, le=DB_ID_MAX)]] = Field(default_factory=list, max_length=100)
     max_attempts: int | None = Field(default=None, ge=1, le=20)
     gpus: int = Field(default=1, ge=0, le=16, description="GPUs the job needs on one box; 0 runs it on the cpu queue")
+
+    @field_validator("name")
+    @classmethod
+    def _no_nul_bytes(cls, value: Any) -> Any:
+        return refuse_nul(value)
 
 
 class RankPublic(BaseModel):
@@ -174,8 +181,8 @@ class UserLimits(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    max_gpus: int | None = Field(default=None, ge=0)
-    max_queued_jobs: int | None = Field(default=None, ge=0)
+    max_gpus: int | None = Field(default=None, ge=0, le=DB_ID_MAX)
+    max_queued_jobs: int | None = Field(default=None, ge=0, le=DB_ID_MAX)
 
 
 class UserLimitsPublic(UserLimits):

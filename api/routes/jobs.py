@@ -4,19 +4,22 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Path, Query, status
 from fastapi.responses import StreamingResponse
 from sqlalchemy import func, select
 
-from api.deps import CurrentUser, JobDep, OwnedJobDep, SessionDep, SettingsDep, StoreDep
+from api.errors import AUTHENTICATED, responses
+from api.deps import (NO_NUL, CurrentUser, JobDep, Limit, NameQuery, Offset, OwnedJobDep, SessionDep, SettingsDep,
+                      StoreDep)
 from api.schemas import (ArtifactPublic, ArtifactsPublic, JobCreate, JobPublic, JobsPublic, JobType, LogLine,
                          LogsPublic, MetricPoint, MetricsPublic, RankPublic, Status)
-from api.validation import check_data_paths, source_jobs, unprocessable, validate_spec
+from api.validation import check_data_paths, check_spec_size, source_jobs, unprocessable, validate_spec
 from shared.db import Artifact, Job, JobLog, JobMetric, User
 from shared.jobs import JobError, create_job, dispatch_ready, request_cancel
 from shared.metrics import JOBS_SUBMITTED
 from shared.scheduling import has_free_slot
 from shared.queueing import BrokerUnavailable, ping_broker
+from shared.storage import ObjectNotFound, StoreUnavailable, open_chunks
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -42,6 +45,7 @@ def submit(*, session, settings, owner: User, job_in: JobCreate) -> Job:  # noqa
     if job_in.gpus > 1 and job_in.type != "pretrain":
         raise unprocessable(["gpus"], f"{job_in.gpus} GPUs asked: only pretrain jobs run on several GPUs (DDP); "
                                       f"a {job_in.type} job uses gpus 0 or 1")
+    check_spec_size(job_in.spec, settings.max_spec_bytes)
     spec = validate_spec(job_in.type, job_in.spec)
     check_data_paths(spec, settings.data_root)
     depends_on = list(job_in.depends_on)
@@ -77,8 +81,8 @@ def create(job_in: JobCreate, session: SessionDep, settings: SettingsDep, user: 
 
 @router.get("", response_model=JobsPublic)
 def list_jobs(session: SessionDep, _user: CurrentUser, status_: Annotated[Status | None, Query(alias="status")] = None,
-              type_: Annotated[JobType | None, Query(alias="type")] = None, owner: str | None = None,
-              limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Annotated[int, Query(ge=0)] = 0) -> Any:
+              type_: Annotated[JobType | None, Query(alias="type")] = None, owner: NameQuery = None,
+              limit: Limit = 50, offset: Offset = 0) -> Any:
     stmt = select(Job)
     if status_:
         stmt = stmt.where(Job.status == status_)
@@ -113,7 +117,7 @@ def rerun(job: JobDep, session: SessionDep, settings: SettingsDep, user: Current
 
 
 @router.get("/{job_id}/metrics", response_model=MetricsPublic)
-def metrics(job: JobDep, session: SessionDep, name: str | None = None) -> Any:
+def metrics(job: JobDep, session: SessionDep, name: NameQuery = None) -> Any:
     stmt = select(JobMetric).where(JobMetric.job_id == job.id)
     if name:
         stmt = stmt.where(JobMetric.name == name)
@@ -123,7 +127,7 @@ def metrics(job: JobDep, session: SessionDep, name: str | None = None) -> Any:
 
 
 @router.get("/{job_id}/logs", response_model=LogsPublic)
-def logs(job: JobDep, session: SessionDep, after: Annotated[int, Query(ge=0)] = 0) -> Any:
+def logs(job: JobDep, session: SessionDep, after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0) -> Any:
     rows = session.scalars(select(JobLog).where(JobLog.job_id == job.id, JobLog.id > after).order_by(JobLog.id)).all()
     return LogsPublic(data=[LogLine(time=r.time, attempt=r.attempt, text=r.text) for r in rows], count=len(rows))
 
@@ -134,12 +138,23 @@ def artifacts(job: JobDep, session: SessionDep) -> Any:
     return ArtifactsPublic(data=[ArtifactPublic.model_validate(r) for r in rows], count=len(rows))
 
 
-@router.get("/{job_id}/artifacts/{name:path}")
-def download(job: JobDep, name: str, session: SessionDep, store: StoreDep) -> StreamingResponse:
+@router.get("/{job_id}/artifacts/{name:path}", response_class=StreamingResponse,
+            responses={**responses(404), 200: {"content": {"application/octet-stream": {}},
+                                               "description": "the artifact's bytes; X-Checksum-SHA256 is their digest"}})
+def download(job: JobDep, name: Annotated[str, Path(max_length=300, pattern=NO_NUL)], session: SessionDep,
+             store: StoreDep) -> StreamingResponse:
+    """The artifact's bytes, streamed; the object is opened first, so a store outage is a 503, never a cut body."""
     row = session.scalar(select(Artifact).where(Artifact.job_id == job.id, Artifact.name == name))
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"name: job {job.id} has no artifact {name!r}")
-    filename = name.rsplit("/", 1)[-1]
-    return StreamingResponse(store.iter_chunks(row.key), media_type=row.content_type,
+    try:
+        chunks = open_chunks(store, row.key)
+    except ObjectNotFound:
+        raise HTTPException(status.HTTP_404_NOT_FOUND,
+                            detail=f"name: the object of artifact {name!r} is missing from the store") from None
+    except OSError as exc:
+        raise StoreUnavailable(f"cannot read artifact {name!r}: {exc}") from exc
+    filename = name.rsplit("/", 1)[-1].replace('"', "")
+    return StreamingResponse(chunks, media_type=row.content_type,
                              headers={"Content-Length": str(row.size), "X-Checksum-SHA256": row.sha256,
                                       "Content-Disposition": f'attachment; filename="{filename}"'})

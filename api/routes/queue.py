@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, status
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from api.deps import CurrentUser, JobDep, OwnedJobDep, SessionDep, SettingsDep
+from api.deps import CurrentUser, JobDep, NamePath, NameQuery, OwnedJobDep, SessionDep, SettingsDep
 from api.routes.jobs import to_public
 from api.schemas import (JobPublic, PriorityUpdate, QueueEntryPublic, QueuePublic, RunningJobPublic, UsagePublic,
                          UsageRow, UserLimits, UserLimitsPublic, WorkerPublic)
@@ -41,14 +41,14 @@ def get_queued_job(job: JobDep) -> Job:
     return job
 
 
-def get_worker(name: str, session: SessionDep) -> Worker:
+def get_worker(name: NamePath, session: SessionDep) -> Worker:
     worker = session.get(Worker, name)
     if worker is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"name: no worker {name!r} is registered")
     return worker
 
 
-def get_named_user(name: str, session: SessionDep) -> User:
+def get_named_user(name: NamePath, session: SessionDep) -> User:
     user = session.scalar(select(User).where(User.name == name))
     if user is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"name: no user {name!r}")
@@ -82,7 +82,7 @@ def workers_public(*, session: Session, settings: Settings) -> list[WorkerPublic
 
 
 @router.get("/queue", response_model=QueuePublic)
-def queue(session: SessionDep, settings: SettingsDep, _user: CurrentUser, queue_: Annotated[str | None, Query(alias="queue")] = None) -> Any:
+def queue(session: SessionDep, settings: SettingsDep, _user: CurrentUser, queue_: Annotated[str | None, Query(alias="queue", max_length=32, pattern=r"^[^\x00]*$")] = None) -> Any:
     """Queued jobs in dispatch order with their position per queue and the reason each waits."""
     decided = plan(session=session, settings=settings)
     order = {job.id: i for i, job in enumerate(decided.dispatch)}
