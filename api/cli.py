@@ -163,17 +163,35 @@ def serve(host: str = "127.0.0.1", port: int = 8000,
         supervisor.stop()
 
 
+def read_job_file(file: Path) -> dict[str, Any]:
+    """A job file's body for POST /jobs; an unknown top-level key is refused, naming the closest valid one."""
+    import difflib
+
+    from api.schemas import JobCreate
+
+    body = yaml.safe_load(file.read_text())
+    if not isinstance(body, dict) or "type" not in body or "spec" not in body:
+        raise ValueError("the job file needs 'type' and 'spec'")
+    valid = list(JobCreate.model_fields)
+    for key in body:
+        if key not in valid:
+            close = difflib.get_close_matches(str(key), valid, n=1, cutoff=0.5)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ValueError(f"unknown key {key!r} in {file.name}: {hint}valid keys: {', '.join(valid)}")
+    return body
+
+
 @app.command()
 def submit(file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="YAML or JSON job file")],
            wait_: Annotated[bool, typer.Option("--wait", help="wait for the job with a progress bar")] = False) -> None:
-    """Submit a job file: {type, spec, name?, priority?, depends_on?, gpus?}."""
-    body = yaml.safe_load(file.read_text())
-    if not isinstance(body, dict) or "type" not in body or "spec" not in body:
-        console.print("[red]error:[/red] the job file needs 'type' and 'spec'")
-        raise typer.Exit(2)
-    job = _api(lambda c: c.submit(body["type"], body["spec"], name=body.get("name", ""),
-                                  priority=body.get("priority", 0), depends_on=body.get("depends_on"),
-                                  gpus=body.get("gpus", 1)))
+    """Submit a job file: {type, spec, name?, priority?, depends_on?, max_attempts?, gpus?}."""
+    try:
+        body = read_job_file(file)
+    except (ValueError, yaml.YAMLError) as exc:
+        console.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(2) from None
+    options = {k: v for k, v in body.items() if k not in ("type", "spec")}
+    job = _api(lambda c: c.submit(body["type"], body["spec"], **options))
     console.print(f"submitted job {job['id']} ({job['type']}), {job['status']}")
     if wait_:
         _wait(job["id"])
