@@ -92,6 +92,11 @@ class Client:
         return self._call("PUT", f"/api/v1/users/{user}/limits",
                           json={"max_gpus": max_gpus, "max_queued_jobs": max_queued_jobs})
 
+    def audit(self, *, limit: int = 50, offset: int = 0, action: str | None = None) -> dict[str, Any]:
+        """Admin and owner actions, newest first: {data: [{time, actor, action, target, detail}], count}."""
+        params = {"limit": limit, "offset": offset, **({"action": action} if action else {})}
+        return self._call("GET", "/api/v1/audit", params=params)
+
     def job(self, job_id: int) -> dict[str, Any]:
         return self._call("GET", f"/api/v1/jobs/{job_id}")
 

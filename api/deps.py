@@ -47,14 +47,22 @@ def get_store(request: Request) -> ObjectStore:
 StoreDep = Annotated[ObjectStore, Depends(get_store)]
 
 
-def get_current_user(session: SessionDep,
+def get_current_user(request: Request, session: SessionDep,
                      credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> User:
+    """The token's user; failures are counted per client address and past the limit answered 429."""
+    throttle = request.app.state.auth_throttle
+    address = request.client.host if request.client else "unknown"
+    wait = throttle.retry_after(address)
+    if wait is not None:
+        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, headers={"Retry-After": str(wait)},
+                            detail=f"too many failed authentications from {address}; try again in {wait} s")
     unauthorized = HTTPException(status.HTTP_401_UNAUTHORIZED, headers={"WWW-Authenticate": "Bearer"},
                                  detail="Authorization: a valid 'Bearer <token>' header is required")
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise unauthorized
-    user = user_for_token(session=session, token=credentials.credentials)
+    user = None
+    if credentials is not None and credentials.scheme.lower() == "bearer":
+        user = user_for_token(session=session, token=credentials.credentials)
     if user is None:
+        throttle.failed(address)
         raise unauthorized
     return user
 
@@ -80,3 +88,12 @@ def get_owned_job(job: JobDep, user: CurrentUser) -> Job:
 
 
 OwnedJobDep = Annotated[Job, Depends(get_owned_job)]
+
+
+def get_admin(user: CurrentUser) -> User:
+    if not user.is_admin:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"{user.name} is not an admin; only admins may do this")
+    return user
+
+
+AdminUser = Annotated[User, Depends(get_admin)]

@@ -8,10 +8,11 @@ import time
 from fastapi import FastAPI, Request
 from prometheus_client import REGISTRY, CollectorRegistry
 
+from api.auth_throttle import FailedAuthThrottle
 from api.errors import install_error_handlers
 from api.metrics import DatabaseCollector
 from api.request_limits import RequestBodyLimit
-from api.routes import compare, datasets, health, jobs, queue
+from api.routes import accounts, compare, datasets, health, jobs, queue
 from shared.metrics import HTTP_DURATION, HTTP_REQUESTS
 from shared.settings import Settings, get_settings
 from shared.storage import open_store
@@ -29,12 +30,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     registry.register(_Forward(REGISTRY))
     registry.register(DatabaseCollector(settings))
     app.state.registry = registry
+    app.state.auth_throttle = FailedAuthThrottle(settings.auth_failure_limit, settings.auth_failure_window_seconds)
 
     app.include_router(health.router)
     app.include_router(jobs.router, prefix="/api/v1")
     app.include_router(datasets.router, prefix="/api/v1")
     app.include_router(compare.router, prefix="/api/v1")
     app.include_router(queue.router, prefix="/api/v1")
+    app.include_router(accounts.router, prefix="/api/v1")
 
     @app.middleware("http")
     async def _count_requests(request: Request, call_next):  # noqa: ANN001, ANN202

@@ -189,3 +189,62 @@ class UserLimitsPublic(UserLimits):
     user: str
     effective_max_gpus: int
     effective_max_queued_jobs: int
+
+
+class TokenPublic(BaseModel):
+    """A token as admins see it: never the token itself, only its id, owner and lifetime."""
+
+    id: int
+    user: str
+    state: Literal["active", "expired", "revoked"]
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+class UserPublic(BaseModel):
+    name: str
+    is_admin: bool
+    created_at: datetime
+    tokens: list[TokenPublic]
+
+
+class UsersPublic(BaseModel):
+    data: list[UserPublic]
+    count: int
+
+
+class UserCreate(BaseModel):
+    """A new user (or a new token of an existing one) with a token valid for `expires_days` (None: forever)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]*$")
+    admin: bool = False
+    expires_days: float | None = Field(default=None, gt=0, le=3650)
+
+
+class TokenCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    expires_days: float | None = Field(default=None, gt=0, le=3650)
+
+
+class TokenCreated(TokenPublic):
+    token: str = Field(description="the token; shown once, only its hash is stored")
+
+
+class AuditEntryPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    time: datetime
+    actor: str
+    action: str
+    target: str
+    detail: dict[str, Any]
+
+
+class AuditPublic(BaseModel):
+    data: list[AuditEntryPublic]
+    count: int

@@ -10,12 +10,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.deps import CurrentUser, SessionDep
+from api.errors import AUTHENTICATED, responses
 from api.schemas import Status
 from api.validation import unprocessable
 from shared.db import Job
 from shared.specs.common import DB_ID_MAX
 
-router = APIRouter(prefix="/compare", tags=["compare"])
+router = APIRouter(prefix="/compare", tags=["compare"], responses={**AUTHENTICATED, **responses(404)})
 
 MAX_JOBS = 50
 

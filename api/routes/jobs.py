@@ -14,6 +14,7 @@ from api.deps import (NO_NUL, CurrentUser, JobDep, Limit, NameQuery, Offset, Own
 from api.schemas import (ArtifactPublic, ArtifactsPublic, JobCreate, JobPublic, JobsPublic, JobType, LogLine,
                          LogsPublic, MetricPoint, MetricsPublic, RankPublic, Status)
 from api.validation import check_data_paths, check_spec_size, source_jobs, unprocessable, validate_spec
+from shared.audit import record
 from shared.db import Artifact, Job, JobLog, JobMetric, User
 from shared.jobs import JobError, create_job, dispatch_ready, request_cancel
 from shared.metrics import JOBS_SUBMITTED
@@ -21,7 +22,7 @@ from shared.scheduling import has_free_slot
 from shared.queueing import BrokerUnavailable, ping_broker
 from shared.storage import ObjectNotFound, StoreUnavailable, open_chunks
 
-router = APIRouter(prefix="/jobs", tags=["jobs"])
+router = APIRouter(prefix="/jobs", tags=["jobs"], responses=AUTHENTICATED)
 
 
 def to_public(job: Job) -> JobPublic:
@@ -74,7 +75,7 @@ def submit(*, session, settings, owner: User, job_in: JobCreate) -> Job:  # noqa
     return job
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=JobPublic)
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=JobPublic, responses=responses(413))
 def create(job_in: JobCreate, session: SessionDep, settings: SettingsDep, user: CurrentUser) -> Any:
     return to_public(submit(session=session, settings=settings, owner=user, job_in=job_in))
 
@@ -95,28 +96,32 @@ def list_jobs(session: SessionDep, _user: CurrentUser, status_: Annotated[Status
     return JobsPublic(data=[to_public(j) for j in jobs], count=count or 0)
 
 
-@router.get("/{job_id}", response_model=JobPublic)
+@router.get("/{job_id}", response_model=JobPublic, responses=responses(404))
 def get(job: JobDep) -> Any:
     return to_public(job)
 
 
-@router.post("/{job_id}/cancel", response_model=JobPublic)
+@router.post("/{job_id}/cancel", response_model=JobPublic, responses=responses(403, 404, 409))
 def cancel(job: OwnedJobDep, session: SessionDep, user: CurrentUser) -> Any:
     try:
         request_cancel(session=session, job=job, reason=f"cancelled by {user.name}")
     except JobError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
+    if job.owner_id != user.id:
+        record(session=session, actor=user.name, action="cancel", target=f"job {job.id}", owner=job.owner.name)
+        session.commit()
     return to_public(job)
 
 
-@router.post("/{job_id}/rerun", status_code=status.HTTP_201_CREATED, response_model=JobPublic)
+@router.post("/{job_id}/rerun", status_code=status.HTTP_201_CREATED, response_model=JobPublic,
+             responses=responses(404))
 def rerun(job: JobDep, session: SessionDep, settings: SettingsDep, user: CurrentUser) -> Any:
     job_in = JobCreate(type=job.type, spec=job.spec, name=job.name, priority=job.priority,
                        max_attempts=job.max_attempts, gpus=job.gpus)
     return to_public(submit(session=session, settings=settings, owner=user, job_in=job_in))
 
 
-@router.get("/{job_id}/metrics", response_model=MetricsPublic)
+@router.get("/{job_id}/metrics", response_model=MetricsPublic, responses=responses(404))
 def metrics(job: JobDep, session: SessionDep, name: NameQuery = None) -> Any:
     stmt = select(JobMetric).where(JobMetric.job_id == job.id)
     if name:
@@ -126,13 +131,13 @@ def metrics(job: JobDep, session: SessionDep, name: NameQuery = None) -> Any:
                          count=len(rows))
 
 
-@router.get("/{job_id}/logs", response_model=LogsPublic)
+@router.get("/{job_id}/logs", response_model=LogsPublic, responses=responses(404))
 def logs(job: JobDep, session: SessionDep, after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0) -> Any:
     rows = session.scalars(select(JobLog).where(JobLog.job_id == job.id, JobLog.id > after).order_by(JobLog.id)).all()
     return LogsPublic(data=[LogLine(time=r.time, attempt=r.attempt, text=r.text) for r in rows], count=len(rows))
 
 
-@router.get("/{job_id}/artifacts", response_model=ArtifactsPublic)
+@router.get("/{job_id}/artifacts", response_model=ArtifactsPublic, responses=responses(404))
 def artifacts(job: JobDep, session: SessionDep) -> Any:
     rows = session.scalars(select(Artifact).where(Artifact.job_id == job.id).order_by(Artifact.name)).all()
     return ArtifactsPublic(data=[ArtifactPublic.model_validate(r) for r in rows], count=len(rows))
