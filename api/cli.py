@@ -18,15 +18,16 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from api.cli_accounts import audit, users_app
 from api.client import ApiError, Client
 
 app = typer.Typer(help="bosun: a job service for SSL pretraining, evaluation and loss landscapes.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
-users_app = typer.Typer(help="Users and API tokens.", no_args_is_help=True)
 data_app = typer.Typer(help="Datasets below the data root and in FiftyOne.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(data_app, name="data")
+app.command()(audit)
 console = Console()
 
 JobId = Annotated[int, typer.Argument(help="job id")]
@@ -74,19 +75,6 @@ def db_upgrade() -> None:
         Path(settings.home).mkdir(parents=True, exist_ok=True)
     upgrade(settings.database_url)
     console.print("database at newest schema")
-
-
-@users_app.command("add")
-def users_add(name: str, admin: Annotated[bool, typer.Option("--admin", help="may cancel anyone's jobs")] = False) -> None:
-    """Create a user and print a new API token (the last line of the output)."""
-    from api.auth import create_user
-    from shared.db import session_scope
-
-    with session_scope(_settings().database_url) as s:
-        user, token = create_user(session=s, name=name, admin=admin)
-        role = "admin" if user.is_admin else "user"
-    console.print(f"{role} {name}: keep this token, it is shown once")
-    print(token)
 
 
 @app.command()
@@ -163,23 +151,41 @@ def serve(host: str = "127.0.0.1", port: int = 8000,
         supervisor.stop()
 
 
+def read_job_file(file: Path) -> dict[str, Any]:
+    """A job file's body for POST /jobs; an unknown top-level key is refused, naming the closest valid one."""
+    import difflib
+
+    from api.schemas import JobCreate
+
+    body = yaml.safe_load(file.read_text())
+    if not isinstance(body, dict) or "type" not in body or "spec" not in body:
+        raise ValueError("the job file needs 'type' and 'spec'")
+    valid = list(JobCreate.model_fields)
+    for key in body:
+        if key not in valid:
+            close = difflib.get_close_matches(str(key), valid, n=1, cutoff=0.5)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ValueError(f"unknown key {key!r} in {file.name}: {hint}valid keys: {', '.join(valid)}")
+    return body
+
+
 @app.command()
 def submit(file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="YAML or JSON job file")],
            wait_: Annotated[bool, typer.Option("--wait", help="wait for the job with a progress bar")] = False,
            smoke: Annotated[bool, typer.Option("--smoke", help="try the recipe at toy size: lower only epochs, "
                                                "images, image size and crops (see the README)")] = False) -> None:
-    """Submit a job file: {type, spec, name?, priority?, depends_on?, gpus?}."""
-    body = yaml.safe_load(file.read_text())
-    if not isinstance(body, dict) or "type" not in body or "spec" not in body:
-        console.print("[red]error:[/red] the job file needs 'type' and 'spec'")
-        raise typer.Exit(2)
+    """Submit a job file: {type, spec, name?, priority?, depends_on?, max_attempts?, gpus?}."""
+    try:
+        body = read_job_file(file)
+    except (ValueError, yaml.YAMLError) as exc:
+        console.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(2) from None
     if smoke:
         from shared.specs.smoke import smoke_job
 
         body = smoke_job(body)
-    job = _api(lambda c: c.submit(body["type"], body["spec"], name=body.get("name", ""),
-                                  priority=body.get("priority", 0), depends_on=body.get("depends_on"),
-                                  gpus=body.get("gpus", 1)))
+    options = {k: v for k, v in body.items() if k not in ("type", "spec")}
+    job = _api(lambda c: c.submit(body["type"], body["spec"], **options))
     console.print(f"submitted job {job['id']} ({job['type']}), {job['status']}")
     if wait_:
         _wait(job["id"])
@@ -352,76 +358,6 @@ def data_stats(name: Annotated[str, typer.Argument(help="folder below the data r
               *(["--max-samples", str(max_samples)] if max_samples else []))
 
 
-DEMO_PRETRAIN = {
-    "method": "dino",
-    "backbone": {"name": "vit_tiny_patch16_224", "kwargs": {"img_size": 32, "patch_size": 8}},
-    "dataset": {"kind": "synthetic-maritime", "image_size": 32},
-    "dino": {"epochs": 4, "batch_size_per_gpu": 64, "out_dim": 1024, "local_crops_number": 2, "local_crops_size": 16,
-             "warmup_epochs": 1, "lr": 0.001, "num_workers": 0, "use_fp16": False, "head_hidden_dim": 256,
-             "head_bottleneck_dim": 64},
-    "checkpoint_every": 1, "knn_every": 1,
-}
-
-
-def _demo_evaluate(source: dict[str, Any]) -> dict[str, Any]:
-    return {"backbone": {"name": "vit_tiny_patch16_224", "kwargs": {"img_size": 32, "patch_size": 8}},
-            "source": source, "dataset": {"kind": "synthetic-maritime", "image_size": 32}, "knn": {"k": [10, 20]}}
-
-
-@app.command()
-def demo(home: Annotated[Path, typer.Option(help="state folder of the demo")] = Path("var/demo")) -> None:
-    """The main job on the embedded default: DINO pretraining on the synthetic maritime set, then kNN evaluation
-    of its teacher against a random-init baseline, through the REST API and a Celery worker, with no server."""
-    from api.serve import Supervisor, embedded_children, free_port, wait_healthy
-
-    started = time.monotonic()
-    env = _prepare_embedded(home)
-    settings = _settings()
-    if not (Path(settings.data_root) / "synthetic-maritime" / "annotations.json").exists():
-        console.print("writing the synthetic maritime set ...")
-        data_make_synthetic()
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env["BOSUN_API_URL"] = url
-    log_dir = Path(settings.home) / "logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    supervisor = Supervisor(embedded_children(host="127.0.0.1", port=port, env=env, log_dir=str(log_dir)))
-    supervisor.start()
-    try:
-        wait_healthy(url)
-        console.print(f"bosun on {url} (SQLite, local objects, filesystem broker under {settings.home})")
-        with Client(url, _token()) as client:
-            pretrain = client.submit("pretrain", DEMO_PRETRAIN, name="demo: DINO ViT-T/8 on synthetic maritime")
-            trained = client.submit("evaluate", _demo_evaluate({"kind": "job", "job": pretrain["id"]}),
-                                    name="demo: kNN of the DINO teacher")
-            baseline = client.submit("evaluate", _demo_evaluate({"kind": "random"}), name="demo: kNN of random init")
-            console.print(f"submitted pretrain job {pretrain['id']} -> evaluate job {trained['id']}, "
-                          f"baseline job {baseline['id']}")
-            jobs = [_wait(j["id"], client=client) for j in (pretrain, trained, baseline)]
-    finally:
-        supervisor.stop()
-    if any(j["status"] != "succeeded" for j in jobs):
-        console.print(f"[red]demo failed[/red]; logs in {log_dir}")
-        raise typer.Exit(1)
-    _print_demo(jobs, time.monotonic() - started)
-
-
-def _print_demo(jobs: list[dict[str, Any]], seconds: float) -> None:
-    pretrain, trained, baseline = jobs
-    table = Table(title="kNN on synthetic maritime crops (DINO protocol: cosine, T=0.07, weighted votes)")
-    table.add_column("model")
-    table.add_column("job")
-    for k in trained["result"]["knn"]["per_k"]:
-        table.add_column(f"top-1 k={k}", justify="right")
-    table.add_column("macro F1", justify="right")
-    for label, job in (("random init", baseline), (f"DINO, {pretrain['result']['epochs']} epochs", trained)):
-        knn = job["result"]["knn"]
-        table.add_row(label, str(job["id"]), *[f"{v['top1']:.3f}" for v in knn["per_k"].values()], f"{knn['f1']:.3f}")
-    console.print(table)
-    console.print(f"chance {trained['result']['knn']['chance']:.3f}; DINO loss {pretrain['result']['loss']:.3f}; "
-                  f"{seconds:.0f} s in all. Artifacts: bosun download {trained['id']} knn_confusion.png")
-
-
 LOWER_IS_BETTER = ("mce", "relative_mce")
 """Headline metrics where the smallest value is the best (corruption errors); the rest are accuracies."""
 
@@ -455,48 +391,10 @@ def _comparison_table(comparison: dict[str, Any]) -> Table:
 
 
 def main() -> None:
-    app()
+    from api import cli_demo, cli_queue  # noqa: F401 - their commands join `app`
+    from api.cli import app as full_app  # under `python -m api.cli` this module is __main__, not api.cli
 
-
-@app.command("queue")
-def queue_(queue: Annotated[Optional[str], typer.Option(help="only this queue (gpu, cpu)")] = None) -> None:
-    """Show the queue in dispatch order: each job's position and why it waits, then running jobs and workers."""
-    snapshot = _api(lambda c: c.queue(queue))
-    table = Table("queue", "pos", "id", "owner", "prio", "gpus", "type", "name", "waits for")
-    for e in snapshot["data"]:
-        why = e["reason"] + (f" ({e['detail']})" if e["detail"] else "")
-        table.add_row(e["queue"], str(e["position"] or ""), str(e["id"]), e["owner"], str(e["priority"]), str(e["gpus"]),
-                      e["type"], e["name"], escape(why))
-    console.print(table)
-    running = Table("running", "owner", "prio", "gpus", "worker", "preempting")
-    for j in snapshot["running"]:
-        running.add_row(str(j["id"]), j["owner"], str(j["priority"]), str(j["gpus"]), j["worker"] or "",
-                        "yes" if j["preempt_requested"] else "")
-    console.print(running)
-    workers = Table("worker", "queues", "state", "alive", "job")
-    for w in snapshot["workers"]:
-        workers.add_row(w["name"], ",".join(w["queues"]), w["state"], "yes" if w["alive"] else "no", str(w["job"] or ""))
-    console.print(workers)
-    usage = ", ".join(f"{user} {hours:.2f}" for user, hours in sorted(snapshot["usage"].items()))
-    console.print(f"{snapshot['count']} queued; free slots {snapshot['free_slots']}; decayed GPU-hours: {usage or 'none'}")
-
-
-@app.command()
-def usage(days: Annotated[int, typer.Option(help="days back, today included")] = 7) -> None:
-    """GPU-hours per user per day."""
-    page = _api(lambda c: c.usage(days))
-    table = Table("day", "user", "GPU-hours")
-    for row in page["data"]:
-        table.add_row(row["day"], row["user"], f"{row['gpu_hours']:.2f}")
-    console.print(table)
-
-
-@app.command()
-def drain(worker_name: Annotated[str, typer.Argument(help="worker name, as in `bosun queue`")],
-          undo: Annotated[bool, typer.Option("--undo", help="take work again")] = False) -> None:
-    """Drain a worker (admin): it finishes its job and takes no new one."""
-    worker = _api(lambda c: c.undrain(worker_name) if undo else c.drain(worker_name))
-    console.print(f"worker {worker['name']}: {worker['state']}")
+    full_app()
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -19,6 +21,21 @@ class ApiError(RuntimeError):
         self.detail = detail
 
 
+class DownloadError(ApiError):
+    """An artifact that arrived cut short or altered (size or sha256 differ from the server's record)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(502, detail)
+        self.args = (detail,)
+
+
+def _detail(response: httpx.Response) -> Any:
+    try:
+        return response.json().get("detail")
+    except ValueError:
+        return response.text
+
+
 class Client:
     def __init__(self, url: str, token: str, *, timeout: float = 30.0) -> None:
         self.http = httpx.Client(base_url=url.rstrip("/"), timeout=timeout,
@@ -33,17 +50,13 @@ class Client:
     def _call(self, method: str, path: str, **kw: Any) -> Any:
         response = self.http.request(method, path, **kw)
         if response.status_code >= 400:
-            try:
-                detail = response.json().get("detail")
-            except ValueError:
-                detail = response.text
-            raise ApiError(response.status_code, detail)
+            raise ApiError(response.status_code, _detail(response))
         return response.json()
 
     def submit(self, job_type: str, spec: dict[str, Any], *, name: str = "", priority: int = 0,
-               depends_on: list[int] | None = None, gpus: int = 1) -> dict[str, Any]:
+               depends_on: list[int] | None = None, gpus: int = 1, max_attempts: int | None = None) -> dict[str, Any]:
         body = {"type": job_type, "spec": spec, "name": name, "priority": priority, "depends_on": depends_on or [],
-                "gpus": gpus}
+                "gpus": gpus, "max_attempts": max_attempts}
         return self._call("POST", "/api/v1/jobs", json=body)
 
     def queue(self, queue: str | None = None) -> dict[str, Any]:
@@ -79,6 +92,11 @@ class Client:
         return self._call("PUT", f"/api/v1/users/{user}/limits",
                           json={"max_gpus": max_gpus, "max_queued_jobs": max_queued_jobs})
 
+    def audit(self, *, limit: int = 50, offset: int = 0, action: str | None = None) -> dict[str, Any]:
+        """Admin and owner actions, newest first: {data: [{time, actor, action, target, detail}], count}."""
+        params = {"limit": limit, "offset": offset, **({"action": action} if action else {})}
+        return self._call("GET", "/api/v1/audit", params=params)
+
     def job(self, job_id: int) -> dict[str, Any]:
         return self._call("GET", f"/api/v1/jobs/{job_id}")
 
@@ -105,13 +123,36 @@ class Client:
         return self._call("GET", "/api/v1/datasets")
 
     def download(self, job_id: int, name: str, target: Path) -> Path:
-        with self.http.stream("GET", f"/api/v1/jobs/{job_id}/artifacts/{name}") as response:
-            if response.status_code >= 400:
-                response.read()
-                raise ApiError(response.status_code, response.json().get("detail"))
-            with open(target, "wb") as fh:
-                for chunk in response.iter_bytes():
-                    fh.write(chunk)
+        """Save an artifact at `target`, checked against its size and sha256; never leaves a partial file.
+
+        The bytes go to a temp file beside `target`, renamed over it only when their size and
+        digest match the artifact's (`Content-Length`, `X-Checksum-SHA256`).
+        """
+        target = Path(target)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.part")
+        try:
+            with self.http.stream("GET", f"/api/v1/jobs/{job_id}/artifacts/{name}") as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise ApiError(response.status_code, _detail(response))
+                expected_size = int(response.headers.get("content-length", -1))
+                expected_sha = response.headers.get("x-checksum-sha256", "")
+                digest, size = hashlib.sha256(), 0
+                with open(tmp, "wb") as fh:
+                    for chunk in response.iter_raw():
+                        fh.write(chunk)
+                        digest.update(chunk)
+                        size += len(chunk)
+            if size != expected_size or digest.hexdigest() != expected_sha:
+                raise DownloadError(f"artifact {name!r} of job {job_id} arrived damaged: {size} bytes with sha256 "
+                                    f"{digest.hexdigest()[:12]}..., expected {expected_size} bytes with sha256 "
+                                    f"{expected_sha[:12]}...; nothing was saved")
+            tmp.replace(target)
+        except httpx.TransportError as exc:
+            raise DownloadError(f"artifact {name!r} of job {job_id}: the transfer broke off ({exc}); "
+                                f"nothing was saved") from exc
+        finally:
+            tmp.unlink(missing_ok=True)
         return target
 
     def compare(self, job_ids: Sequence[int]) -> dict[str, Any]:

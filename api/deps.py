@@ -5,14 +5,22 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Path, Request, status
+from fastapi import Depends, HTTPException, Path, Query, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from api.auth import user_for_token
 from shared.db import Job, User, session_scope
 from shared.settings import Settings
+from shared.specs.common import DB_ID_MAX
 from shared.storage import ObjectStore
+
+NO_NUL = r"^[^\x00]*$"
+JobIdPath = Annotated[int, Path(ge=1, le=DB_ID_MAX, description="job id")]
+NamePath = Annotated[str, Path(min_length=1, max_length=200, pattern=NO_NUL)]
+NameQuery = Annotated[str | None, Query(max_length=200, pattern=NO_NUL)]
+Limit = Annotated[int, Query(ge=1, le=500)]
+Offset = Annotated[int, Query(ge=0, le=DB_ID_MAX)]
 
 bearer = HTTPBearer(auto_error=False, description="API token from `bosun users add NAME`")
 
@@ -39,14 +47,22 @@ def get_store(request: Request) -> ObjectStore:
 StoreDep = Annotated[ObjectStore, Depends(get_store)]
 
 
-def get_current_user(session: SessionDep,
+def get_current_user(request: Request, session: SessionDep,
                      credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> User:
+    """The token's user; failures are counted per client address and past the limit answered 429."""
+    throttle = request.app.state.auth_throttle
+    address = request.client.host if request.client else "unknown"
+    wait = throttle.retry_after(address)
+    if wait is not None:
+        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, headers={"Retry-After": str(wait)},
+                            detail=f"too many failed authentications from {address}; try again in {wait} s")
     unauthorized = HTTPException(status.HTTP_401_UNAUTHORIZED, headers={"WWW-Authenticate": "Bearer"},
                                  detail="Authorization: a valid 'Bearer <token>' header is required")
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise unauthorized
-    user = user_for_token(session=session, token=credentials.credentials)
+    user = None
+    if credentials is not None and credentials.scheme.lower() == "bearer":
+        user = user_for_token(session=session, token=credentials.credentials)
     if user is None:
+        throttle.failed(address)
         raise unauthorized
     return user
 
@@ -54,7 +70,7 @@ def get_current_user(session: SessionDep,
 CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
-def get_job(session: SessionDep, _user: CurrentUser, job_id: Annotated[int, Path(ge=1)]) -> Job:
+def get_job(session: SessionDep, _user: CurrentUser, job_id: JobIdPath) -> Job:
     job = session.get(Job, job_id)
     if job is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"job_id: job {job_id} does not exist")
@@ -72,3 +88,12 @@ def get_owned_job(job: JobDep, user: CurrentUser) -> Job:
 
 
 OwnedJobDep = Annotated[Job, Depends(get_owned_job)]
+
+
+def get_admin(user: CurrentUser) -> User:
+    if not user.is_admin:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"{user.name} is not an admin; only admins may do this")
+    return user
+
+
+AdminUser = Annotated[User, Depends(get_admin)]

@@ -6,16 +6,16 @@ import logging
 import time
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
 from prometheus_client import REGISTRY, CollectorRegistry
-from sqlalchemy.exc import OperationalError, DBAPIError
 
+from api.auth_throttle import FailedAuthThrottle
+from api.errors import install_error_handlers
 from api.metrics import DatabaseCollector
-from api.routes import compare, datasets, health, jobs, queue
+from api.request_limits import RequestBodyLimit
+from api.routes import accounts, compare, datasets, health, jobs, queue
 from shared.metrics import HTTP_DURATION, HTTP_REQUESTS
-from shared.queueing import BrokerUnavailable
 from shared.settings import Settings, get_settings
-from shared.storage import StoreUnavailable, open_store
+from shared.storage import open_store
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +30,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     registry.register(_Forward(REGISTRY))
     registry.register(DatabaseCollector(settings))
     app.state.registry = registry
+    app.state.auth_throttle = FailedAuthThrottle(settings.auth_failure_limit, settings.auth_failure_window_seconds)
 
     app.include_router(health.router)
     app.include_router(jobs.router, prefix="/api/v1")
     app.include_router(datasets.router, prefix="/api/v1")
     app.include_router(compare.router, prefix="/api/v1")
     app.include_router(queue.router, prefix="/api/v1")
+    app.include_router(accounts.router, prefix="/api/v1")
 
     @app.middleware("http")
     async def _count_requests(request: Request, call_next):  # noqa: ANN001, ANN202
@@ -47,22 +49,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         HTTP_DURATION.labels(method=request.method, route=path).observe(time.perf_counter() - start)
         return response
 
-    @app.exception_handler(OperationalError)
-    @app.exception_handler(DBAPIError)
-    async def _database_down(_request: Request, exc: Exception) -> JSONResponse:
-        log.warning("database unavailable: %s", exc)
-        return JSONResponse({"detail": "database unavailable, try again later"}, status_code=503,
-                            headers={"Retry-After": "5"})
-
-    @app.exception_handler(BrokerUnavailable)
-    async def _broker_down(_request: Request, exc: BrokerUnavailable) -> JSONResponse:
-        return JSONResponse({"detail": f"job queue unavailable, nothing was submitted: {exc}"}, status_code=503,
-                            headers={"Retry-After": "5"})
-
-    @app.exception_handler(StoreUnavailable)
-    async def _store_down(_request: Request, exc: StoreUnavailable) -> JSONResponse:
-        return JSONResponse({"detail": f"object store unavailable: {exc}"}, status_code=503)
-
+    install_error_handlers(app)
+    app.add_middleware(RequestBodyLimit, max_bytes=settings.max_request_bytes)
     return app
 
 

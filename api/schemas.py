@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from shared.specs.common import DB_ID_MAX, refuse_nul
 
 JobType = Literal["pretrain", "evaluate", "landscape"]
 Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
@@ -18,9 +20,14 @@ class JobCreate(BaseModel):
     spec: dict[str, Any]
     name: str = Field(default="", max_length=200)
     priority: int = Field(default=0, ge=-100, le=100)
-    depends_on: list[int] = Field(default_factory=list, max_length=100)
+    depends_on: list[Annotated[int, Field(ge=1, le=DB_ID_MAX)]] = Field(default_factory=list, max_length=100)
     max_attempts: int | None = Field(default=None, ge=1, le=20)
     gpus: int = Field(default=1, ge=0, le=16, description="GPUs the job needs on one box; 0 runs it on the cpu queue")
+
+    @field_validator("name")
+    @classmethod
+    def _no_nul_bytes(cls, value: Any) -> Any:
+        return refuse_nul(value)
 
 
 class RankPublic(BaseModel):
@@ -174,11 +181,70 @@ class UserLimits(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    max_gpus: int | None = Field(default=None, ge=0)
-    max_queued_jobs: int | None = Field(default=None, ge=0)
+    max_gpus: int | None = Field(default=None, ge=0, le=DB_ID_MAX)
+    max_queued_jobs: int | None = Field(default=None, ge=0, le=DB_ID_MAX)
 
 
 class UserLimitsPublic(UserLimits):
     user: str
     effective_max_gpus: int
     effective_max_queued_jobs: int
+
+
+class TokenPublic(BaseModel):
+    """A token as admins see it: never the token itself, only its id, owner and lifetime."""
+
+    id: int
+    user: str
+    state: Literal["active", "expired", "revoked"]
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+class UserPublic(BaseModel):
+    name: str
+    is_admin: bool
+    created_at: datetime
+    tokens: list[TokenPublic]
+
+
+class UsersPublic(BaseModel):
+    data: list[UserPublic]
+    count: int
+
+
+class UserCreate(BaseModel):
+    """A new user (or a new token of an existing one) with a token valid for `expires_days` (None: forever)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]*$")
+    admin: bool = False
+    expires_days: float | None = Field(default=None, gt=0, le=3650)
+
+
+class TokenCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    expires_days: float | None = Field(default=None, gt=0, le=3650)
+
+
+class TokenCreated(TokenPublic):
+    token: str = Field(description="the token; shown once, only its hash is stored")
+
+
+class AuditEntryPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    time: datetime
+    actor: str
+    action: str
+    target: str
+    detail: dict[str, Any]
+
+
+class AuditPublic(BaseModel):
+    data: list[AuditEntryPublic]
+    count: int

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,13 @@ from shared.specs.common import ModelSource
 def unprocessable(loc: list[str | int], msg: str) -> HTTPException:
     return HTTPException(422,
                          detail=[{"loc": ["body", *loc], "msg": msg, "type": "value_error"}])
+
+
+def check_spec_size(raw: dict[str, Any], max_bytes: int) -> None:
+    """A spec is a recipe, not a payload: over `max_bytes` of JSON (BOSUN_MAX_SPEC_BYTES) it is refused."""
+    size = len(json.dumps(raw, separators=(",", ":")).encode())
+    if size > max_bytes:
+        raise unprocessable(["spec"], f"spec is {size} bytes of JSON, over the limit of {max_bytes} (BOSUN_MAX_SPEC_BYTES)")
 
 
 def validate_spec(job_type: str, raw: dict[str, Any]) -> BaseModel:

@@ -62,17 +62,84 @@ def pick_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+class WeightsFileError(ValueError):
+    """A weights or checkpoint file that cannot be loaded safely (not tensors and plain containers)."""
+
+
+NDARRAY_TAG = "__bosun_ndarray__"
+
+
+def _to_safe(value: Any) -> Any:
+    """`value` with numpy arrays and scalars turned into tensors and Python numbers.
+
+    `torch.load(weights_only=True)` accepts only tensors, primitives and dicts/lists/tuples of
+    them; numpy's RNG state (a uint32 array) is the one other thing bosun's checkpoints held.
+    """
+    import numpy as np
+    import torch
+
+    if isinstance(value, np.ndarray):
+        array = value.astype(np.int64) if value.dtype == np.uint32 else np.ascontiguousarray(value)
+        return {NDARRAY_TAG: torch.from_numpy(array.copy()), "dtype": value.dtype.str}
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return {k: _to_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_safe(v) for v in value)
+    return value
+
+
+def _from_safe(value: Any) -> Any:
+    """Undo `_to_safe`: tagged tensors become numpy arrays of their original dtype again."""
+    import numpy as np
+
+    if isinstance(value, dict):
+        if NDARRAY_TAG in value and set(value) == {NDARRAY_TAG, "dtype"}:
+            return value[NDARRAY_TAG].numpy().astype(np.dtype(value["dtype"]))
+        return {k: _from_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_from_safe(v) for v in value)
+    return value
+
+
 def save_torch(state: dict[str, Any], path: Path) -> None:
+    """Write a checkpoint that `load_torch` reads with `weights_only=True` (numpy state converted)."""
     import torch
 
-    torch.save(state, path)
+    torch.save(_to_safe(state), path)
 
 
-def load_torch(path: Path) -> dict[str, Any]:
+def load_torch(path: Path, *, name: str | None = None) -> dict[str, Any]:
+    """A weights file or checkpoint, on the CPU, without running code from it.
+
+    `.safetensors` files are read with safetensors; every other file with
+    `torch.load(weights_only=True)`, which refuses a pickle that would build anything but
+    tensors and plain containers (a `__reduce__` payload never runs). A refused or unreadable
+    file raises `WeightsFileError` naming it (`name`, e.g. the path below the data root, or the
+    file's path).
+    """
+    import pickle
+
     import torch
 
-    # Checkpoints hold RNG states and optimizer state beside tensors; they are bosun's own files.
-    return torch.load(path, map_location="cpu", weights_only=False)
+    label = name or str(path)
+    try:
+        if Path(path).suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(path), device="cpu")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, AttributeError,
+            TypeError, ImportError, KeyError, IndexError) as exc:
+        reason = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        if "weights_only" in str(exc) or isinstance(exc, pickle.UnpicklingError):
+            reason = "it holds objects other than tensors and plain containers (loading it would run code)"
+        raise WeightsFileError(f"{label}: not a loadable weights file: {reason[:200]}") from None
+    if not isinstance(state, dict):
+        raise WeightsFileError(f"{label}: not a loadable weights file: it holds a {type(state).__name__}, "
+                               f"not a dict of tensors")
+    return _from_safe(state)
 
 
 class LocalContext:

@@ -72,7 +72,7 @@ def load_backbone(spec: BackboneSpec, source: ModelSource, ctx: JobContext) -> n
     else:
         path = ctx.fetch_artifact(int(source.job), source.artifact)
         origin = f"job {source.job} artifact {source.artifact}"
-    state = load_torch(path)
+    state = load_torch(path, name=origin)
     recorded = state.get("backbone") if isinstance(state.get("backbone"), dict) else None
     if recorded and recorded.get("name") == spec.name:
         spec = spec.model_copy(update={"kwargs": {**recorded.get("kwargs", {}), **spec.kwargs}})

@@ -66,6 +66,13 @@ class Settings(BaseSettings):
     stop_grace_seconds: float = Field(default=30.0, gt=0)
     worker_host: str = ""
     worker_address: str = ""
+    # The API refuses a request body over this many bytes (413) and a job spec over `max_spec_bytes`
+    # of JSON (422); after `auth_failure_limit` failed authentications within
+    # `auth_failure_window_seconds` an address gets 429 until the window has passed.
+    max_request_bytes: int = Field(default=1024 * 1024, ge=1024)
+    max_spec_bytes: int = Field(default=64 * 1024, ge=1024)
+    auth_failure_limit: int = Field(default=20, ge=1)
+    auth_failure_window_seconds: float = Field(default=60.0, gt=0)
     api_url: str = "http://127.0.0.1:8000"
     token: str = ""
 

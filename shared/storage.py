@@ -312,3 +312,21 @@ def commit_marker(job_id: int) -> str:
 
 def artifact_key(job_id: int, name: str) -> str:
     return f"jobs/{job_id}/artifacts/{name}"
+
+
+def open_chunks(store: ObjectStore, key: str) -> Iterator[bytes]:
+    """The object's chunks, opened now: the first chunk is read before this returns.
+
+    A missing object (ObjectNotFound) or an unreachable store (StoreUnavailable) raises here,
+    where an HTTP route can still answer 404 or 503, instead of inside a response body whose
+    200 and Content-Length are already sent.
+    """
+    chunks = iter(store.iter_chunks(key))
+    first = next(chunks, b"")
+
+    def rest() -> Iterator[bytes]:
+        if first:
+            yield first
+        yield from chunks
+
+    return rest()

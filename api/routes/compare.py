@@ -10,11 +10,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.deps import CurrentUser, SessionDep
+from api.errors import AUTHENTICATED, responses
 from api.schemas import Status
 from api.validation import unprocessable
 from shared.db import Job
+from shared.specs.common import DB_ID_MAX
 
-router = APIRouter(prefix="/compare", tags=["compare"])
+router = APIRouter(prefix="/compare", tags=["compare"], responses={**AUTHENTICATED, **responses(404)})
 
 MAX_JOBS = 50
 
@@ -37,7 +39,7 @@ def parse_job_ids(raw: str) -> list[int]:
     """Comma-separated positive job ids, duplicates dropped, in the order given."""
     ids: list[int] = []
     for part in (p.strip() for p in raw.split(",")):
-        if not part.isdigit() or int(part) < 1:
+        if not (part.isascii() and part.isdigit()) or not 1 <= int(part) <= DB_ID_MAX:
             raise unprocessable_query(f"{part!r} is not a job id; give ids separated by commas, e.g. 1,2,3")
         if int(part) not in ids:
             ids.append(int(part))
@@ -92,5 +94,5 @@ def comparison(*, session: Session, job_ids: list[int]) -> ComparisonPublic:
 
 @router.get("", response_model=ComparisonPublic)
 def compare(session: SessionDep, _user: CurrentUser,
-            jobs: Annotated[str, Query(description="comma-separated evaluate job ids, e.g. 1,2,3")]) -> Any:
+            jobs: Annotated[str, Query(max_length=1000, description="comma-separated evaluate job ids, e.g. 1,2,3")]) -> Any:
     return comparison(session=session, job_ids=parse_job_ids(jobs))

@@ -5,9 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api.deps import CurrentUser, SettingsDep
+from api.errors import AUTHENTICATED
 from shared.datasets import DatasetCatalog, fiftyone_from_env, list_datasets
 
-router = APIRouter(prefix="/datasets", tags=["datasets"])
+router = APIRouter(prefix="/datasets", tags=["datasets"], responses=AUTHENTICATED)
 
 
 @router.get("", response_model=DatasetCatalog)

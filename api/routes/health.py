@@ -18,7 +18,7 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", responses={503: {"description": "a dependency is unreachable; `checks` says which"}})
 def readyz(settings: SettingsDep, store: StoreDep, response: Response) -> dict[str, object]:
     checks: dict[str, str] = {}
     try:

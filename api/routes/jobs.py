@@ -4,21 +4,25 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Path, Query, status
 from fastapi.responses import StreamingResponse
 from sqlalchemy import func, select
 
-from api.deps import CurrentUser, JobDep, OwnedJobDep, SessionDep, SettingsDep, StoreDep
+from api.errors import AUTHENTICATED, responses
+from api.deps import (NO_NUL, CurrentUser, JobDep, Limit, NameQuery, Offset, OwnedJobDep, SessionDep, SettingsDep,
+                      StoreDep)
 from api.schemas import (ArtifactPublic, ArtifactsPublic, JobCreate, JobPublic, JobsPublic, JobType, LogLine,
                          LogsPublic, MetricPoint, MetricsPublic, RankPublic, Status)
-from api.validation import check_data_paths, source_jobs, unprocessable, validate_spec
+from api.validation import check_data_paths, check_spec_size, source_jobs, unprocessable, validate_spec
+from shared.audit import record
 from shared.db import Artifact, Job, JobLog, JobMetric, User
 from shared.jobs import JobError, create_job, dispatch_ready, request_cancel
 from shared.metrics import JOBS_SUBMITTED
 from shared.scheduling import has_free_slot
 from shared.queueing import BrokerUnavailable, ping_broker
+from shared.storage import ObjectNotFound, StoreUnavailable, open_chunks
 
-router = APIRouter(prefix="/jobs", tags=["jobs"])
+router = APIRouter(prefix="/jobs", tags=["jobs"], responses=AUTHENTICATED)
 
 
 def to_public(job: Job) -> JobPublic:
@@ -42,6 +46,7 @@ def submit(*, session, settings, owner: User, job_in: JobCreate) -> Job:  # noqa
     if job_in.gpus > 1 and job_in.type != "pretrain":
         raise unprocessable(["gpus"], f"{job_in.gpus} GPUs asked: only pretrain jobs run on several GPUs (DDP); "
                                       f"a {job_in.type} job uses gpus 0 or 1")
+    check_spec_size(job_in.spec, settings.max_spec_bytes)
     spec = validate_spec(job_in.type, job_in.spec)
     check_data_paths(spec, settings.data_root)
     depends_on = list(job_in.depends_on)
@@ -70,15 +75,15 @@ def submit(*, session, settings, owner: User, job_in: JobCreate) -> Job:  # noqa
     return job
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=JobPublic)
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=JobPublic, responses=responses(413))
 def create(job_in: JobCreate, session: SessionDep, settings: SettingsDep, user: CurrentUser) -> Any:
     return to_public(submit(session=session, settings=settings, owner=user, job_in=job_in))
 
 
 @router.get("", response_model=JobsPublic)
 def list_jobs(session: SessionDep, _user: CurrentUser, status_: Annotated[Status | None, Query(alias="status")] = None,
-              type_: Annotated[JobType | None, Query(alias="type")] = None, owner: str | None = None,
-              limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Annotated[int, Query(ge=0)] = 0) -> Any:
+              type_: Annotated[JobType | None, Query(alias="type")] = None, owner: NameQuery = None,
+              limit: Limit = 50, offset: Offset = 0) -> Any:
     stmt = select(Job)
     if status_:
         stmt = stmt.where(Job.status == status_)
@@ -91,29 +96,33 @@ def list_jobs(session: SessionDep, _user: CurrentUser, status_: Annotated[Status
     return JobsPublic(data=[to_public(j) for j in jobs], count=count or 0)
 
 
-@router.get("/{job_id}", response_model=JobPublic)
+@router.get("/{job_id}", response_model=JobPublic, responses=responses(404))
 def get(job: JobDep) -> Any:
     return to_public(job)
 
 
-@router.post("/{job_id}/cancel", response_model=JobPublic)
+@router.post("/{job_id}/cancel", response_model=JobPublic, responses=responses(403, 404, 409))
 def cancel(job: OwnedJobDep, session: SessionDep, user: CurrentUser) -> Any:
     try:
         request_cancel(session=session, job=job, reason=f"cancelled by {user.name}")
     except JobError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
+    if job.owner_id != user.id:
+        record(session=session, actor=user.name, action="cancel", target=f"job {job.id}", owner=job.owner.name)
+        session.commit()
     return to_public(job)
 
 
-@router.post("/{job_id}/rerun", status_code=status.HTTP_201_CREATED, response_model=JobPublic)
+@router.post("/{job_id}/rerun", status_code=status.HTTP_201_CREATED, response_model=JobPublic,
+             responses=responses(404))
 def rerun(job: JobDep, session: SessionDep, settings: SettingsDep, user: CurrentUser) -> Any:
     job_in = JobCreate(type=job.type, spec=job.spec, name=job.name, priority=job.priority,
                        max_attempts=job.max_attempts, gpus=job.gpus)
     return to_public(submit(session=session, settings=settings, owner=user, job_in=job_in))
 
 
-@router.get("/{job_id}/metrics", response_model=MetricsPublic)
-def metrics(job: JobDep, session: SessionDep, name: str | None = None) -> Any:
+@router.get("/{job_id}/metrics", response_model=MetricsPublic, responses=responses(404))
+def metrics(job: JobDep, session: SessionDep, name: NameQuery = None) -> Any:
     stmt = select(JobMetric).where(JobMetric.job_id == job.id)
     if name:
         stmt = stmt.where(JobMetric.name == name)
@@ -122,24 +131,35 @@ def metrics(job: JobDep, session: SessionDep, name: str | None = None) -> Any:
                          count=len(rows))
 
 
-@router.get("/{job_id}/logs", response_model=LogsPublic)
-def logs(job: JobDep, session: SessionDep, after: Annotated[int, Query(ge=0)] = 0) -> Any:
+@router.get("/{job_id}/logs", response_model=LogsPublic, responses=responses(404))
+def logs(job: JobDep, session: SessionDep, after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0) -> Any:
     rows = session.scalars(select(JobLog).where(JobLog.job_id == job.id, JobLog.id > after).order_by(JobLog.id)).all()
     return LogsPublic(data=[LogLine(time=r.time, attempt=r.attempt, text=r.text) for r in rows], count=len(rows))
 
 
-@router.get("/{job_id}/artifacts", response_model=ArtifactsPublic)
+@router.get("/{job_id}/artifacts", response_model=ArtifactsPublic, responses=responses(404))
 def artifacts(job: JobDep, session: SessionDep) -> Any:
     rows = session.scalars(select(Artifact).where(Artifact.job_id == job.id).order_by(Artifact.name)).all()
     return ArtifactsPublic(data=[ArtifactPublic.model_validate(r) for r in rows], count=len(rows))
 
 
-@router.get("/{job_id}/artifacts/{name:path}")
-def download(job: JobDep, name: str, session: SessionDep, store: StoreDep) -> StreamingResponse:
+@router.get("/{job_id}/artifacts/{name:path}", response_class=StreamingResponse,
+            responses={**responses(404), 200: {"content": {"application/octet-stream": {}},
+                                               "description": "the artifact's bytes; X-Checksum-SHA256 is their digest"}})
+def download(job: JobDep, name: Annotated[str, Path(max_length=300, pattern=NO_NUL)], session: SessionDep,
+             store: StoreDep) -> StreamingResponse:
+    """The artifact's bytes, streamed; the object is opened first, so a store outage is a 503, never a cut body."""
     row = session.scalar(select(Artifact).where(Artifact.job_id == job.id, Artifact.name == name))
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"name: job {job.id} has no artifact {name!r}")
-    filename = name.rsplit("/", 1)[-1]
-    return StreamingResponse(store.iter_chunks(row.key), media_type=row.content_type,
+    try:
+        chunks = open_chunks(store, row.key)
+    except ObjectNotFound:
+        raise HTTPException(status.HTTP_404_NOT_FOUND,
+                            detail=f"name: the object of artifact {name!r} is missing from the store") from None
+    except OSError as exc:
+        raise StoreUnavailable(f"cannot read artifact {name!r}: {exc}") from exc
+    filename = name.rsplit("/", 1)[-1].replace('"', "")
+    return StreamingResponse(chunks, media_type=row.content_type,
                              headers={"Content-Length": str(row.size), "X-Checksum-SHA256": row.sha256,
                                       "Content-Disposition": f'attachment; filename="{filename}"'})

@@ -13,26 +13,19 @@ from fastapi import APIRouter, Depends, HTTPException, Query, status
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from api.deps import CurrentUser, JobDep, OwnedJobDep, SessionDep, SettingsDep
+from api.deps import AdminUser, CurrentUser, JobDep, NamePath, NameQuery, OwnedJobDep, SessionDep, SettingsDep
+from api.errors import AUTHENTICATED, responses
 from api.routes.jobs import to_public
 from api.schemas import (JobPublic, PriorityUpdate, QueueEntryPublic, QueuePublic, RunningJobPublic, UsagePublic,
                          UsageRow, UserLimits, UserLimitsPublic, WorkerPublic)
+from shared.audit import record
 from shared.db import Job, JobRank, JobStatus, User, Worker
 from shared.db.models import utcnow
 from shared.jobs import dispatch_ready
 from shared.scheduling import alive_workers, busy_worker_names, limits_of, plan, usage_by_day
 from shared.settings import Settings
 
-router = APIRouter(tags=["queue"])
-
-
-def get_admin(user: CurrentUser) -> User:
-    if not user.is_admin:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"{user.name} is not an admin; only admins may do this")
-    return user
-
-
-AdminUser = Annotated[User, Depends(get_admin)]
+router = APIRouter(tags=["queue"], responses=AUTHENTICATED)
 
 
 def get_queued_job(job: JobDep) -> Job:
@@ -41,14 +34,14 @@ def get_queued_job(job: JobDep) -> Job:
     return job
 
 
-def get_worker(name: str, session: SessionDep) -> Worker:
+def get_worker(name: NamePath, session: SessionDep) -> Worker:
     worker = session.get(Worker, name)
     if worker is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"name: no worker {name!r} is registered")
     return worker
 
 
-def get_named_user(name: str, session: SessionDep) -> User:
+def get_named_user(name: NamePath, session: SessionDep) -> User:
     user = session.scalar(select(User).where(User.name == name))
     if user is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"name: no user {name!r}")
@@ -82,7 +75,7 @@ def workers_public(*, session: Session, settings: Settings) -> list[WorkerPublic
 
 
 @router.get("/queue", response_model=QueuePublic)
-def queue(session: SessionDep, settings: SettingsDep, _user: CurrentUser, queue_: Annotated[str | None, Query(alias="queue")] = None) -> Any:
+def queue(session: SessionDep, settings: SettingsDep, _user: CurrentUser, queue_: Annotated[str | None, Query(alias="queue", max_length=32, pattern=r"^[^\x00]*$")] = None) -> Any:
     """Queued jobs in dispatch order with their position per queue and the reason each waits."""
     decided = plan(session=session, settings=settings)
     order = {job.id: i for i, job in enumerate(decided.dispatch)}
@@ -117,35 +110,40 @@ def workers(session: SessionDep, settings: SettingsDep, _user: CurrentUser) -> A
     return workers_public(session=session, settings=settings)
 
 
-@router.post("/workers/{name}/drain", response_model=WorkerPublic)
-def drain(worker: WorkerDep, session: SessionDep, settings: SettingsDep, _admin: AdminUser) -> Any:
+@router.post("/workers/{name}/drain", response_model=WorkerPublic, responses=responses(403, 404))
+def drain(worker: WorkerDep, session: SessionDep, settings: SettingsDep, admin: AdminUser) -> Any:
     """The worker finishes its job and takes no new one (see shared.jobs.claim_job)."""
     worker.state = "draining"
+    record(session=session, actor=admin.name, action="drain", target=f"worker {worker.name}")
     session.commit()
     return next(w for w in workers_public(session=session, settings=settings) if w.name == worker.name)
 
 
-@router.post("/workers/{name}/undrain", response_model=WorkerPublic)
-def undrain(worker: WorkerDep, session: SessionDep, settings: SettingsDep, _admin: AdminUser) -> Any:
+@router.post("/workers/{name}/undrain", response_model=WorkerPublic, responses=responses(403, 404))
+def undrain(worker: WorkerDep, session: SessionDep, settings: SettingsDep, admin: AdminUser) -> Any:
     worker.state = "idle"
+    record(session=session, actor=admin.name, action="undrain", target=f"worker {worker.name}")
     redispatch(session, settings)
     return next(w for w in workers_public(session=session, settings=settings) if w.name == worker.name)
 
 
-@router.patch("/jobs/{job_id}/priority", response_model=JobPublic)
+@router.patch("/jobs/{job_id}/priority", response_model=JobPublic, responses=responses(403, 404, 409, 413))
 def set_priority(body: PriorityUpdate, job: Annotated[Job, Depends(get_queued_job)], session: SessionDep,
-                 settings: SettingsDep, _admin: AdminUser) -> Any:
+                 settings: SettingsDep, admin: AdminUser) -> Any:
     """Change a queued job's priority; priority is compared before fair share."""
+    record(session=session, actor=admin.name, action="priority", target=f"job {job.id}", before=job.priority,
+           after=body.priority)
     session.execute(update(Job).where(Job.id == job.id).values(priority=body.priority))
     redispatch(session, settings)
     session.refresh(job)
     return to_public(job)
 
 
-@router.post("/jobs/{job_id}/hold", response_model=JobPublic)
-def hold(job: OwnedJobDep, session: SessionDep) -> Any:
+@router.post("/jobs/{job_id}/hold", response_model=JobPublic, responses=responses(403, 404, 409))
+def hold(job: OwnedJobDep, session: SessionDep, user: CurrentUser) -> Any:
     """Keep a queued job from starting until released (a message already sent is dropped by the claim)."""
     get_queued_job(job)
+    record(session=session, actor=user.name, action="hold", target=f"job {job.id}", owner=job.owner.name)
     session.execute(update(Job).where(Job.id == job.id, Job.status == JobStatus.queued.value)
                     .values(held=True, enqueued_at=None, message="held"))
     session.commit()
@@ -153,9 +151,10 @@ def hold(job: OwnedJobDep, session: SessionDep) -> Any:
     return to_public(job)
 
 
-@router.post("/jobs/{job_id}/release", response_model=JobPublic)
-def release(job: OwnedJobDep, session: SessionDep, settings: SettingsDep) -> Any:
+@router.post("/jobs/{job_id}/release", response_model=JobPublic, responses=responses(403, 404, 409))
+def release(job: OwnedJobDep, session: SessionDep, settings: SettingsDep, user: CurrentUser) -> Any:
     get_queued_job(job)
+    record(session=session, actor=user.name, action="release", target=f"job {job.id}", owner=job.owner.name)
     session.execute(update(Job).where(Job.id == job.id).values(held=False, message="released"))
     redispatch(session, settings)
     session.refresh(job)
@@ -168,15 +167,18 @@ def limits_public(user: User, settings: Settings) -> UserLimitsPublic:
                             effective_max_gpus=gpus, effective_max_queued_jobs=queued)
 
 
-@router.get("/users/{name}/limits", response_model=UserLimitsPublic)
+@router.get("/users/{name}/limits", response_model=UserLimitsPublic, responses=responses(404))
 def get_limits(target: NamedUserDep, settings: SettingsDep, _user: CurrentUser) -> Any:
     return limits_public(target, settings)
 
 
-@router.put("/users/{name}/limits", response_model=UserLimitsPublic)
+@router.put("/users/{name}/limits", response_model=UserLimitsPublic, responses=responses(403, 404, 413))
 def put_limits(body: UserLimits, target: NamedUserDep, session: SessionDep, settings: SettingsDep,
-               _admin: AdminUser) -> Any:
+               admin: AdminUser) -> Any:
     """Override a user's limits (None: back to the settings' default; 0: unlimited)."""
+    record(session=session, actor=admin.name, action="limits", target=f"user {target.name}",
+           before={"max_gpus": target.max_gpus, "max_queued_jobs": target.max_queued_jobs},
+           after={"max_gpus": body.max_gpus, "max_queued_jobs": body.max_queued_jobs})
     target.max_gpus, target.max_queued_jobs = body.max_gpus, body.max_queued_jobs
     redispatch(session, settings)
     return limits_public(target, settings)

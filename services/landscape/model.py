@@ -68,9 +68,10 @@ def source_state(source: ModelSource, ctx: JobContext) -> tuple[dict[str, Any] |
         path = Path(ctx.data_root) / str(source.path)
         if not path.is_file():
             raise FileNotFoundError(f"source.path: no weights file {source.path!r} below the data root")
-        return load_torch(path), f"weights file {source.path}"
+        return load_torch(path, name=f"weights file {source.path!r}"), f"weights file {source.path}"
     path = ctx.fetch_artifact(int(source.job), source.artifact)
-    return load_torch(path), f"job {source.job} artifact {source.artifact}"
+    origin = f"job {source.job} artifact {source.artifact}"
+    return load_torch(path, name=origin), origin
 
 
 def _backbone(spec: LandscapeSpec, state: dict[str, Any] | None, source: ModelSource, origin: str) -> nn.Module:

@@ -71,7 +71,7 @@ def load_source_weights(backbone: nn.Module, source: ModelSource, ctx: JobContex
         origin = f"weights file {source.path!r}"
         if not path.is_file():
             raise FileNotFoundError(f"source.path: {origin} does not exist below the data root")
-    load_weights(backbone, load_torch(path), source.weights, origin)
+    load_weights(backbone, load_torch(path, name=origin), source.weights, origin)
     ctx.log(f"loaded {source.weights} weights from {origin}")
 
 

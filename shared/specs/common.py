@@ -5,15 +5,50 @@ from __future__ import annotations
 from functools import lru_cache
 from importlib import resources
 from pathlib import PurePosixPath
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, field_validator, model_validator
+
+DB_ID_MAX = 2**31 - 1
+"""The largest id the database's integer columns hold (job ids, user ids)."""
+
+
+def refuse_nul(value: Any) -> Any:
+    """`value`, after checking that no string in it (keys included) holds a NUL byte.
+
+    Postgres refuses NUL in text and the C functions below file paths truncate at it, so a NUL
+    is a client error here, where the field can still be named.
+    """
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError("must not contain NUL bytes")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            refuse_nul(key)
+            refuse_nul(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            refuse_nul(item)
+    return value
 
 
 class SpecModel(BaseModel):
-    """Base of every spec block: unknown fields are errors, so typos never pass silently."""
+    """Base of every spec block: unknown fields are errors, so typos never pass silently, and no
+    string anywhere in it may hold a NUL byte."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul_bytes(cls, value: Any) -> Any:
+        return refuse_nul(value)
+
+
+MAX_KWARGS = 32
+KwargScalar = Union[StrictBool, Annotated[StrictInt, Field(ge=-DB_ID_MAX, le=DB_ID_MAX)],
+                    Annotated[StrictFloat, Field(allow_inf_nan=False)], Annotated[str, Field(max_length=200)], None]
+KwargValue = Union[KwargScalar, Annotated[list[KwargScalar], Field(max_length=16)]]
+"""A timm kwarg: a scalar, a short string or a short list of them (img_size=[224, 224])."""
 
 
 @lru_cache(maxsize=1)
@@ -35,7 +70,9 @@ class BackboneSpec(SpecModel):
     """A timm backbone: `timm.create_model(name, num_classes=0, **kwargs)`."""
 
     name: str = Field(description="timm model name, e.g. 'vit_tiny_patch16_224' or 'resnet18'")
-    kwargs: dict[str, Any] = Field(default_factory=dict, description="timm kwargs: img_size, patch_size, in_chans, drop_path_rate, ...")
+    kwargs: dict[Annotated[str, Field(max_length=64, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], KwargValue] = Field(
+        default_factory=dict, max_length=MAX_KWARGS,
+        description="timm kwargs (scalars, short strings, short lists): img_size, patch_size, in_chans, drop_path_rate, ...")
 
     @field_validator("name")
     @classmethod
@@ -50,8 +87,8 @@ class ModelSource(SpecModel):
 
     kind: Literal["random", "file", "job"] = "random"
     path: str | None = Field(default=None, description="weights file below the data root (kind=file)")
-    job: int | None = Field(default=None, ge=1, description="id of the job whose checkpoint to load (kind=job)")
-    artifact: str = Field(default="checkpoint.pt", description="artifact name of that job's checkpoint")
+    job: int | None = Field(default=None, ge=1, le=DB_ID_MAX, description="id of the job whose checkpoint to load (kind=job)")
+    artifact: str = Field(default="checkpoint.pt", min_length=1, max_length=300, description="artifact name of that job's checkpoint")
     weights: Literal["teacher", "student"] = "teacher"
 
     @model_validator(mode="after")

@@ -72,7 +72,7 @@ class RobustnessSpec(SpecModel):
     max_images: int = Field(default=500, ge=1, le=100_000,
                             description="test images per corruption and severity (a stratified subset)")
     baseline_job: int | None = Field(
-        default=None, ge=1, description="id of an evaluate job whose robustness table normalizes CE and mCE; "
+        default=None, ge=1, le=2**31 - 1, description="id of an evaluate job whose robustness table normalizes CE and mCE; "
                                         "it must have finished before this job runs")
     classifier: Literal["knn", "linear"] | None = Field(
         default=None, description="what predicts the classes: the linear head (needs the linear protocol) or kNN "
