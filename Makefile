@@ -36,6 +36,10 @@ demo: venv
 test: venv services
 	$(PY) -m pytest -q -ra tests
 
+# The unit tests: no Postgres/Redis/S3 stacks, no worker or API processes.
+test-fast: venv
+	$(PY) -m pytest -q -ra -m "not integration" --ignore=tests/integration --ignore=tests/deploy tests
+
 bench: venv services
 	for b in tests/benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 

@@ -1,24 +1,25 @@
-"""Queue benchmark on the real stack: Redis broker, Postgres, the API under uvicorn, one idle worker.
+"""Queue benchmark on the real stack: Redis, Postgres, the API under uvicorn, one bosun worker.
 
-Prints, measured in one run:
-- submissions/s the API sustains (concurrent clients, no worker consuming),
-- submit -> running latency p50/p99 with an idle worker (server side: started_at - created_at), and
-  for a job submitted the moment the previous one ended (the worker forks a fresh child per job),
-- per-job overhead: wall time from submission to final state minus the time the service itself ran.
-Goals: p50 <= 50 ms, p99 <= 250 ms, >= 300 submissions/s on 2 cores.
+Measured side by side in one run, rounds alternated, medians over rounds:
+- submit -> running at gaps of 0.1 s, 1 s and 8 s after the previous job ended, for bosun (client
+  side: before the POST, to the job's started_at) against the transport's floors on the same
+  Redis: a bare Celery `apply_async` -> task start round trip with a reused prefork pool child,
+  and with a fresh child per task (`--max-tasks-per-child 1`, bosun's old process model);
+- the share of a small evaluate job's time in its job process spent importing, in a job process
+  forked from bosun's preloaded forkserver against a freshly spawned one.
+Goals: bosun p50 <= 3x the reused-child floor, p99 <= 1 s; imports <= 10%. The last line is JSON.
 
-    .venv/bin/python tests/benchmarks/bench_queue.py [--submissions 600] [--clients 8] [--jobs 20]
+    .venv/bin/python tests/benchmarks/bench_queue.py [--rounds 3] [--jobs 3]
 """
 
 from __future__ import annotations
 
 import argparse
-import re
+import json
 import statistics
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
@@ -26,10 +27,24 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from api.client import Client  # noqa: E402
-from tests.stack import bosun, postgres_database, redis_database, stack_env, start_api, start_worker  # noqa: E402
+from tests.benchmarks.import_share import import_share  # noqa: E402
+from tests.stack import (Proc, bosun, postgres_database, redis_database, stack_env, start_api,  # noqa: E402
+                         start_worker, wait_for)
 
 JOB = {"backbone": {"name": "resnet18"}, "dataset": {"kind": "synthetic-maritime", "image_size": 16, "max_per_split": 6},
-       "knn": {"k": [3]}, "batch_size": 64}
+       "protocols": ["knn"], "knn": {"k": [3]}, "batch_size": 64}
+GAPS = (0.1, 1.0, 8.0)
+BARE_APP = '''
+import time, redis
+from celery import Celery
+app = Celery("bare", broker="{broker}")
+app.conf.update(worker_prefetch_multiplier=1, task_acks_late=True, worker_hijack_root_logger=False)
+store = redis.Redis.from_url("{broker}")
+
+@app.task(name="bare.start")
+def start(key):
+    store.set(key, repr(time.time()))
+'''
 
 
 def pct(values: list[float], q: float) -> float:
@@ -37,18 +52,59 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
-def ts(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+def ts(value: str) -> float:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+class BareFloor:
+    """A bare Celery worker on the same Redis: the round trip apply_async -> task start."""
+
+    def __init__(self, name: str, broker: str, folder: Path, env: dict[str, str], fresh_child: bool) -> None:
+        import redis
+        from celery import Celery
+
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{name}.py").write_text(BARE_APP.format(broker=broker))
+        argv = [sys.executable, "-m", "celery", "-A", name, "worker", "-P", "prefork", "-c", "1", "-Q", name,
+                "--without-mingle", "--without-gossip", "--without-heartbeat", "-n", f"{name}@bench"]
+        if fresh_child:
+            argv += ["--max-tasks-per-child", "1"]
+        self.proc = Proc(argv, {**env, "PYTHONPATH": str(folder)}, folder / f"{name}.log")
+        self.queue, self.store = name, redis.Redis.from_url(broker)
+        self.app = Celery("bare-producer", broker=broker)
+        self.app.conf.update(task_acks_late=True)
+        self.last_end = time.time()
+        self.run_once(30.0)  # warm
+
+    def run_once(self, timeout: float = 30.0) -> float:
+        key = f"bench:{self.queue}:{time.time_ns()}"
+        sent = time.time()
+        self.app.send_task("bare.start", args=[key], queue=self.queue)
+        started = float(wait_for(lambda: self.store.get(key), timeout, f"{self.queue} task", interval=0.002))
+        self.store.delete(key)
+        self.last_end = time.time()
+        return started - sent
+
+
+class BosunPath:
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.last_end = time.time()
+
+    def run_once(self) -> float:
+        sent = time.time()
+        job = self.client.submit("evaluate", JOB)
+        done = self.client.wait(job["id"], poll=0.02, timeout=120)
+        assert done["status"] == "succeeded", done
+        self.last_end = ts(done["finished_at"])
+        return ts(done["started_at"]) - sent
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--submissions", type=int, default=600)
-    parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--jobs", type=int, default=20)
-    parser.add_argument("--api-workers", type=int, default=2, help="uvicorn worker processes (one per core)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--jobs", type=int, default=3, help="jobs per system, gap and round")
     args = parser.parse_args()
-
     from services.data.synthetic import make_synthetic
 
     with tempfile.TemporaryDirectory() as tmp, postgres_database() as db, redis_database() as broker:
@@ -58,72 +114,50 @@ def main() -> None:
         (home / "home").mkdir()
         bosun(env, "db", "upgrade")
         token = bosun(env, "users", "add", "bench", "--admin").strip().splitlines()[-1]
-        api, url = start_api(env, home / "api.log", workers=args.api_workers)
-        worker = None
+        api, url = start_api(env, home / "api.log", workers=1)
+        worker = start_worker(env, home / "worker.log")
+        floors = {}
         try:
-            # 1. Submissions/s with no worker consuming: validation, two commits and a Redis publish each.
-            per_client = args.submissions // args.clients
-            clients = [Client(url, token) for _ in range(args.clients)]
-            for c in clients:
-                c.submit("evaluate", JOB)  # warm connections
-            start = time.perf_counter()
-            with ThreadPoolExecutor(args.clients) as pool:
-                list(pool.map(lambda c: [c.submit("evaluate", JOB) for _ in range(per_client)], clients))
-            elapsed = time.perf_counter() - start
-            rate = per_client * args.clients / elapsed
-            _drop_backlog(db, broker)
-
-            # 2. Latency and overhead with one idle worker, one job at a time.
-            worker = start_worker(env, home / "worker.log")
-            client = clients[0]
-            client.wait(client.submit("evaluate", JOB)["id"], poll=0.05, timeout=120)  # warm the worker
-            latencies, back_to_back, overheads, service = [], [], [], []
-            for n in range(2 * args.jobs):
-                idle = n % 2 == 0
-                # idle: the worker's fresh child for the next job is already forked (the usual case);
-                # back to back: submitted the moment the previous job ended, so the fork is on the path.
-                time.sleep(1.0 if idle else 0.0)
-                job = client.submit("evaluate", JOB)
-                done = client.wait(job["id"], poll=0.02, timeout=120)
-                assert done["status"] == "succeeded", done
-                waited = (ts(done["started_at"]) - ts(done["created_at"])).total_seconds()
-                (latencies if idle else back_to_back).append(waited)
-                ran = next(float(m.group(1)) for line in client.logs(job["id"])
-                           if (m := re.search(r"service finished in ([\d.]+) s", line["text"])))
-                total = (ts(done["finished_at"]) - ts(done["created_at"])).total_seconds()
-                overheads.append(total - ran)
-                service.append(ran)
+            client = Client(url, token)
+            systems = {"bosun": BosunPath(client)}
+            systems["bosun"].run_once()  # warm: the worker and its job processes are up
+            floors["reused"] = BareFloor("bare_reused", broker, home / "bare", env, fresh_child=False)
+            floors["fresh"] = BareFloor("bare_fresh", broker, home / "bare", env, fresh_child=True)
+            systems.update({"floor_reused_child": floors["reused"], "floor_fresh_child": floors["fresh"]})
+            rounds: dict[tuple[str, float], list[list[float]]] = {}
+            for _ in range(args.rounds):
+                for gap in GAPS:
+                    for name, system in systems.items():  # alternated within each round
+                        got = []
+                        for _ in range(args.jobs):
+                            time.sleep(max(0.0, system.last_end + gap - time.time()))
+                            got.append(system.run_once())
+                        rounds.setdefault((name, gap), []).append(got)
         finally:
-            if worker is not None:
-                worker.kill()
+            for floor in floors.values():
+                floor.proc.kill()
+            worker.kill()
             api.kill()
 
-    ms = [1000 * v for v in latencies]
-    print(f"submissions/s (API with {args.api_workers} uvicorn processes, {args.clients} clients, {per_client * args.clients} jobs): {rate:.0f}"
-          f"   goal >= 300 -> ratio {rate / 300:.2f}")
-    print(f"submit->running latency over {len(ms)} jobs: p50 {pct(ms, 50):.1f} ms, p99 {pct(ms, 99):.1f} ms"
-          f"   goals 50 / 250 ms -> ratios {pct(ms, 50) / 50:.2f} / {pct(ms, 99) / 250:.2f}")
-    b2b = [1000 * v for v in back_to_back]
-    print(f"submit->running right after another job ended (fresh child forked on the path): "
-          f"p50 {pct(b2b, 50):.1f} ms, p99 {pct(b2b, 99):.1f} ms")
-    print(f"per-job overhead (submit->final minus service time): median {1000 * statistics.median(overheads):.0f} ms"
-          f"; service itself median {1000 * statistics.median(service):.0f} ms")
-
-
-def _drop_backlog(db: str, broker: str) -> None:
-    """Cancel the throughput phase's jobs and empty the queue, so the latency phase starts idle."""
-    import redis
-    from sqlalchemy import text
-
-    from shared.db import session_scope
-
-    with session_scope(db) as s:
-        s.execute(text("UPDATE jobs SET status='cancelled', error='benchmark backlog', finished_at=now() "
-                       "WHERE status='queued'"))
-    client = redis.Redis.from_url(broker)
-    backlog = [k for k in client.keys("gpu*")]  # the queue's lists; kombu's binding keys stay
-    if backlog:
-        client.delete(*backlog)
+    ratios: dict[str, float] = {}
+    print(f"submit -> running, ms (medians over {args.rounds} rounds of {args.jobs} jobs; p99 over all):")
+    for gap in GAPS:
+        row = {}
+        for name in systems:
+            per_round = rounds[(name, gap)]
+            row[name] = (statistics.median(1000 * statistics.median(r) for r in per_round),
+                         1000 * pct([v for r in per_round for v in r], 99))
+        ratio = row["bosun"][0] / row["floor_reused_child"][0]
+        ratios[f"p50_vs_reused_floor_gap_{gap:g}s"] = round(ratio, 2)
+        ratios[f"p99_s_gap_{gap:g}s"] = round(row["bosun"][1] / 1000, 3)
+        print(f"  gap {gap:>4g} s: " + "   ".join(f"{n} p50 {p50:.1f} p99 {p99:.1f}" for n, (p50, p99) in row.items())
+              + f"   -> bosun/floor {ratio:.2f} (goal <= 3), p99 goal <= 1000 ms")
+    warm, cold = import_share(preloaded=True), import_share(preloaded=False)
+    print(f"small evaluate job in its process: imports {100 * warm:.1f}% of its time in a job process forked "
+          f"from the preloaded forkserver (goal <= 10%), {100 * cold:.1f}% in a freshly spawned process")
+    ratios["import_share_preloaded"] = round(warm, 3)
+    ratios["import_share_spawned"] = round(cold, 3)
+    print(json.dumps(ratios))
 
 
 if __name__ == "__main__":
