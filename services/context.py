@@ -10,6 +10,7 @@ import json
 import logging
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -40,19 +41,18 @@ class JobContext(Protocol):
     def should_stop(self) -> bool: ...
 
 
-@runtime_checkable
-class TileFanOut(Protocol):
-    """An optional capability of a context: running a job's tiles in other tasks (the worker's).
+@dataclass(frozen=True)
+class FanOut:
+    """What a service returns to have its work run as tiles by any worker (a landscape's grid).
 
-    `fan_out_tiles(tiles)` takes the job's tiles ({index, points}) and returns the values of
-    every tile's points, in tile order, when all of them are already done (a job run again after
-    its tiles finished); otherwise it hands them out and returns None: the service then returns
-    at once, the job stays running, and the task finishing the last tile assembles the result
-    with the job type's `assemble(spec, results, ctx)`. A context without it (`LocalContext`)
-    leaves the service to evaluate the tiles itself.
+    A service returns it only when its context `fans_out` (the worker's does): the runner then
+    writes the tiles ({index, points}) and hands them out, and the task finishing the last one
+    assembles the result with the job type's `assemble(spec, results, ctx)`; when every tile is
+    done already (a job run again after its tiles finished), the runner assembles at once. Any
+    other context (`LocalContext`) leaves the service to evaluate the tiles itself.
     """
 
-    def fan_out_tiles(self, tiles: list[dict[str, Any]]) -> list[dict[str, Any]] | None: ...
+    tiles: list[dict[str, Any]]
 
 
 def pick_device() -> str:

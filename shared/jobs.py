@@ -13,7 +13,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, delete, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from shared.db.models import FINAL_STATUSES, Job, JobLog, JobRank, JobStatus, User, Worker, job_dependencies, utcnow
+from shared.db.models import (FINAL_STATUSES, Job, JobLog, JobRank, JobStatus, LeaseHolder, User, Worker,
+                              job_dependencies, utcnow)
 
 
 class JobError(ValueError):
@@ -68,8 +69,9 @@ def claim_job(*, session: Session, job_id: int, worker: str) -> Job | None:
         update(Job)
         .where(Job.id == job_id, Job.status == JobStatus.queued.value, Job.cancel_requested.is_(False),
                Job.held.is_(False), ~draining, or_(Job.gpus <= 1, leader))
-        .values(status=JobStatus.running.value, worker=worker, attempts=Job.attempts + 1, heartbeat_at=now,
-                started_at=now, message="started", error=None, preempt_requested=False)
+        .values(status=JobStatus.running.value, worker=worker, holder=LeaseHolder.worker.value,
+                attempts=Job.attempts + 1, heartbeat_at=now, started_at=now, message="started", error=None,
+                preempt_requested=False)
     )
     if result.rowcount != 1:
         if session.scalar(select(draining)):

@@ -1,9 +1,9 @@
 """Tiles of a fanned-out job (a loss landscape) on the database: create, hand over, claim, finish, reap.
 
 A landscape job's first attempt writes one `Tile` row per block of grid points and then hands
-its lease to the tiles: the job stays `running` with `worker = DELEGATED`, every tile task's
-heartbeat also renews the job's, and the last tile to finish claims the assembly
-(`worker = ASSEMBLING`) and records the job's outcome. As in shared.jobs, every change is one
+its lease to the tiles: the job stays `running` with `holder = tiles` (and no worker), every
+tile task's heartbeat also renews the job's, and the last tile to finish claims the assembly
+(`holder = assembly`) and records the job's outcome. As in shared.jobs, every change is one
 conditional UPDATE, so tasks, reapers and the API can race without corrupting a row. A tile
 finished twice keeps the values written first: the evaluation is deterministic, so both wrote
 the same values.
@@ -20,16 +20,13 @@ from typing import Any
 from sqlalchemy import and_, exists, select, update
 from sqlalchemy.orm import Session
 
-from shared.db.models import Job, JobLog, JobStatus, Tile, TileStatus, utcnow
+from shared.db.models import Job, JobLog, JobStatus, LeaseHolder, Tile, TileStatus, utcnow
 from shared.jobs import JobError, record_outcome
 
-DELEGATED = "tiles"
-"""`Job.worker` of a job whose tiles are running: no single worker holds it."""
-
-ASSEMBLING = "tiles:assembling"
-"""`Job.worker` while the last tile's task assembles the job's result."""
-
+DELEGATED = LeaseHolder.tiles.value
+ASSEMBLING = LeaseHolder.assembly.value
 TILE_LEASES = (DELEGATED, ASSEMBLING)
+"""`Job.holder` of a job whose tiles hold its lease (no single worker does)."""
 
 
 @dataclass(frozen=True)
@@ -100,7 +97,7 @@ def hand_over(*, session: Session, job_id: int, worker: str, attempt: int) -> bo
     handed = session.execute(
         update(Job)
         .where(Job.id == job_id, Job.worker == worker, Job.attempts == attempt, Job.status == JobStatus.running.value)
-        .values(worker=DELEGATED, heartbeat_at=utcnow(), message="tiles handed out")
+        .values(holder=DELEGATED, worker=None, heartbeat_at=utcnow(), message="tiles handed out")
     ).rowcount == 1
     if handed:
         session.execute(update(Tile).where(Tile.job_id == job_id, Tile.status == TileStatus.pending.value)
@@ -109,7 +106,7 @@ def hand_over(*, session: Session, job_id: int, worker: str, attempt: int) -> bo
 
 
 def _delegated_parent() -> Any:
-    return exists().where(Job.id == Tile.job_id, Job.status == JobStatus.running.value, Job.worker == DELEGATED,
+    return exists().where(Job.id == Tile.job_id, Job.status == JobStatus.running.value, Job.holder == DELEGATED,
                           Job.cancel_requested.is_(False))
 
 
@@ -117,7 +114,7 @@ def unsent_tiles(*, session: Session, job_id: int | None = None) -> list[tuple[i
     """(tile id, queue) of pending tiles of running delegated jobs that no task has been sent for."""
     stmt = (select(Tile.id, Job.queue).join(Job, Job.id == Tile.job_id)
             .where(Tile.status == TileStatus.pending.value, Tile.enqueued_at.is_(None),
-                   Job.status == JobStatus.running.value, Job.worker == DELEGATED)
+                   Job.status == JobStatus.running.value, Job.holder == DELEGATED)
             .order_by(Job.priority.desc(), Tile.job_id, Tile.index))
     if job_id is not None:
         stmt = stmt.where(Tile.job_id == job_id)
@@ -177,7 +174,7 @@ def renew_parent(*, session: Session, job_id: int, attempt: int) -> bool | None:
     renewed = session.execute(
         update(Job)
         .where(Job.id == job_id, Job.attempts == attempt, Job.status == JobStatus.running.value,
-               Job.worker.in_(TILE_LEASES))
+               Job.holder.in_(TILE_LEASES))
         .values(heartbeat_at=utcnow())
     ).rowcount == 1
     if not renewed:
@@ -199,8 +196,8 @@ def claim_assembly(*, session: Session, job_id: int, attempt: int) -> bool:
     return session.execute(
         update(Job)
         .where(Job.id == job_id, Job.attempts == attempt, Job.status == JobStatus.running.value,
-               Job.worker == DELEGATED, ~unfinished)
-        .values(worker=ASSEMBLING, heartbeat_at=utcnow(), message="assembling")
+               Job.holder == DELEGATED, ~unfinished)
+        .values(holder=ASSEMBLING, heartbeat_at=utcnow(), message="assembling")
         .execution_options(synchronize_session=False)
     ).rowcount == 1
 
@@ -208,7 +205,7 @@ def claim_assembly(*, session: Session, job_id: int, attempt: int) -> bool:
 def finish_delegated(*, session: Session, job_id: int, attempt: int, status: JobStatus,
                      result: dict[str, Any] | None = None, error: str | None = None) -> bool:
     """Record the outcome of a job its tiles hold; False when the job is no longer theirs."""
-    return record_outcome(session=session, job_id=job_id, lease=and_(Job.attempts == attempt, Job.worker.in_(TILE_LEASES)),
+    return record_outcome(session=session, job_id=job_id, lease=and_(Job.attempts == attempt, Job.holder.in_(TILE_LEASES)),
                           status=status, result=result, error=error)
 
 
@@ -245,7 +242,7 @@ def reap_tiles(*, session: Session, lease_seconds: float) -> tuple[list[Tile], l
             requeued.append(tile)
     unfinished = exists().where(Tile.job_id == Job.id, Tile.status != TileStatus.done.value)
     session.execute(
-        update(Job).where(Job.status == JobStatus.running.value, Job.worker == DELEGATED,
+        update(Job).where(Job.status == JobStatus.running.value, Job.holder == DELEGATED,
                           Job.cancel_requested.is_(False), unfinished)
         .values(heartbeat_at=utcnow()).execution_options(synchronize_session=False)
     )

@@ -69,7 +69,9 @@ class ProgressRate:
 
 
 class WorkerContext:
-    """One attempt of one job. Thread-safe where the heartbeat thread touches it (stop flags)."""
+    """One attempt of one job, in its job process."""
+
+    fans_out = True  # a service may return services.context.FanOut: the runner hands its tiles to workers
 
     def __init__(self, *, settings: Settings, store: ObjectStore, job_id: int, job_type: str, attempt: int,
                  worker: str, seed: int) -> None:
@@ -212,12 +214,6 @@ class WorkerContext:
     def should_stop(self) -> bool:
         self._flush_metrics_if_due()
         return self.cancel_requested.is_set()
-
-    def fan_out_tiles(self, tiles: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
-        """services.context.TileFanOut: hand the tiles to `bosun.run_tile` tasks (see worker.tiles.fan_out)."""
-        from worker.tiles import fan_out
-
-        return fan_out(self, tiles)
 
     # -- bookkeeping ------------------------------------------------------------------------
     def _flush_metrics_if_due(self) -> None:

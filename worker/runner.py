@@ -31,6 +31,7 @@ from shared.metrics import JOBS_FINISHED, JOBS_REQUEUED, QUEUE_WAIT, RUN_TIME, W
 from shared.retry import is_database_outage, retry_db
 from shared.settings import Settings
 from shared.specs import parse_spec
+from services.context import FanOut
 from shared.storage import StoreUnavailable, open_store
 from worker.attempt import Attempt, Verdict
 from worker.context import WorkerContext
@@ -107,7 +108,7 @@ def job_beat(settings: Settings, job_id: int, worker: str, attempt: int, gpus: i
     with session_scope(settings.database_url) as s:
         stop = heartbeat(session=s, job_id=job_id, worker=worker, attempt=attempt)
         if stop is None:
-            holder = s.scalar(select(Job.worker).where(Job.id == job_id, Job.attempts == attempt,
+            holder = s.scalar(select(Job.holder).where(Job.id == job_id, Job.attempts == attempt,
                                                        Job.status == JobStatus.running.value))
             if holder in TILE_LEASES:  # the job process handed the job to its tiles and is about to report it
                 return Verdict.keep
@@ -240,8 +241,13 @@ def job_body(*, settings: Settings, job_id: int, job_type: str, spec_raw: dict[s
         service = load_service(job_type)
         started = time.monotonic()
         result = service(spec, ctx)
-        if ctx.worker != worker:  # the service handed its lease to its tiles (a landscape)
-            return Outcome("handed_over")
+        if isinstance(result, FanOut):  # its tiles run on any worker; the last one finishes the job
+            from worker.tiles import fan_out, service_module
+
+            values = fan_out(ctx, result.tiles)
+            if values is None:
+                return Outcome("handed_over")
+            result = service_module(job_type).assemble(spec, values, ctx)
         ctx.flush_metrics()
         ctx.log(f"{job_type} service finished in {time.monotonic() - started:.3f} s")
         return Outcome("succeeded", result=result)

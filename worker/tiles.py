@@ -64,9 +64,8 @@ def service_module(job_type: str) -> ModuleType:
 def fan_out(ctx: WorkerContext, tiles: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
     """Write the job's tiles and hand them out; their values instead when every tile is done already.
 
-    From the hand-over on, `ctx.worker` names the delegated lease: the attempt's heartbeat keeps
-    renewing it until the task returns, and the runner's own finish (guarded by its worker
-    name) changes nothing, so the job stays running until its last tile lands.
+    From the hand-over on the tiles hold the job's lease (`holder = tiles`): the job stays running
+    until its last tile lands, and this attempt reports `handed_over`.
     """
     with session_scope(ctx.settings.database_url) as s:
         create_tiles(session=s, job_id=ctx.job_id, tiles=tiles)
@@ -78,7 +77,6 @@ def fan_out(ctx: WorkerContext, tiles: list[dict[str, Any]]) -> list[dict[str, A
             raise RuntimeError("lease lost before the tiles were handed out")
         set_progress(session=s, job_id=ctx.job_id, attempt=ctx.attempt, fraction=progress.fraction,
                      message=f"{progress.points_done}/{progress.points_total} points")
-    ctx.worker = DELEGATED
     ctx.log(f"{progress.tiles_left} of {len(tiles)} tiles handed out "
             f"({progress.points_done}/{progress.points_total} points done)")
     try:
@@ -127,7 +125,7 @@ def _not_claimed(settings: Settings, tile_id: int) -> str:
     with session_scope(settings.database_url) as s:
         tile = s.get(Tile, tile_id)
         job = s.get(Job, tile.job_id) if tile is not None else None
-        if job is None or not (job.cancel_requested and job.status == JobStatus.running.value and job.worker == DELEGATED):
+        if job is None or not (job.cancel_requested and job.status == JobStatus.running.value and job.holder == DELEGATED):
             log.info("tile %s not claimable; message dropped", tile_id)
             return "skipped"
         job_id, job_type, attempt = job.id, job.type, job.attempts

@@ -2,8 +2,8 @@
 
 `run` builds the model at the grid's origin, draws the directions once (seeded) and stores them
 as the artifact `directions.pt` (with `origin.json`, the digest of the origin's weights), then
-cuts the grid into tiles. A context that can fan out (`TileFanOut`, the worker's) hands the
-tiles to tile tasks on any worker: each runs `run_tile`, the finished tiles' values are drawn
+cuts the grid into tiles. Where the context `fans_out` (the worker's), `run` returns the tiles
+as a `FanOut` and the worker's runner hands them to tile tasks on any worker: each runs `run_tile`, the finished tiles' values are drawn
 into `surface_partial.png` by `save_partial`, and the task finishing the last tile calls
 `assemble`. Any other context (a notebook, `LocalContext`) evaluates the tiles here, one after
 another, with a checkpoint after each. A job run again reuses the stored directions and every
@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from services.context import JobContext, JobStopped, TileFanOut
+from services.context import FanOut, JobContext, JobStopped
 from services.landscape.directions import (
     Direction,
     directions_to_bytes,
@@ -191,19 +191,15 @@ def _evaluate_here(spec: LandscapeSpec, ctx: JobContext, tiles: list[Tile], eval
     return [point for index in sorted(done) for point in done[index]]
 
 
-def run(spec: LandscapeSpec, ctx: JobContext) -> dict[str, Any]:
-    """Directions, then tiles: fanned out where the context can, else evaluated here and assembled."""
+def run(spec: LandscapeSpec, ctx: JobContext) -> dict[str, Any] | FanOut:
+    """Directions, then tiles: handed to the runner where the context fans out, else evaluated here and assembled."""
     dataset = _dataset(spec, ctx)
     model = build_model(spec, spec.source, ctx, dataset.classes)
     directions = ensure_directions(spec, ctx, model, dataset.classes)
     grid = Grid.from_spec(spec)
     tiles = split_tiles(grid, spec.tile_size)
     ctx.log(f"{spec.mode} landscape of {spec.backbone.name} ({spec.metric}): {grid.size} points in {len(tiles)} tiles")
-    if isinstance(ctx, TileFanOut):
-        results = ctx.fan_out_tiles([tile.to_dict() for tile in tiles])
-        if results is None:
-            return {"tiles": len(tiles), "points": grid.size, "handed_over": True}
-    else:
-        evaluator = load_evaluator(spec, ctx, directions=directions, model=model, dataset=dataset)
-        results = _evaluate_here(spec, ctx, tiles, evaluator)
-    return assemble(spec, results, ctx)
+    if getattr(ctx, "fans_out", False):
+        return FanOut([tile.to_dict() for tile in tiles])
+    evaluator = load_evaluator(spec, ctx, directions=directions, model=model, dataset=dataset)
+    return assemble(spec, _evaluate_here(spec, ctx, tiles, evaluator), ctx)

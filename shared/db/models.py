@@ -53,6 +53,15 @@ class JobStatus(str, enum.Enum):
 FINAL_STATUSES = (JobStatus.succeeded.value, JobStatus.failed.value, JobStatus.cancelled.value)
 
 
+class LeaseHolder(str, enum.Enum):
+    """Who holds a running job's lease: the worker named in `Job.worker`, or (a fanned-out
+    landscape) its tiles as a group, or the one tile task assembling the result."""
+
+    worker = "worker"
+    tiles = "tiles"
+    assembly = "assembly"
+
+
 class User(Base):
     __tablename__ = "users"
 
@@ -121,6 +130,7 @@ class Job(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=3)
     worker: Mapped[str | None] = mapped_column(String(200), default=None)
+    holder: Mapped[str] = mapped_column(String(16), default=LeaseHolder.worker.value, server_default="worker")
     heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     progress: Mapped[float] = mapped_column(Float, default=0.0)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from services.context import JobStopped, LocalContext
+from services.context import FanOut, JobStopped, LocalContext
 from services.landscape import job as landscape_job
 from services.landscape.model import Classifier, build_model
 from services.landscape.surface import Surface
@@ -44,13 +44,9 @@ def context(tmp_path: Path, data_root: Path, job_id: int = 1, cls: type[LocalCon
 
 
 class FanOutContext(LocalContext):
-    """A context that can fan out: it keeps the tiles it is handed instead of running them."""
+    """A context that fans out, as the worker's does: the service returns its tiles instead of running them."""
 
-    handed: list[dict[str, Any]] | None = None
-
-    def fan_out_tiles(self, tiles: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
-        self.handed = tiles
-        return None
+    fans_out = True
 
 
 @pytest.fixture(scope="module")
@@ -88,11 +84,12 @@ def test_in_process_run_stores_the_surface_plots_and_result(reference) -> None: 
 
 def test_tiles_run_apart_in_any_order_and_twice_give_the_same_surface(tmp_path, data_root, reference) -> None:  # noqa: ANN001
     parent = context(tmp_path, data_root, 7, FanOutContext)
-    assert landscape_job.run(spec(), parent) == {"tiles": 3, "points": 9, "handed_over": True}
-    assert [len(t["points"]) for t in parent.handed] == [4, 4, 1]
+    fanned = landscape_job.run(spec(), parent)
+    assert isinstance(fanned, FanOut)
+    assert [len(t["points"]) for t in fanned.tiles] == [4, 4, 1]
     assert not parent.artifact_path(landscape_job.SURFACE).exists()
 
-    order = parent.handed[::-1] + [parent.handed[0]]
+    order = fanned.tiles[::-1] + [fanned.tiles[0]]
     values: dict[int, list[dict[str, Any]]] = {}
     for tile in order:  # each in a context of its own, as each tile task has
         computed = landscape_job.run_tile(spec(), json.loads(json.dumps(tile)), context(tmp_path, data_root, 7))
@@ -118,9 +115,9 @@ def test_a_run_stopped_midway_resumes_without_redoing_directions_or_tiles(tmp_pa
 
 def test_a_tile_task_refuses_a_model_other_than_the_directions_origin(tmp_path, data_root) -> None:  # noqa: ANN001
     parent = context(tmp_path, data_root, 3, FanOutContext)
-    landscape_job.run(spec(), parent)
+    fanned = landscape_job.run(spec(), parent)
     with pytest.raises(RuntimeError, match="another model"):
-        landscape_job.run_tile(spec(seed=1), parent.handed[0], context(tmp_path, data_root, 3))
+        landscape_job.run_tile(spec(seed=1), fanned.tiles[0], context(tmp_path, data_root, 3))
 
 
 def backbone_checkpoint(data_root: Path, name: str, **extra: Any) -> str:
