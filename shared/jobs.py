@@ -100,11 +100,14 @@ def heartbeat(*, session: Session, job_id: int, worker: str, attempt: int) -> bo
     return bool(flags[0] or flags[1])
 
 
-def set_progress(*, session: Session, job_id: int, attempt: int, fraction: float, message: str) -> None:
-    session.execute(
-        update(Job).where(Job.id == job_id, Job.attempts == attempt, Job.status == JobStatus.running.value)
-        .values(progress=min(max(float(fraction), 0.0), 1.0), message=message[:2000])
-    )
+def set_progress(*, session: Session, job_id: int, attempt: int, fraction: float, message: str,
+                 forward_only: bool = False) -> None:
+    """Record a running attempt's progress; `forward_only` (tiles reporting side by side) never moves it back."""
+    fraction = min(max(float(fraction), 0.0), 1.0)
+    stmt = update(Job).where(Job.id == job_id, Job.attempts == attempt, Job.status == JobStatus.running.value)
+    if forward_only:
+        stmt = stmt.where(Job.progress <= fraction)
+    session.execute(stmt.values(progress=fraction, message=message[:2000]))
 
 
 def finish_job(*, session: Session, job_id: int, worker: str, attempt: int, status: JobStatus,

@@ -72,6 +72,7 @@ class WorkerContext:
     """One attempt of one job, in its job process."""
 
     fans_out = True  # a service may return services.context.FanOut: the runner hands its tiles to workers
+    forward_only_progress = False  # tiles of one job report side by side: none may move it back
 
     def __init__(self, *, settings: Settings, store: ObjectStore, job_id: int, job_type: str, attempt: int,
                  worker: str, seed: int) -> None:
@@ -121,7 +122,8 @@ class WorkerContext:
 
         def write() -> None:
             with session_scope(self.settings.database_url) as s:
-                set_progress(session=s, job_id=self.job_id, attempt=self.attempt, fraction=fraction, message=message)
+                set_progress(session=s, job_id=self.job_id, attempt=self.attempt, fraction=fraction, message=message,
+                             forward_only=self.forward_only_progress)
 
         self._db(write, "progress")
 

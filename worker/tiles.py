@@ -142,11 +142,13 @@ def run_tile(settings: Settings, tile_id: int, worker: str) -> str:
         job = s.get(Job, tile.job_id)
         job_id, job_type, spec_raw, attempt = job.id, job.type, dict(job.spec), job.attempts
         work, tile_attempt = {"index": tile.index, "points": tile.points}, tile.attempts
+        progress = tile_progress(session=s, job_id=job_id)
     with Attempt(f"tile {tile_id}", lambda: tile_beat(settings, tile_id, worker, tile_attempt, job_id, attempt),
                  interval=settings.heartbeat_seconds, grace=settings.stop_grace_seconds,
                  shutting_down=worker_shutting_down) as run:
         outcome = run.run("worker.tiles:tile_body", settings=settings, tile_id=tile_id, job_id=job_id,
-                          job_type=job_type, spec_raw=spec_raw, attempt=attempt, work=work, worker=worker)
+                          job_type=job_type, spec_raw=spec_raw, attempt=attempt, work=work, worker=worker,
+                          points_before=progress.points_done, points_total=progress.points_total)
         if outcome.status == "stopped" and run.reason != SHUTDOWN:
             _record(settings, job_id, job_type, attempt, JobStatus.cancelled, error="cancelled on request")
             return "cancelled"
@@ -156,11 +158,26 @@ def run_tile(settings: Settings, tile_id: int, worker: str) -> str:
     return outcome.status
 
 
+class TileContext(WorkerContext):
+    """A tile's context: its service reports the fraction of the tile done, the job shows points done of all."""
+
+    forward_only_progress = True
+
+    def __init__(self, *, points_before: int, points_total: int, tile_points: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.points_before, self.points_total, self.tile_points = points_before, max(points_total, 1), tile_points
+
+    def progress(self, fraction: float, message: str = "") -> None:
+        done = self.points_before + round(min(max(fraction, 0.0), 1.0) * self.tile_points)
+        super().progress(done / self.points_total, f"{done}/{self.points_total} points")
+
+
 def tile_body(*, settings: Settings, tile_id: int, job_id: int, job_type: str, spec_raw: dict[str, Any],
-              attempt: int, work: dict[str, Any], worker: str) -> Outcome:
+              attempt: int, work: dict[str, Any], worker: str, points_before: int, points_total: int) -> Outcome:
     """One tile in its job process: evaluate, store, and assemble the job when it is the last."""
-    ctx = make_context(settings, job_id=job_id, job_type=job_type, attempt=attempt, worker=worker,
-                       seed=int(spec_raw.get("seed", 0) or 0))
+    ctx = make_context(settings, TileContext, job_id=job_id, job_type=job_type, attempt=attempt, worker=worker,
+                       seed=int(spec_raw.get("seed", 0) or 0), points_before=points_before,
+                       points_total=points_total, tile_points=len(work["points"]))
     try:
         return Outcome(_run_claimed(settings, ctx, tile_id, work, spec_raw))
     except Exception as exc:
@@ -187,7 +204,7 @@ def _run_claimed(settings: Settings, ctx: WorkerContext, tile_id: int, work: dic
         stored = finish_tile(session=s, tile_id=tile_id, values=values)
         progress = tile_progress(session=s, job_id=ctx.job_id)
         set_progress(session=s, job_id=ctx.job_id, attempt=ctx.attempt, fraction=progress.fraction,
-                     message=f"{progress.points_done}/{progress.points_total} points")
+                     message=f"{progress.points_done}/{progress.points_total} points", forward_only=True)
     if stored:
         ctx.log(f"tile {work['index']} ({len(values)} points) done on {ctx.worker} in {time.monotonic() - started:.1f} s")
         LANDSCAPE_TILES.labels(worker=ctx.worker.split("/")[0]).inc()

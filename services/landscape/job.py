@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,12 +60,13 @@ class Evaluator:
     directions: list[Direction]
     data: tuple[torch.Tensor, ...]
 
-    def __call__(self, points: Sequence[Sequence[float]]) -> list[dict[str, Any]]:
+    def __call__(self, points: Sequence[Sequence[float]],
+                 on_points: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
         spec = self.spec
         return evaluate_tile(self.model, self.base, self.directions, points, self.data, metric=spec.metric,
                              bn_mode=spec.bn_mode, points_per_forward=spec.points_per_forward, amp=spec.amp,
                              loss_fn=self_distillation_loss if spec.metric == "dino" else None,
-                             batch_size=spec.batch_size)
+                             batch_size=spec.batch_size, on_points=on_points)
 
 
 def _dataset(spec: LandscapeSpec, ctx: JobContext):  # noqa: ANN202
@@ -128,9 +129,14 @@ def load_evaluator(spec: LandscapeSpec, ctx: JobContext, *, directions: list[Dir
 
 
 def run_tile(spec: LandscapeSpec, tile: dict[str, Any], ctx: JobContext) -> list[dict[str, Any]]:
-    """Evaluate one tile ({index, points}) of job `ctx.job_id`: what a tile task runs."""
+    """Evaluate one tile ({index, points}) of job `ctx.job_id`: what a tile task runs.
+
+    Progress is reported per point as the fraction of this tile done; the worker's tile context
+    turns it into the job's points done.
+    """
     points = Tile.from_dict(tile).points
-    return load_evaluator(spec, ctx)(points)
+    return load_evaluator(spec, ctx)(points, on_points=lambda done: ctx.progress(
+        done / len(points), f"tile {tile['index']}: {done}/{len(points)} points"))
 
 
 def save_partial(spec: LandscapeSpec, results: Sequence[dict[str, Any]], ctx: JobContext) -> None:
@@ -183,11 +189,11 @@ def _evaluate_here(spec: LandscapeSpec, ctx: JobContext, tiles: list[Tile], eval
             continue
         if ctx.should_stop():
             raise JobStopped(f"stopped before tile {tile.index}")
-        done[tile.index] = evaluator(tile.points)
+        base = sum(len(points) for points in done.values())
+        done[tile.index] = evaluator(tile.points, on_points=lambda n, base=base: ctx.progress(
+            (base + n) / total, f"{base + n}/{total} points"))
         ctx.save_checkpoint({"tiles": done}, step=len(done))
-        results = [point for index in sorted(done) for point in done[index]]
-        save_partial(spec, results, ctx)
-        ctx.progress(len(results) / total, f"{len(results)}/{total} points")
+        save_partial(spec, [point for index in sorted(done) for point in done[index]], ctx)
     return [point for index in sorted(done) for point in done[index]]
 
 

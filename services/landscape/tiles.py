@@ -14,7 +14,7 @@ through `torch.func.functional_call` under `torch.vmap`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -145,8 +145,11 @@ def evaluate_tile(model: nn.Module, base_params: dict[str, torch.Tensor], direct
                   points: Sequence[Sequence[float]], data: torch.Tensor | Sequence[torch.Tensor], *,
                   metric: Literal["ce", "dino"] = "ce", bn_mode: Literal["eval", "recalibrate"] = "eval",
                   points_per_forward: int = 1, amp: Literal["bf16", "fp16"] | None = None,
-                  loss_fn: LossFn | None = None, batch_size: int | None = None) -> list[dict[str, Any]]:
+                  loss_fn: LossFn | None = None, batch_size: int | None = None,
+                  on_points: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
     """Loss and accuracy over `data` at every (i, j, a, b) of `points`, w = base + a*d1 + b*d2.
+
+    `on_points(done)` is called after each forward with the number of points done so far (progress).
 
     `data` is the evaluation subset already on the model's device: (images, labels) for metric
     'ce', any tuple of tensors that `loss_fn(model, batch)` understands for metric 'dino' (then
@@ -190,6 +193,8 @@ def evaluate_tile(model: nn.Module, base_params: dict[str, torch.Tensor], direct
                 else:
                     sums = _stacked_sums(model, criterion, targets, base, dirs, chunk, batches, recalibrate)
                     results.extend(_result(p, s, n) for p, s in zip(chunk, sums))
+                if on_points is not None:
+                    on_points(len(results))
     finally:
         for name, t in targets.items():
             t.copy_(original[name])

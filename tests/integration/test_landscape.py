@@ -56,7 +56,8 @@ def test_landscape_tiles_survive_a_killed_worker(stack, tmp_path: Path) -> None:
     assert solo.popen.poll() is None
     assert final["attempts"] == 1 and final["progress"] == 1.0
     assert seen_progress == sorted(seen_progress)
-    assert all(round(p * 25) == p * 25 and round(p * 25) % 5 == 0 for p in seen_progress), seen_progress
+    # points done of the 25, reported per point by the running tiles, never moving back
+    assert all(abs(p * 25 - round(p * 25)) < 1e-9 for p in seen_progress), seen_progress
     rows = tiles(stack, job["id"])
     assert [t.status for t in rows] == ["done"] * 5 and all(len(t.values) == 5 for t in rows)
     texts = [line["text"] for line in stack.client.logs(job["id"])]

@@ -79,7 +79,7 @@ def test_in_process_run_stores_the_surface_plots_and_result(reference) -> None: 
     assert ctx.artifact_path(landscape_job.PARTIAL).read_bytes().startswith(PNG)
     assert json.loads(ctx.artifact_path(landscape_job.RESULT).read_text()) == json.loads(json.dumps(result))
     fractions = [f for f, _ in ctx.progress_log]
-    assert fractions == [4 / 9, 8 / 9, 1.0, 1.0]
+    assert fractions == [n / 9 for n in range(1, 10)] + [1.0]  # every point, then the assembly
 
 
 def test_tiles_run_apart_in_any_order_and_twice_give_the_same_surface(tmp_path, data_root, reference) -> None:  # noqa: ANN001
@@ -104,12 +104,12 @@ def test_a_run_stopped_midway_resumes_without_redoing_directions_or_tiles(tmp_pa
     first = context(tmp_path, data_root, stop_after_checks=1)
     with pytest.raises(JobStopped):
         landscape_job.run(spec(), first)
-    assert [f for f, _ in first.progress_log] == [4 / 9]
+    assert [f for f, _ in first.progress_log] == [1 / 9, 2 / 9, 3 / 9, 4 / 9]
 
     second = context(tmp_path, data_root)
     landscape_job.run(spec(), second)
     assert "reusing the stored directions" in second.logs
-    assert [f for f, _ in second.progress_log][0] == 8 / 9  # the first tile was not evaluated again
+    assert [f for f, _ in second.progress_log][0] == 5 / 9  # the first tile was not evaluated again
     assert_same_surface(surface_of(second), surface_of(reference[1]))
 
 
