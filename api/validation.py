@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import HTTPException, status
 from pydantic import BaseModel, ValidationError
 
-from shared.specs import parse_spec
+from shared.job_types import parse_spec
 from shared.specs.common import ModelSource
 
 

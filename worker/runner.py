@@ -30,7 +30,7 @@ from shared.jobs import claim_job, dispatch_ready, finish_job, heartbeat, requeu
 from shared.metrics import JOBS_FINISHED, JOBS_REQUEUED, QUEUE_WAIT, RUN_TIME, WORKER_BUSY
 from shared.retry import is_database_outage, retry_db
 from shared.settings import Settings
-from shared.specs import parse_spec
+from shared.job_types import parse_spec
 from shared.storage import StoreUnavailable, open_store
 from worker.attempt import Attempt, Verdict
 from worker.context import WorkerContext
