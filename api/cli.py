@@ -155,12 +155,12 @@ def read_job_file(file: Path) -> dict[str, Any]:
     """A job file's body for POST /jobs; an unknown top-level key is refused, naming the closest valid one."""
     import difflib
 
-    from api.schemas import JobCreate
+    from api.schemas import JOB_FILE_KEYS
 
     body = yaml.safe_load(file.read_text())
     if not isinstance(body, dict) or "type" not in body or "spec" not in body:
         raise ValueError("the job file needs 'type' and 'spec'")
-    valid = list(JobCreate.model_fields)
+    valid = list(JOB_FILE_KEYS)
     for key in body:
         if key not in valid:
             close = difflib.get_close_matches(str(key), valid, n=1, cutoff=0.5)
