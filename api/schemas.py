@@ -74,8 +74,9 @@ class RankPublic(BaseModel):
     error: str | None
 
 
-class JobPublic(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+class JobSummary(BaseModel):
+    """A job as listed: everything but its result and ranks, and its spec only when asked (`with_spec`),
+    so a page of jobs stays small; `GET /jobs/{id}` has the whole job."""
 
     id: int
     type: str
@@ -91,7 +92,6 @@ class JobPublic(BaseModel):
     attempts: int
     max_attempts: int
     worker: str | None
-    result: dict[str, Any] | None
     error: str | None
     depends_on: list[int]
     cancel_requested: bool
@@ -100,12 +100,21 @@ class JobPublic(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     heartbeat_at: datetime | None
-    spec: dict[str, Any]
+    spec: dict[str, Any] | None = Field(default=None, description="the resolved spec; in a listing only with with_spec=true")
+
+
+class JobPublic(JobSummary):
+    """A whole job: its spec, result and, for a multi-GPU job, its ranks."""
+
+    spec: dict[str, Any] = Field(description="the resolved spec (every default filled in)")
+    result: dict[str, Any] | None
     ranks: list[RankPublic] = Field(default_factory=list, description="a multi-GPU job's ranks in its latest dispatch")
 
 
 class JobsPublic(BaseModel):
-    data: list[JobPublic]
+    """One page of jobs, newest first, and `count`: how many jobs the filters match in all."""
+
+    data: list[JobSummary]
     count: int
 
 

@@ -7,12 +7,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 from fastapi.responses import StreamingResponse
 from sqlalchemy import func, select
+from sqlalchemy.orm import defer, selectinload
 
 from api.errors import AUTHENTICATED, responses
 from api.deps import (NO_NUL, CurrentUser, JobDep, Limit, NameQuery, Offset, OwnedJobDep, SessionDep, SettingsDep,
                       StoreDep)
 from api.schemas import (ArtifactPublic, ArtifactsPublic, JobCreate, JobCreateBase, JobPublic, JobResolved, JobsPublic,
-                         JobTypeName, LogLine, LogsPublic, MetricPoint, MetricsPublic, RankPublic, Status)
+                         JobSummary, JobTypeName, LogLine, LogsPublic, MetricPoint, MetricsPublic, RankPublic, Status)
 from api.validation import check_data_paths, job_create_from, source_jobs, spec_size_checked, unprocessable
 from shared.audit import record
 from shared.db import Artifact, Job, JobLog, JobMetric, User
@@ -26,13 +27,19 @@ from shared.storage import ObjectNotFound, StoreUnavailable, open_chunks
 router = APIRouter(prefix="/jobs", tags=["jobs"], responses=AUTHENTICATED)
 
 
+SUMMARY_FIELDS = tuple(name for name in JobSummary.model_fields if name not in ("owner", "spec"))
+
+
+def _summary_fields(job: Job) -> dict[str, Any]:
+    return {**{name: getattr(job, name) for name in SUMMARY_FIELDS}, "owner": job.owner.name}
+
+
+def to_summary(job: Job, *, with_spec: bool = False) -> JobSummary:
+    return JobSummary(**_summary_fields(job), spec=job.spec if with_spec else None)
+
+
 def to_public(job: Job) -> JobPublic:
-    return JobPublic(id=job.id, type=job.type, name=job.name, owner=job.owner.name, status=job.status,
-                     priority=job.priority, queue=job.queue, gpus=job.gpus, held=job.held, progress=job.progress, message=job.message,
-                     attempts=job.attempts, max_attempts=job.max_attempts, worker=job.worker, result=job.result,
-                     error=job.error, depends_on=job.depends_on, cancel_requested=job.cancel_requested,
-                     created_at=job.created_at, enqueued_at=job.enqueued_at, started_at=job.started_at,
-                     finished_at=job.finished_at, heartbeat_at=job.heartbeat_at, spec=job.spec,
+    return JobPublic(**_summary_fields(job), spec=job.spec, result=job.result,
                      ranks=[RankPublic(rank=r.rank, attempt=r.attempt, worker=r.worker, state=r.state, error=r.error)
                             for r in job.ranks] if job.gpus > 1 else [])
 
@@ -106,7 +113,9 @@ def validate(job_in: JobCreate, session: SessionDep, settings: SettingsDep, _use
 @router.get("", response_model=JobsPublic)
 def list_jobs(session: SessionDep, _user: CurrentUser, status_: Annotated[Status | None, Query(alias="status")] = None,
               type_: Annotated[JobTypeName | None, Query(alias="type")] = None, owner: NameQuery = None,
-              limit: Limit = 50, offset: Offset = 0) -> Any:
+              limit: Limit = 50, offset: Offset = 0,
+              with_spec: Annotated[bool, Query(description="carry each job's resolved spec")] = False) -> Any:
+    """A page of jobs, newest first (by id, so pages never overlap), and how many match in all."""
     stmt = select(Job)
     if status_:
         stmt = stmt.where(Job.status == status_)
@@ -114,9 +123,12 @@ def list_jobs(session: SessionDep, _user: CurrentUser, status_: Annotated[Status
         stmt = stmt.where(Job.type == type_)
     if owner:
         stmt = stmt.join(User, User.id == Job.owner_id).where(User.name == owner)
-    count = session.scalar(select(func.count()).select_from(stmt.subquery()))
-    jobs = session.scalars(stmt.order_by(Job.id.desc()).limit(limit).offset(offset)).unique().all()
-    return JobsPublic(data=[to_public(j) for j in jobs], count=count or 0)
+    count = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
+    loading = [selectinload(Job.parents).load_only(Job.id), defer(Job.result)]
+    if not with_spec:
+        loading.append(defer(Job.spec))
+    jobs = session.scalars(stmt.options(*loading).order_by(Job.id.desc()).limit(limit).offset(offset)).unique().all()
+    return JobsPublic(data=[to_summary(j, with_spec=with_spec) for j in jobs], count=count or 0)
 
 
 @router.get("/{job_id}", response_model=JobPublic, responses=responses(404))
