@@ -91,3 +91,6 @@ def test_submit_dry_run_prints_the_resolved_job_and_stores_nothing(api, tmp_path
     result = run("submit", str(job_file))
     assert result.exit_code == 0 and "submitted job 1" in result.output
     assert api.get("/api/v1/jobs", headers=api.as_("bob")).json()["count"] == 1
+    run("submit", str(job_file))
+    listed = run("jobs", "--limit", "1", "--offset", "1")
+    assert listed.exit_code == 0 and "2-2 of 2 jobs" in listed.output and "│ 1 " in listed.output
