@@ -155,12 +155,12 @@ def read_job_file(file: Path) -> dict[str, Any]:
     """A job file's body for POST /jobs; an unknown top-level key is refused, naming the closest valid one."""
     import difflib
 
-    from api.schemas import JobCreate
+    from api.schemas import JOB_FILE_KEYS
 
     body = yaml.safe_load(file.read_text())
     if not isinstance(body, dict) or "type" not in body or "spec" not in body:
         raise ValueError("the job file needs 'type' and 'spec'")
-    valid = list(JobCreate.model_fields)
+    valid = list(JOB_FILE_KEYS)
     for key in body:
         if key not in valid:
             close = difflib.get_close_matches(str(key), valid, n=1, cutoff=0.5)
@@ -173,7 +173,9 @@ def read_job_file(file: Path) -> dict[str, Any]:
 def submit(file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="YAML or JSON job file")],
            wait_: Annotated[bool, typer.Option("--wait", help="wait for the job with a progress bar")] = False,
            smoke: Annotated[bool, typer.Option("--smoke", help="try the recipe at toy size: lower only epochs, "
-                                               "images, image size and crops (see the README)")] = False) -> None:
+                                               "images, image size and crops (see the README)")] = False,
+           dry_run: Annotated[bool, typer.Option("--dry-run", help="run every check and print the resolved job "
+                                                 "(every default filled in); store nothing")] = False) -> None:
     """Submit a job file: {type, spec, name?, priority?, depends_on?, max_attempts?, gpus?}."""
     try:
         body = read_job_file(file)
@@ -185,6 +187,11 @@ def submit(file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, hel
 
         body = smoke_job(body)
     options = {k: v for k, v in body.items() if k not in ("type", "spec")}
+    if dry_run:
+        resolved = _api(lambda c: c.validate(body["type"], body["spec"], **options))
+        console.print(escape(yaml.safe_dump(resolved, sort_keys=False)), highlight=False, end="")
+        console.print(f"[green]valid[/green] {resolved['type']} job on the {resolved['queue']} queue; nothing stored")
+        return
     job = _api(lambda c: c.submit(body["type"], body["spec"], **options))
     console.print(f"submitted job {job['id']} ({job['type']}), {job['status']}")
     if wait_:
@@ -292,15 +299,17 @@ def rerun(job_id: JobId) -> None:
 @app.command("jobs")
 def list_jobs(status_: Annotated[Optional[str], typer.Option("--status")] = None,
               type_: Annotated[Optional[str], typer.Option("--type")] = None,
-              owner: Optional[str] = None, limit: int = 20) -> None:
-    """List jobs, newest first."""
-    page = _api(lambda c: c.jobs(status=status_, type=type_, owner=owner, limit=limit))
+              owner: Optional[str] = None, limit: Annotated[int, typer.Option(min=1, max=500)] = 20,
+              offset: Annotated[int, typer.Option(min=0, help="skip this many of the newest")] = 0) -> None:
+    """List jobs, newest first, a page at a time."""
+    page = _api(lambda c: c.jobs(status=status_, type=type_, owner=owner, limit=limit, offset=offset))
     table = Table("id", "type", "name", "owner", "status", "progress", "message")
     for job in page["data"]:
         table.add_row(str(job["id"]), job["type"], job["name"], job["owner"], job["status"],
                       f"{100 * job['progress']:.0f}%", (job["message"] or "")[:50])
     console.print(table)
-    console.print(f"{page['count']} jobs")
+    shown = f"{offset + 1}-{offset + len(page['data'])} of " if page["data"] else ""
+    console.print(f"{shown}{page['count']} jobs")
 
 
 def _services(*args: str) -> None:
@@ -358,40 +367,8 @@ def data_stats(name: Annotated[str, typer.Argument(help="folder below the data r
               *(["--max-samples", str(max_samples)] if max_samples else []))
 
 
-LOWER_IS_BETTER = ("mce", "relative_mce")
-"""Headline metrics where the smallest value is the best (corruption errors); the rest are accuracies."""
-
-
-@app.command()
-def compare(job_ids: Annotated[list[int], typer.Argument(help="evaluate job ids")]) -> None:
-    """Headline metrics of evaluate jobs side by side (the best value of each metric in bold)."""
-    comparison = _api(lambda c: c.compare(job_ids))
-    console.print(_comparison_table(comparison))
-
-
-def _comparison_table(comparison: dict[str, Any]) -> Table:
-    """One column per job, one row per metric (tables stay narrow however many metrics there are)."""
-    rows = comparison["rows"]
-    table = Table(title="evaluate jobs (accuracies as fractions; mCE in %)")
-    table.add_column("job")
-    for row in rows:
-        table.add_column(escape(f"{row['job']} {row['name']}".strip()), justify="right")
-    for key in ("backbone", "source", "status"):
-        table.add_row(key, *[escape(str(row[key])) for row in rows])
-    for name in comparison["columns"]:
-        values = [row["metrics"].get(name) for row in rows]
-        known = [v for v in values if v is not None]
-        best = (min if name in LOWER_IS_BETTER else max)(known) if len(known) > 1 else None
-        cells = []
-        for value in values:
-            text = "" if value is None else (f"{value:.1f}" if name in LOWER_IS_BETTER else f"{value:.3f}")
-            cells.append(f"[bold]{text}[/bold]" if value is not None and value == best else text)
-        table.add_row(name, *cells)
-    return table
-
-
 def main() -> None:
-    from api import cli_demo, cli_queue  # noqa: F401 - their commands join `app`
+    from api import cli_compare, cli_demo, cli_queue, cli_spec  # noqa: F401 - their commands join `app`
     from api.cli import app as full_app  # under `python -m api.cli` this module is __main__, not api.cli
 
     full_app()

@@ -53,11 +53,18 @@ class Client:
             raise ApiError(response.status_code, _detail(response))
         return response.json()
 
-    def submit(self, job_type: str, spec: dict[str, Any], *, name: str = "", priority: int = 0,
-               depends_on: list[int] | None = None, gpus: int = 1, max_attempts: int | None = None) -> dict[str, Any]:
-        body = {"type": job_type, "spec": spec, "name": name, "priority": priority, "depends_on": depends_on or [],
-                "gpus": gpus, "max_attempts": max_attempts}
-        return self._call("POST", "/api/v1/jobs", json=body)
+    @staticmethod
+    def _job_body(job_type: str, spec: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+        """A submission's body; options left out or None take the server's defaults (of the job type)."""
+        return {"type": job_type, "spec": spec, **{k: v for k, v in options.items() if v is not None}}
+
+    def submit(self, job_type: str, spec: dict[str, Any], **options: Any) -> dict[str, Any]:
+        """Submit a job (options: name, priority, depends_on, gpus, max_attempts); returns it, queued."""
+        return self._call("POST", "/api/v1/jobs", json=self._job_body(job_type, spec, options))
+
+    def validate(self, job_type: str, spec: dict[str, Any], **options: Any) -> dict[str, Any]:
+        """Every check of a submission, nothing stored: the job as it would be stored, every default filled in."""
+        return self._call("POST", "/api/v1/jobs/validate", json=self._job_body(job_type, spec, options))
 
     def queue(self, queue: str | None = None) -> dict[str, Any]:
         """Queued jobs in dispatch order: {data: [{id, owner, queue, position, reason, ...}], running, workers, ...}."""

@@ -11,12 +11,15 @@ import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from pydantic import BaseModel
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError, OperationalError
 
+from api.validation import readable_loc
 from shared.queueing import BrokerUnavailable
 from shared.storage import StoreUnavailable
 
@@ -70,6 +73,11 @@ def install_error_handlers(app: FastAPI) -> None:
             return JSONResponse({"detail": [{"loc": ["body"], "msg": "the body could not be parsed as JSON",
                                              "type": "json_invalid"}]}, status_code=422)
         return await http_exception_handler(request, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{**err, "loc": readable_loc(err["loc"], err.get("type", ""))} for err in exc.errors()]
+        return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
 
     @app.exception_handler(DBAPIError)
     async def _database_error(_request: Request, exc: DBAPIError) -> JSONResponse:

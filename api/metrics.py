@@ -16,7 +16,7 @@ from shared.jobs import count_by_status
 from shared.queueing import QUEUES
 from shared.scheduling import gpu_seconds_total
 from shared.settings import Settings
-from shared.specs import JOB_SPECS
+from shared.job_types import job_type_names
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ class DatabaseCollector(Collector):
         gpu_seconds = CounterMetricFamily("bosun_gpu_seconds", "GPU-seconds used by each user's jobs", labels=["user"])
         try:
             with session_scope(self.settings.database_url) as s:
-                counts = {(job_type, status.value): 0 for job_type in JOB_SPECS for status in JobStatus}
+                counts = {(job_type, status.value): 0 for job_type in job_type_names() for status in JobStatus}
                 counts.update({(job_type, status): n for job_type, status, n in count_by_status(session=s)})
                 for (job_type, status), n in sorted(counts.items()):
                     jobs.add_metric([job_type, status], n)

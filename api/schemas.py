@@ -3,31 +3,67 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model, field_validator
 
-from shared.specs.common import DB_ID_MAX, refuse_nul
+from shared.job_types import JobType, job_type_names, job_types
+from shared.specs.common import DB_ID_MAX, factory_defaults, refuse_nul
 
-JobType = Literal["pretrain", "evaluate", "landscape"]
+JobTypeName = Literal[job_type_names()]  # type: ignore[valid-type]
 Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
 
-class JobCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class JobCreateBase(BaseModel):
+    """What every submission may say besides its `type` and `spec`."""
 
-    type: JobType
-    spec: dict[str, Any]
-    name: str = Field(default="", max_length=200)
-    priority: int = Field(default=0, ge=-100, le=100)
-    depends_on: list[Annotated[int, Field(ge=1, le=DB_ID_MAX)]] = Field(default_factory=list, max_length=100)
-    max_attempts: int | None = Field(default=None, ge=1, le=20)
+    model_config = ConfigDict(extra="forbid", json_schema_extra=factory_defaults)
+
+    name: str = Field(default="", max_length=200, description="a label for people; need not be unique")
+    priority: int = Field(default=0, ge=-100, le=100, description="higher runs first, before fair share is considered")
+    depends_on: list[Annotated[int, Field(ge=1, le=DB_ID_MAX)]] = Field(
+        default_factory=list, max_length=100, description="jobs that must succeed before this one starts")
+    max_attempts: int | None = Field(default=None, ge=1, le=20,
+                                     description="attempts before a job whose worker is lost fails; default BOSUN_MAX_ATTEMPTS")
     gpus: int = Field(default=1, ge=0, le=16, description="GPUs the job needs on one box; 0 runs it on the cpu queue")
 
     @field_validator("name")
     @classmethod
     def _no_nul_bytes(cls, value: Any) -> Any:
         return refuse_nul(value)
+
+
+def _job_create(job_type: JobType) -> type[JobCreateBase]:
+    """The submission of one job type: its `type` tag, its spec model and its GPU default."""
+    gpus = ("GPUs the job needs on one box; 0 runs it on the cpu queue"
+            + ("; more than 1 runs one DDP rank per GPU" if job_type.multi_gpu else "; at most 1"))
+    return create_model(
+        f"{job_type.name.capitalize()}JobCreate", __base__=JobCreateBase, __module__=__name__,
+        __doc__=f"{job_type.name} job: {job_type.description}.",
+        type=(Literal[job_type.name], Field(description="the job type; selects the spec model")),
+        spec=(job_type.spec, Field(description=f"the {job_type.name} spec; omitted fields take their defaults")),
+        gpus=(int, Field(default=job_type.default_gpus, ge=0, le=16, description=gpus)))
+
+
+JOB_CREATE_MODELS: dict[str, type[JobCreateBase]] = {t.name: _job_create(t) for t in job_types()}
+JobCreate = Annotated[Union[tuple(JOB_CREATE_MODELS.values())], Field(discriminator="type")]  # type: ignore[valid-type]
+"""A submission: one model per registered job type, told apart by `type` (a discriminated union)."""
+JOB_CREATE: TypeAdapter[JobCreateBase] = TypeAdapter(JobCreate)
+JOB_FILE_KEYS = ("type", "spec", *JobCreateBase.model_fields)
+"""The top-level keys of a submission (and of a job file)."""
+
+
+class JobResolved(BaseModel):
+    """A submission as it would be stored: the spec with every default filled in, its dependencies and queue."""
+
+    type: str
+    name: str
+    priority: int
+    depends_on: list[int] = Field(description="as given plus the jobs the spec reads from")
+    max_attempts: int
+    gpus: int
+    queue: str
+    spec: dict[str, Any]
 
 
 class RankPublic(BaseModel):
@@ -38,8 +74,9 @@ class RankPublic(BaseModel):
     error: str | None
 
 
-class JobPublic(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+class JobSummary(BaseModel):
+    """A job as listed: everything but its result and ranks, and its spec only when asked (`with_spec`),
+    so a page of jobs stays small; `GET /jobs/{id}` has the whole job."""
 
     id: int
     type: str
@@ -55,7 +92,6 @@ class JobPublic(BaseModel):
     attempts: int
     max_attempts: int
     worker: str | None
-    result: dict[str, Any] | None
     error: str | None
     depends_on: list[int]
     cancel_requested: bool
@@ -64,12 +100,21 @@ class JobPublic(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     heartbeat_at: datetime | None
-    spec: dict[str, Any]
+    spec: dict[str, Any] | None = Field(default=None, description="the resolved spec; in a listing only with with_spec=true")
+
+
+class JobPublic(JobSummary):
+    """A whole job: its spec, result and, for a multi-GPU job, its ranks."""
+
+    spec: dict[str, Any] = Field(description="the resolved spec (every default filled in)")
+    result: dict[str, Any] | None
     ranks: list[RankPublic] = Field(default_factory=list, description="a multi-GPU job's ranks in its latest dispatch")
 
 
 class JobsPublic(BaseModel):
-    data: list[JobPublic]
+    """One page of jobs, newest first, and `count`: how many jobs the filters match in all."""
+
+    data: list[JobSummary]
     count: int
 
 

@@ -19,7 +19,7 @@ from shared.jobs import dispatch_ready, reap_stale, redispatch_lost
 from shared.metrics import (JOBS_FINISHED, JOBS_REQUEUED, LANDSCAPE_POINTS, LANDSCAPE_TILES, OBJECT_STORE_ERRORS,
                             WORKER_BUSY, WORKER_HEARTBEAT)
 from shared.settings import Settings
-from shared.specs import JOB_SPECS
+from shared.job_types import job_type_names
 from worker.gpu import GpuMetrics
 from worker.periodic import Periodic
 from worker.tiles import tick_tiles
@@ -38,7 +38,7 @@ def export_initial_metrics(worker: str) -> None:
     would be lost to the alerts, and an idle worker that never ran a job would not count as idle.
     See https://prometheus.io/docs/practices/instrumentation/#avoid-missing-metrics.
     """
-    for job_type in JOB_SPECS:
+    for job_type in job_type_names():
         JOBS_REQUEUED.labels(type=job_type)
         for status in FINAL_STATUSES:
             JOBS_FINISHED.labels(type=job_type, status=status)

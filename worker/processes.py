@@ -36,13 +36,15 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
+from shared.job_types import job_types
+
 log = logging.getLogger(__name__)
 
 PRELOAD = (
     "torch", "torchvision", "timm", "numpy", "scipy", "sklearn.manifold", "sklearn.linear_model",
     "matplotlib", "matplotlib.pyplot", "PIL.Image", "pytorch_grad_cam",
     "sqlalchemy", "psycopg", "minio", "tenacity",
-    "services.pretrain.job", "services.evaluate.job", "services.landscape.job", "services.landscape.plots",
+    *(job_type.service_module for job_type in job_types()), "services.landscape.plots",
     "worker.runner", "worker.tiles",
 )
 """Modules the forkserver imports once, so no job process spends its time importing them."""

@@ -20,7 +20,7 @@ from shared.jobs import (beat_rank, failed_rank, publish_rendezvous, rank_row, r
                          silent_ranks, suspect_workers)
 from shared.metrics import JOBS_REQUEUED, WORKER_BUSY
 from shared.settings import Settings
-from shared.specs import parse_spec
+from shared.job_types import parse_spec
 from worker.attempt import Attempt, Verdict
 from worker.context import RankContext
 from worker.processes import Outcome, one_line
@@ -77,9 +77,10 @@ def peer_failure(settings: Settings, job_id: int, attempt: int, worker: str, exc
         if silent:
             reason += "; lost: " + ", ".join(f"rank {r.rank} on {r.worker}" for r in silent)
         recorded = requeue_lost(session=s, job_id=job_id, worker=worker, attempt=attempt, reason=reason)
+        job_type = s.scalar(select(Job.type).where(Job.id == job_id))
     log.warning("job %s attempt %s: %s (%s)", job_id, attempt, reason, recorded or "lease lost")
     if recorded == JobStatus.queued.value:
-        JOBS_REQUEUED.labels(type="pretrain").inc()
+        JOBS_REQUEUED.labels(type=job_type).inc()
     return REQUEUED
 
 

@@ -25,13 +25,13 @@ from typing import Any
 
 from sqlalchemy import select
 
+from services.context import FanOut
 from shared.db import Job, JobLog, JobStatus, session_scope
 from shared.jobs import claim_job, dispatch_ready, finish_job, heartbeat, requeue_lost, stale_ranks, suspect_workers
 from shared.metrics import JOBS_FINISHED, JOBS_REQUEUED, QUEUE_WAIT, RUN_TIME, WORKER_BUSY
 from shared.retry import is_database_outage, retry_db
+from shared.job_types import parse_spec
 from shared.settings import Settings
-from shared.specs import parse_spec
-from services.context import FanOut
 from shared.storage import StoreUnavailable, open_store
 from worker.attempt import Attempt, Verdict
 from worker.context import WorkerContext
@@ -242,7 +242,8 @@ def job_body(*, settings: Settings, job_id: int, job_type: str, spec_raw: dict[s
         started = time.monotonic()
         result = service(spec, ctx)
         if isinstance(result, FanOut):  # its tiles run on any worker; the last one finishes the job
-            from worker.tiles import fan_out, service_module
+            from worker.services import service_module
+            from worker.tiles import fan_out
 
             values = fan_out(ctx, result.tiles)
             if values is None:

@@ -12,7 +12,6 @@ and sends tiles no task was sent for.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import time
 from types import ModuleType
@@ -26,7 +25,7 @@ from shared.jobs import dispatch_ready, set_progress
 from shared.metrics import JOBS_FINISHED, LANDSCAPE_POINTS, LANDSCAPE_TILES
 from shared.queueing import BrokerUnavailable
 from shared.settings import Settings
-from shared.specs import parse_spec
+from shared.job_types import parse_spec
 from shared.storage import open_store
 from shared.tiles import (
     DELEGATED,
@@ -47,18 +46,9 @@ from worker.attempt import Attempt, Verdict
 from worker.context import WorkerContext
 from worker.processes import Outcome
 from worker.runner import SHUTDOWN, classify, make_context, worker_shutting_down
-from worker.services import SERVICES
+from worker.services import service_module
 
 log = logging.getLogger(__name__)
-
-
-def service_module(job_type: str) -> ModuleType:
-    """The module of a job type's service, which holds its `run_tile`, `save_partial` and `assemble`."""
-    try:
-        target = SERVICES[job_type]
-    except KeyError:
-        raise ValueError(f"no service runs job type {job_type!r}") from None
-    return importlib.import_module(target.partition(":")[0])
 
 
 def fan_out(ctx: WorkerContext, tiles: list[dict[str, Any]]) -> list[dict[str, Any]] | None:

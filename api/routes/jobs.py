@@ -4,60 +4,82 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Query, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 from fastapi.responses import StreamingResponse
 from sqlalchemy import func, select
+from sqlalchemy.orm import defer, selectinload
 
 from api.errors import AUTHENTICATED, responses
 from api.deps import (NO_NUL, CurrentUser, JobDep, Limit, NameQuery, Offset, OwnedJobDep, SessionDep, SettingsDep,
                       StoreDep)
-from api.schemas import (ArtifactPublic, ArtifactsPublic, JobCreate, JobPublic, JobsPublic, JobType, LogLine,
-                         LogsPublic, MetricPoint, MetricsPublic, RankPublic, Status)
-from api.validation import check_data_paths, check_spec_size, source_jobs, unprocessable, validate_spec
+from api.schemas import (ArtifactPublic, ArtifactsPublic, JobCreate, JobCreateBase, JobPublic, JobResolved, JobsPublic,
+                         JobSummary, JobTypeName, LogLine, LogsPublic, MetricPoint, MetricsPublic, RankPublic, Status)
+from api.validation import check_data_paths, job_create_from, source_jobs, spec_size_checked, unprocessable
 from shared.audit import record
 from shared.db import Artifact, Job, JobLog, JobMetric, User
+from shared.job_types import get_job_type
 from shared.jobs import JobError, create_job, dispatch_ready, request_cancel
 from shared.metrics import JOBS_SUBMITTED
-from shared.scheduling import has_free_slot
+from shared.scheduling import has_free_slot, queue_for
 from shared.queueing import BrokerUnavailable, ping_broker
 from shared.storage import ObjectNotFound, StoreUnavailable, open_chunks
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], responses=AUTHENTICATED)
 
 
+SUMMARY_FIELDS = tuple(name for name in JobSummary.model_fields if name not in ("owner", "spec"))
+
+
+def _summary_fields(job: Job) -> dict[str, Any]:
+    return {**{name: getattr(job, name) for name in SUMMARY_FIELDS}, "owner": job.owner.name}
+
+
+def to_summary(job: Job, *, with_spec: bool = False) -> JobSummary:
+    return JobSummary(**_summary_fields(job), spec=job.spec if with_spec else None)
+
+
 def to_public(job: Job) -> JobPublic:
-    return JobPublic(id=job.id, type=job.type, name=job.name, owner=job.owner.name, status=job.status,
-                     priority=job.priority, queue=job.queue, gpus=job.gpus, held=job.held, progress=job.progress, message=job.message,
-                     attempts=job.attempts, max_attempts=job.max_attempts, worker=job.worker, result=job.result,
-                     error=job.error, depends_on=job.depends_on, cancel_requested=job.cancel_requested,
-                     created_at=job.created_at, enqueued_at=job.enqueued_at, started_at=job.started_at,
-                     finished_at=job.finished_at, heartbeat_at=job.heartbeat_at, spec=job.spec,
+    return JobPublic(**_summary_fields(job), spec=job.spec, result=job.result,
                      ranks=[RankPublic(rank=r.rank, attempt=r.attempt, worker=r.worker, state=r.state, error=r.error)
                             for r in job.ranks] if job.gpus > 1 else [])
 
 
-def submit(*, session, settings, owner: User, job_in: JobCreate) -> Job:  # noqa: ANN001
+def resolve(*, session, settings, job_in: JobCreateBase) -> JobResolved:  # noqa: ANN001
+    """Every check of a submission beyond its schema, storing nothing; the job as it would be stored.
+
+    The GPU rule of its type, the files it reads (below the data root), the jobs it reads from
+    and those it names in `depends_on` (they must exist); the spec comes back with every default
+    filled in, its source jobs added to `depends_on`.
+    """
+    reason = get_job_type(job_in.type).check_gpus(job_in.gpus)
+    if reason is not None:
+        raise unprocessable(["gpus"], reason)
+    check_data_paths(job_in.spec, settings.data_root)
+    depends_on = list(job_in.depends_on)
+    for loc, job_id in source_jobs(job_in.spec):
+        if session.get(Job, job_id) is None:
+            raise unprocessable(loc, f"job {job_id} does not exist")
+        depends_on.append(job_id)
+    for job_id in sorted(set(job_in.depends_on)):
+        if session.get(Job, job_id) is None:
+            raise unprocessable(["depends_on"], f"depends_on: job {job_id} does not exist")
+    return JobResolved(type=job_in.type, name=job_in.name, priority=job_in.priority, depends_on=depends_on,
+                       max_attempts=job_in.max_attempts or settings.max_attempts, gpus=job_in.gpus,
+                       queue=queue_for(job_in.gpus), spec=job_in.spec.model_dump(mode="json"))
+
+
+def submit(*, session, settings, owner: User, job_in: JobCreateBase) -> Job:  # noqa: ANN001
     """Validate and store as queued, then run one dispatch pass so a free slot starts it at once.
 
     A job that finds no free slot (or waits for parents, a limit or a hold) stays queued; the
     dispatcher in every worker sends it when its turn comes. A broker that cannot take work
     refuses the submission (503) and nothing is stored.
     """
-    if job_in.gpus > 1 and job_in.type != "pretrain":
-        raise unprocessable(["gpus"], f"{job_in.gpus} GPUs asked: only pretrain jobs run on several GPUs (DDP); "
-                                      f"a {job_in.type} job uses gpus 0 or 1")
-    check_spec_size(job_in.spec, settings.max_spec_bytes)
-    spec = validate_spec(job_in.type, job_in.spec)
-    check_data_paths(spec, settings.data_root)
-    depends_on = list(job_in.depends_on)
-    for loc, job_id in source_jobs(spec):
-        if session.get(Job, job_id) is None:
-            raise unprocessable(loc, f"job {job_id} does not exist")
-        depends_on.append(job_id)
+    resolved = resolve(session=session, settings=settings, job_in=job_in)
     try:
-        job = create_job(session=session, job_type=job_in.type, spec=spec.model_dump(mode="json"), owner=owner,
-                         name=job_in.name, priority=job_in.priority, depends_on=depends_on,
-                         max_attempts=job_in.max_attempts or settings.max_attempts, gpus=job_in.gpus)
+        job = create_job(session=session, job_type=resolved.type, spec=resolved.spec, owner=owner, name=resolved.name,
+                         priority=resolved.priority, depends_on=resolved.depends_on,
+                         max_attempts=resolved.max_attempts, gpus=resolved.gpus)
     except JobError as exc:
         raise unprocessable(["depends_on"], str(exc)) from None
     session.commit()
@@ -75,15 +97,25 @@ def submit(*, session, settings, owner: User, job_in: JobCreate) -> Job:  # noqa
     return job
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=JobPublic, responses=responses(413))
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=JobPublic, responses=responses(413),
+             dependencies=[Depends(spec_size_checked)])
 def create(job_in: JobCreate, session: SessionDep, settings: SettingsDep, user: CurrentUser) -> Any:
     return to_public(submit(session=session, settings=settings, owner=user, job_in=job_in))
 
 
+@router.post("/validate", response_model=JobResolved, responses=responses(413),
+             dependencies=[Depends(spec_size_checked)])
+def validate(job_in: JobCreate, session: SessionDep, settings: SettingsDep, _user: CurrentUser) -> Any:
+    """Every check of a submission, nothing stored or sent: the job as it would run, every default filled in."""
+    return resolve(session=session, settings=settings, job_in=job_in)
+
+
 @router.get("", response_model=JobsPublic)
 def list_jobs(session: SessionDep, _user: CurrentUser, status_: Annotated[Status | None, Query(alias="status")] = None,
-              type_: Annotated[JobType | None, Query(alias="type")] = None, owner: NameQuery = None,
-              limit: Limit = 50, offset: Offset = 0) -> Any:
+              type_: Annotated[JobTypeName | None, Query(alias="type")] = None, owner: NameQuery = None,
+              limit: Limit = 50, offset: Offset = 0,
+              with_spec: Annotated[bool, Query(description="carry each job's resolved spec")] = False) -> Any:
+    """A page of jobs, newest first (by id, so pages never overlap), and how many match in all."""
     stmt = select(Job)
     if status_:
         stmt = stmt.where(Job.status == status_)
@@ -91,9 +123,12 @@ def list_jobs(session: SessionDep, _user: CurrentUser, status_: Annotated[Status
         stmt = stmt.where(Job.type == type_)
     if owner:
         stmt = stmt.join(User, User.id == Job.owner_id).where(User.name == owner)
-    count = session.scalar(select(func.count()).select_from(stmt.subquery()))
-    jobs = session.scalars(stmt.order_by(Job.id.desc()).limit(limit).offset(offset)).unique().all()
-    return JobsPublic(data=[to_public(j) for j in jobs], count=count or 0)
+    count = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
+    loading = [selectinload(Job.parents).load_only(Job.id), defer(Job.result)]
+    if not with_spec:
+        loading.append(defer(Job.spec))
+    jobs = session.scalars(stmt.options(*loading).order_by(Job.id.desc()).limit(limit).offset(offset)).unique().all()
+    return JobsPublic(data=[to_summary(j, with_spec=with_spec) for j in jobs], count=count or 0)
 
 
 @router.get("/{job_id}", response_model=JobPublic, responses=responses(404))
@@ -116,8 +151,8 @@ def cancel(job: OwnedJobDep, session: SessionDep, user: CurrentUser) -> Any:
 @router.post("/{job_id}/rerun", status_code=status.HTTP_201_CREATED, response_model=JobPublic,
              responses=responses(404))
 def rerun(job: JobDep, session: SessionDep, settings: SettingsDep, user: CurrentUser) -> Any:
-    job_in = JobCreate(type=job.type, spec=job.spec, name=job.name, priority=job.priority,
-                       max_attempts=job.max_attempts, gpus=job.gpus)
+    job_in = job_create_from({"type": job.type, "spec": job.spec, "name": job.name, "priority": job.priority,
+                              "max_attempts": job.max_attempts, "gpus": job.gpus})
     return to_public(submit(session=session, settings=settings, owner=user, job_in=job_in))
 
 

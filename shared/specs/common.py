@@ -8,6 +8,7 @@ from pathlib import PurePosixPath
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, field_validator, model_validator
+from pydantic_core import to_jsonable_python
 
 DB_ID_MAX = 2**31 - 1
 """The largest id the database's integer columns hold (job ids, user ids)."""
@@ -32,11 +33,21 @@ def refuse_nul(value: Any) -> Any:
     return value
 
 
+def factory_defaults(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    """Show the defaults of `default_factory` fields in the JSON schema (pydantic shows only plain
+    defaults), so /docs and `bosun spec` tell what an omitted block or list becomes."""
+    properties = schema.get("properties", {})
+    for name, field in model.model_fields.items():
+        key = field.alias or name
+        if field.default_factory is not None and key in properties and "default" not in properties[key]:
+            properties[key]["default"] = to_jsonable_python(field.default_factory())  # type: ignore[call-arg]
+
+
 class SpecModel(BaseModel):
     """Base of every spec block: unknown fields are errors, so typos never pass silently, and no
     string anywhere in it may hold a NUL byte."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=factory_defaults)
 
     @field_validator("*", mode="after")
     @classmethod

@@ -83,7 +83,7 @@ def test_missing_parameter_and_missing_token(api) -> None:  # noqa: ANN001
 def test_cli_table_marks_the_best_of_each_metric(api, jobs: dict[str, int]) -> None:  # noqa: ANN001
     from rich.console import Console
 
-    from api.cli import _comparison_table
+    from api.cli_compare import _comparison_table
 
     comparison = get(api, f"jobs={jobs['trained']},{jobs['random']}").json()
     console = Console(record=True, width=80)

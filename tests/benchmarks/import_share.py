@@ -39,7 +39,7 @@ def _job_in_this_process(data_root: str, scratch: str) -> float:
     importlib.import_module = timed(importlib.import_module)
     started = time.perf_counter()
     from services.context import LocalContext
-    from shared.specs import parse_spec
+    from shared.job_types import parse_spec
     from worker.services import load_service
 
     ctx = LocalContext(Path(scratch), data_root=Path(data_root))

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from shared.specs import parse_spec
+from shared.job_types import parse_spec
 from shared.specs.pretrain import (REFERENCE_LAUNCHER_ARGS, PretrainSpec, backbone_for_reference_arch,
                                    dino_spec_from_reference)
 

@@ -1,0 +1,109 @@
+"""Job types, each declared once: its spec model, its service, its resources, its defaults.
+
+Modelled on timm's `register_model` registry (`timm/models/_registry.py`), except that a
+second registration of a name raises instead of warning: two declarations of one job type
+would leave it to import order which one runs. The service is a dotted string
+(`package.module:function`), imported only inside the worker's job processes, so the API
+reads this registry without importing torch.
+
+Everything that spells job types reads them from here: the API's `JobCreate` union and its
+checks, the worker's service lookup and preloads, the metrics' label sets, `bosun spec`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from shared.specs.evaluate import EvaluateSpec
+from shared.specs.landscape import LandscapeSpec
+from shared.specs.pretrain import PretrainSpec
+
+
+class DuplicateJobType(ValueError):
+    """A job type name registered twice."""
+
+
+class UnknownJobType(ValueError):
+    """A job type name no registration declares."""
+
+
+@dataclass(frozen=True)
+class JobType:
+    """One kind of job bosun runs.
+
+    `service` names `run(spec, ctx) -> result`; a type that `fans_out` (a loss landscape) also
+    has `run_tile`, `save_partial` and `assemble` in the same module. `multi_gpu` types may ask
+    for `gpus > 1` (one DDP rank per GPU); others run on 0 GPUs (the cpu queue) or 1.
+    """
+
+    name: str
+    spec: type[BaseModel]
+    service: str
+    description: str
+    multi_gpu: bool = False
+    default_gpus: int = 1
+    fans_out: bool = False
+
+    @property
+    def service_module(self) -> str:
+        return self.service.partition(":")[0]
+
+    def check_gpus(self, gpus: int) -> str | None:
+        """Why `gpus` cannot run this type, or None when it can."""
+        if gpus > 1 and not self.multi_gpu:
+            return (f"{gpus} GPUs asked: only {', '.join(multi_gpu_type_names()) or 'no'} jobs run on several "
+                    f"GPUs (DDP); a {self.name} job uses gpus 0 or 1")
+        return None
+
+
+_REGISTRY: dict[str, JobType] = {}
+
+
+def register_job_type(job_type: JobType) -> JobType:
+    """Declare a job type; a name already declared raises `DuplicateJobType`."""
+    if ":" not in job_type.service:
+        raise ValueError(f"job type {job_type.name!r}: service {job_type.service!r} is not 'module:function'")
+    if job_type.name in _REGISTRY:
+        raise DuplicateJobType(f"job type {job_type.name!r} is already registered "
+                               f"(service {_REGISTRY[job_type.name].service})")
+    _REGISTRY[job_type.name] = job_type
+    return job_type
+
+
+def get_job_type(name: str) -> JobType:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UnknownJobType(f"unknown job type {name!r}; known: {', '.join(sorted(_REGISTRY))}") from None
+
+
+def job_types() -> tuple[JobType, ...]:
+    """Every registered job type, in registration order."""
+    return tuple(_REGISTRY.values())
+
+
+def job_type_names() -> tuple[str, ...]:
+    return tuple(_REGISTRY)
+
+
+def multi_gpu_type_names() -> tuple[str, ...]:
+    return tuple(name for name, t in _REGISTRY.items() if t.multi_gpu)
+
+
+def parse_spec(job_type: str, spec: dict[str, Any]) -> BaseModel:
+    """Validate a raw spec; raises pydantic.ValidationError naming the bad field, UnknownJobType for the type."""
+    return get_job_type(job_type).spec.model_validate(spec)
+
+
+register_job_type(JobType(
+    "pretrain", PretrainSpec, "services.pretrain.job:run", multi_gpu=True,
+    description="self-supervised (DINO, SimCLR, SupCon) or supervised training of a timm backbone"))
+register_job_type(JobType(
+    "evaluate", EvaluateSpec, "services.evaluate.job:run",
+    description="kNN, linear probe, robustness, t-SNE, attention maps and Grad-CAM of a backbone's weights"))
+register_job_type(JobType(
+    "landscape", LandscapeSpec, "services.landscape.job:run", fans_out=True,
+    description="a filter-normalized loss surface around a checkpoint, computed as tiles by many workers"))
