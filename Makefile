@@ -41,6 +41,7 @@ bench: venv services
 
 lock:
 	$$(cat .venv/cache)/bin/pip freeze --exclude-editable | grep -v '^-e ' > $(LOCK)
+	$(PY) deploy/ci/api_lock.py --lock $(LOCK) > deploy/requirements-api.lock.new && mv deploy/requirements-api.lock.new deploy/requirements-api.lock
 
 clean:
 	rm -rf var .venv
