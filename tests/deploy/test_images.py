@@ -14,6 +14,7 @@ import os
 import re
 import secrets
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -282,8 +283,11 @@ def test_prometheus_scrapes_the_api_and_worker_containers(deployed: Deployed, tm
                              f'worker="container@images"}}', timeout=20)
 
 
-def test_compose_brings_up_migrate_api_and_worker(built: dict[str, Built], tmp_path: Path) -> None:
+def test_compose_brings_up_migrate_api_and_worker(built: dict[str, Built], tmp_path: Path,
+                                                 pytestconfig: pytest.Config) -> None:
     """docker-compose.yml's own bosun services, through tests/deploy/compose.override.yml."""
+    started = time.monotonic()
+    phases = []
     with backends(tmp_path, make_bucket=False) as b:
         api_port, worker_port = free_port(), free_port()
         example = (ROOT / ".env.example").read_text().splitlines()
@@ -315,10 +319,12 @@ def test_compose_brings_up_migrate_api_and_worker(built: dict[str, Built], tmp_p
                 logs = subprocess.run([*compose, "logs", "--no-color", "--tail", "40"], capture_output=True, text=True,
                                       timeout=120)
                 raise AssertionError(f"docker-compose up failed:\n{up.stderr}\n{logs.stdout}")
+            phases.append(f"up {time.monotonic() - started:.0f} s")
             ids = {s: subprocess.run([*compose, "ps", "-q", s], capture_output=True, text=True, check=True,
                                      timeout=60).stdout.strip() for s in ("migrate", "api", "worker-cpu")}
             for service in ("api", "worker-cpu"):
                 wait_healthy(ids[service], 180)
+            phases.append(f"healthy {time.monotonic() - started:.0f} s")
             assert docker("inspect", "--format", "{{.State.ExitCode}}", ids["migrate"]).stdout.strip() == "0"
             # `exec`, not `run`: a one-off container gets links to its dependencies, which host networking refuses.
             added = subprocess.run([*compose, "exec", "-T", "api", "bosun", "users", "add", "cy"],
@@ -328,4 +334,5 @@ def test_compose_brings_up_migrate_api_and_worker(built: dict[str, Built], tmp_p
             assert httpx.get(f"http://127.0.0.1:{api_port}/readyz", timeout=10).status_code == 200
             assert "bosun-cpu@box1" in {w["name"] for w in client.workers()}
         finally:
-            subprocess.run([*compose, "down", "--volumes", "--timeout", "30"], capture_output=True, timeout=300)
+            subprocess.run([*compose, "down", "--volumes", "--timeout", "20"], capture_output=True, timeout=300)
+            report(pytestconfig, f"docker-compose: {', '.join(phases)}, down {time.monotonic() - started:.0f} s")
