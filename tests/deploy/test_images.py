@@ -323,7 +323,7 @@ def test_compose_brings_up_migrate_api_and_worker(built: dict[str, Built], tmp_p
             ids = {s: subprocess.run([*compose, "ps", "-q", s], capture_output=True, text=True, check=True,
                                      timeout=60).stdout.strip() for s in ("migrate", "api", "worker-cpu")}
             for service in ("api", "worker-cpu"):
-                wait_healthy(ids[service], 180)
+                wait_healthy(ids[service], 360)  # a loaded 2-core box takes minutes to import torch
             phases.append(f"healthy {time.monotonic() - started:.0f} s")
             assert docker("inspect", "--format", "{{.State.ExitCode}}", ids["migrate"]).stdout.strip() == "0"
             # `exec`, not `run`: a one-off container gets links to its dependencies, which host networking refuses.
