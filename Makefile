@@ -44,7 +44,8 @@ bench: venv services
 	for b in tests/benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 lock:
-	$$(cat .venv/cache)/bin/pip freeze --exclude-editable | grep -v '^-e ' > $(LOCK)
+	$(PY) -m pip freeze --exclude-editable | grep -v '^-e ' > $(LOCK)
+	$(PY) deploy/ci/api_lock.py --lock $(LOCK) > deploy/requirements-api.lock.new && mv deploy/requirements-api.lock.new deploy/requirements-api.lock
 
 clean:
 	rm -rf var .venv

@@ -211,7 +211,8 @@ def test_dockerfile_is_lint_clean(dockerfile: Path) -> None:
 def test_image_runs_as_a_non_root_user(dockerfile: Path) -> None:
     lines = dockerfile.read_text().splitlines()
     final_stage = lines[max(i for i, line in enumerate(lines) if line.startswith("FROM "))]
-    assert final_stage.startswith("FROM python:3.11-slim")
+    assert final_stage == "FROM ${BASE_IMAGE}"
+    assert "ARG BASE_IMAGE=python:3.11-slim" in lines, "the base image is a build argument defaulting to python:3.11-slim"
     users = [line.split()[1] for line in lines if line.startswith("USER ")]
     assert users, "no USER instruction"
     uid = users[-1].split(":")[0]
@@ -222,3 +223,14 @@ def test_api_requirements_leave_out_the_research_stack() -> None:
     api_requirements = [line.strip() for line in (ROOT / "deploy" / "requirements-api.txt").read_text().splitlines()
                         if line.strip() and not line.startswith("#")]
     assert "fastapi" in api_requirements and not any(r.startswith(("torch", "timm")) for r in api_requirements)
+
+
+@compose_missing
+def test_healthchecks_check_readiness_and_builds_take_the_base_image(env: dict[str, str], tmp_path: Path) -> None:
+    services = resolved(COMPOSE, env, tmp_path)
+    assert services["api"]["healthcheck"]["test"] == ["CMD", "python", "/opt/bosun/healthcheck.py",
+                                                      "http://127.0.0.1:8000/readyz"]
+    for name in ("worker-gpu0", "worker-gpu1", "worker-cpu"):
+        assert services[name]["healthcheck"]["test"][2:4] == ["/opt/bosun/healthcheck.py", "--heartbeat"], name
+    for name in ("api", "migrate", "worker-gpu0", "worker-cpu"):
+        assert services[name]["build"]["args"] == {"BASE_IMAGE": "python:3.11-slim"}, name
