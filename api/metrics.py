@@ -14,7 +14,7 @@ from shared.db import Job, JobStatus, Worker, session_scope
 from shared.db.models import utcnow
 from shared.jobs import count_by_status
 from shared.queueing import QUEUES
-from shared.scheduling import gpu_seconds_total
+from shared.dispatch.usage import gpu_seconds_total
 from shared.settings import Settings
 from shared.specs import JOB_SPECS
 
