@@ -25,6 +25,7 @@ class Expired:
     """Messages sent and not claimed within `redispatch_seconds`."""
 
     jobs: list[int] = field(default_factory=list)
+    unclaimed_by: dict[int, frozenset[str]] = field(default_factory=dict)  # job id -> the workers it went to
     tiles: list[int] = field(default_factory=list)
     ranks: list[RankSend] = field(default_factory=list)
 
@@ -34,7 +35,8 @@ def expire_unclaimed(*, session: Session, settings: Settings, now: datetime) -> 
 
     Whatever the state of the worker it went to: the message may be lost (a flushed or restarted
     broker), and only the claim, one conditional UPDATE, decides who runs it. A job or tile goes
-    back to the planner (`enqueued_at` cleared); a rank of a running job is sent again to its worker.
+    back to the planner (`enqueued_at` cleared), which prefers another worker for it; a rank of a
+    running job is sent again to its worker.
     """
     cutoff = now - timedelta(seconds=settings.redispatch_seconds)
     jobs = session.execute(update(Job).where(Job.status == JobStatus.queued.value, Job.enqueued_at < cutoff)
@@ -43,6 +45,10 @@ def expire_unclaimed(*, session: Session, settings: Settings, now: datetime) -> 
     tiles = session.execute(update(Tile).where(Tile.status == TileStatus.pending.value, Tile.enqueued_at < cutoff)
                             .values(enqueued_at=None).returning(Tile.id)
                             .execution_options(synchronize_session=False)).scalars().all()
+    went_to: dict[int, set[str]] = {}
+    if jobs:
+        for job_id, worker in session.execute(select(JobRank.job_id, JobRank.worker).where(JobRank.job_id.in_(jobs))):
+            went_to.setdefault(job_id, set()).add(worker)
     stale = session.execute(select(JobRank.job_id, JobRank.attempt, JobRank.rank, JobRank.worker)
                             .join(Job, Job.id == JobRank.job_id)
                             .where(Job.status == JobStatus.running.value, JobRank.attempt == Job.attempts,
@@ -50,7 +56,8 @@ def expire_unclaimed(*, session: Session, settings: Settings, now: datetime) -> 
     for job_id, attempt, rank, _ in stale:
         session.execute(update(JobRank).where(JobRank.job_id == job_id, JobRank.rank == rank, JobRank.attempt == attempt,
                                               JobRank.state == "sent").values(updated_at=now))
-    return Expired(jobs=list(jobs), tiles=list(tiles), ranks=[RankSend(*row) for row in stale])
+    return Expired(jobs=list(jobs), unclaimed_by={j: frozenset(w) for j, w in went_to.items()}, tiles=list(tiles),
+                   ranks=[RankSend(*row) for row in stale])
 
 
 def assign_ranks(*, session: Session, job_id: int, attempt: int, workers: list[str], now: datetime) -> None:
@@ -105,7 +112,7 @@ def run_pass(*, session: Session, settings: Settings) -> list[int]:
         log.warning("sent and not claimed within %.0f s, sending again: jobs %s, tiles %s, ranks %s",
                     settings.redispatch_seconds, expired.jobs, expired.tiles,
                     [(r.job_id, r.rank) for r in expired.ranks])
-    snap = read_snapshot(session=session, settings=settings, now=now)
+    snap = read_snapshot(session=session, settings=settings, now=now, unclaimed=expired.unclaimed_by)
     decided = plan(queued=snap.queued, running=snap.running, workers=snap.workers, usage=snap.usage,
                    owners=snap.owners, preempt_priority=settings.preempt_priority)
     sends = []

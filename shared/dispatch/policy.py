@@ -36,6 +36,7 @@ class QueuedJob:
     held: bool = False
     waits_for: tuple[tuple[int, str], ...] = ()
     assigned: bool = False  # sent, with its ranks recorded: its workers count as busy already
+    unclaimed_by: frozenset[str] = frozenset()  # workers that left its last message unclaimed past the deadline
     attempts: int = 0
     name: str = ""
     type: str = ""
@@ -109,12 +110,13 @@ class Plan:
     ranks: dict[int, list[str]] = field(default_factory=dict)
 
 
-def take_slot(slots: list[Slot], queue: str) -> Slot | None:
-    """Remove and return the free slot for `queue` that serves the fewest queues (keeps versatile ones free)."""
+def take_slot(slots: list[Slot], queue: str, avoid: frozenset[str] = frozenset()) -> Slot | None:
+    """Remove and return the free slot for `queue` that serves the fewest queues (keeps versatile ones free),
+    a worker in `avoid` (it left the job's last message unclaimed) only when no other is free."""
     matching = [s for s in slots if queue in s.queues]
     if not matching:
         return None
-    slot = min(matching, key=lambda s: (len(s.queues), s.worker))
+    slot = min(matching, key=lambda s: (s.worker in avoid, len(s.queues), s.worker))
     slots.remove(slot)
     return slot
 
@@ -251,7 +253,7 @@ def plan(*, queued: Sequence[QueuedJob], running: Sequence[RunningJob], workers:
             if job.gpus > 1:
                 gang = take_gang(slots, job.queue, job.gpus)
             else:
-                slot = take_slot(slots, job.queue)
+                slot = take_slot(slots, job.queue, job.unclaimed_by)
                 gang = None if slot is None else [slot]
             if gang is not None:
                 result.ranks[job.id] = [slot.worker for slot in gang]

@@ -71,8 +71,10 @@ class Snapshot:
     owners: dict[int, Owner]
 
 
-def queued_jobs(*, session: Session) -> list[QueuedJob]:
-    """Every queued job, with its unfinished parents and whether its sent ranks are recorded."""
+def queued_jobs(*, session: Session, unclaimed: dict[int, frozenset[str]] | None = None) -> list[QueuedJob]:
+    """Every queued job, with its unfinished parents and whether its sent ranks are recorded;
+    `unclaimed`: the workers that left a job's expired message unclaimed."""
+    unclaimed = unclaimed or {}
     parent = aliased(Job)
     waits: dict[int, list[tuple[int, str]]] = defaultdict(list)
     for child, pid, status in session.execute(
@@ -89,7 +91,8 @@ def queued_jobs(*, session: Session) -> list[QueuedJob]:
                            .where(Job.status == JobStatus.queued.value).order_by(Job.id))
     return [QueuedJob(id=r.id, owner_id=r.owner_id, created_at=as_utc(r.created_at), queue=r.queue, gpus=r.gpus,
                       priority=r.priority, enqueued_at=r.enqueued_at, held=r.held, waits_for=tuple(waits.get(r.id, ())),
-                      assigned=r.id in assigned, attempts=r.attempts, name=r.name, type=r.type) for r in rows]
+                      assigned=r.id in assigned, attempts=r.attempts, name=r.name, type=r.type,
+                      unclaimed_by=unclaimed.get(r.id, frozenset())) for r in rows]
 
 
 def running_jobs(*, session: Session) -> list[RunningJob]:
@@ -118,9 +121,10 @@ def owners(*, session: Session, settings: Settings) -> dict[int, Owner]:
     return result
 
 
-def read_snapshot(*, session: Session, settings: Settings, now: datetime) -> Snapshot:
+def read_snapshot(*, session: Session, settings: Settings, now: datetime,
+                  unclaimed: dict[int, frozenset[str]] | None = None) -> Snapshot:
     """Everything one pass decides on."""
-    return Snapshot(queued=queued_jobs(session=session), running=running_jobs(session=session),
+    return Snapshot(queued=queued_jobs(session=session, unclaimed=unclaimed), running=running_jobs(session=session),
                     workers=worker_slots(session=session, settings=settings, now=now),
                     usage=user_usage(session=session, settings=settings, now=now),
                     owners=owners(session=session, settings=settings))
