@@ -84,7 +84,7 @@ def queue(session: SessionDep, settings: SettingsDep, _user: CurrentUser,
     entries = [e for e in decided.entries if queue_ is None or e["queue"] == queue_]
     running = session.scalars(select(Job).where(Job.status == JobStatus.running.value).order_by(Job.id)).all()
     return QueuePublic(data=[QueueEntryPublic(**e) for e in entries[offset:offset + limit]], count=len(entries),
-                       free_slots=decided.free_slots,
+                       free_slots=decided.free_slots, planned_at=decided.planned_at,
                        running=[RunningJobPublic(id=j.id, name=j.name, owner=j.owner.name, queue=j.queue, gpus=j.gpus,
                                                  priority=j.priority, worker=j.worker,
                                                  preempt_requested=j.preempt_requested) for j in running],
