@@ -79,11 +79,16 @@ def queue(session: SessionDep, settings: SettingsDep, _user: CurrentUser,
           queue_: Annotated[str | None, Query(alias="queue", max_length=32, pattern=r"^[^\x00]*$")] = None,
           limit: Limit = 100, offset: Offset = 0) -> Any:
     """Queued jobs in dispatch order with their position per queue and the reason each waits, as the
-    last dispatch pass decided (`count`: all of them; `data`: the page from `offset`)."""
+    last dispatch pass decided (`count`: all of them; `data`: the page from `offset`, less the jobs
+    that started or ended since that pass)."""
     decided = last_decisions(session=session)
-    entries = [e for e in decided.entries if queue_ is None or e["queue"] == queue_]
     running = session.scalars(select(Job).where(Job.status == JobStatus.running.value).order_by(Job.id)).all()
-    return QueuePublic(data=[QueueEntryPublic(**e) for e in entries[offset:offset + limit]], count=len(entries),
+    started = {j.id for j in running}  # claimed since the pass: listed as running only
+    entries = [e for e in decided.entries if (queue_ is None or e["queue"] == queue_) and e["id"] not in started]
+    page = entries[offset:offset + limit]
+    queued = set(session.scalars(select(Job.id).where(Job.id.in_([e["id"] for e in page]),
+                                                      Job.status == JobStatus.queued.value))) if page else set()
+    return QueuePublic(data=[QueueEntryPublic(**e) for e in page if e["id"] in queued], count=len(entries),
                        free_slots=decided.free_slots, planned_at=decided.planned_at,
                        running=[RunningJobPublic(id=j.id, name=j.name, owner=j.owner.name, queue=j.queue, gpus=j.gpus,
                                                  priority=j.priority, worker=j.worker,

@@ -42,25 +42,28 @@ class RankSend:
 
 def publish(*, session: Session, settings: Settings, jobs: Sequence[JobSend], ranks: Sequence[RankSend] = ()) -> list[int]:
     """Send these messages; returns the ids of the jobs sent. Raises BrokerUnavailable after unmarking
-    every job it could not send."""
+    every job it did not send (after the first refusal none is tried)."""
     from shared.queueing import BrokerUnavailable, direct_queue, send_join_job, send_run_job
 
     sent, failure = [], None
     for job in jobs:
-        try:
-            send_run_job(settings, job.job_id, direct_queue(job.workers[0]))
-            for rank, name in enumerate(job.workers[1:], start=1):
-                send_join_job(settings, job.job_id, job.attempt, rank, direct_queue(name))
-            sent.append(job.job_id)
-        except BrokerUnavailable as exc:
-            failure = exc
-            session.execute(update(Job).where(Job.id == job.job_id, Job.status == JobStatus.queued.value)
-                            .values(enqueued_at=None))
-    for rank in ranks:
+        if failure is None:
+            try:
+                send_run_job(settings, job.job_id, direct_queue(job.workers[0]))
+                for rank, name in enumerate(job.workers[1:], start=1):
+                    send_join_job(settings, job.job_id, job.attempt, rank, direct_queue(name))
+                sent.append(job.job_id)
+                continue
+            except BrokerUnavailable as exc:  # the broker is down: the rest are not tried (each try waits)
+                failure = exc
+        session.execute(update(Job).where(Job.id == job.job_id, Job.status == JobStatus.queued.value)
+                        .values(enqueued_at=None))
+    for rank in ranks if failure is None else ():  # a rank not sent now has its deadline again later
         try:
             send_join_job(settings, rank.job_id, rank.attempt, rank.rank, direct_queue(rank.worker))
-        except BrokerUnavailable as exc:  # its deadline comes again at a later pass
+        except BrokerUnavailable as exc:
             failure = exc
+            break
     session.commit()
     if failure is not None:
         raise failure
