@@ -261,6 +261,7 @@ class DispatchState(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     requested: Mapped[int] = mapped_column(BigInteger, default=0)
     planned_at: Mapped[datetime | None] = mapped_column(default=None)
+    digest: Mapped[str] = mapped_column(String(64), default="")  # of `entries`: an unchanged queue is not rewritten
     entries: Mapped[list[Any]] = mapped_column(JSON, default=list)
     free_slots: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
     usage: Mapped[dict[str, float]] = mapped_column(JSON, default=dict)

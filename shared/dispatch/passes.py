@@ -3,6 +3,7 @@ decisions; then, the lock released, publish. Only the dispatcher loop (worker.di
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -88,14 +89,22 @@ def entry_row(entry: Entry, owner: str) -> dict[str, Any]:
 
 
 def store_decisions(*, session: Session, snap: Snapshot, decided: Plan, marked: set[int], now: datetime) -> None:
-    """Keep this pass's view of the queue for GET /api/v1/queue: every queued job in display order."""
+    """Keep this pass's view of the queue for GET /api/v1/queue: every queued job in display order.
+
+    The entries are rewritten only when they changed (their digest differs), so a pass over a
+    long, unchanged queue writes one small row.
+    """
     entries = decided.entries + [Entry(job, DISPATCHED) for job in decided.dispatch if job.id in marked]
     entries.sort(key=lambda e: (e.job.queue, e.position is None, e.position or 0, e.job.id))
     names = {uid: owner.name for uid, owner in snap.owners.items()}
-    session.execute(update(DispatchState).where(DispatchState.id == 1).values(
-        planned_at=now, entries=[entry_row(e, names.get(e.job.owner_id, "")) for e in entries],
-        free_slots=decided.free_slots,
-        usage={names.get(uid, str(uid)): round(seconds / 3600.0, 6) for uid, seconds in decided.usage.items()}))
+    digest = hashlib.sha256(repr([(e.job.id, e.job.owner_id, e.job.priority, e.job.name, e.position, e.reason,
+                                   e.detail) for e in entries]).encode()).hexdigest()
+    values: dict[str, Any] = {"planned_at": now, "free_slots": decided.free_slots,
+                              "usage": {names.get(uid, str(uid)): round(seconds / 3600.0, 6)
+                                        for uid, seconds in decided.usage.items()}}
+    if session.scalar(select(DispatchState.digest).where(DispatchState.id == 1)) != digest:
+        values.update(digest=digest, entries=[entry_row(e, names.get(e.job.owner_id, "")) for e in entries])
+    session.execute(update(DispatchState).where(DispatchState.id == 1).values(**values))
 
 
 def run_pass(*, session: Session, settings: Settings) -> list[int]:

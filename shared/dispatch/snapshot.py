@@ -83,16 +83,17 @@ def queued_jobs(*, session: Session, unclaimed: dict[int, frozenset[str]] | None
             .where(Job.status == JobStatus.queued.value, parent.status != JobStatus.succeeded.value)
             .order_by(job_dependencies.c.job_id, parent.id)):
         waits[child].append((pid, status))
+    waits_for = {child: tuple(parents) for child, parents in waits.items()}
     assigned = set(session.scalars(select(JobRank.job_id).join(Job, Job.id == JobRank.job_id).where(
         Job.status == JobStatus.queued.value, Job.enqueued_at.is_not(None), JobRank.rank == 0,
         JobRank.attempt == Job.attempts + 1)))
     rows = session.execute(select(Job.id, Job.owner_id, Job.created_at, Job.queue, Job.gpus, Job.priority,
                                   Job.enqueued_at, Job.held, Job.name, Job.type, Job.attempts)
-                           .where(Job.status == JobStatus.queued.value).order_by(Job.id))
-    return [QueuedJob(id=r.id, owner_id=r.owner_id, created_at=as_utc(r.created_at), queue=r.queue, gpus=r.gpus,
-                      priority=r.priority, enqueued_at=r.enqueued_at, held=r.held, waits_for=tuple(waits.get(r.id, ())),
-                      assigned=r.id in assigned, attempts=r.attempts, name=r.name, type=r.type,
-                      unclaimed_by=unclaimed.get(r.id, frozenset())) for r in rows]
+                           .where(Job.status == JobStatus.queued.value).order_by(Job.id)).tuples()
+    none: frozenset[str] = frozenset()
+    return [QueuedJob(id_, owner, as_utc(created), queue, gpus, priority, enqueued, held, waits_for.get(id_, ()),
+                      id_ in assigned, unclaimed.get(id_, none), attempts, name, type_)
+            for id_, owner, created, queue, gpus, priority, enqueued, held, name, type_, attempts in rows]
 
 
 def running_jobs(*, session: Session) -> list[RunningJob]:

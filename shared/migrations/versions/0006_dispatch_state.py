@@ -20,11 +20,12 @@ def upgrade() -> None:
         sa.Column('id', sa.Integer(), primary_key=True),
         sa.Column('requested', sa.BigInteger(), nullable=False),
         sa.Column('planned_at', sa.DateTime(timezone=True), nullable=True),
+        sa.Column('digest', sa.String(length=64), nullable=False),
         sa.Column('entries', sa.JSON(), nullable=False),
         sa.Column('free_slots', sa.JSON(), nullable=False),
         sa.Column('usage', sa.JSON(), nullable=False),
     )
-    op.bulk_insert(table, [{'id': 1, 'requested': 0, 'planned_at': None, 'entries': [], 'free_slots': {},
+    op.bulk_insert(table, [{'id': 1, 'requested': 0, 'planned_at': None, 'digest': '', 'entries': [], 'free_slots': {},
                             'usage': {}}])
 
 
