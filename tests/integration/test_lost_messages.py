@@ -89,6 +89,7 @@ def start_redis(port: int, folder: Path) -> Proc:
 def test_redis_down_a_minute_and_back_empty(tmp_path: Path, data_root: Path) -> None:
     port = free_port()
     server = start_redis(port, tmp_path / "redis")
+    (tmp_path / "stack").mkdir()
     try:
         with running_stack(tmp_path / "stack", data_root, broker_url=f"redis://127.0.0.1:{port}/0",
                            redispatch_seconds="3") as stack:
