@@ -3,8 +3,11 @@ decisions; then, the lock released, publish. Only the dispatcher loop (worker.di
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -107,6 +110,19 @@ def store_decisions(*, session: Session, snap: Snapshot, decided: Plan, marked: 
     session.execute(update(DispatchState).where(DispatchState.id == 1).values(**values))
 
 
+@contextmanager
+def no_cyclic_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a pass builds its objects (tens of thousands, no
+    cycles): a full collection triggered halfway would multiply the pass' time."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def run_pass(*, session: Session, settings: Settings) -> list[int]:
     """One pass of the dispatcher: fill free worker slots in policy order and ask for preemptions.
 
@@ -121,9 +137,10 @@ def run_pass(*, session: Session, settings: Settings) -> list[int]:
         log.warning("sent and not claimed within %.0f s, sending again: jobs %s, tiles %s, ranks %s",
                     settings.redispatch_seconds, expired.jobs, expired.tiles,
                     [(r.job_id, r.rank) for r in expired.ranks])
-    snap = read_snapshot(session=session, settings=settings, now=now, unclaimed=expired.unclaimed_by)
-    decided = plan(queued=snap.queued, running=snap.running, workers=snap.workers, usage=snap.usage,
-                   owners=snap.owners, preempt_priority=settings.preempt_priority)
+    with no_cyclic_gc():
+        snap = read_snapshot(session=session, settings=settings, now=now, unclaimed=expired.unclaimed_by)
+        decided = plan(queued=snap.queued, running=snap.running, workers=snap.workers, usage=snap.usage,
+                       owners=snap.owners, preempt_priority=settings.preempt_priority)
     sends = []
     for job in decided.dispatch:
         if session.execute(update(Job).where(Job.id == job.id, Job.status == JobStatus.queued.value,
@@ -148,9 +165,19 @@ class Decisions:
     usage: dict[str, float]
 
 
+_entries_seen: dict[str, tuple[str, list[dict[str, Any]]]] = {}  # database -> (digest, entries) last read
+
+
 def last_decisions(*, session: Session) -> Decisions:
-    """What the last pass decided (nothing before the first pass)."""
-    row = session.get(DispatchState, 1)
+    """What the last pass decided (nothing before the first pass); the entries are read again only
+    when a pass changed them."""
+    row = session.execute(select(DispatchState.planned_at, DispatchState.digest, DispatchState.free_slots,
+                                 DispatchState.usage).where(DispatchState.id == 1)).first()
     if row is None:
         return Decisions(None, [], {}, {})
-    return Decisions(row.planned_at, list(row.entries or []), dict(row.free_slots or {}), dict(row.usage or {}))
+    key = str(session.bind.url)
+    seen = _entries_seen.get(key)
+    if seen is None or seen[0] != row.digest:
+        entries = session.scalar(select(DispatchState.entries).where(DispatchState.id == 1)) or []
+        seen = _entries_seen[key] = (row.digest, entries)
+    return Decisions(row.planned_at, seen[1], dict(row.free_slots or {}), dict(row.usage or {}))
