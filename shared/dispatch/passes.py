@@ -74,6 +74,7 @@ def assign_ranks(*, session: Session, job_id: int, attempt: int, workers: list[s
 
 
 def ask_preemptions(*, session: Session, decided: Plan) -> None:
+    """Ask each planned victim to checkpoint and make room (once: the flag is the condition)."""
     for victim, by in decided.preempt:
         asked = session.execute(
             update(Job).where(Job.id == victim.id, Job.status == JobStatus.running.value, Job.preempt_requested.is_(False))
@@ -85,6 +86,7 @@ def ask_preemptions(*, session: Session, decided: Plan) -> None:
 
 
 def entry_row(entry: Entry, owner: str) -> dict[str, Any]:
+    """One stored queue entry: the fields of QueueEntryPublic."""
     job = entry.job
     return {"id": job.id, "name": job.name, "type": job.type, "owner": owner, "queue": job.queue, "gpus": job.gpus,
             "priority": job.priority, "position": entry.position, "reason": entry.reason, "detail": entry.detail,

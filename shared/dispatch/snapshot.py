@@ -97,6 +97,7 @@ def queued_jobs(*, session: Session, unclaimed: dict[int, frozenset[str]] | None
 
 
 def running_jobs(*, session: Session) -> list[RunningJob]:
+    """Every running job: what fair share, limits and preemption need of it."""
     rows = session.execute(select(Job.id, Job.owner_id, Job.started_at, Job.queue, Job.gpus, Job.priority,
                                   Job.preempt_requested, Job.cancel_requested, Job.worker, Job.attempts)
                            .where(Job.status == JobStatus.running.value).order_by(Job.id))
@@ -115,6 +116,7 @@ def worker_slots(*, session: Session, settings: Settings, now: datetime) -> list
 
 
 def owners(*, session: Session, settings: Settings) -> dict[int, Owner]:
+    """Every user's name and effective limits, by id."""
     result = {}
     for user in session.scalars(select(User)):
         gpus, queued = limits_of(user, settings)
