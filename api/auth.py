@@ -50,9 +50,9 @@ def create_user(*, session: Session, name: str, admin: bool = False,
 def user_for_token(*, session: Session, token: str, now: datetime | None = None) -> User | None:
     """The user of a token that is neither revoked nor expired, else None."""
     now = now or utcnow()
-    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None),
-                                                or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > now)))
-    return row.user if row else None
+    return session.scalar(select(User).join(ApiToken, ApiToken.user_id == User.id)
+                          .where(ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None),
+                                 or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > now)))
 
 
 def list_tokens(*, session: Session, user: str | None = None) -> list[ApiToken]:

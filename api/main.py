@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import logging
-import time
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from api.auth_throttle import FailedAuthThrottle
 from api.errors import install_error_handlers
-from api.metrics import DatabaseCollector
+from api.metrics import DatabaseCollector, RequestMetrics
 from api.request_limits import RequestBodyLimit
 from api.routes import accounts, compare, datasets, health, jobs, queue
-from shared.metrics import HTTP_DURATION, HTTP_REQUESTS
 from shared.settings import Settings, get_settings
 from shared.storage import open_store
 
@@ -39,18 +37,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(queue.router, prefix="/api/v1")
     app.include_router(accounts.router, prefix="/api/v1")
 
-    @app.middleware("http")
-    async def _count_requests(request: Request, call_next):  # noqa: ANN001, ANN202
-        start = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        HTTP_REQUESTS.labels(method=request.method, route=path, status=str(response.status_code)).inc()
-        HTTP_DURATION.labels(method=request.method, route=path).observe(time.perf_counter() - start)
-        return response
-
     install_error_handlers(app)
     app.add_middleware(RequestBodyLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(RequestMetrics)
     return app
 
 

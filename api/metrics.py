@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
+from typing import Any
 from datetime import timedelta
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -13,8 +15,9 @@ from sqlalchemy import func, select
 from shared.db import Job, JobStatus, Worker, session_scope
 from shared.db.models import utcnow
 from shared.jobs import count_by_status
+from shared.metrics import HTTP_DURATION, HTTP_REQUESTS
 from shared.queueing import QUEUES
-from shared.scheduling import gpu_seconds_total
+from shared.dispatch.usage import gpu_seconds_total
 from shared.settings import Settings
 from shared.job_types import job_type_names
 
@@ -70,3 +73,29 @@ class DatabaseCollector(Collector):
         yield oldest
         yield workers
         yield gpu_seconds
+
+
+class RequestMetrics:
+    """A pure ASGI middleware counting requests and timing them per route (bosun_http_*)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start, status = time.perf_counter(), 500
+
+        async def send_status(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            path = getattr(scope.get("route"), "path", "unmatched")
+            HTTP_REQUESTS.labels(method=scope["method"], route=path, status=str(status)).inc()
+            HTTP_DURATION.labels(method=scope["method"], route=path).observe(time.perf_counter() - start)

@@ -197,6 +197,7 @@ class WorkerPublic(BaseModel):
 class QueuePublic(BaseModel):
     data: list[QueueEntryPublic]
     count: int
+    planned_at: datetime | None = Field(default=None, description="when the dispatch pass shown here ran")
     running: list[RunningJobPublic]
     workers: list[WorkerPublic]
     free_slots: dict[str, int]

@@ -25,7 +25,7 @@ def create_job(*, session: Session, job_type: str, spec: dict[str, Any], owner: 
                priority: int = 0, depends_on: Sequence[int] = (), max_attempts: int = 3, queue: str | None = None,
                gpus: int = 1) -> Job:
     """Insert a queued job (on the queue its `gpus` ask for, unless given); a failed or cancelled parent cancels it."""
-    from shared.scheduling import queue_for
+    from shared.dispatch.policy import queue_for
 
     parents = []
     for parent_id in sorted(set(depends_on)):
@@ -244,99 +244,20 @@ def count_by_status(*, session: Session) -> list[tuple[str, str, int]]:
     return [tuple(r) for r in session.execute(select(Job.type, Job.status, func.count()).group_by(Job.type, Job.status))]
 
 
-def dispatch_ready(*, session: Session, settings) -> list[int]:  # noqa: ANN001
-    """One pass of the dispatcher: fill free worker slots in policy order and ask for preemptions.
-
-    Under the dispatch lock the plan is made and its jobs marked sent (`enqueued_at`), then the
-    lock is released and the messages are published; a job whose message the broker refused is
-    unmarked again, so the next pass retries it. See shared.scheduling for the order.
-    """
-    from shared.queueing import BrokerUnavailable, direct_queue, send_join_job, send_run_job
-    from shared.scheduling import lock_dispatch, plan
-
-    session.commit()
-    lock_dispatch(session)
-    decided = plan(session=session, settings=settings)
-    now = utcnow()
-    marked = [job for job in decided.dispatch if session.execute(
-        update(Job).where(Job.id == job.id, Job.status == JobStatus.queued.value, Job.enqueued_at.is_(None))
-        .values(enqueued_at=now)).rowcount]
-    for job in marked:
-        assign_ranks(session=session, job=job, workers=decided.ranks[job.id])
-    for victim, by in decided.preempt:
-        asked = session.execute(
-            update(Job).where(Job.id == victim.id, Job.status == JobStatus.running.value, Job.preempt_requested.is_(False))
-            .values(preempt_requested=True, preempted_by=by.id, message=f"preemption requested by job {by.id}")
-        ).rowcount
-        if asked:
-            session.add(JobLog(job_id=victim.id, attempt=victim.attempts,
-                               text=f"job {by.id} (priority {by.priority}) preempts this job (priority {victim.priority})"))
-    session.commit()
-    sent, failure = [], None
-    for job in marked:
-        try:
-            workers = decided.ranks[job.id]
-            send_run_job(settings, job.id, direct_queue(workers[0]))
-            for rank, name in enumerate(workers[1:], start=1):
-                send_join_job(settings, job.id, job.attempts + 1, rank, direct_queue(name))
-            sent.append(job.id)
-        except BrokerUnavailable as exc:
-            failure = exc
-            session.execute(update(Job).where(Job.id == job.id, Job.status == JobStatus.queued.value)
-                            .values(enqueued_at=None))
-    session.commit()
-    if failure is not None:
-        raise failure
-    return sent
-
-
-def redispatch_lost(*, session: Session, settings, after_seconds: float) -> list[int]:  # noqa: ANN001
-    """Mark unsent the queued jobs that an idle worker of their queue has not picked up for `after_seconds`.
-
-    A message can vanish outside bosun's control (a Redis restarted without its append-only file,
-    a flushed database, a publish routed before any worker declared the queue). The row still says
-    queued, so the next dispatch pass sends the job again; a duplicate message is harmless because
-    claims are atomic.
-    """
-    from shared.scheduling import busy_worker_names
-
-    now = utcnow()
-    alive_after = now - timedelta(seconds=settings.lease_seconds)
-    busy = busy_worker_names(session=session)
-    idle: dict[str, int] = {}
-    for worker in session.scalars(select(Worker).where(Worker.heartbeat_at > alive_after)):
-        if worker.name not in busy and worker.state != "draining":
-            for queue in filter(None, worker.queues.split(",")):
-                idle[queue] = idle.get(queue, 0) + 1
-    stale = []
-    for queue, slots in idle.items():
-        stale += session.scalars(
-            select(Job).where(Job.status == JobStatus.queued.value, Job.queue == queue,
-                              Job.enqueued_at < now - timedelta(seconds=after_seconds))
-            .order_by(Job.priority.desc(), Job.id).limit(slots)
-        ).all()
-    for job in stale:
-        session.execute(update(Job).where(Job.id == job.id, Job.status == JobStatus.queued.value)
-                        .values(enqueued_at=None))
-    session.commit()
-    return [job.id for job in stale]
-
-
 # ---------------------------------------------------------------------------- multi-GPU jobs
-def assign_ranks(*, session: Session, job: Job, workers: Sequence[str]) -> None:
-    """Record which worker runs each rank of the job's next attempt (replacing an earlier dispatch's);
-    a 1-GPU or CPU job has the one rank 0."""
-    session.execute(delete(JobRank).where(JobRank.job_id == job.id))
-    for rank, name in enumerate(workers):
-        session.add(JobRank(job_id=job.id, rank=rank, attempt=job.attempts + 1, worker=name, state="sent",
-                            updated_at=utcnow()))
-    session.flush()
-
-
 def publish_rendezvous(*, session: Session, job_id: int, attempt: int, address: str) -> None:
     """Rank 0 announces where the process group of this attempt meets (host:port)."""
     session.execute(update(JobRank).where(JobRank.job_id == job_id, JobRank.rank == 0, JobRank.attempt == attempt)
                     .values(address=address, state="joined", updated_at=utcnow()))
+
+
+def join_rank(*, session: Session, job_id: int, attempt: int, rank: int, worker: str) -> bool:
+    """Take one rank of an attempt: only once, only by the worker the dispatcher gave it (a duplicate
+    message, sent again after its deadline, finds the rank taken and is dropped)."""
+    return session.execute(update(JobRank).where(JobRank.job_id == job_id, JobRank.rank == rank,
+                                                 JobRank.attempt == attempt, JobRank.worker == worker,
+                                                 JobRank.state == "sent")
+                           .values(state="joined", updated_at=utcnow())).rowcount == 1
 
 
 def rank_row(*, session: Session, job_id: int, rank: int) -> JobRank | None:

@@ -40,12 +40,13 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(default=60.0, gt=0)
     reaper_interval_seconds: float = Field(default=10.0, gt=0)
     max_attempts: int = Field(default=3, ge=1)
-    # A queued job that an idle worker of its queue has not taken within this time is sent again.
+    # A job, rank or tile sent and not claimed within this time is sent again, whatever the state of
+    # the worker it went to (the message may be lost); the conditional claim makes a duplicate harmless.
     redispatch_seconds: float = Field(default=30.0, gt=0)
     # Celery's Redis transport redelivers an unacked message after this long. The lease reaper
     # re-queues lost jobs long before, and a task drops a message whose job is not queued.
     visibility_timeout_seconds: int = 30 * 24 * 3600
-    # Scheduling (shared.scheduling): fair share decays a user's GPU-seconds with this half-life;
+    # Scheduling (shared.dispatch): fair share decays a user's GPU-seconds with this half-life;
     # limits of 0 mean unlimited and an admin may override them per user; a queued job of at least
     # `preempt_priority` may preempt a lower-priority running job (None: preemption off).
     fair_share_half_life_hours: float = Field(default=24.0, gt=0)

@@ -41,6 +41,15 @@ def wait_for(check, timeout: float, what: str, interval: float = 0.1):  # noqa: 
     raise TimeoutError(f"timed out after {timeout} s waiting for {what} (last error: {last})")
 
 
+def fresh_queue(client, timeout: float = 60.0, **params) -> dict:  # noqa: ANN001, ANN003
+    """GET /api/v1/queue once a dispatch pass has run after this call (the view is the last pass's)."""
+    from datetime import datetime, timezone
+
+    since = datetime.now(timezone.utc)
+    return wait_for(lambda: (q := client.queue(**params))["planned_at"] and datetime.fromisoformat(q["planned_at"]) > since
+                    and q, timeout, "a dispatch pass after the change")
+
+
 @contextmanager
 def postgres_database() -> Iterator[str]:
     """A fresh database on the local Postgres, dropped afterwards."""

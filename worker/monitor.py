@@ -1,7 +1,7 @@
-"""The worker's own heartbeat, the lease reaper and the dispatcher, in the worker's main process.
+"""The worker's own heartbeat and GPU gauges, on a thread of their own in the worker's main process.
 
-Every worker runs one; they may run at the same time because each change is a conditional
-update on the job row (see shared.jobs).
+Nothing else runs on this thread, so a long dispatch pass (worker.dispatcher) never makes a
+healthy worker look dead.
 """
 
 from __future__ import annotations
@@ -15,14 +15,13 @@ from sqlalchemy import select
 
 from shared.db import Worker, session_scope
 from shared.db.models import FINAL_STATUSES, utcnow
-from shared.jobs import dispatch_ready, reap_stale, redispatch_lost
+from shared.dispatch import request_dispatch
 from shared.metrics import (JOBS_FINISHED, JOBS_REQUEUED, LANDSCAPE_POINTS, LANDSCAPE_TILES, OBJECT_STORE_ERRORS,
                             WORKER_BUSY, WORKER_HEARTBEAT)
 from shared.settings import Settings
 from shared.job_types import job_type_names
 from worker.gpu import GpuMetrics
 from worker.periodic import Periodic
-from worker.tiles import tick_tiles
 
 log = logging.getLogger(__name__)
 
@@ -49,30 +48,11 @@ def export_initial_metrics(worker: str) -> None:
     WORKER_BUSY.labels(worker=worker).set(0)
 
 
-def tick(settings: Settings) -> tuple[list[int], list[int], list[int]]:
-    """One pass: re-queue or fail jobs whose worker vanished, then send every dispatchable job."""
-    tick_tiles(settings)  # first: a job waiting on live tiles must not look lost to reap_stale below
-    with session_scope(settings.database_url) as s:
-        requeued, failed = reap_stale(session=s, lease_seconds=settings.lease_seconds)
-        for job in requeued:
-            JOBS_REQUEUED.labels(type=job.type).inc()
-            log.warning("job %s re-queued: worker %s lost", job.id, job.worker)
-        for job in failed:
-            JOBS_FINISHED.labels(type=job.type, status="failed").inc()
-        s.commit()
-        lost = redispatch_lost(session=s, settings=settings, after_seconds=settings.redispatch_seconds)
-        if lost:
-            log.warning("queued jobs %s not picked up by an idle worker; sending them again", lost)
-        sent = dispatch_ready(session=s, settings=settings)
-    return [j.id for j in requeued], [j.id for j in failed], sent
-
-
 class Monitor(Periodic):
-    """Heartbeat, reaper, dispatcher and GPU gauges of one worker, every `min(reaper, heartbeat)` seconds."""
+    """Heartbeat and GPU gauges of one worker, every `heartbeat_seconds`."""
 
     def __init__(self, settings: Settings, name: str, queues: str, gpu: str | None) -> None:
-        super().__init__("monitor pass", min(settings.reaper_interval_seconds, settings.heartbeat_seconds),
-                         self._pass, first=True)
+        super().__init__("worker heartbeat", settings.heartbeat_seconds, self._pass, first=True)
         self.settings, self.worker_name, self.queues, self.gpu = settings, name, queues, gpu
         self.gpu_metrics = GpuMetrics(name, gpu)
         export_initial_metrics(name)
@@ -80,19 +60,21 @@ class Monitor(Periodic):
     def _pass(self) -> None:
         try:
             self._beat()
-            tick(self.settings)
         finally:
             self.gpu_metrics.update()
 
     def _beat(self) -> None:
         with session_scope(self.settings.database_url) as s:
             row = s.get(Worker, self.worker_name)
+            joined = row is None
             if row is None:
                 row = Worker(name=self.worker_name, queues=self.queues, pid=os.getpid(), gpu=self.gpu)
                 s.add(row)
             row.pid, row.queues, row.heartbeat_at = os.getpid(), self.queues, utcnow()
             row.host = self.settings.worker_host or self.worker_name.partition("@")[2] or socket.gethostname()
             row.address = self.settings.worker_address or socket.gethostname()
+        if joined:  # a new slot (or one back after an outage): fill it now
+            request_dispatch()
         WORKER_HEARTBEAT.labels(worker=self.worker_name).set(time.time())
 
     def deregister(self) -> None:

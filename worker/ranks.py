@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import select
 
 from shared.db import Job, JobStatus, session_scope
-from shared.jobs import (beat_rank, failed_rank, publish_rendezvous, rank_row, requeue_lost, set_rank_state,
+from shared.jobs import (beat_rank, failed_rank, join_rank, publish_rendezvous, rank_row, requeue_lost, set_rank_state,
                          silent_ranks, suspect_workers)
 from shared.metrics import JOBS_REQUEUED, WORKER_BUSY
 from shared.settings import Settings
@@ -97,9 +97,12 @@ def await_rank_zero(settings: Settings, job_id: int, attempt: int, rank: int,
                 return "skipped"
             if job.status not in (JobStatus.queued.value, JobStatus.running.value) or job.attempts > attempt:
                 return "skipped"
+            if mine.state != "sent":  # a duplicate message: this rank was taken already
+                return "skipped"
             if (job.status == JobStatus.running.value and job.attempts == attempt and zero is not None
                     and zero.attempt == attempt and zero.address):
-                set_rank_state(session=s, job_id=job_id, attempt=attempt, rank=rank, state="joined")
+                if not join_rank(session=s, job_id=job_id, attempt=attempt, rank=rank, worker=name):
+                    return "skipped"
                 return zero.address, dict(job.spec), job.type, job.gpus
         if time.monotonic() > deadline:
             return "rank 0 never started"

@@ -27,7 +27,8 @@ from sqlalchemy import select
 
 from services.context import FanOut
 from shared.db import Job, JobLog, JobStatus, session_scope
-from shared.jobs import claim_job, dispatch_ready, finish_job, heartbeat, requeue_lost, stale_ranks, suspect_workers
+from shared.dispatch import request_dispatch
+from shared.jobs import claim_job, finish_job, heartbeat, requeue_lost, stale_ranks, suspect_workers
 from shared.metrics import JOBS_FINISHED, JOBS_REQUEUED, QUEUE_WAIT, RUN_TIME, WORKER_BUSY
 from shared.retry import is_database_outage, retry_db
 from shared.job_types import parse_spec
@@ -78,11 +79,7 @@ def run_job(settings: Settings, job_id: int, worker: str) -> str:
     elif ended == "requeued":
         JOBS_REQUEUED.labels(type=job_type).inc()
     if ended not in ("lease lost", "handed over"):
-        try:  # a slot is free (and a success may release dependents): fill it now, not at the next tick
-            with session_scope(settings.database_url) as s:
-                dispatch_ready(session=s, settings=settings)
-        except Exception as exc:  # the worker's monitor retries dispatch
-            log.warning("dispatch after job %s failed: %s", job_id, exc)
+        request_dispatch()  # a slot is free (and a success may release dependents): fill it now
     return ended
 
 

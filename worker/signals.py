@@ -11,11 +11,13 @@ from shared.settings import get_settings
 
 log = logging.getLogger(__name__)
 _monitor = None
+_dispatcher = None
 
 
 @worker_ready.connect
 def _start_monitor(sender=None, **_: object) -> None:  # noqa: ANN001
-    global _monitor
+    global _monitor, _dispatcher
+    from worker.dispatcher import Dispatcher
     from worker.monitor import Monitor
 
     settings = get_settings()
@@ -33,6 +35,8 @@ def _start_monitor(sender=None, **_: object) -> None:  # noqa: ANN001
         log.info("worker metrics on :%s/metrics", port)
     _monitor = Monitor(settings, name, queues, os.environ.get("CUDA_VISIBLE_DEVICES"))
     _monitor.start()
+    _dispatcher = Dispatcher(settings)
+    _dispatcher.start()
 
 
 @worker_shutdown.connect
@@ -40,6 +44,8 @@ def _stop_monitor(**_: object) -> None:
     from worker.processes import job_processes
 
     job_processes().close()
+    if _dispatcher is not None:
+        _dispatcher.stop()
     if _monitor is not None:
         _monitor.stop()
         try:

@@ -6,7 +6,7 @@ one `bosun.run_tile` task per tile on the job's queue; the job's own task then r
 job still running. `run_tile` claims a tile and beats its lease in the worker; its job process
 (`tile_body`) runs the job type's `run_tile(spec, tile, ctx)`, stores the values and the job's
 progress (points done / total) and redraws the partial plot; the one that finishes the last tile
-runs `assemble(spec, results, ctx)` and records the job's outcome. `tick_tiles`, called by every worker's monitor, re-queues tiles whose worker vanished
+runs `assemble(spec, results, ctx)` and records the job's outcome. `tick_tiles`, called by every worker's dispatcher loop, re-queues tiles whose worker vanished
 and sends tiles no task was sent for.
 """
 
@@ -21,9 +21,9 @@ from sqlalchemy import select
 
 from shared.db import Job, JobStatus, session_scope
 from shared.db.models import FINAL_STATUSES, Tile, TileStatus
-from shared.jobs import dispatch_ready, set_progress
+from shared.dispatch import request_dispatch
+from shared.jobs import set_progress
 from shared.metrics import JOBS_FINISHED, LANDSCAPE_POINTS, LANDSCAPE_TILES
-from shared.queueing import BrokerUnavailable
 from shared.settings import Settings
 from shared.job_types import parse_spec
 from shared.storage import open_store
@@ -32,7 +32,6 @@ from shared.tiles import (
     claim_assembly,
     claim_tile,
     create_tiles,
-    dispatch_tiles,
     done_values,
     finish_delegated,
     finish_tile,
@@ -69,11 +68,8 @@ def fan_out(ctx: WorkerContext, tiles: list[dict[str, Any]]) -> list[dict[str, A
                      message=f"{progress.points_done}/{progress.points_total} points")
     ctx.log(f"{progress.tiles_left} of {len(tiles)} tiles handed out "
             f"({progress.points_done}/{progress.points_total} points done)")
-    try:
-        with session_scope(ctx.settings.database_url) as s:
-            dispatch_tiles(session=s, settings=ctx.settings, job_id=ctx.job_id)
-    except BrokerUnavailable as exc:
-        ctx.log(f"sending the tiles failed ({exc}); the workers' monitors send them")
+    with session_scope(ctx.settings.database_url) as s:
+        request_dispatch(session=s)  # the next pass sends the tiles
     return None
 
 
@@ -102,11 +98,7 @@ def _record(settings: Settings, job_id: int, job_type: str, attempt: int, status
     if recorded:
         JOBS_FINISHED.labels(type=job_type, status=status.value).inc()
         if status is JobStatus.succeeded:
-            try:
-                with session_scope(settings.database_url) as s:
-                    dispatch_ready(session=s, settings=settings)
-            except Exception as exc:  # the worker's monitor retries dispatch
-                log.warning("dispatch after job %s failed: %s", job_id, exc)
+            request_dispatch()  # send the jobs that waited for it
     return recorded
 
 
@@ -228,11 +220,11 @@ def _save_partial(module: ModuleType, spec: Any, ctx: WorkerContext,
         log.warning("job %s: partial plot not updated: %s", ctx.job_id, exc)
 
 
-def tick_tiles(settings: Settings) -> tuple[list[int], list[int], list[int]]:
-    """Re-queue tiles whose worker vanished, keep jobs waiting on tiles alive, send unsent tiles.
+def tick_tiles(settings: Settings) -> tuple[list[int], list[int]]:
+    """Re-queue tiles whose worker vanished and keep jobs waiting on tiles alive (a pass sends the tiles).
 
-    Runs before the job reaper in each monitor pass, so a job whose tiles are alive is never
-    taken for lost. Returns (requeued tile ids, failed job ids, sent tile ids).
+    Runs before the job reaper in each reaper round, so a job whose tiles are alive is never
+    taken for lost. Returns (requeued tile ids, failed job ids).
     """
     with session_scope(settings.database_url) as s:
         requeued, failed = reap_tiles(session=s, lease_seconds=settings.lease_seconds)
@@ -240,6 +232,6 @@ def tick_tiles(settings: Settings) -> tuple[list[int], list[int], list[int]]:
             log.warning("tile %s of job %s re-queued: worker %s lost", tile.index, tile.job_id, tile.worker)
         for job_id in failed:
             JOBS_FINISHED.labels(type=s.get(Job, job_id).type, status="failed").inc()
-        s.commit()
-        sent = dispatch_tiles(session=s, settings=settings)
-    return [t.id for t in requeued], failed, sent
+    if requeued:
+        request_dispatch()
+    return [t.id for t in requeued], failed

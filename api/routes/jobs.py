@@ -17,11 +17,11 @@ from api.schemas import (ArtifactPublic, ArtifactsPublic, JobCreate, JobCreateBa
 from api.validation import check_data_paths, job_create_from, source_jobs, spec_size_checked, unprocessable
 from shared.audit import record
 from shared.db import Artifact, Job, JobLog, JobMetric, User
+from shared.dispatch import request_dispatch
+from shared.dispatch.policy import queue_for
 from shared.job_types import get_job_type
-from shared.jobs import JobError, create_job, dispatch_ready, request_cancel
+from shared.jobs import JobError, create_job, request_cancel
 from shared.metrics import JOBS_SUBMITTED
-from shared.scheduling import has_free_slot, queue_for
-from shared.queueing import BrokerUnavailable, ping_broker
 from shared.storage import ObjectNotFound, StoreUnavailable, open_chunks
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], responses=AUTHENTICATED)
@@ -69,11 +69,11 @@ def resolve(*, session, settings, job_in: JobCreateBase) -> JobResolved:  # noqa
 
 
 def submit(*, session, settings, owner: User, job_in: JobCreateBase) -> Job:  # noqa: ANN001
-    """Validate and store as queued, then run one dispatch pass so a free slot starts it at once.
+    """Validate and store as queued, and ask for a dispatch pass: the dispatcher loop of a worker
+    sends the job once its turn comes and a slot is free.
 
-    A job that finds no free slot (or waits for parents, a limit or a hold) stays queued; the
-    dispatcher in every worker sends it when its turn comes. A broker that cannot take work
-    refuses the submission (503) and nothing is stored.
+    Nothing here talks to the broker: while it is down a submission is accepted and waits in the
+    database, and the first pass after the broker is back sends it.
     """
     resolved = resolve(session=session, settings=settings, job_in=job_in)
     try:
@@ -82,17 +82,9 @@ def submit(*, session, settings, owner: User, job_in: JobCreateBase) -> Job:  # 
                          max_attempts=resolved.max_attempts, gpus=resolved.gpus)
     except JobError as exc:
         raise unprocessable(["depends_on"], str(exc)) from None
+    if job.status == "queued":
+        request_dispatch(session=session)
     session.commit()
-    try:
-        # One dispatch pass when this job could start now; else it waits and the broker is only checked.
-        ready = job.status == "queued" and has_free_slot(session=session, settings=settings, queue=job.queue)
-        if not ready or job.id not in dispatch_ready(session=session, settings=settings):
-            ping_broker(settings)
-    except BrokerUnavailable:
-        session.delete(job)
-        session.commit()
-        raise
-    session.refresh(job)
     JOBS_SUBMITTED.labels(type=job.type).inc()
     return job
 

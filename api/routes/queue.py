@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, status
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from api.deps import AdminUser, CurrentUser, JobDep, NamePath, NameQuery, OwnedJobDep, SessionDep, SettingsDep
+from api.deps import AdminUser, CurrentUser, JobDep, Limit, NamePath, NameQuery, Offset, OwnedJobDep, SessionDep, SettingsDep
 from api.errors import AUTHENTICATED, responses
 from api.routes.jobs import to_public
 from api.schemas import (JobPublic, PriorityUpdate, QueueEntryPublic, QueuePublic, RunningJobPublic, UsagePublic,
@@ -21,8 +21,8 @@ from api.schemas import (JobPublic, PriorityUpdate, QueueEntryPublic, QueuePubli
 from shared.audit import record
 from shared.db import Job, JobRank, JobStatus, User, Worker
 from shared.db.models import utcnow
-from shared.jobs import dispatch_ready
-from shared.scheduling import alive_workers, busy_worker_names, limits_of, plan, usage_by_day
+from shared.dispatch import (alive_workers, busy_worker_names, last_decisions, limits_of, request_dispatch, usage_by_day,
+                             worker_name)
 from shared.settings import Settings
 
 router = APIRouter(tags=["queue"], responses=AUTHENTICATED)
@@ -52,17 +52,17 @@ WorkerDep = Annotated[Worker, Depends(get_worker)]
 NamedUserDep = Annotated[User, Depends(get_named_user)]
 
 
-def redispatch(session: Session, settings: Settings) -> None:
-    """A change that may free or fill a slot takes effect now, not at the next monitor tick."""
+def redispatch(session: Session) -> None:
+    """A change that may free or fill a slot: commit it and ask for a pass at once."""
+    request_dispatch(session=session)
     session.commit()
-    dispatch_ready(session=session, settings=settings)
 
 
 def workers_public(*, session: Session, settings: Settings) -> list[WorkerPublic]:
     now = utcnow()
     alive = {w.name for w in alive_workers(session=session, settings=settings, now=now)}
     busy = busy_worker_names(session=session)
-    jobs = {w.split("/")[0]: job_id for job_id, w in session.execute(
+    jobs = {worker_name(w): job_id for job_id, w in session.execute(
         select(Job.id, Job.worker).where(Job.status == JobStatus.running.value)) if w}
     for job_id, name in session.execute(select(JobRank.job_id, JobRank.worker).join(Job, Job.id == JobRank.job_id)
                                         .where(Job.status == JobStatus.running.value, JobRank.attempt == Job.attempts)):
@@ -75,24 +75,25 @@ def workers_public(*, session: Session, settings: Settings) -> list[WorkerPublic
 
 
 @router.get("/queue", response_model=QueuePublic)
-def queue(session: SessionDep, settings: SettingsDep, _user: CurrentUser, queue_: Annotated[str | None, Query(alias="queue", max_length=32, pattern=r"^[^\x00]*$")] = None) -> Any:
-    """Queued jobs in dispatch order with their position per queue and the reason each waits."""
-    decided = plan(session=session, settings=settings)
-    order = {job.id: i for i, job in enumerate(decided.dispatch)}
-    entries = sorted(decided.entries, key=lambda e: (e.job.queue, e.position is None, e.position or 0,
-                                                     order.get(e.job.id, 0), e.job.id))
-    data = [QueueEntryPublic(id=e.job.id, name=e.job.name, type=e.job.type, owner=e.job.owner.name, queue=e.job.queue,
-                             gpus=e.job.gpus, priority=e.job.priority, position=e.position, reason=e.reason,
-                             detail=e.detail, created_at=e.job.created_at)
-            for e in entries if queue_ is None or e.job.queue == queue_]
+def queue(session: SessionDep, settings: SettingsDep, _user: CurrentUser,
+          queue_: Annotated[str | None, Query(alias="queue", max_length=32, pattern=r"^[^\x00]*$")] = None,
+          limit: Limit = 100, offset: Offset = 0) -> Any:
+    """Queued jobs in dispatch order with their position per queue and the reason each waits, as the
+    last dispatch pass decided (`count`: all of them; `data`: the page from `offset`, less the jobs
+    that started or ended since that pass)."""
+    decided = last_decisions(session=session)
     running = session.scalars(select(Job).where(Job.status == JobStatus.running.value).order_by(Job.id)).all()
-    names = dict(session.execute(select(User.id, User.name)).all())
-    return QueuePublic(data=data, count=len(data), free_slots=decided.free_slots,
+    started = {j.id for j in running}  # claimed since the pass: listed as running only
+    entries = [e for e in decided.entries if (queue_ is None or e["queue"] == queue_) and e["id"] not in started]
+    page = entries[offset:offset + limit]
+    queued = set(session.scalars(select(Job.id).where(Job.id.in_([e["id"] for e in page]),
+                                                      Job.status == JobStatus.queued.value))) if page else set()
+    return QueuePublic(data=[QueueEntryPublic(**e) for e in page if e["id"] in queued], count=len(entries),
+                       free_slots=decided.free_slots, planned_at=decided.planned_at,
                        running=[RunningJobPublic(id=j.id, name=j.name, owner=j.owner.name, queue=j.queue, gpus=j.gpus,
                                                  priority=j.priority, worker=j.worker,
                                                  preempt_requested=j.preempt_requested) for j in running],
-                       workers=workers_public(session=session, settings=settings),
-                       usage={names[uid]: round(seconds / 3600.0, 6) for uid, seconds in decided.usage.items()})
+                       workers=workers_public(session=session, settings=settings), usage=decided.usage)
 
 
 @router.get("/usage", response_model=UsagePublic)
@@ -123,18 +124,18 @@ def drain(worker: WorkerDep, session: SessionDep, settings: SettingsDep, admin: 
 def undrain(worker: WorkerDep, session: SessionDep, settings: SettingsDep, admin: AdminUser) -> Any:
     worker.state = "idle"
     record(session=session, actor=admin.name, action="undrain", target=f"worker {worker.name}")
-    redispatch(session, settings)
+    redispatch(session)
     return next(w for w in workers_public(session=session, settings=settings) if w.name == worker.name)
 
 
 @router.patch("/jobs/{job_id}/priority", response_model=JobPublic, responses=responses(403, 404, 409, 413))
 def set_priority(body: PriorityUpdate, job: Annotated[Job, Depends(get_queued_job)], session: SessionDep,
-                 settings: SettingsDep, admin: AdminUser) -> Any:
+                 admin: AdminUser) -> Any:
     """Change a queued job's priority; priority is compared before fair share."""
     record(session=session, actor=admin.name, action="priority", target=f"job {job.id}", before=job.priority,
            after=body.priority)
     session.execute(update(Job).where(Job.id == job.id).values(priority=body.priority))
-    redispatch(session, settings)
+    redispatch(session)
     session.refresh(job)
     return to_public(job)
 
@@ -146,17 +147,17 @@ def hold(job: OwnedJobDep, session: SessionDep, user: CurrentUser) -> Any:
     record(session=session, actor=user.name, action="hold", target=f"job {job.id}", owner=job.owner.name)
     session.execute(update(Job).where(Job.id == job.id, Job.status == JobStatus.queued.value)
                     .values(held=True, enqueued_at=None, message="held"))
-    session.commit()
+    redispatch(session)
     session.refresh(job)
     return to_public(job)
 
 
 @router.post("/jobs/{job_id}/release", response_model=JobPublic, responses=responses(403, 404, 409))
-def release(job: OwnedJobDep, session: SessionDep, settings: SettingsDep, user: CurrentUser) -> Any:
+def release(job: OwnedJobDep, session: SessionDep, user: CurrentUser) -> Any:
     get_queued_job(job)
     record(session=session, actor=user.name, action="release", target=f"job {job.id}", owner=job.owner.name)
     session.execute(update(Job).where(Job.id == job.id).values(held=False, message="released"))
-    redispatch(session, settings)
+    redispatch(session)
     session.refresh(job)
     return to_public(job)
 
@@ -180,5 +181,5 @@ def put_limits(body: UserLimits, target: NamedUserDep, session: SessionDep, sett
            before={"max_gpus": target.max_gpus, "max_queued_jobs": target.max_queued_jobs},
            after={"max_gpus": body.max_gpus, "max_queued_jobs": body.max_queued_jobs})
     target.max_gpus, target.max_queued_jobs = body.max_gpus, body.max_queued_jobs
-    redispatch(session, settings)
+    redispatch(session)
     return limits_public(target, settings)

@@ -123,7 +123,7 @@ class Job(Base):
     gpus: Mapped[int] = mapped_column(Integer, default=1)
     # Held by its owner or an admin: the dispatcher leaves it queued until released.
     held: Mapped[bool] = mapped_column(Boolean, default=False)
-    # Asked by the dispatcher to checkpoint and make room for a higher-priority job (see shared.scheduling).
+    # Asked by the dispatcher to checkpoint and make room for a higher-priority job (see shared.dispatch).
     preempt_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     preempted_by: Mapped[int | None] = mapped_column(Integer, default=None)
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
@@ -260,3 +260,18 @@ class Tile(Base):
     enqueued_at: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
     values: Mapped[list[Any] | None] = mapped_column(JSON, default=None)
+
+
+class DispatchState(Base):
+    """The dispatcher's one row: a counter of requested passes (polled where there is no NOTIFY) and
+    the last pass's decisions, which GET /api/v1/queue shows without planning again."""
+
+    __tablename__ = "dispatch_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    requested: Mapped[int] = mapped_column(BigInteger, default=0)
+    planned_at: Mapped[datetime | None] = mapped_column(default=None)
+    digest: Mapped[str] = mapped_column(String(64), default="")  # of `entries`: an unchanged queue is not rewritten
+    entries: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    free_slots: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    usage: Mapped[dict[str, float]] = mapped_column(JSON, default=dict)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+import time
 from contextlib import contextmanager
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import exc as exc_module
 from sqlalchemy.orm import Session, sessionmaker
 
 _engines: dict[str, Engine] = {}
@@ -33,7 +35,34 @@ def _create_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    engine = create_engine(url, pool_size=10, max_overflow=20)
+    event.listen(engine.pool, "checkin", _note_checkin)
+    event.listen(engine.pool, "checkout", _ping_if_idle)
+    return engine
+
+
+IDLE_PING_SECONDS = 10.0
+
+
+def _note_checkin(_dbapi_conn, record) -> None:  # noqa: ANN001
+    record.info["checked_in"] = time.monotonic()
+
+
+def _ping_if_idle(dbapi_conn, record, _proxy) -> None:  # noqa: ANN001
+    """Ping a pooled connection only when it sat idle a while (a server restart or an idle timeout may
+    have closed it); a dead one is dropped and the pool retries the checkout with a new connection.
+
+    A connection back from use seconds ago is handed out unpinged: no round trip per checkout.
+    """
+    if time.monotonic() - record.info.get("checked_in", time.monotonic()) < IDLE_PING_SECONDS:
+        return
+    try:
+        cursor = dbapi_conn.cursor()
+        cursor.execute("SELECT 1")
+        cursor.close()
+        dbapi_conn.rollback()
+    except Exception as exc:
+        raise exc_module.DisconnectionError(f"pooled connection dead: {exc}") from exc
 
 
 @contextmanager

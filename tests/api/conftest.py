@@ -4,6 +4,15 @@ import pytest
 from fastapi.testclient import TestClient
 
 
+def dispatch_pass(settings) -> list[int]:  # noqa: ANN001
+    """One dispatch pass, as a worker's dispatcher loop runs it (the API only asks for passes)."""
+    from shared.db import session_scope
+    from shared.dispatch import run_pass
+
+    with session_scope(settings.database_url) as s:
+        return run_pass(session=s, settings=settings)
+
+
 @pytest.fixture
 def api(embedded_settings):  # noqa: ANN001, ANN201
     """The app on the embedded default, with an admin (alice) and a user (bob)."""
@@ -17,6 +26,7 @@ def api(embedded_settings):  # noqa: ANN001, ANN201
     client = TestClient(create_app(embedded_settings), raise_server_exceptions=False)
     client.tokens = {"alice": alice, "bob": bob}
     client.as_ = lambda who: {"Authorization": f"Bearer {client.tokens[who]}"}
+    client.dispatch = lambda: dispatch_pass(embedded_settings)
     return client
 
 

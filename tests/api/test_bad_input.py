@@ -117,17 +117,26 @@ def test_database_down_is_503(embedded_settings) -> None:  # noqa: ANN001
     assert client.get("/healthz").status_code == 200
 
 
-def test_broker_down_is_503_and_nothing_is_stored(api, embedded_settings) -> None:  # noqa: ANN001
+def test_broker_down_accepts_and_the_job_waits_in_the_database(api, embedded_settings) -> None:  # noqa: ANN001
     from fastapi.testclient import TestClient
 
     from api.main import create_app
+    from shared.db import Worker, session_scope
+    from shared.db.models import utcnow
+    from shared.dispatch import run_pass
+    from shared.queueing import BrokerUnavailable
 
     settings = embedded_settings.model_copy(update={"broker_url": "redis://127.0.0.1:9/0"})
     client = TestClient(create_app(settings), raise_server_exceptions=False)
     r = client.post("/api/v1/jobs", json={"type": "evaluate", "spec": EVALUATE}, headers=api.as_("bob"))
-    assert r.status_code == 503 and "queue" in r.json()["detail"]
+    assert r.status_code == 201 and r.json()["status"] == "queued" and r.json()["enqueued_at"] is None
     assert client.get("/readyz").json()["checks"]["broker"].startswith("unreachable")
-    assert api.get("/api/v1/jobs", headers=api.as_("bob")).json()["count"] == 0
+    with session_scope(settings.database_url) as s:
+        s.add(Worker(name="w1@box", queues="gpu,cpu", pid=1, heartbeat_at=utcnow()))
+    with session_scope(settings.database_url) as s, pytest.raises(BrokerUnavailable):
+        run_pass(session=s, settings=settings)  # the pass cannot send it: the job stays unsent for the next one
+    job = api.get(f"/api/v1/jobs/{r.json()['id']}", headers=api.as_("bob")).json()
+    assert job["status"] == "queued" and job["enqueued_at"] is None
 
 
 def test_robustness_inputs_are_checked_and_become_dependencies(api) -> None:  # noqa: ANN001

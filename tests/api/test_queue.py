@@ -23,6 +23,7 @@ def test_queue_lists_positions_and_reasons(api) -> None:  # noqa: ANN001
     cpu = submit(api, "bob", gpus=0)
     assert cpu["queue"] == "cpu" and first["queue"] == "gpu" and first["enqueued_at"] is None
     child = submit(api, "alice", depends_on=[first["id"]])
+    api.dispatch()
     page = api.get("/api/v1/queue", headers=api.as_("bob")).json()
     rows = {e["id"]: (e["queue"], e["position"], e["reason"]) for e in page["data"]}
     assert rows == {first["id"]: ("gpu", 1, "no free GPU"), second["id"]: ("gpu", 2, "priority"),
@@ -30,6 +31,15 @@ def test_queue_lists_positions_and_reasons(api) -> None:  # noqa: ANN001
     assert page["count"] == 4 and page["workers"] == [] and page["free_slots"] == {}
     only_cpu = api.get("/api/v1/queue", params={"queue": "cpu"}, headers=api.as_("bob")).json()
     assert [e["id"] for e in only_cpu["data"]] == [cpu["id"]]
+
+
+def test_queue_pages_through_the_last_pass(api) -> None:  # noqa: ANN001
+    jobs = [submit(api, "bob")["id"] for _ in range(5)]
+    assert api.get("/api/v1/queue", headers=api.as_("bob")).json()["count"] == 0  # no pass has run yet
+    api.dispatch()
+    page = api.get("/api/v1/queue", params={"limit": 2, "offset": 2}, headers=api.as_("bob")).json()
+    assert page["count"] == 5 and [(e["id"], e["position"]) for e in page["data"]] == [(jobs[2], 3), (jobs[3], 4)]
+    assert api.get("/api/v1/queue", params={"limit": 0}, headers=api.as_("bob")).status_code == 422
 
 
 def test_multi_gpu_is_for_pretrain_jobs(api) -> None:  # noqa: ANN001
@@ -44,10 +54,12 @@ def test_priority_hold_and_limits_are_controlled(api) -> None:  # noqa: ANN001
     assert api.patch(path + "/priority", json={"priority": 5}, headers=api.as_("bob")).status_code == 403
     assert api.patch(path + "/priority", json={"priority": 5}, headers=api.as_("alice")).json()["priority"] == 5
     assert api.patch("/api/v1/jobs/999/priority", json={"priority": 5}, headers=api.as_("alice")).status_code == 404
+    api.dispatch()
     reasons = {e["id"]: (e["position"], e["reason"]) for e in api.get("/api/v1/queue", headers=api.as_("bob")).json()["data"]}
     assert reasons == {second["id"]: (1, "no free GPU"), first["id"]: (2, "priority")}
 
     assert api.post(path + "/hold", headers=api.as_("bob")).json()["held"] is True
+    api.dispatch()
     reasons = {e["id"]: e["reason"] for e in api.get("/api/v1/queue", headers=api.as_("bob")).json()["data"]}
     assert reasons[second["id"]] == "held"
     assert api.post(path + "/release", headers=api.as_("bob")).json()["held"] is False
@@ -56,6 +68,7 @@ def test_priority_hold_and_limits_are_controlled(api) -> None:  # noqa: ANN001
     limits = api.put("/api/v1/users/bob/limits", json={"max_gpus": 0, "max_queued_jobs": 1}, headers=api.as_("alice")).json()
     assert limits == {"user": "bob", "max_gpus": 0, "max_queued_jobs": 1, "effective_max_gpus": 0,
                       "effective_max_queued_jobs": 1}
+    api.dispatch()
     reasons = {e["id"]: e["reason"] for e in api.get("/api/v1/queue", headers=api.as_("bob")).json()["data"]}
     assert reasons == {second["id"]: "no free GPU", first["id"]: "user limit"}
     assert api.get("/api/v1/users/nobody/limits", headers=api.as_("bob")).status_code == 404

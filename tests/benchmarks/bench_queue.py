@@ -6,8 +6,11 @@ Measured side by side in one run, rounds alternated, medians over rounds:
   Redis: a bare Celery `apply_async` -> task start round trip with a reused prefork pool child,
   and with a fresh child per task (`--max-tasks-per-child 1`, bosun's old process model);
 - the share of a small evaluate job's time in its job process spent importing, in a job process
-  forked from bosun's preloaded forkserver against a freshly spawned one.
-Goals: bosun p50 <= 3x the reused-child floor, p99 <= 1 s; imports <= 10%. The last line is JSON.
+  forked from bosun's preloaded forkserver against a freshly spawned one;
+- submissions/s from 8 clients against a bare INSERT+COMMIT of the same job row from 8 threads on
+  the same Postgres (the anchor).
+Goals: bosun p50 <= 3x the reused-child floor, p99 <= 1 s; imports <= 10%; submissions/s >= 0.5x
+the anchor. The last line is JSON.
 
     .venv/bin/python tests/benchmarks/bench_queue.py [--rounds 3] [--jobs 3]
 """
@@ -100,6 +103,52 @@ class BosunPath:
         return ts(done["started_at"]) - sent
 
 
+def per_second(action, clients: int = 8, seconds: float = 5.0) -> float:  # noqa: ANN001
+    """Calls of `action()` per second from `clients` threads, each with its own state (`action` makes one)."""
+    import threading
+
+    counts, stop = [0] * clients, time.monotonic() + seconds
+
+    def loop(i: int) -> None:
+        call = action()
+        while time.monotonic() < stop:
+            call()
+            counts[i] += 1
+
+    threads = [threading.Thread(target=loop, args=(i,)) for i in range(clients)]
+    start = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sum(counts) / (time.monotonic() - start)
+
+
+def submit_throughput(url: str, token: str, db: str) -> tuple[float, float]:
+    """(bosun submissions/s, bare INSERT+COMMIT/s of the same row), 8 clients each."""
+    from sqlalchemy import insert, select
+
+    from shared.db import Job, User, session_scope
+
+    def submitter():  # noqa: ANN202
+        client = Client(url, token)
+        return lambda: client.submit("evaluate", JOB)
+
+    bosun_rate = per_second(submitter)
+    with session_scope(db) as s:
+        owner = s.scalar(select(User.id).where(User.name == "bench"))
+        row = {c: getattr(j, c) for j in [s.scalars(select(Job).order_by(Job.id.desc()).limit(1)).one()]
+               for c in ("type", "name", "spec", "priority", "queue", "gpus", "max_attempts")}
+
+    def inserter():  # noqa: ANN202
+        def once() -> None:
+            with session_scope(db) as s:
+                s.execute(insert(Job).values(**row, owner_id=owner))
+        return once
+
+    return bosun_rate, per_second(inserter)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -133,6 +182,7 @@ def main() -> None:
                             time.sleep(max(0.0, system.last_end + gap - time.time()))
                             got.append(system.run_once())
                         rounds.setdefault((name, gap), []).append(got)
+            submit_rate, insert_rate = submit_throughput(url, token, db)
         finally:
             for floor in floors.values():
                 floor.proc.kill()
@@ -157,6 +207,9 @@ def main() -> None:
           f"from the preloaded forkserver (goal <= 10%), {100 * cold:.1f}% in a freshly spawned process")
     ratios["import_share_preloaded"] = round(warm, 3)
     ratios["import_share_spawned"] = round(cold, 3)
+    print(f"submissions/s from 8 clients: {submit_rate:.0f}, bare INSERT+COMMIT of the same row: {insert_rate:.0f}/s "
+          f"-> {submit_rate / insert_rate:.2f}x (goal >= 0.5)")
+    ratios["submit_vs_bare_insert"] = round(submit_rate / insert_rate, 3)
     print(json.dumps(ratios))
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,12 +38,15 @@ class Stack:
 
 
 @contextmanager
-def running_stack(home: Path, data_root: Path, *, outages: bool = False, **settings: str) -> Iterator[Stack]:
+def running_stack(home: Path, data_root: Path, *, outages: bool = False, broker_url: str | None = None,
+                  **settings: str) -> Iterator[Stack]:
     """Postgres, Redis, moto S3 and the API, with users ada (admin) and ben; workers are started by tests.
 
-    `outages=True` puts Postgres and the S3 server behind proxies the test can cut (tests.proxy).
+    `outages=True` puts Postgres and the S3 server behind proxies the test can cut (tests.proxy);
+    `broker_url` replaces the shared Redis' test database (a private Redis the test may stop).
     """
-    with postgres_database() as db, redis_database() as broker, moto_server() as s3:
+    with postgres_database() as db, (nullcontext(broker_url) if broker_url else redis_database()) as broker, \
+            moto_server() as s3:
         db_proxy = s3_proxy = None
         if outages:
             db_proxy, db = TcpProxy.in_front_of(db)

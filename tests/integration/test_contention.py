@@ -19,7 +19,7 @@ import pytest
 
 from api.client import Client
 from tests.integration.conftest import running_stack
-from tests.stack import Proc, bosun, free_port, stack_env, tiny_dino_spec, wait_for
+from tests.stack import Proc, bosun, free_port, fresh_queue, stack_env, tiny_dino_spec, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -82,7 +82,7 @@ def box(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 
 
 def waiting(client: Client) -> dict[int, tuple[int | None, str]]:
-    return {e["id"]: (e["position"], e["reason"]) for e in client.queue()["data"] if e["reason"] != "dispatched"}
+    return {e["id"]: (e["position"], e["reason"]) for e in fresh_queue(client)["data"] if e["reason"] != "dispatched"}
 
 
 def sent_order(client: Client, ids: list[int]) -> list[int]:
@@ -93,7 +93,7 @@ def sent_order(client: Client, ids: list[int]) -> list[int]:
 
 def idle(client: Client) -> bool:
     """Nothing running and nothing sent but unclaimed."""
-    snapshot = client.queue()
+    snapshot = fresh_queue(client)
     return not snapshot["running"] and all(e["reason"] != "dispatched" for e in snapshot["data"])
 
 
@@ -133,7 +133,7 @@ def test_two_users_share_two_slots(box: Box) -> None:
     assert ada.limits("ada")["effective_max_gpus"] == 1
     ada.undrain(box.w2)
     for _ in range(3):  # A's jobs keep running one at a time while a slot stays free
-        snapshot = ada.queue()
+        snapshot = fresh_queue(ada)
         mine = [e for e in snapshot["data"] if e["owner"] == "ada"]
         active = [e for e in mine if e["reason"] == "dispatched"] + [j for j in snapshot["running"] if j["owner"] == "ada"]
         assert len(active) <= 1 and {e["reason"] for e in mine} <= {"user limit", "dispatched"}, snapshot

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from tests.integration.conftest import Stack, running_stack
-from tests.stack import Proc, bosun, free_port, stack_env, tiny_dino_spec, wait_for
+from tests.stack import Proc, bosun, free_port, fresh_queue, stack_env, tiny_dino_spec, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +39,7 @@ def test_two_ranks_train_one_model(box: Stack) -> None:
     job = box.client.submit("pretrain", tiny_dino_spec(epochs=2), name="ddp", gpus=2)
     wait_for(lambda: box.client.job(job["id"])["status"] == "running", 120, "the job to start")
     small = box.other.submit("pretrain", tiny_dino_spec(epochs=1), name="waits")
-    snapshot = box.client.queue()
+    snapshot = fresh_queue(box.client)
     waits = {e["id"]: e for e in snapshot["data"]}
     assert waits[small["id"]]["reason"] == "no free GPU"  # both slots are the big job's
     assert {(w["name"], w["host"], w["state"], w["job"]) for w in snapshot["workers"]} == {
@@ -79,11 +79,11 @@ def test_a_killed_rank_requeues_the_job_which_resumes_on_a_new_pair(box: Stack) 
     victim.kill(signal.SIGKILL)
 
     def waiting_for_two() -> bool:
-        entries = {e["id"]: e for e in box.client.queue()["data"]}
+        entries = {e["id"]: e for e in fresh_queue(box.client)["data"]}
         entry = entries.get(job["id"])
         return entry is not None and entry["reason"] == "no free GPU"
     wait_for(waiting_for_two, 120, "the job back in the queue")
-    entry = next(e for e in box.client.queue()["data"] if e["id"] == job["id"])
+    entry = next(e for e in fresh_queue(box.client)["data"] if e["id"] == job["id"])
     assert entry["detail"] == "needs 2 free GPUs on one box; the most free on one box now: 1"
     assert any("lost: rank 1 on " + ranks[1]["worker"] in t for t in texts(box, job["id"]))
 

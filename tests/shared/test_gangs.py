@@ -7,8 +7,8 @@ from sqlalchemy import select, update
 
 from shared.db import Job, JobRank, JobStatus, User, Worker, session_scope
 from shared.db.models import utcnow
-from shared.jobs import claim_job, create_job, dispatch_ready, publish_rendezvous, requeue_lost
-from shared.scheduling import NO_FREE_GPU, PRIORITY, busy_worker_names, plan
+from shared.dispatch import NO_FREE_GPU, PRIORITY, busy_worker_names, current_plan, run_pass
+from shared.jobs import claim_job, create_job, publish_rendezvous, requeue_lost
 from tests.shared.test_scheduling import add_users, db, settings  # noqa: F401  (fixtures)
 
 
@@ -47,13 +47,13 @@ def test_a_multi_gpu_job_takes_workers_of_one_box_best_fit(db, settings, sent) -
     add_box(db, "tiny", "t0")
     job, = submit(db, ada, gpus=2)
     with session_scope(db) as s:
-        assert dispatch_ready(session=s, settings=settings) == [job]
+        assert run_pass(session=s, settings=settings) == [job]
     # the box whose free slots fit best (2 of 2) is chosen; rank 0 is the first worker by name
     assert ranks(db, job) == [(0, 1, "s0@small", "sent"), (1, 1, "s1@small", "sent")]
     assert sent == [("run", job, "direct.s0_small"), ("join", job, 1, 1, "direct.s1_small")]
     with session_scope(db) as s:
         assert {"s0@small", "s1@small"} <= busy_worker_names(session=s)
-        decided = plan(session=s, settings=settings)
+        decided = current_plan(session=s, settings=settings)
     assert decided.free_slots == {"gpu": 4, "cpu": 4}
 
 
@@ -64,8 +64,8 @@ def test_a_big_job_waits_for_one_box_and_nothing_passes_it(db, settings, sent) -
     big, = submit(db, ada, gpus=2)
     small, = submit(db, ben, gpus=1)
     with session_scope(db) as s:
-        assert dispatch_ready(session=s, settings=settings) == []
-        entries = {e.job.id: e for e in plan(session=s, settings=settings).entries}
+        assert run_pass(session=s, settings=settings) == []
+        entries = {e.job.id: e for e in current_plan(session=s, settings=settings).entries}
     assert (entries[big].reason, entries[big].position) == (NO_FREE_GPU, 1)
     assert entries[big].detail == "needs 2 free GPUs on one box; the most free on one box now: 1"
     assert (entries[small].reason, entries[small].position) == (PRIORITY, 2)
@@ -78,13 +78,13 @@ def test_only_rank_zero_claims_and_the_ranks_stay_reserved_until_it_ends(db, set
     job, = submit(db, ada, gpus=2)
     other, = submit(db, ada, gpus=1)
     with session_scope(db) as s:
-        assert dispatch_ready(session=s, settings=settings) == [job]
+        assert run_pass(session=s, settings=settings) == [job]
         assert claim_job(session=s, job_id=job, worker="w1@box/7") is None  # rank 1's worker is not the leader
         claimed = claim_job(session=s, job_id=job, worker="w0@box/8")
         assert claimed is not None and claimed.attempts == 1
         publish_rendezvous(session=s, job_id=job, attempt=1, address="box:29500")
         assert busy_worker_names(session=s) == {"w0@box", "w1@box"}
-        assert dispatch_ready(session=s, settings=settings) == []  # the 1-GPU job finds no free worker
+        assert run_pass(session=s, settings=settings) == []  # the 1-GPU job finds no free worker
     assert ranks(db, job)[0] == (0, 1, "w0@box", "joined")
 
 
@@ -96,7 +96,7 @@ def test_a_lost_rank_requeues_the_job_then_fails_it_once_out_of_attempts(db, set
         s.execute(update(Job).where(Job.id == job).values(max_attempts=2))
     for attempt in (1, 2):
         with session_scope(db) as s:
-            assert dispatch_ready(session=s, settings=settings) == [job]
+            assert run_pass(session=s, settings=settings) == [job]
             assert claim_job(session=s, job_id=job, worker="w0@box/1").attempts == attempt
             outcome = requeue_lost(session=s, job_id=job, worker="w0@box/1", attempt=attempt,
                                    reason="RankLost: rank 0: a collective failed")
@@ -117,7 +117,7 @@ def test_a_draining_worker_is_left_out_of_a_gang(db, settings, sent) -> None:  #
         s.execute(update(Worker).where(Worker.name == "w0@box").values(state="draining"))
     job, = submit(db, ada, gpus=2)
     with session_scope(db) as s:
-        assert dispatch_ready(session=s, settings=settings) == [job]
+        assert run_pass(session=s, settings=settings) == [job]
     assert [r[2] for r in ranks(db, job)] == ["w1@box", "w2@box"]
 
 
@@ -129,7 +129,7 @@ def claimed_gang(db: str, settings) -> int:  # noqa: ANN001
     add_box(db, "box", "w0", "w1", "w2")
     job, = submit(db, ada, gpus=3)
     with session_scope(db) as s:
-        dispatch_ready(session=s, settings=settings)
+        run_pass(session=s, settings=settings)
         claim_job(session=s, job_id=job, worker="w0@box/1")
         for rank in (1, 2):
             set_rank_state(session=s, job_id=job, attempt=1, rank=rank, state="joined")

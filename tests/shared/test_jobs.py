@@ -10,12 +10,12 @@ from sqlalchemy import select, update
 from shared.db import Job, JobStatus, session_scope
 from shared.db.migrate import upgrade
 from shared.jobs import claim_job, create_job, finish_job, heartbeat, reap_stale, request_cancel
-from shared.scheduling import queued_jobs
+from shared.dispatch.snapshot import queued_jobs
 
 
 def ready_to_dispatch(*, session) -> list[Job]:  # noqa: ANN001
-    jobs, blocked = queued_jobs(session=session)
-    return [j for j in jobs if j.id not in blocked]
+    ready = [j.id for j in queued_jobs(session=session) if not j.waits_for]
+    return [session.get(Job, job_id) for job_id in ready]
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

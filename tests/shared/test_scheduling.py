@@ -12,9 +12,10 @@ from sqlalchemy import update
 from shared.db import Job, JobStatus, User, Worker, session_scope
 from shared.db.migrate import upgrade
 from shared.db.models import utcnow
-from shared.jobs import claim_job, create_job, dispatch_ready, finish_job, heartbeat
-from shared.scheduling import (DEPENDENCY, DISPATCHED, HELD, NO_FREE_GPU, PRIORITY, USER_LIMIT, decayed_gpu_seconds,
-                               gpu_seconds_total, iter_days, plan, queue_for, usage_by_day)
+from shared.dispatch import run_pass
+from shared.jobs import claim_job, create_job, finish_job, heartbeat
+from shared.dispatch import (DEPENDENCY, DISPATCHED, HELD, NO_FREE_GPU, PRIORITY, USER_LIMIT, current_plan,
+                             decayed_gpu_seconds, gpu_seconds_total, iter_days, queue_for, usage_by_day)
 from shared.settings import Settings
 
 HOUR = timedelta(hours=1)
@@ -76,12 +77,12 @@ def ran(db: str, job_id: int, start: datetime, end: datetime | None, gpus: int =
 
 def queue_view(db: str, settings: Settings) -> dict[int, tuple[str, int | None]]:
     with session_scope(db) as s:
-        return {e.job.id: (e.reason, e.position) for e in plan(session=s, settings=settings).entries}
+        return {e.job.id: (e.reason, e.position) for e in current_plan(session=s, settings=settings).entries}
 
 
 def dispatch(db: str, settings: Settings) -> list[int]:
     with session_scope(db) as s:
-        return dispatch_ready(session=s, settings=settings)
+        return run_pass(session=s, settings=settings)
 
 
 def test_decayed_usage_is_the_integral_of_the_halving_weight() -> None:
@@ -127,7 +128,7 @@ def test_priority_beats_fair_share_and_equal_users_alternate(db, settings, sent)
     fresh = add_users(db, "cat", "dan")
     cat, dan = submit(db, fresh["cat"], 2), submit(db, fresh["dan"], 2)
     with session_scope(db) as s:
-        order = [e.job.id for e in sorted(plan(session=s, settings=settings).entries, key=lambda e: e.position or 0)
+        order = [e.job.id for e in sorted(current_plan(session=s, settings=settings).entries, key=lambda e: e.position or 0)
                  if e.job.id in cat + dan]
     assert order == [cat[0], dan[0], cat[1], dan[1]]  # no usage yet: one job each in turn
     assert a_jobs[0] not in sent

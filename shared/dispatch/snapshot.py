@@ -1,0 +1,141 @@
+"""What a dispatch pass reads: the database turned into the planner's plain data, columns not rows."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, or_, select, text
+from sqlalchemy.orm import Session, aliased
+
+from shared.db.models import Job, JobRank, JobStatus, Tile, TileStatus, User, Worker, job_dependencies, utcnow
+from shared.dispatch.policy import Owner, Plan, QueuedJob, RunningJob, WorkerSlot, plan
+from shared.dispatch.usage import as_utc, user_usage
+from shared.settings import Settings
+
+# Key of the Postgres advisory lock that serializes dispatchers (any constant unique to bosun).
+DISPATCH_LOCK_KEY = 0x6B05_0D15
+
+
+def lock_dispatch(session: Session) -> None:
+    """Serialize dispatchers until the transaction ends, so two of them never fill one slot twice.
+
+    Postgres: a transaction-level advisory lock. SQLite: an (empty) write takes the database's
+    write lock at once, and SQLite admits one writer at a time.
+    """
+    if session.bind.dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": DISPATCH_LOCK_KEY})
+    else:
+        session.execute(text("UPDATE workers SET state = state WHERE 0 = 1"))
+
+
+def worker_name(holder: str) -> str:
+    """The worker of a lease holder (`name/pid`)."""
+    return holder.split("/")[0]
+
+
+def alive_workers(*, session: Session, settings: Settings, now: datetime) -> list[Worker]:
+    """Workers whose heartbeat is within the lease, by name."""
+    return list(session.scalars(select(Worker).where(Worker.heartbeat_at > now - timedelta(seconds=settings.lease_seconds))
+                                .order_by(Worker.name)))
+
+
+def busy_worker_names(*, session: Session) -> set[str]:
+    """Workers running a job or a landscape tile (`Job.worker` is `name/pid`), or given a rank of a
+    multi-GPU job that is running or sent."""
+    holders = session.scalars(select(Job.worker).where(Job.status == JobStatus.running.value)).all()
+    holders += session.scalars(select(Tile.worker).where(Tile.status == TileStatus.running.value)).all()
+    holders += session.scalars(select(JobRank.worker).join(Job, Job.id == JobRank.job_id).where(or_(
+        and_(Job.status == JobStatus.running.value, JobRank.attempt == Job.attempts),
+        and_(Job.status == JobStatus.queued.value, Job.enqueued_at.is_not(None), JobRank.attempt == Job.attempts + 1),
+    ))).all()
+    return {worker_name(w) for w in holders if w}
+
+
+def limits_of(user: User, settings: Settings) -> tuple[int, int]:
+    """(max concurrent GPUs, max queued jobs) of a user; 0 means unlimited."""
+    gpus = user.max_gpus if user.max_gpus is not None else settings.max_gpus_per_user
+    queued = user.max_queued_jobs if user.max_queued_jobs is not None else settings.max_queued_jobs_per_user
+    return gpus, queued
+
+
+@dataclass
+class Snapshot:
+    """The planner's input, read in one transaction."""
+
+    queued: list[QueuedJob]
+    running: list[RunningJob]
+    workers: list[WorkerSlot]
+    usage: dict[int, float]
+    owners: dict[int, Owner]
+
+
+def queued_jobs(*, session: Session, unclaimed: dict[int, frozenset[str]] | None = None) -> list[QueuedJob]:
+    """Every queued job, with its unfinished parents and whether its sent ranks are recorded;
+    `unclaimed`: the workers that left a job's expired message unclaimed."""
+    unclaimed = unclaimed or {}
+    parent = aliased(Job)
+    waits: dict[int, list[tuple[int, str]]] = defaultdict(list)
+    for child, pid, status in session.execute(
+            select(job_dependencies.c.job_id, parent.id, parent.status)
+            .join(Job, Job.id == job_dependencies.c.job_id).join(parent, parent.id == job_dependencies.c.parent_id)
+            .where(Job.status == JobStatus.queued.value, parent.status != JobStatus.succeeded.value)
+            .order_by(job_dependencies.c.job_id, parent.id)):
+        waits[child].append((pid, status))
+    waits_for = {child: tuple(parents) for child, parents in waits.items()}
+    assigned = set(session.scalars(select(JobRank.job_id).join(Job, Job.id == JobRank.job_id).where(
+        Job.status == JobStatus.queued.value, Job.enqueued_at.is_not(None), JobRank.rank == 0,
+        JobRank.attempt == Job.attempts + 1)))
+    rows = session.execute(select(Job.id, Job.owner_id, Job.created_at, Job.queue, Job.gpus, Job.priority,
+                                  Job.enqueued_at, Job.held, Job.name, Job.type, Job.attempts)
+                           .where(Job.status == JobStatus.queued.value).order_by(Job.id)).tuples()
+    none: frozenset[str] = frozenset()
+    return [QueuedJob(id_, owner, as_utc(created), queue, gpus, priority, enqueued, held, waits_for.get(id_, ()),
+                      id_ in assigned, unclaimed.get(id_, none), attempts, name, type_)
+            for id_, owner, created, queue, gpus, priority, enqueued, held, name, type_, attempts in rows]
+
+
+def running_jobs(*, session: Session) -> list[RunningJob]:
+    """Every running job: what fair share, limits and preemption need of it."""
+    rows = session.execute(select(Job.id, Job.owner_id, Job.started_at, Job.queue, Job.gpus, Job.priority,
+                                  Job.preempt_requested, Job.cancel_requested, Job.worker, Job.attempts)
+                           .where(Job.status == JobStatus.running.value).order_by(Job.id))
+    return [RunningJob(id=r.id, owner_id=r.owner_id, started_at=as_utc(r.started_at or utcnow()), queue=r.queue,
+                       gpus=r.gpus, priority=r.priority, preempt_requested=r.preempt_requested,
+                       cancel_requested=r.cancel_requested, worker=r.worker or "", attempts=r.attempts) for r in rows]
+
+
+def worker_slots(*, session: Session, settings: Settings, now: datetime) -> list[WorkerSlot]:
+    """Alive workers with whether each holds work; the busy queries are skipped when none could take any."""
+    alive = alive_workers(session=session, settings=settings, now=now)
+    busy = busy_worker_names(session=session) if any(w.state != "draining" for w in alive) else set()
+    return [WorkerSlot(name=w.name, queues=frozenset(filter(None, w.queues.split(","))),
+                       host=w.host or w.name.partition("@")[2], busy=w.name in busy, draining=w.state == "draining")
+            for w in alive]
+
+
+def owners(*, session: Session, settings: Settings) -> dict[int, Owner]:
+    """Every user's name and effective limits, by id."""
+    result = {}
+    for user in session.scalars(select(User)):
+        gpus, queued = limits_of(user, settings)
+        result[user.id] = Owner(name=user.name, max_gpus=gpus, max_queued=queued)
+    return result
+
+
+def read_snapshot(*, session: Session, settings: Settings, now: datetime,
+                  unclaimed: dict[int, frozenset[str]] | None = None) -> Snapshot:
+    """Everything one pass decides on."""
+    return Snapshot(queued=queued_jobs(session=session, unclaimed=unclaimed), running=running_jobs(session=session),
+                    workers=worker_slots(session=session, settings=settings, now=now),
+                    usage=user_usage(session=session, settings=settings, now=now),
+                    owners=owners(session=session, settings=settings))
+
+
+def current_plan(*, session: Session, settings: Settings, now: datetime | None = None) -> Plan:
+    """The plan a pass would make now (reads only)."""
+    now = now or utcnow()
+    snap = read_snapshot(session=session, settings=settings, now=now)
+    return plan(queued=snap.queued, running=snap.running, workers=snap.workers, usage=snap.usage, owners=snap.owners,
+                preempt_priority=settings.preempt_priority)

@@ -1,0 +1,35 @@
+"""A request for a pass travels with its transaction and reaches another process' dispatcher loop:
+NOTIFY on Postgres, the polled counter on SQLite."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.db import session_scope
+from shared.db.migrate import upgrade
+from shared.dispatch.requests import RequestListener, request_dispatch, wait_for_request
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db(request, tmp_path):  # noqa: ANN001, ANN201
+    url = f"sqlite:///{tmp_path / 'requests.db'}" if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    upgrade(url)
+    return url
+
+
+def test_a_request_is_heard_once_its_transaction_commits(db) -> None:  # noqa: ANN001
+    listener = RequestListener(db)
+    listener.start()
+    try:
+        if db.startswith("postgresql"):  # listening now: it wakes the loop once for anything asked before
+            assert wait_for_request(30.0)
+        wait_for_request(0.3)
+        with session_scope(db) as s:
+            request_dispatch(session=s)
+            wait_for_request(0)  # clear this process' own wake-up: only the listener can set it again
+            assert not wait_for_request(0.5)  # not committed: nobody else may see it yet
+        assert wait_for_request(10.0)
+        assert not wait_for_request(0.5)  # heard once
+    finally:
+        listener.stop()
+        listener.join(5)
