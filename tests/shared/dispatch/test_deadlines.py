@@ -104,7 +104,7 @@ def test_a_lost_tile_message_is_sent_again(db, settings, broker) -> None:  # noq
     users = add_users(db, "ana")
     job = submit(db, users["ana"])[0]
     with session_scope(db) as s:
-        s.execute(update(Job).where(Job.id == job).values(status=JobStatus.running.value, worker=DELEGATED, attempts=1,
+        s.execute(update(Job).where(Job.id == job).values(status=JobStatus.running.value, holder=DELEGATED, attempts=1,
                                                          started_at=utcnow(), heartbeat_at=utcnow()))
         s.add(Tile(job_id=job, index=0, points=[[0.0, 0.0]]))
         s.flush()
