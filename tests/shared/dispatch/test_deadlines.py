@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import update
 
 from shared.db import Job, JobRank, JobStatus, session_scope
@@ -13,20 +12,10 @@ from shared.db.models import Tile, utcnow
 from shared.dispatch import run_pass
 from shared.jobs import claim_job, join_rank
 from shared.tiles import DELEGATED
+from tests.shared.test_gangs import sent  # noqa: F401  (fixture)
 from tests.shared.test_scheduling import add_users, add_workers, db, settings, submit  # noqa: F401  (fixtures)
 
 LONG_AGO = timedelta(minutes=10)
-
-
-@pytest.fixture
-def broker(monkeypatch):  # noqa: ANN001, ANN201
-    """Messages the publisher sends, captured; none reaches a worker (as if the broker lost them)."""
-    messages: list[tuple] = []
-    monkeypatch.setattr("shared.queueing.send_run_job", lambda _s, job_id, queue: messages.append(("run", job_id, queue)))
-    monkeypatch.setattr("shared.queueing.send_join_job",
-                        lambda _s, job_id, attempt, rank, queue: messages.append(("join", job_id, attempt, rank, queue)))
-    monkeypatch.setattr("shared.queueing.send_run_tile", lambda _s, tile_id, queue: messages.append(("tile", tile_id, queue)))
-    return messages
 
 
 def dispatch(settings) -> list[int]:  # noqa: ANN001
@@ -41,7 +30,7 @@ def age(db: str, model, **where) -> None:  # noqa: ANN001, ANN003
         s.execute(update(model).filter_by(**where).values({column: utcnow() - LONG_AGO}))
 
 
-def test_a_lost_job_message_is_sent_again_and_runs_once(db, settings, broker) -> None:  # noqa: ANN001
+def test_a_lost_job_message_is_sent_again_and_runs_once(db, settings, sent) -> None:  # noqa: ANN001
     users = add_users(db, "ana")
     add_workers(db, "w1@box")
     job = submit(db, users["ana"])[0]
@@ -49,7 +38,7 @@ def test_a_lost_job_message_is_sent_again_and_runs_once(db, settings, broker) ->
     assert dispatch(settings) == []  # before the deadline: the worker counts as given the job
     age(db, Job, id=job)
     assert dispatch(settings) == [job]  # the same idle-looking worker, once more: no other is free
-    assert broker == [("run", job, "direct.w1_box")] * 2
+    assert sent == [("run", job, "direct.w1_box")] * 2
     with session_scope(db) as s:
         assert claim_job(session=s, job_id=job, worker="w1@box/7").attempts == 1
     with session_scope(db) as s:  # the first message, delivered late: dropped by the claim
@@ -57,17 +46,17 @@ def test_a_lost_job_message_is_sent_again_and_runs_once(db, settings, broker) ->
         assert s.get(Job, job).attempts == 1
 
 
-def test_a_job_its_worker_left_unclaimed_goes_to_another_free_one(db, settings, broker) -> None:  # noqa: ANN001
+def test_a_job_its_worker_left_unclaimed_goes_to_another_free_one(db, settings, sent) -> None:  # noqa: ANN001
     users = add_users(db, "ana")
     add_workers(db, "a@box")
     job = submit(db, users["ana"])[0]
-    assert dispatch(settings) == [job] and broker[-1] == ("run", job, "direct.a_box")
+    assert dispatch(settings) == [job] and sent[-1] == ("run", job, "direct.a_box")
     add_workers(db, "b@box")  # a@box would be picked first (by name) were it not the one that dropped it
     age(db, Job, id=job)
-    assert dispatch(settings) == [job] and broker[-1] == ("run", job, "direct.b_box")
+    assert dispatch(settings) == [job] and sent[-1] == ("run", job, "direct.b_box")
 
 
-def test_a_job_sent_to_a_worker_that_stays_busy_goes_to_another(db, settings, broker) -> None:  # noqa: ANN001
+def test_a_job_sent_to_a_worker_that_stays_busy_goes_to_another(db, settings, sent) -> None:  # noqa: ANN001
     users = add_users(db, "ana")
     add_workers(db, "w1@box")
     job = submit(db, users["ana"])[0]
@@ -79,28 +68,28 @@ def test_a_job_sent_to_a_worker_that_stays_busy_goes_to_another(db, settings, br
                                                            attempts=1, started_at=utcnow(), heartbeat_at=utcnow()))
     add_workers(db, "w2@box")
     assert dispatch(settings) == [job]
-    assert broker[-1] == ("run", job, "direct.w2_box")
+    assert sent[-1] == ("run", job, "direct.w2_box")
 
 
-def test_a_lost_rank_message_is_sent_again_and_joins_once(db, settings, broker) -> None:  # noqa: ANN001
+def test_a_lost_rank_message_is_sent_again_and_joins_once(db, settings, sent) -> None:  # noqa: ANN001
     users = add_users(db, "ana")
     add_workers(db, "w0@box", "w1@box")
     job = submit(db, users["ana"], gpus=2)[0]
     assert dispatch(settings) == [job]
     with session_scope(db) as s:
         assert claim_job(session=s, job_id=job, worker="w0@box/1") is not None
-    assert dispatch(settings) == [] and broker[-1] == ("join", job, 1, 1, "direct.w1_box")
+    assert dispatch(settings) == [] and sent[-1] == ("join", job, 1, 1, "direct.w1_box")
     age(db, JobRank, job_id=job, rank=1)
     dispatch(settings)
-    assert broker[-1] == ("join", job, 1, 1, "direct.w1_box") and len(broker) == 3
+    assert sent[-1] == ("join", job, 1, 1, "direct.w1_box") and len(sent) == 3
     dispatch(settings)
-    assert len(broker) == 3  # sent again once per deadline, not at every pass
+    assert len(sent) == 3  # sent again once per deadline, not at every pass
     with session_scope(db) as s:
         assert join_rank(session=s, job_id=job, attempt=1, rank=1, worker="w1@box")
         assert not join_rank(session=s, job_id=job, attempt=1, rank=1, worker="w1@box")  # the duplicate
 
 
-def test_a_lost_tile_message_is_sent_again(db, settings, broker) -> None:  # noqa: ANN001
+def test_a_lost_tile_message_is_sent_again(db, settings, sent) -> None:  # noqa: ANN001
     users = add_users(db, "ana")
     job = submit(db, users["ana"])[0]
     with session_scope(db) as s:
@@ -111,7 +100,7 @@ def test_a_lost_tile_message_is_sent_again(db, settings, broker) -> None:  # noq
         tile = s.query(Tile.id).scalar()
     dispatch(settings)
     dispatch(settings)
-    assert broker == [("tile", tile, "gpu")]
+    assert sent == [("tile", tile, "gpu")]
     age(db, Tile, id=tile)
     dispatch(settings)
-    assert broker == [("tile", tile, "gpu")] * 2
+    assert sent == [("tile", tile, "gpu")] * 2
