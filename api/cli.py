@@ -7,9 +7,9 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 from collections.abc import Callable
-from typing import Annotated, Any, Optional
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 import yaml
@@ -125,7 +125,7 @@ def _prepare_embedded(home: Path | None) -> dict[str, str]:
 
 @app.command()
 def serve(host: str = "127.0.0.1", port: int = 8000,
-          home: Annotated[Optional[Path], typer.Option(help="state folder (BOSUN_HOME)")] = None,
+          home: Annotated[Path | None, typer.Option(help="state folder (BOSUN_HOME)")] = None,
           workers: Annotated[int, typer.Option(min=1, max=16, help="worker slots, one per GPU (slot i on GPU i)")] = 1) -> None:
     """Embedded stack in one command: the API and its workers, restarted if they die."""
     from api.serve import Supervisor, embedded_children, wait_healthy
@@ -275,7 +275,7 @@ def logs(job_id: JobId, follow: Annotated[bool, typer.Option("--follow", "-f")] 
 
 @app.command()
 def download(job_id: JobId, name: str,
-             output: Annotated[Optional[Path], typer.Option("--output", "-o")] = None) -> None:
+             output: Annotated[Path | None, typer.Option("--output", "-o")] = None) -> None:
     """Download an artifact of a job."""
     target = output or Path(name.rsplit("/", 1)[-1])
     _api(lambda c: c.download(job_id, name, target))
@@ -297,9 +297,9 @@ def rerun(job_id: JobId) -> None:
 
 
 @app.command("jobs")
-def list_jobs(status_: Annotated[Optional[str], typer.Option("--status")] = None,
-              type_: Annotated[Optional[str], typer.Option("--type")] = None,
-              owner: Optional[str] = None, limit: Annotated[int, typer.Option(min=1, max=500)] = 20,
+def list_jobs(status_: Annotated[str | None, typer.Option("--status")] = None,
+              type_: Annotated[str | None, typer.Option("--type")] = None,
+              owner: str | None = None, limit: Annotated[int, typer.Option(min=1, max=500)] = 20,
               offset: Annotated[int, typer.Option(min=0, help="skip this many of the newest")] = 0) -> None:
     """List jobs, newest first, a page at a time."""
     page = _api(lambda c: c.jobs(status=status_, type=type_, owner=owner, limit=limit, offset=offset))
@@ -322,7 +322,7 @@ def _services(*args: str) -> None:
 @data_app.command("make-synthetic")
 def data_make_synthetic(name: str = "synthetic-maritime", n_images: int = 240, image_size: int = 128, seed: int = 0,
                         overwrite: bool = False,
-                        fiftyone: Annotated[Optional[str], typer.Option(
+                        fiftyone: Annotated[str | None, typer.Option(
                             help="also register it as FiftyOne datasets NAME and NAME-thermal")] = None) -> None:
     """Write the synthetic maritime set (RGB + 16-bit thermal scenes, boxes, crops) below the data root."""
     root = Path(_settings().data_root) / name
@@ -357,7 +357,7 @@ def data_stats(name: Annotated[str, typer.Argument(help="folder below the data r
                fiftyone: Annotated[bool, typer.Option("--fiftyone", help="NAME is a FiftyOne dataset")] = False,
                spec: Annotated[str, typer.Option(help="further dataset spec fields as JSON")] = "{}",
                split: str = "train",
-               max_samples: Annotated[Optional[int], typer.Option(help="bound the work: a stratified subset")] = None,
+               max_samples: Annotated[int | None, typer.Option(help="bound the work: a stratified subset")] = None,
                ) -> None:
     """Per-channel mean/std of a dataset's train split, stored in its stats.json (for `normalize: dataset`)."""
     settings = _settings()

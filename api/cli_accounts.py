@@ -7,7 +7,7 @@ any token exists; each change is written to the audit log with the actor `cli:<l
 from __future__ import annotations
 
 import getpass
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -17,7 +17,7 @@ from rich.table import Table
 users_app = typer.Typer(help="Users and API tokens.", no_args_is_help=True)
 console = Console()
 
-ExpiresDays = Annotated[Optional[float], typer.Option("--expires-days", min=0.001, max=3650,
+ExpiresDays = Annotated[float | None, typer.Option("--expires-days", min=0.001, max=3650,
                                                       help="the token stops working after this many days")]
 
 
@@ -72,7 +72,7 @@ def users_token(name: str, expires_days: ExpiresDays = None) -> None:
 
 
 @users_app.command("list")
-def users_list(name: Annotated[Optional[str], typer.Argument(help="only this user")] = None) -> None:
+def users_list(name: Annotated[str | None, typer.Argument(help="only this user")] = None) -> None:
     """Users and their tokens (ids, state and lifetime; never the tokens)."""
     from sqlalchemy import select
 
@@ -112,7 +112,7 @@ def users_revoke(token_id: Annotated[int, typer.Argument(help="token id, as in `
 
 
 def audit(limit: Annotated[int, typer.Option(min=1, max=500)] = 50,
-          action: Annotated[Optional[str], typer.Option(help="only this action, e.g. priority, drain")] = None) -> None:
+          action: Annotated[str | None, typer.Option(help="only this action, e.g. priority, drain")] = None) -> None:
     """The audit log (admins): who changed what, newest first."""
     from api.cli import _api
 

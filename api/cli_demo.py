@@ -12,7 +12,6 @@ from rich.table import Table
 from api.cli import _prepare_embedded, _settings, _token, _wait, app, console, data_make_synthetic
 from api.client import Client
 
-
 DEMO_PRETRAIN = {
     "method": "dino",
     "backbone": {"name": "vit_tiny_patch16_224", "kwargs": {"img_size": 32, "patch_size": 8}},

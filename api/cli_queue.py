@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.markup import escape
@@ -12,7 +12,7 @@ from api.cli import _api, app, console
 
 
 @app.command("queue")
-def queue_(queue: Annotated[Optional[str], typer.Option(help="only this queue (gpu, cpu)")] = None) -> None:
+def queue_(queue: Annotated[str | None, typer.Option(help="only this queue (gpu, cpu)")] = None) -> None:
     """Show the queue in dispatch order: each job's position and why it waits, then running jobs and workers."""
     snapshot = _api(lambda c: c.queue(queue))
     table = Table("queue", "pos", "id", "owner", "prio", "gpus", "type", "name", "waits for")

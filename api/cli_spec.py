@@ -7,7 +7,7 @@ import json
 import types
 import typing
 from collections.abc import Iterator
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Union
 
 import typer
 from pydantic import BaseModel
@@ -75,7 +75,7 @@ def field_rows(model: type[BaseModel], prefix: str = "") -> Iterator[tuple[str, 
 
 
 @app.command("spec")
-def spec_(job_type: Annotated[Optional[str], typer.Argument(help="a job type; without one, the types")] = None) -> None:
+def spec_(job_type: Annotated[str | None, typer.Argument(help="a job type; without one, the types")] = None) -> None:
     """The job types, or the fields of one type's spec with their types, defaults and descriptions."""
     if job_type is None:
         table = Table("type", "GPUs", "fans out", "what it does", title="job types (bosun spec TYPE for the fields)")

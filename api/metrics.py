@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
-from typing import Any
 from datetime import timedelta
+from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -14,12 +14,12 @@ from sqlalchemy import func, select
 
 from shared.db import Job, JobStatus, Worker, session_scope
 from shared.db.models import utcnow
+from shared.dispatch.usage import gpu_seconds_total
+from shared.job_types import job_type_names
 from shared.jobs import count_by_status
 from shared.metrics import HTTP_DURATION, HTTP_REQUESTS
 from shared.queueing import QUEUES
-from shared.dispatch.usage import gpu_seconds_total
 from shared.settings import Settings
-from shared.job_types import job_type_names
 
 log = logging.getLogger(__name__)
 

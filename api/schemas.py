@@ -46,7 +46,8 @@ def _job_create(job_type: JobType) -> type[JobCreateBase]:
 
 
 JOB_CREATE_MODELS: dict[str, type[JobCreateBase]] = {t.name: _job_create(t) for t in job_types()}
-JobCreate = Annotated[Union[tuple(JOB_CREATE_MODELS.values())], Field(discriminator="type")]  # type: ignore[valid-type]
+# A union built from a tuple of models has no `|` spelling: Union[...] it stays.
+JobCreate = Annotated[Union[tuple(JOB_CREATE_MODELS.values())], Field(discriminator="type")]  # noqa: UP007
 """A submission: one model per registered job type, told apart by `type` (a discriminated union)."""
 JOB_CREATE: TypeAdapter[JobCreateBase] = TypeAdapter(JobCreate)
 JOB_FILE_KEYS = ("type", "spec", *JobCreateBase.model_fields)

@@ -10,11 +10,21 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from shared.db.models import (FINAL_STATUSES, Job, JobLog, JobRank, JobStatus, LeaseHolder, User, Worker,
-                              job_dependencies, utcnow)
+from shared.db.models import (
+    FINAL_STATUSES,
+    Job,
+    JobLog,
+    JobRank,
+    JobStatus,
+    LeaseHolder,
+    User,
+    Worker,
+    job_dependencies,
+    utcnow,
+)
 
 
 class JobError(ValueError):

@@ -83,7 +83,7 @@ class Settings(BaseSettings):
         return None if value == "" else value
 
     @model_validator(mode="after")
-    def _fill_embedded_defaults(self) -> "Settings":
+    def _fill_embedded_defaults(self) -> Settings:
         home = self.home.resolve()
         self.home = home
         if not self.database_url:

@@ -10,9 +10,10 @@ import subprocess
 import sys
 import time
 import uuid
-from contextlib import contextmanager
-from pathlib import Path
 from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC
+from pathlib import Path
 
 import httpx
 
@@ -43,9 +44,9 @@ def wait_for(check, timeout: float, what: str, interval: float = 0.1):  # noqa: 
 
 def fresh_queue(client, timeout: float = 60.0, **params) -> dict:  # noqa: ANN001, ANN003
     """GET /api/v1/queue once a dispatch pass has run after this call (the view is the last pass's)."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    since = datetime.now(timezone.utc)
+    since = datetime.now(UTC)
     return wait_for(lambda: (q := client.queue(**params))["planned_at"] and datetime.fromisoformat(q["planned_at"]) > since
                     and q, timeout, "a dispatch pass after the change")
 

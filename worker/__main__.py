@@ -40,9 +40,8 @@ def main(argv: list[str] | None = None) -> None:
 
     # The forkserver starts now and imports the research stack while Celery connects (see worker.processes).
     job_processes().replenish()
-    from worker.celery_app import app
-
     from shared.queueing import direct_queue
+    from worker.celery_app import app
 
     # Besides the shared queues, each worker consumes its own: ranks of multi-GPU jobs are sent there.
     queues = ",".join([*filter(None, args.queues.split(",")), direct_queue(name)])

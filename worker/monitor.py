@@ -16,10 +16,17 @@ from sqlalchemy import select
 from shared.db import Worker, session_scope
 from shared.db.models import FINAL_STATUSES, utcnow
 from shared.dispatch import request_dispatch
-from shared.metrics import (JOBS_FINISHED, JOBS_REQUEUED, LANDSCAPE_POINTS, LANDSCAPE_TILES, OBJECT_STORE_ERRORS,
-                            WORKER_BUSY, WORKER_HEARTBEAT)
-from shared.settings import Settings
 from shared.job_types import job_type_names
+from shared.metrics import (
+    JOBS_FINISHED,
+    JOBS_REQUEUED,
+    LANDSCAPE_POINTS,
+    LANDSCAPE_TILES,
+    OBJECT_STORE_ERRORS,
+    WORKER_BUSY,
+    WORKER_HEARTBEAT,
+)
+from shared.settings import Settings
 from worker.gpu import GpuMetrics
 from worker.periodic import Periodic
 

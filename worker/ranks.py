@@ -16,11 +16,20 @@ from typing import Any
 from sqlalchemy import select
 
 from shared.db import Job, JobStatus, session_scope
-from shared.jobs import (beat_rank, failed_rank, join_rank, publish_rendezvous, rank_row, requeue_lost, set_rank_state,
-                         silent_ranks, suspect_workers)
+from shared.job_types import parse_spec
+from shared.jobs import (
+    beat_rank,
+    failed_rank,
+    join_rank,
+    publish_rendezvous,
+    rank_row,
+    requeue_lost,
+    set_rank_state,
+    silent_ranks,
+    suspect_workers,
+)
 from shared.metrics import JOBS_REQUEUED, WORKER_BUSY
 from shared.settings import Settings
-from shared.job_types import parse_spec
 from worker.attempt import Attempt, Verdict
 from worker.context import RankContext
 from worker.processes import Outcome, one_line

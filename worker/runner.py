@@ -28,10 +28,10 @@ from sqlalchemy import select
 from services.context import FanOut
 from shared.db import Job, JobLog, JobStatus, session_scope
 from shared.dispatch import request_dispatch
+from shared.job_types import parse_spec
 from shared.jobs import claim_job, finish_job, heartbeat, requeue_lost, stale_ranks, suspect_workers
 from shared.metrics import JOBS_FINISHED, JOBS_REQUEUED, QUEUE_WAIT, RUN_TIME, WORKER_BUSY
 from shared.retry import is_database_outage, retry_db
-from shared.job_types import parse_spec
 from shared.settings import Settings
 from shared.storage import StoreUnavailable, open_store
 from worker.attempt import Attempt, Verdict

@@ -22,11 +22,10 @@ from sqlalchemy import select
 from shared.db import Job, JobStatus, session_scope
 from shared.db.models import FINAL_STATUSES, Tile, TileStatus
 from shared.dispatch import request_dispatch
+from shared.job_types import parse_spec
 from shared.jobs import set_progress
 from shared.metrics import JOBS_FINISHED, LANDSCAPE_POINTS, LANDSCAPE_TILES
 from shared.settings import Settings
-from shared.job_types import parse_spec
-from shared.storage import open_store
 from shared.tiles import (
     DELEGATED,
     claim_assembly,

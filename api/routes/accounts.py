@@ -13,8 +13,16 @@ from sqlalchemy import select
 from api.auth import TokenError, create_token, create_user, list_tokens, revoke_token, token_state
 from api.deps import AdminUser, Limit, NamePath, Offset, SessionDep
 from api.errors import AUTHENTICATED, responses
-from api.schemas import (AuditEntryPublic, AuditPublic, TokenCreate, TokenCreated, TokenPublic, UserCreate,
-                         UserPublic, UsersPublic)
+from api.schemas import (
+    AuditEntryPublic,
+    AuditPublic,
+    TokenCreate,
+    TokenCreated,
+    TokenPublic,
+    UserCreate,
+    UserPublic,
+    UsersPublic,
+)
 from shared.audit import audit_entries, record
 from shared.db import ApiToken, User
 from shared.specs.common import DB_ID_MAX

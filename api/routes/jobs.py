@@ -9,11 +9,36 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import func, select
 from sqlalchemy.orm import defer, selectinload
 
+from api.deps import (
+    NO_NUL,
+    CurrentUser,
+    JobDep,
+    Limit,
+    NameQuery,
+    Offset,
+    OwnedJobDep,
+    SessionDep,
+    SettingsDep,
+    StoreDep,
+)
 from api.errors import AUTHENTICATED, responses
-from api.deps import (NO_NUL, CurrentUser, JobDep, Limit, NameQuery, Offset, OwnedJobDep, SessionDep, SettingsDep,
-                      StoreDep)
-from api.schemas import (ArtifactPublic, ArtifactsPublic, JobCreate, JobCreateBase, JobPublic, JobResolved, JobsPublic,
-                         JobSummary, JobTypeName, LogLine, LogsPublic, MetricPoint, MetricsPublic, RankPublic, Status)
+from api.schemas import (
+    ArtifactPublic,
+    ArtifactsPublic,
+    JobCreate,
+    JobCreateBase,
+    JobPublic,
+    JobResolved,
+    JobsPublic,
+    JobSummary,
+    JobTypeName,
+    LogLine,
+    LogsPublic,
+    MetricPoint,
+    MetricsPublic,
+    RankPublic,
+    Status,
+)
 from api.validation import check_data_paths, job_create_from, source_jobs, spec_size_checked, unprocessable
 from shared.audit import record
 from shared.db import Artifact, Job, JobLog, JobMetric, User

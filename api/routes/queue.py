@@ -13,16 +13,43 @@ from fastapi import APIRouter, Depends, HTTPException, Query, status
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from api.deps import AdminUser, CurrentUser, JobDep, Limit, NamePath, NameQuery, Offset, OwnedJobDep, SessionDep, SettingsDep
+from api.deps import (
+    AdminUser,
+    CurrentUser,
+    JobDep,
+    Limit,
+    NamePath,
+    Offset,
+    OwnedJobDep,
+    SessionDep,
+    SettingsDep,
+)
 from api.errors import AUTHENTICATED, responses
 from api.routes.jobs import to_public
-from api.schemas import (JobPublic, PriorityUpdate, QueueEntryPublic, QueuePublic, RunningJobPublic, UsagePublic,
-                         UsageRow, UserLimits, UserLimitsPublic, WorkerPublic)
+from api.schemas import (
+    JobPublic,
+    PriorityUpdate,
+    QueueEntryPublic,
+    QueuePublic,
+    RunningJobPublic,
+    UsagePublic,
+    UsageRow,
+    UserLimits,
+    UserLimitsPublic,
+    WorkerPublic,
+)
 from shared.audit import record
 from shared.db import Job, JobRank, JobStatus, User, Worker
 from shared.db.models import utcnow
-from shared.dispatch import (alive_workers, busy_worker_names, last_decisions, limits_of, request_dispatch, usage_by_day,
-                             worker_name)
+from shared.dispatch import (
+    alive_workers,
+    busy_worker_names,
+    last_decisions,
+    limits_of,
+    request_dispatch,
+    usage_by_day,
+    worker_name,
+)
 from shared.settings import Settings
 
 router = APIRouter(tags=["queue"], responses=AUTHENTICATED)

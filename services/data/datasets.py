@@ -8,8 +8,9 @@ spec reads the same samples in every job. Nothing is downloaded.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from services.data.cifar import CIFAR10_CLASSES, read_cifar, read_cifar10c
 from services.data.fiftyone_crops import build_fiftyone

@@ -6,8 +6,8 @@ Class indices come from the union of class folders over all splits, sorted, so t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from services.data.images import DatasetError
 

@@ -10,9 +10,10 @@ replicate the channel (Caron et al.'s RGB backbones see the thermal image three 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError

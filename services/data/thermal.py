@@ -57,7 +57,7 @@ class ThermalDecoder:
         if pixels.ndim != 2:
             raise ValueError(f"thermal image is not single-channel (mode {mode}): {path}")
         if pixels.dtype == np.uint8:
-            return Image.fromarray((pixels.astype(np.float32) / 255.0))
+            return Image.fromarray(pixels.astype(np.float32) / 255.0)
         if mode not in ("I;16", "I;16B", "I;16L", "I"):
             raise ValueError(f"thermal image has unsupported mode {mode}: {path}")
         celsius = raw_to_celsius(pixels.astype(np.int64).clip(0, RAW_MAX), raw_min_c=self.raw_min_c, raw_max_c=self.raw_max_c)

@@ -11,7 +11,8 @@ Sizes are parameters: callers pass the backbone's input size (see `input_size_fo
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torchvision.transforms import v2

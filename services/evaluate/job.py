@@ -479,8 +479,13 @@ class ProbeModel(nn.Module):
 def gradcam_protocol(ev: Evaluation, report: Report) -> dict[str, Any]:
     """Grad-CAM of test images for the linear probe's predicted class or the class's mean embedding; gradcam.png."""
     from services.evaluate.attention import display_images
-    from services.evaluate.gradcam import (EmbeddingSimilarityTarget, class_targets, default_target_layer,
-                                           gradcam_maps, gradcam_png)
+    from services.evaluate.gradcam import (
+        EmbeddingSimilarityTarget,
+        class_targets,
+        default_target_layer,
+        gradcam_maps,
+        gradcam_png,
+    )
 
     target = ev.spec.resolved_gradcam_target()
     _, images, labels = _sample_batch(ev, ev.spec.gradcam.n_images)

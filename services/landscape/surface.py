@@ -43,7 +43,7 @@ class Surface:
         return buffer.getvalue()
 
     @classmethod
-    def from_npz(cls, source: bytes | str | Path) -> "Surface":
+    def from_npz(cls, source: bytes | str | Path) -> Surface:
         with np.load(io.BytesIO(source) if isinstance(source, bytes) else source) as data:
             return cls(x=data["x"], y=data["y"], loss=data["loss"], accuracy=data["accuracy"])
 

@@ -58,13 +58,13 @@ class Grid:
     y: GridAxis | None = None
 
     @classmethod
-    def from_ranges(cls, x: Sequence[float], y: Sequence[float] | None = None) -> "Grid":
+    def from_ranges(cls, x: Sequence[float], y: Sequence[float] | None = None) -> Grid:
         """From [min, max, num] lists, the form the job spec uses."""
         return cls(GridAxis(float(x[0]), float(x[1]), int(x[2])),
                    GridAxis(float(y[0]), float(y[1]), int(y[2])) if y is not None else None)
 
     @classmethod
-    def from_spec(cls, spec: Any) -> "Grid":
+    def from_spec(cls, spec: Any) -> Grid:
         """The grid of a `shared.specs.landscape.LandscapeSpec`."""
         return cls.from_ranges(spec.x, spec.y if spec.mode == "2d" else None)
 
@@ -99,7 +99,7 @@ class Tile:
         return {"index": self.index, "points": [list(p) for p in self.points]}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Tile":
+    def from_dict(cls, data: dict[str, Any]) -> Tile:
         return cls(int(data["index"]), tuple((int(i), int(j), float(a), float(b)) for i, j, a, b in data["points"]))
 
 

@@ -10,7 +10,8 @@ data-parallel job: the rank joins the job's process group first (`services.distr
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from services.context import JobContext
 from services.distributed import setup

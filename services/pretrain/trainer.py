@@ -39,8 +39,13 @@ from services.context import JobContext, JobStopped
 from services.distributed import Distributed, RankLost, setup
 from services.pretrain.backbone import export_kwargs
 from services.pretrain.knn_monitor import knn_top1
-from services.pretrain.loaders import (LoaderSettings, SeededAugmentation, eval_loader, iterations_per_epoch,
-                                       train_loader)
+from services.pretrain.loaders import (
+    LoaderSettings,
+    SeededAugmentation,
+    eval_loader,
+    iterations_per_epoch,
+    train_loader,
+)
 from services.pretrain.method import PretrainMethod
 from services.pretrain.optim import SAM, build_optimizer, clip_gradients, param_groups
 from services.pretrain.rng import capture_rng, restore_rng, seed_everything

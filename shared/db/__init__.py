@@ -1,5 +1,17 @@
-from shared.db.models import (Artifact, ApiToken, AuditEntry, Base, DispatchState, Job, JobLog, JobMetric, JobRank,
-                              JobStatus, User, Worker)
+from shared.db.models import (
+                              ApiToken,
+                              Artifact,
+                              AuditEntry,
+                              Base,
+                              DispatchState,
+                              Job,
+                              JobLog,
+                              JobMetric,
+                              JobRank,
+                              JobStatus,
+                              User,
+                              Worker,
+)
 from shared.db.session import get_engine, session_scope
 
 __all__ = ["ApiToken", "Artifact", "AuditEntry", "Base", "DispatchState", "Job", "JobLog", "JobMetric", "JobRank", "JobStatus", "User",

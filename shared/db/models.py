@@ -3,16 +3,30 @@
 from __future__ import annotations
 
 import enum
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Column, DateTime, Float, ForeignKey, Index, Integer, String, Table, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class UtcDateTime(TypeDecorator):
@@ -23,14 +37,14 @@ class UtcDateTime(TypeDecorator):
 
     def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:  # noqa: ANN001
         if value is not None and value.tzinfo is not None:
-            value = value.astimezone(timezone.utc)
+            value = value.astimezone(UTC)
             if dialect.name == "sqlite":
                 value = value.replace(tzinfo=None)
         return value
 
     def process_result_value(self, value: datetime | None, dialect) -> datetime | None:  # noqa: ANN001
         if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
+            value = value.replace(tzinfo=UTC)
         return value
 
 
@@ -143,14 +157,14 @@ class Job(Base):
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
 
     owner: Mapped[User] = relationship(lazy="joined")
-    parents: Mapped[list["Job"]] = relationship(
+    parents: Mapped[list[Job]] = relationship(
         secondary=job_dependencies,
         primaryjoin=lambda: Job.id == job_dependencies.c.job_id,
         secondaryjoin=lambda: Job.id == job_dependencies.c.parent_id,
         lazy="selectin",
     )
 
-    ranks: Mapped[list["JobRank"]] = relationship(lazy="select", order_by="JobRank.rank", viewonly=True)
+    ranks: Mapped[list[JobRank]] = relationship(lazy="select", order_by="JobRank.rank", viewonly=True)
 
     @property
     def depends_on(self) -> list[int]:

@@ -36,8 +36,22 @@ The package:
 """
 
 from shared.dispatch.passes import last_decisions, run_pass
-from shared.dispatch.policy import (DEPENDENCY, DISPATCHED, HELD, NO_FREE_GPU, PRIORITY, USER_LIMIT, Entry, Owner, Plan,
-                                    QueuedJob, RunningJob, WorkerSlot, plan, queue_for)
+from shared.dispatch.policy import (
+                                    DEPENDENCY,
+                                    DISPATCHED,
+                                    HELD,
+                                    NO_FREE_GPU,
+                                    PRIORITY,
+                                    USER_LIMIT,
+                                    Entry,
+                                    Owner,
+                                    Plan,
+                                    QueuedJob,
+                                    RunningJob,
+                                    WorkerSlot,
+                                    plan,
+                                    queue_for,
+)
 from shared.dispatch.requests import request_dispatch
 from shared.dispatch.snapshot import alive_workers, busy_worker_names, current_plan, limits_of, worker_name
 from shared.dispatch.usage import decayed_gpu_seconds, gpu_seconds_total, iter_days, usage_by_day

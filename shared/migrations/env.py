@@ -1,7 +1,6 @@
 """Alembic environment: the URL comes from bosun's settings (or the caller's Config)."""
 
 from alembic import context
-from sqlalchemy import pool
 
 from shared.db.models import Base
 from shared.db.session import get_engine

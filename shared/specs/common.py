@@ -103,7 +103,7 @@ class ModelSource(SpecModel):
     weights: Literal["teacher", "student"] = "teacher"
 
     @model_validator(mode="after")
-    def _fields_for_kind(self) -> "ModelSource":
+    def _fields_for_kind(self) -> ModelSource:
         if self.kind == "file":
             if self.path is None:
                 raise ValueError("path is required when kind is 'file'")

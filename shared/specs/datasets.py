@@ -5,7 +5,7 @@ Each kind is its own model, chosen by `kind`, so a wrong field is reported by na
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -112,7 +112,7 @@ class ThermalDataset(DatasetBase, ThermalWindow):
     raw_max_c: float = Field(default=RAW_MAX_C, description="temperature (degC) of raw value 65535")
 
     @model_validator(mode="after")
-    def _raw_map_increasing(self) -> "ThermalDataset":
+    def _raw_map_increasing(self) -> ThermalDataset:
         if self.raw_max_c <= self.raw_min_c:
             raise ValueError("raw_max_c must be greater than raw_min_c")
         return self
@@ -154,7 +154,7 @@ class SplitFractions(SpecModel):
     test: float = Field(default=0.15, ge=0.0, le=1.0)
 
     @model_validator(mode="after")
-    def _sum_to_one(self) -> "SplitFractions":
+    def _sum_to_one(self) -> SplitFractions:
         if abs(self.train + self.val + self.test - 1.0) > 1e-6:
             raise ValueError("train + val + test must sum to 1")
         if self.train <= 0.0:
@@ -198,6 +198,6 @@ class FiftyOneDataset(DatasetOptions, ThermalWindow):
 
 
 DatasetSpec = Annotated[
-    Union[SyntheticMaritimeDataset, CifarDataset, FolderDataset, ThermalDataset, Cifar10CDataset, FiftyOneDataset],
+    SyntheticMaritimeDataset | CifarDataset | FolderDataset | ThermalDataset | Cifar10CDataset | FiftyOneDataset,
     Field(discriminator="kind"),
 ]

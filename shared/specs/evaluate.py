@@ -54,7 +54,7 @@ class LinearSpec(SpecModel):
                                   "itself, as DINO does (optimistic)")
 
     @model_validator(mode="after")
-    def _avgpool_needs_blocks(self) -> "LinearSpec":
+    def _avgpool_needs_blocks(self) -> LinearSpec:
         if self.avgpool and self.n_last_blocks is None:
             raise ValueError("avgpool needs n_last_blocks (it extends the ViT's CLS-token features)")
         return self
@@ -89,7 +89,7 @@ class RobustnessSpec(SpecModel):
         return None if path is None else relative_data_path(path)
 
     @model_validator(mode="after")
-    def _known_corruptions(self) -> "RobustnessSpec":
+    def _known_corruptions(self) -> RobustnessSpec:
         known = CIFAR10C_CORRUPTIONS + (CIFAR10C_EXTRA_CORRUPTIONS if self.cifar10c_path else ())
         unknown = [c for c in self.corruptions if c not in known]
         if unknown:

@@ -62,7 +62,7 @@ class LandscapeSpec(SpecModel):
         return value
 
     @model_validator(mode="after")
-    def _fields_for_mode(self) -> "LandscapeSpec":
+    def _fields_for_mode(self) -> LandscapeSpec:
         if self.mode == "interpolate" and self.source_b is None:
             raise ValueError("source_b is required when mode is 'interpolate'")
         if self.mode != "interpolate" and self.source_b is not None:

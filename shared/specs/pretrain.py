@@ -49,7 +49,7 @@ class TrainingOptions(SpecModel):
     num_workers: int = Field(default=10, ge=0, le=64, description="data loading processes")
 
     @model_validator(mode="after")
-    def _warmup_within_training(self) -> "TrainingOptions":
+    def _warmup_within_training(self) -> TrainingOptions:
         if self.warmup_epochs > self.epochs:
             raise ValueError(f"warmup_epochs ({self.warmup_epochs}) exceeds epochs ({self.epochs})")
         return self
@@ -116,7 +116,7 @@ class SupervisedOptions(TrainingOptions):
     sam_adaptive: bool = False
 
     @model_validator(mode="after")
-    def _mixup_needs_even_batches(self) -> "SupervisedOptions":
+    def _mixup_needs_even_batches(self) -> SupervisedOptions:
         if (self.mixup_alpha > 0 or self.cutmix_alpha > 0) and self.batch_size_per_gpu % 2:
             raise ValueError("mixup/cutmix need an even batch_size_per_gpu")
         return self
@@ -145,7 +145,7 @@ class PretrainSpec(SpecModel):
     log_every: int = Field(default=10, ge=1, description="iterations between per-step metrics")
 
     @model_validator(mode="after")
-    def _one_options_block(self) -> "PretrainSpec":
+    def _one_options_block(self) -> PretrainSpec:
         wanted = BLOCK_OF_METHOD[self.method]
         for block in BLOCK_CLASS:
             if block != wanted and getattr(self, block) is not None:

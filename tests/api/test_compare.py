@@ -16,9 +16,10 @@ RANDOM = {"knn_top1": 0.42, "knn_top5": 0.9}
 @pytest.fixture
 def jobs(api, embedded_settings) -> dict[str, int]:  # noqa: ANN001
     """Jobs inserted directly: a pretrain job, two finished evaluate jobs and a running one."""
+    from sqlalchemy import select
+
     from shared.db import User, session_scope
     from shared.jobs import create_job
-    from sqlalchemy import select
 
     def insert(s: Any, job_type: str, spec: dict[str, Any], name: str, status: str, headline: dict | None) -> int:
         owner = s.scalar(select(User).where(User.name == "bob"))

@@ -20,7 +20,7 @@ import os
 import subprocess
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -143,11 +143,11 @@ def build(image: Image) -> Built:
 def _remove_stale(image: Image, keep: set[str], older_than_hours: float = 12) -> None:
     """Tags of `image` and its deps made for other trees or locks more than `older_than_hours` ago
     (a recent one may belong to another checkout's test running now), and dangling stage images."""
-    cutoff = datetime.now(timezone.utc) - timedelta(hours=older_than_hours)
+    cutoff = datetime.now(UTC) - timedelta(hours=older_than_hours)
     for repository in (image.name, f"{image.name}-deps"):
         listed = docker("image", "ls", "--format", "{{.Repository}}:{{.Tag}}\t{{.CreatedAt}}", repository).stdout
         stale = [tag for tag, created in (line.split("\t") for line in listed.splitlines())
-                 if tag not in keep and datetime.fromisoformat(created[:19]).replace(tzinfo=timezone.utc) < cutoff]
+                 if tag not in keep and datetime.fromisoformat(created[:19]).replace(tzinfo=UTC) < cutoff]
         if stale:
             docker("image", "rm", *stale, check=False)
     docker("image", "prune", "--force", check=False)

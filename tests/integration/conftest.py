@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from contextlib import contextmanager, nullcontext
 from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.stack import tiny_dino_spec
-from tests.stack import bosun
+from tests.stack import bosun, tiny_dino_spec
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,6 @@ import pytest
 import yaml
 
 from api.client import Client
-from tests.stack import wait_for
 
 pytestmark = pytest.mark.integration
 

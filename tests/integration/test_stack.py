@@ -5,12 +5,9 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import signal
 
 import numpy as np
 import pytest
-
-from tests.stack import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import update
@@ -12,10 +12,22 @@ from sqlalchemy import update
 from shared.db import Job, JobStatus, User, Worker, session_scope
 from shared.db.migrate import upgrade
 from shared.db.models import utcnow
-from shared.dispatch import run_pass
+from shared.dispatch import (
+    DEPENDENCY,
+    DISPATCHED,
+    HELD,
+    NO_FREE_GPU,
+    PRIORITY,
+    USER_LIMIT,
+    current_plan,
+    decayed_gpu_seconds,
+    gpu_seconds_total,
+    iter_days,
+    queue_for,
+    run_pass,
+    usage_by_day,
+)
 from shared.jobs import claim_job, create_job, finish_job, heartbeat
-from shared.dispatch import (DEPENDENCY, DISPATCHED, HELD, NO_FREE_GPU, PRIORITY, USER_LIMIT, current_plan,
-                             decayed_gpu_seconds, gpu_seconds_total, iter_days, queue_for, usage_by_day)
 from shared.settings import Settings
 
 HOUR = timedelta(hours=1)
@@ -86,7 +98,7 @@ def dispatch(db: str, settings: Settings) -> list[int]:
 
 
 def test_decayed_usage_is_the_integral_of_the_halving_weight() -> None:
-    now = datetime(2026, 1, 2, tzinfo=timezone.utc)
+    now = datetime(2026, 1, 2, tzinfo=UTC)
     h = 3600.0
     assert decayed_gpu_seconds(1, now - HOUR, now, now, h) == pytest.approx(h / 2 / math.log(2))
     steps = 20_000
@@ -232,14 +244,14 @@ def test_a_cancel_is_not_mistaken_for_a_preemption(db, settings, sent) -> None: 
 
 def test_usage_by_day_and_total(db, settings) -> None:  # noqa: ANN001
     users = add_users(db, "ana", "ben")
-    now = datetime(2026, 3, 2, 12, tzinfo=timezone.utc)
+    now = datetime(2026, 3, 2, 12, tzinfo=UTC)
     a, b = submit(db, users["ana"])[0], submit(db, users["ben"])[0]
-    ran(db, a, datetime(2026, 3, 1, 22, tzinfo=timezone.utc), datetime(2026, 3, 2, 1, tzinfo=timezone.utc), gpus=2)
-    ran(db, b, datetime(2026, 3, 2, 11, tzinfo=timezone.utc), None)
-    assert list(iter_days(datetime(2026, 3, 1, 23, tzinfo=timezone.utc), datetime(2026, 3, 2, 0, 30, tzinfo=timezone.utc))) \
+    ran(db, a, datetime(2026, 3, 1, 22, tzinfo=UTC), datetime(2026, 3, 2, 1, tzinfo=UTC), gpus=2)
+    ran(db, b, datetime(2026, 3, 2, 11, tzinfo=UTC), None)
+    assert list(iter_days(datetime(2026, 3, 1, 23, tzinfo=UTC), datetime(2026, 3, 2, 0, 30, tzinfo=UTC))) \
         == [("2026-03-01", 3600.0), ("2026-03-02", 1800.0)]
     with session_scope(db) as s:
-        hours = usage_by_day(session=s, since=datetime(2026, 3, 1, tzinfo=timezone.utc), now=now)
+        hours = usage_by_day(session=s, since=datetime(2026, 3, 1, tzinfo=UTC), now=now)
         total = gpu_seconds_total(session=s, now=now)
     assert hours == {("ana", "2026-03-01"): pytest.approx(4.0), ("ana", "2026-03-02"): pytest.approx(2.0),
                      ("ben", "2026-03-02"): pytest.approx(1.0)}

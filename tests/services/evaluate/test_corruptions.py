@@ -3,8 +3,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from services.evaluate.corruptions import (CORRUPTIONS, SEVERITIES, corrupt, frost_texture, motion_blur_kernel,
-                                           plasma_fractal)
+from services.evaluate.corruptions import (
+    CORRUPTIONS,
+    SEVERITIES,
+    corrupt,
+    frost_texture,
+    motion_blur_kernel,
+    plasma_fractal,
+)
 
 from .conftest import smooth_image
 

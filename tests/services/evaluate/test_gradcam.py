@@ -6,8 +6,14 @@ import torch
 from torch import nn
 
 from services.evaluate.attention import display_images
-from services.evaluate.gradcam import (EmbeddingSimilarityTarget, class_targets, default_target_layer, gradcam_maps,
-                                       gradcam_png, overlay_png)
+from services.evaluate.gradcam import (
+    EmbeddingSimilarityTarget,
+    class_targets,
+    default_target_layer,
+    gradcam_maps,
+    gradcam_png,
+    overlay_png,
+)
 
 from .conftest import png_size
 

@@ -5,8 +5,13 @@ import pytest
 import torch
 from sklearn import metrics as sk
 
-from services.evaluate.metrics import (classification_report, confusion_matrix, precision_recall_f1, scores_report,
-                                       topk_accuracy)
+from services.evaluate.metrics import (
+    classification_report,
+    confusion_matrix,
+    precision_recall_f1,
+    scores_report,
+    topk_accuracy,
+)
 
 
 @pytest.mark.parametrize("n, classes, seed", [(50, 3, 0), (200, 7, 1), (13, 10, 2)])

@@ -5,8 +5,13 @@ import pytest
 import torch
 
 from services.context import JobStopped
-from services.evaluate.robustness import (RobustnessTable, robustness_png, robustness_summary, robustness_table,
-                                          tensor_predictor)
+from services.evaluate.robustness import (
+    RobustnessTable,
+    robustness_png,
+    robustness_summary,
+    robustness_table,
+    tensor_predictor,
+)
 
 from .conftest import png_size
 

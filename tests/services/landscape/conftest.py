@@ -2,9 +2,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch import nn
-
 from landscape_models import tiny_convnet
+from torch import nn
 
 torch.set_num_threads(1)
 

@@ -2,9 +2,9 @@ import io
 
 import pytest
 import torch
+from landscape_models import tiny_convnet
 from torch import nn
 
-from landscape_models import tiny_convnet
 from services.landscape.directions import (
     direction_targets,
     directions_to_bytes,

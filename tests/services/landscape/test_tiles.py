@@ -1,8 +1,8 @@
 import pytest
 import torch
 import torch.nn.functional as F
-
 from landscape_models import tiny_convnet
+
 from services.landscape.directions import interpolation_direction, random_directions
 from services.landscape.perturb import base_state
 from services.landscape.tiles import Grid, Tile, evaluate_tile, split_tiles

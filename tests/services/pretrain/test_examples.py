@@ -10,8 +10,12 @@ import pytest
 import yaml
 
 from shared.job_types import parse_spec
-from shared.specs.pretrain import (REFERENCE_LAUNCHER_ARGS, PretrainSpec, backbone_for_reference_arch,
-                                   dino_spec_from_reference)
+from shared.specs.pretrain import (
+    REFERENCE_LAUNCHER_ARGS,
+    PretrainSpec,
+    backbone_for_reference_arch,
+    dino_spec_from_reference,
+)
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "deploy" / "examples"
 JOB_FILE_KEYS = {"type", "spec", "name", "priority", "depends_on", "gpus"}

@@ -4,8 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from services.pretrain.loaders import (LoaderSettings, SeededAugmentation, epoch_order, iterations_per_epoch,
-                                       train_loader)
+from services.pretrain.loaders import (
+    LoaderSettings,
+    SeededAugmentation,
+    epoch_order,
+    iterations_per_epoch,
+    train_loader,
+)
 from tests.services.pretrain.helpers import StripesDataset, TwoViews
 
 torch.set_num_threads(1)

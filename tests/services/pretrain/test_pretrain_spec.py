@@ -5,8 +5,7 @@ import sys
 import pytest
 from pydantic import ValidationError
 
-from shared.specs.pretrain import (DinoOptions, PretrainSpec, backbone_for_reference_arch,
-                                   dino_spec_from_reference)
+from shared.specs.pretrain import DinoOptions, PretrainSpec, backbone_for_reference_arch, dino_spec_from_reference
 
 # The two DINO configurations of the lab notes (research-notes.md, 14.11.2022), verbatim.
 NOTES_VIT_S = json.loads("""{

@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
-from shared.dispatch.policy import (DEPENDENCY, DISPATCHED, HELD, NO_FREE_GPU, PRIORITY, USER_LIMIT, Owner, QueuedJob,
-                                    RunningJob, WorkerSlot, fair_order, plan)
+from shared.dispatch.policy import (
+    DEPENDENCY,
+    DISPATCHED,
+    HELD,
+    NO_FREE_GPU,
+    PRIORITY,
+    USER_LIMIT,
+    Owner,
+    QueuedJob,
+    RunningJob,
+    WorkerSlot,
+    fair_order,
+    plan,
+)
 
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 OWNERS = {1: Owner("ana"), 2: Owner("ben"), 3: Owner("cat")}
 
 
