@@ -13,7 +13,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
 from shared.db import Job, JobStatus, Worker, session_scope
-from shared.db.models import utcnow
+from shared.db.models import WorkerState, utcnow, worker_name
 from shared.dispatch.usage import gpu_seconds_total
 from shared.job_types import job_type_names
 from shared.jobs import count_by_status
@@ -58,9 +58,9 @@ class DatabaseCollector(Collector):
                 alive_after = now - timedelta(seconds=self.settings.lease_seconds)
                 states = dict.fromkeys(("idle", "busy", "draining"), 0)
                 busy = set(s.scalars(select(Job.worker).where(Job.status == JobStatus.running.value)))
-                busy_names = {w.split("/")[0] for w in busy if w}
+                busy_names = {worker_name(w) for w in busy if w}
                 for worker in s.scalars(select(Worker).where(Worker.heartbeat_at > alive_after)):
-                    state = "draining" if worker.state == "draining" else ("busy" if worker.name in busy_names else "idle")
+                    state = "draining" if worker.state == WorkerState.draining.value else ("busy" if worker.name in busy_names else "idle")
                     states[state] += 1
                 for state, n in states.items():
                     workers.add_metric([state], n)

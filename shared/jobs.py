@@ -1,7 +1,7 @@
 """Job lifecycle on the database: create, claim, heartbeat, finish, reap, cascade.
 
-Every state change is one conditional UPDATE, so two workers, a reaper and the API can race
-without corrupting a row: whoever's condition still holds wins, the others change nothing.
+Every state change is a move of shared.transitions: one conditional UPDATE, allowed by its
+table, so two workers, a reaper and the API can race without corrupting a row.
 """
 
 from __future__ import annotations
@@ -20,11 +20,15 @@ from shared.db.models import (
     JobRank,
     JobStatus,
     LeaseHolder,
+    RankState,
     User,
     Worker,
+    WorkerState,
     job_dependencies,
     utcnow,
+    worker_name,
 )
+from shared.transitions import check_initial, move
 
 
 class JobError(ValueError):
@@ -43,22 +47,16 @@ def create_job(*, session: Session, job_type: str, spec: dict[str, Any], owner: 
         if parent is None:
             raise JobError(f"depends_on: job {parent_id} does not exist")
         parents.append(parent)
+    ended = next((p for p in parents if p.status in (JobStatus.failed.value, JobStatus.cancelled.value)), None)
+    state = JobStatus.queued if ended is None else JobStatus.cancelled
+    check_initial(Job, state)
+    reason = None if ended is None else f"dependency job {ended.id} {ended.status}"
     job = Job(type=job_type, spec=spec, owner=owner, name=name, priority=priority, max_attempts=max_attempts,
-              queue=queue or queue_for(gpus), gpus=gpus, parents=parents)
+              queue=queue or queue_for(gpus), gpus=gpus, parents=parents, status=state.value, error=reason,
+              message=reason or "", finished_at=None if ended is None else utcnow())
     session.add(job)
     session.flush()
-    for parent in parents:
-        if parent.status in (JobStatus.failed.value, JobStatus.cancelled.value):
-            _cancel_for_parent(session, job, parent)
-            break
     return job
-
-
-def _cancel_for_parent(session: Session, job: Job, parent: Job) -> None:
-    job.status = JobStatus.cancelled.value
-    job.error = f"dependency job {parent.id} {parent.status}"
-    job.message = job.error
-    job.finished_at = utcnow()
 
 
 def claim_job(*, session: Session, job_id: int, worker: str) -> Job | None:
@@ -71,18 +69,15 @@ def claim_job(*, session: Session, job_id: int, worker: str) -> Job | None:
     A multi-GPU job is claimed only by the worker its current dispatch made rank 0.
     """
     now = utcnow()
-    name = worker.split("/")[0]
-    draining = exists().where(Worker.name == name, Worker.state == "draining")
+    name = worker_name(worker)
+    draining = exists().where(Worker.name == name, Worker.state == WorkerState.draining.value)
     leader = exists().where(JobRank.job_id == Job.id, JobRank.rank == 0, JobRank.worker == name,
                             JobRank.attempt == Job.attempts + 1)
-    result = session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status == JobStatus.queued.value, Job.cancel_requested.is_(False),
-               Job.held.is_(False), ~draining, or_(Job.gpus <= 1, leader))
-        .values(status=JobStatus.running.value, worker=worker, holder=LeaseHolder.worker.value,
-                attempts=Job.attempts + 1, heartbeat_at=now, started_at=now, message="started", error=None,
-                preempt_requested=False)
-    )
+    result = move(session, Job, source=JobStatus.queued, target=JobStatus.running,
+                  where=[Job.id == job_id, Job.cancel_requested.is_(False), Job.held.is_(False), ~draining,
+                         or_(Job.gpus <= 1, leader)],
+                  worker=worker, holder=LeaseHolder.worker.value, attempts=Job.attempts + 1, heartbeat_at=now,
+                  started_at=now, message="started", error=None, preempt_requested=False)
     if result.rowcount != 1:
         if session.scalar(select(draining)):
             session.execute(update(Job).where(Job.id == job_id, Job.status == JobStatus.queued.value)
@@ -90,8 +85,8 @@ def claim_job(*, session: Session, job_id: int, worker: str) -> Job | None:
             session.commit()
         return None
     # rank 0 is whoever claimed (a 1-GPU job's message redelivered elsewhere runs there)
-    session.execute(update(JobRank).where(JobRank.job_id == job_id, JobRank.rank == 0)
-                    .values(worker=name, state="joined", updated_at=now))
+    move(session, JobRank, source=RankState.sent, target=RankState.joined,
+         where=[JobRank.job_id == job_id, JobRank.rank == 0], worker=name, updated_at=now)
     session.commit()
     job = session.get(Job, job_id, populate_existing=True)
     return job
@@ -139,13 +134,11 @@ def record_outcome(*, session: Session, job_id: int, lease: ColumnElement[bool],
 
     A failed or cancelled job cancels, transitively, the jobs that wait on it.
     """
-    values: dict[str, Any] = {"status": status.value, "finished_at": utcnow(), "error": error,
-                              "message": error or status.value}
+    values: dict[str, Any] = {"finished_at": utcnow(), "error": error, "message": error or status.value}
     if status is JobStatus.succeeded:
         values.update(result=result, progress=1.0)
-    done = session.execute(
-        update(Job).where(Job.id == job_id, Job.status == JobStatus.running.value, lease).values(**values)
-    ).rowcount == 1
+    done = move(session, Job, source=JobStatus.running, target=status, where=[Job.id == job_id, lease],
+                **values).rowcount == 1
     if done and status is not JobStatus.succeeded:
         cancel_dependents(session=session, parent_id=job_id, parent_status=status.value)
     return done
@@ -163,13 +156,11 @@ def requeue_preempted(*, session: Session, job_id: int, worker: str, attempt: in
     if row is None:
         return False
     message = f"preempted by job {row[0]}" if row[0] else "preempted"
-    done = session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.worker == worker, Job.attempts == attempt, Job.status == JobStatus.running.value,
-               Job.preempt_requested.is_(True), Job.cancel_requested.is_(False))
-        .values(status=JobStatus.queued.value, attempts=Job.attempts - 1, enqueued_at=None, worker=None,
-                preempt_requested=False, message=message, heartbeat_at=utcnow())
-    ).rowcount == 1
+    done = move(session, Job, source=JobStatus.running, target=JobStatus.queued,
+                where=[Job.id == job_id, Job.worker == worker, Job.attempts == attempt,
+                       Job.preempt_requested.is_(True), Job.cancel_requested.is_(False)],
+                attempts=Job.attempts - 1, enqueued_at=None, worker=None, preempt_requested=False, message=message,
+                heartbeat_at=utcnow()).rowcount == 1
     if done:
         session.add(JobLog(job_id=job_id, attempt=attempt, text=message + "; re-queued, resumes from its checkpoint"))
     return done
@@ -187,10 +178,8 @@ def cancel_dependents(*, session: Session, parent_id: int, parent_status: str) -
         ).all()
         for child in children:
             reason = f"dependency job {pid} {pstatus}"
-            changed = session.execute(
-                update(Job).where(Job.id == child.id, Job.status == JobStatus.queued.value)
-                .values(status=JobStatus.cancelled.value, error=reason, message=reason, finished_at=utcnow())
-            ).rowcount
+            changed = move(session, Job, source=JobStatus.queued, target=JobStatus.cancelled,
+                           where=[Job.id == child.id], error=reason, message=reason, finished_at=utcnow()).rowcount
             if changed:
                 cancelled.append(child.id)
                 frontier.append((child.id, JobStatus.cancelled.value))
@@ -201,11 +190,8 @@ def request_cancel(*, session: Session, job: Job, reason: str) -> Job:
     """Cancel a queued job at once; ask a running one to stop (its worker finishes it as cancelled)."""
     if job.status in FINAL_STATUSES:
         raise JobError(f"job {job.id} already {job.status}")
-    changed = session.execute(
-        update(Job).where(Job.id == job.id, Job.status == JobStatus.queued.value)
-        .values(status=JobStatus.cancelled.value, cancel_requested=True, error=reason, message=reason,
-                finished_at=utcnow())
-    ).rowcount
+    changed = move(session, Job, source=JobStatus.queued, target=JobStatus.cancelled, where=[Job.id == job.id],
+                   cancel_requested=True, error=reason, message=reason, finished_at=utcnow()).rowcount
     if changed:
         cancel_dependents(session=session, parent_id=job.id, parent_status=JobStatus.cancelled.value)
     else:
@@ -227,26 +213,24 @@ def reap_stale(*, session: Session, lease_seconds: float) -> tuple[list[Job], li
     ).all()
     requeued, failed = [], []
     for job in stale:
-        guard = and_(Job.id == job.id, Job.status == JobStatus.running.value, Job.attempts == job.attempts,
-                     Job.heartbeat_at < cutoff)
+        guard = [Job.id == job.id, Job.attempts == job.attempts, Job.heartbeat_at < cutoff]
         lost = f"worker lost: {job.worker} stopped heartbeating during attempt {job.attempts}"
         if job.cancel_requested:
-            values = {"status": JobStatus.cancelled.value, "error": "cancelled (worker lost while stopping)",
-                      "finished_at": utcnow()}
-            bucket = failed
+            target, bucket = JobStatus.cancelled, failed
+            error = "cancelled (worker lost while stopping)"
+            values = {"error": error, "message": error, "finished_at": utcnow()}
         elif job.attempts >= job.max_attempts:
-            values = {"status": JobStatus.failed.value, "error": f"worker lost ({job.attempts} of {job.max_attempts} attempts used)",
-                      "finished_at": utcnow()}
-            bucket = failed
+            target, bucket = JobStatus.failed, failed
+            error = f"worker lost ({job.attempts} of {job.max_attempts} attempts used)"
+            values = {"error": error, "message": error, "finished_at": utcnow()}
         else:
-            values = {"status": JobStatus.queued.value, "enqueued_at": None, "worker": None, "message": lost}
-            bucket = requeued
-        values.setdefault("message", values.get("error", ""))
-        if session.execute(update(Job).where(guard).values(**values)).rowcount:
+            target, bucket = JobStatus.queued, requeued
+            values = {"enqueued_at": None, "worker": None, "message": lost}
+        if move(session, Job, source=JobStatus.running, target=target, where=guard, **values).rowcount:
             session.add(JobLog(job_id=job.id, attempt=job.attempts, text=lost))
             bucket.append(job)
             if bucket is failed:
-                cancel_dependents(session=session, parent_id=job.id, parent_status=values["status"])
+                cancel_dependents(session=session, parent_id=job.id, parent_status=target.value)
     return requeued, failed
 
 
@@ -257,39 +241,41 @@ def count_by_status(*, session: Session) -> list[tuple[str, str, int]]:
 # ---------------------------------------------------------------------------- multi-GPU jobs
 def publish_rendezvous(*, session: Session, job_id: int, attempt: int, address: str) -> None:
     """Rank 0 announces where the process group of this attempt meets (host:port)."""
-    session.execute(update(JobRank).where(JobRank.job_id == job_id, JobRank.rank == 0, JobRank.attempt == attempt)
-                    .values(address=address, state="joined", updated_at=utcnow()))
+    session.execute(update(JobRank).where(JobRank.job_id == job_id, JobRank.rank == 0, JobRank.attempt == attempt,
+                                          JobRank.state == RankState.joined.value)
+                    .values(address=address, updated_at=utcnow()))
 
 
 def join_rank(*, session: Session, job_id: int, attempt: int, rank: int, worker: str) -> bool:
     """Take one rank of an attempt: only once, only by the worker the dispatcher gave it (a duplicate
     message, sent again after its deadline, finds the rank taken and is dropped)."""
-    return session.execute(update(JobRank).where(JobRank.job_id == job_id, JobRank.rank == rank,
-                                                 JobRank.attempt == attempt, JobRank.worker == worker,
-                                                 JobRank.state == "sent")
-                           .values(state="joined", updated_at=utcnow())).rowcount == 1
+    return move(session, JobRank, source=RankState.sent, target=RankState.joined,
+                where=[JobRank.job_id == job_id, JobRank.rank == rank, JobRank.attempt == attempt,
+                       JobRank.worker == worker], updated_at=utcnow()).rowcount == 1
 
 
 def rank_row(*, session: Session, job_id: int, rank: int) -> JobRank | None:
     return session.get(JobRank, (job_id, rank), populate_existing=True)
 
 
-def set_rank_state(*, session: Session, job_id: int, attempt: int, rank: int, state: str,
-                   error: str | None = None) -> None:
-    session.execute(update(JobRank).where(JobRank.job_id == job_id, JobRank.rank == rank, JobRank.attempt == attempt)
-                    .values(state=state, error=error, updated_at=utcnow()))
+def end_rank(*, session: Session, job_id: int, attempt: int, rank: int, state: RankState,
+             error: str | None = None) -> None:
+    """A joined rank ended: it left after the job, or failed on an error of its own."""
+    move(session, JobRank, source=RankState.joined, target=state,
+         where=[JobRank.job_id == job_id, JobRank.rank == rank, JobRank.attempt == attempt],
+         error=error, updated_at=utcnow())
 
 
 def failed_rank(*, session: Session, job_id: int, attempt: int) -> JobRank | None:
     """A rank of this attempt that ended with an error of its own (not a lost peer)."""
     return session.scalar(select(JobRank).where(JobRank.job_id == job_id, JobRank.attempt == attempt,
-                                                JobRank.state == "failed").order_by(JobRank.rank).limit(1))
+                                                JobRank.state == RankState.failed.value).order_by(JobRank.rank).limit(1))
 
 
 def silent_ranks(*, session: Session, job_id: int, attempt: int) -> list[JobRank]:
     """Ranks > 0 of this attempt that have not said they left (never joined, or joined and went quiet)."""
     return list(session.scalars(select(JobRank).where(JobRank.job_id == job_id, JobRank.attempt == attempt,
-                                                      JobRank.rank > 0, JobRank.state.in_(("sent", "joined")))
+                                                      JobRank.rank > 0, JobRank.state.in_((RankState.sent.value, RankState.joined.value)))
                                 .order_by(JobRank.rank)))
 
 
@@ -303,14 +289,14 @@ def suspect_workers(*, session: Session, names: Sequence[str]) -> None:
 def beat_rank(*, session: Session, job_id: int, attempt: int, rank: int) -> None:
     """A joined rank's heartbeat: rank 0 counts a rank that stops beating as lost."""
     session.execute(update(JobRank).where(JobRank.job_id == job_id, JobRank.rank == rank, JobRank.attempt == attempt,
-                                          JobRank.state == "joined").values(updated_at=utcnow()))
+                                          JobRank.state == RankState.joined.value).values(updated_at=utcnow()))
 
 
 def stale_ranks(*, session: Session, job_id: int, attempt: int, lease_seconds: float) -> list[JobRank]:
     """Joined ranks > 0 of this attempt whose last heartbeat is older than the lease."""
     cutoff = utcnow() - timedelta(seconds=lease_seconds)
     return list(session.scalars(select(JobRank).where(JobRank.job_id == job_id, JobRank.attempt == attempt,
-                                                      JobRank.rank > 0, JobRank.state == "joined",
+                                                      JobRank.rank > 0, JobRank.state == RankState.joined.value,
                                                       JobRank.updated_at < cutoff).order_by(JobRank.rank)))
 
 
@@ -336,11 +322,9 @@ def requeue_lost(*, session: Session, job_id: int, worker: str, attempt: int, re
         done = record_outcome(session=session, job_id=job_id, lease=lease, status=JobStatus.failed,
                               error=f"{reason} ({attempt} of {job.max_attempts} attempts used)")
         return JobStatus.failed.value if done else None
-    done = session.execute(
-        update(Job).where(Job.id == job_id, Job.status == JobStatus.running.value, lease)
-        .values(status=JobStatus.queued.value, enqueued_at=None, worker=None, preempt_requested=False,
-                message=reason, heartbeat_at=utcnow(), attempts=Job.attempts - (0 if count_attempt else 1))
-    ).rowcount == 1
+    done = move(session, Job, source=JobStatus.running, target=JobStatus.queued, where=[Job.id == job_id, lease],
+                enqueued_at=None, worker=None, preempt_requested=False, message=reason, heartbeat_at=utcnow(),
+                attempts=Job.attempts - (0 if count_attempt else 1)).rowcount == 1
     if done:
         session.add(JobLog(job_id=job_id, attempt=attempt, text=reason + "; re-queued, resumes from its checkpoint"))
     return JobStatus.queued.value if done else None

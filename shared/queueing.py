@@ -13,6 +13,7 @@ from typing import Any
 
 from celery import Celery
 
+from shared.db.models import worker_name
 from shared.settings import Settings
 
 RUN_JOB = "bosun.run_job"
@@ -102,7 +103,7 @@ def direct_queue(worker: str) -> str:
 
     Letters, digits, '.', '_' and '-' only (the filesystem transport names files after queues).
     """
-    return "direct." + re.sub(r"[^A-Za-z0-9._-]", "_", worker.split("/")[0])
+    return "direct." + re.sub(r"[^A-Za-z0-9._-]", "_", worker_name(worker))
 
 
 def send_join_job(settings: Settings, job_id: int, attempt: int, rank: int, queue: str) -> None:

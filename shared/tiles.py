@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from shared.db.models import Job, JobLog, JobStatus, LeaseHolder, Tile, TileStatus, utcnow
 from shared.jobs import JobError, record_outcome
+from shared.transitions import move
 
 DELEGATED = LeaseHolder.tiles.value
 ASSEMBLING = LeaseHolder.assembly.value
@@ -147,12 +148,9 @@ def dispatch_tiles(*, session: Session, settings, job_id: int | None = None) -> 
 def claim_tile(*, session: Session, tile_id: int, worker: str) -> Tile | None:
     """Take the lease on a pending tile of a running, uncancelled job; None when that does not hold."""
     now = utcnow()
-    claimed = session.execute(
-        update(Tile)
-        .where(Tile.id == tile_id, Tile.status == TileStatus.pending.value, _delegated_parent())
-        .values(status=TileStatus.running.value, worker=worker, attempts=Tile.attempts + 1, heartbeat_at=now)
-        .execution_options(synchronize_session=False)
-    ).rowcount == 1
+    claimed = move(session, Tile, source=TileStatus.pending, target=TileStatus.running,
+                   where=[Tile.id == tile_id, _delegated_parent()], worker=worker, attempts=Tile.attempts + 1,
+                   heartbeat_at=now).rowcount == 1
     if not claimed:
         return None
     session.commit()
@@ -184,10 +182,8 @@ def renew_parent(*, session: Session, job_id: int, attempt: int) -> bool | None:
 
 def finish_tile(*, session: Session, tile_id: int, values: Sequence[dict[str, Any]]) -> bool:
     """Store a tile's results unless it is done already; True when these values were the ones stored."""
-    return session.execute(
-        update(Tile).where(Tile.id == tile_id, Tile.status != TileStatus.done.value)
-        .values(status=TileStatus.done.value, values=encode_values(values), finished_at=utcnow())
-    ).rowcount == 1
+    return move(session, Tile, source=(TileStatus.pending, TileStatus.running), target=TileStatus.done,
+                where=[Tile.id == tile_id], values=encode_values(values), finished_at=utcnow()).rowcount == 1
 
 
 def claim_assembly(*, session: Session, job_id: int, attempt: int) -> bool:
@@ -225,12 +221,10 @@ def reap_tiles(*, session: Session, lease_seconds: float) -> tuple[list[Tile], l
     ).all()
     requeued, failed = [], []
     for tile, max_attempts, job_attempt in stale:
-        guard = and_(Tile.id == tile.id, Tile.status == TileStatus.running.value, Tile.attempts == tile.attempts,
-                     Tile.heartbeat_at < cutoff)
         lost = f"tile {tile.index} lost: {tile.worker} stopped heartbeating during its attempt {tile.attempts}"
-        back = (update(Tile).where(guard).values(status=TileStatus.pending.value, worker=None, enqueued_at=None)
-                .execution_options(synchronize_session=False))
-        if not session.execute(back).rowcount:
+        if not move(session, Tile, source=TileStatus.running, target=TileStatus.pending,
+                    where=[Tile.id == tile.id, Tile.attempts == tile.attempts, Tile.heartbeat_at < cutoff],
+                    worker=None, enqueued_at=None).rowcount:
             continue
         session.add(JobLog(job_id=tile.job_id, attempt=job_attempt, text=lost))
         if tile.attempts >= max_attempts:

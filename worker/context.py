@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from shared.db import Artifact, JobLog, JobMetric, session_scope
-from shared.db.models import utcnow
+from shared.db.models import utcnow, worker_name
 from shared.jobs import set_progress
 from shared.metrics import TRAIN_IMAGES_PER_SECOND, TRAIN_LOSS
 from shared.retry import retry_db
@@ -145,11 +145,11 @@ class WorkerContext:
                               "time": utcnow()})
         # The worker label is the worker's name, as on its heartbeat and busy gauges; never the
         # child's pid, which would add series with every job.
-        worker_name = self.worker.split("/")[0]
+        name = worker_name(self.worker)
         if name == "loss":
-            TRAIN_LOSS.labels(type=self.job_type, worker=worker_name).set(float(value))
+            TRAIN_LOSS.labels(type=self.job_type, worker=name).set(float(value))
         elif name == "images_per_s":
-            TRAIN_IMAGES_PER_SECOND.labels(type=self.job_type, worker=worker_name).set(float(value))
+            TRAIN_IMAGES_PER_SECOND.labels(type=self.job_type, worker=name).set(float(value))
         self._flush_metrics_if_due()
 
     def save_checkpoint(self, state: dict[str, Any], step: int) -> None:

@@ -16,15 +16,16 @@ from typing import Any
 from sqlalchemy import select
 
 from shared.db import Job, JobStatus, session_scope
+from shared.db.models import RankState, worker_name
 from shared.job_types import parse_spec
 from shared.jobs import (
     beat_rank,
+    end_rank,
     failed_rank,
     join_rank,
     publish_rendezvous,
     rank_row,
     requeue_lost,
-    set_rank_state,
     silent_ranks,
     suspect_workers,
 )
@@ -106,7 +107,7 @@ def await_rank_zero(settings: Settings, job_id: int, attempt: int, rank: int,
                 return "skipped"
             if job.status not in (JobStatus.queued.value, JobStatus.running.value) or job.attempts > attempt:
                 return "skipped"
-            if mine.state != "sent":  # a duplicate message: this rank was taken already
+            if mine.state != RankState.sent.value:  # a duplicate message: this rank was taken already
                 return "skipped"
             if (job.status == JobStatus.running.value and job.attempts == attempt and zero is not None
                     and zero.attempt == attempt and zero.address):
@@ -130,14 +131,14 @@ def rank_beat(settings: Settings, job_id: int, attempt: int, rank: int) -> Verdi
 
 def run_rank(settings: Settings, job_id: int, attempt: int, rank: int, worker: str) -> str:
     """Run rank `rank` (> 0) of attempt `attempt` of a multi-GPU job, beside the rank 0 that claimed it."""
-    name = worker.split("/")[0]
+    name = worker_name(worker)
     found = await_rank_zero(settings, job_id, attempt, rank, name)
     if isinstance(found, str):
         log.info("job %s rank %s attempt %s: %s", job_id, rank, attempt, found)
         return found
     address, spec_raw, job_type, world = found
     WORKER_BUSY.labels(worker=name).set(1)
-    state, error = "left", None
+    state, error = RankState.left, None
     try:
         with Attempt(f"job {job_id} rank {rank}", lambda: rank_beat(settings, job_id, attempt, rank),
                      interval=settings.heartbeat_seconds, grace=settings.stop_grace_seconds,
@@ -146,11 +147,11 @@ def run_rank(settings: Settings, job_id: int, attempt: int, rank: int, worker: s
                               spec_raw=spec_raw, attempt=attempt, rank=rank, world=world, address=address,
                               worker=worker)
             if outcome.status == "failed":
-                state = "failed"
+                state = RankState.failed
             error = outcome.error
     finally:
         with session_scope(settings.database_url) as s:
-            set_rank_state(session=s, job_id=job_id, attempt=attempt, rank=rank, state=state, error=error)
+            end_rank(session=s, job_id=job_id, attempt=attempt, rank=rank, state=state, error=error)
         WORKER_BUSY.labels(worker=name).set(0)
     return state
 

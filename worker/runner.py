@@ -27,6 +27,7 @@ from sqlalchemy import select
 
 from services.context import FanOut
 from shared.db import Job, JobLog, JobStatus, session_scope
+from shared.db.models import worker_name
 from shared.dispatch import request_dispatch
 from shared.job_types import parse_spec
 from shared.jobs import claim_job, finish_job, heartbeat, requeue_lost, stale_ranks, suspect_workers
@@ -60,7 +61,7 @@ def run_job(settings: Settings, job_id: int, worker: str) -> str:
     if claimed is None:
         return "skipped"
     job_type, spec_raw, attempt, gpus = claimed
-    name = worker.split("/")[0]
+    name = worker_name(worker)
     WORKER_BUSY.labels(worker=name).set(1)
     started = time.monotonic()
     try:

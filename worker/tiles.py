@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import select
 
 from shared.db import Job, JobStatus, session_scope
-from shared.db.models import FINAL_STATUSES, Tile, TileStatus
+from shared.db.models import FINAL_STATUSES, Tile, TileStatus, worker_name
 from shared.dispatch import request_dispatch
 from shared.job_types import parse_spec
 from shared.jobs import set_progress
@@ -188,8 +188,8 @@ def _run_claimed(settings: Settings, ctx: WorkerContext, tile_id: int, work: dic
                      message=f"{progress.points_done}/{progress.points_total} points", forward_only=True)
     if stored:
         ctx.log(f"tile {work['index']} ({len(values)} points) done on {ctx.worker} in {time.monotonic() - started:.1f} s")
-        LANDSCAPE_TILES.labels(worker=ctx.worker.split("/")[0]).inc()
-        LANDSCAPE_POINTS.labels(worker=ctx.worker.split("/")[0]).inc(len(values))
+        LANDSCAPE_TILES.labels(worker=worker_name(ctx.worker)).inc()
+        LANDSCAPE_POINTS.labels(worker=worker_name(ctx.worker)).inc(len(values))
     if ctx.cancel_requested.is_set():
         _record(settings, ctx.job_id, ctx.job_type, ctx.attempt, JobStatus.cancelled, error="cancelled on request")
         return "cancelled"

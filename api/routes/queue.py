@@ -40,7 +40,7 @@ from api.schemas import (
 )
 from shared.audit import record
 from shared.db import Job, JobRank, JobStatus, User, Worker
-from shared.db.models import utcnow
+from shared.db.models import WorkerState, utcnow, worker_name
 from shared.dispatch import (
     alive_workers,
     busy_worker_names,
@@ -48,7 +48,6 @@ from shared.dispatch import (
     limits_of,
     request_dispatch,
     usage_by_day,
-    worker_name,
 )
 from shared.settings import Settings
 
@@ -97,7 +96,7 @@ def workers_public(*, session: Session, settings: Settings) -> list[WorkerPublic
     rows = session.scalars(select(Worker).order_by(Worker.name)).all()
     return [WorkerPublic(name=w.name, queues=[q for q in w.queues.split(",") if q], gpu=w.gpu,
                          host=w.host or w.name.partition("@")[2], alive=w.name in alive,
-                         state="draining" if w.state == "draining" else ("busy" if w.name in busy else "idle"),
+                         state="draining" if w.state == WorkerState.draining.value else ("busy" if w.name in busy else "idle"),
                          job=jobs.get(w.name), heartbeat_at=w.heartbeat_at) for w in rows]
 
 
@@ -141,7 +140,7 @@ def workers(session: SessionDep, settings: SettingsDep, _user: CurrentUser) -> A
 @router.post("/workers/{name}/drain", response_model=WorkerPublic, responses=responses(403, 404))
 def drain(worker: WorkerDep, session: SessionDep, settings: SettingsDep, admin: AdminUser) -> Any:
     """The worker finishes its job and takes no new one (see shared.jobs.claim_job)."""
-    worker.state = "draining"
+    worker.state = WorkerState.draining.value
     record(session=session, actor=admin.name, action="drain", target=f"worker {worker.name}")
     session.commit()
     return next(w for w in workers_public(session=session, settings=settings) if w.name == worker.name)
@@ -149,7 +148,7 @@ def drain(worker: WorkerDep, session: SessionDep, settings: SettingsDep, admin: 
 
 @router.post("/workers/{name}/undrain", response_model=WorkerPublic, responses=responses(403, 404))
 def undrain(worker: WorkerDep, session: SessionDep, settings: SettingsDep, admin: AdminUser) -> Any:
-    worker.state = "idle"
+    worker.state = WorkerState.idle.value
     record(session=session, actor=admin.name, action="undrain", target=f"worker {worker.name}")
     redispatch(session)
     return next(w for w in workers_public(session=session, settings=settings) if w.name == worker.name)

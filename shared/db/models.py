@@ -52,28 +52,49 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UtcDateTime(), dict[str, Any]: JSON}
 
 
-class JobStatus(str, enum.Enum):
+class JobStatus(enum.StrEnum):
+    """Where a job is; shared.transitions holds the moves between them."""
+
     queued = "queued"
     running = "running"
     succeeded = "succeeded"
     failed = "failed"
     cancelled = "cancelled"
 
-    @property
-    def final(self) -> bool:
-        return self in (JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled)
-
 
 FINAL_STATUSES = (JobStatus.succeeded.value, JobStatus.failed.value, JobStatus.cancelled.value)
 
 
-class LeaseHolder(str, enum.Enum):
+class LeaseHolder(enum.StrEnum):
     """Who holds a running job's lease: the worker named in `Job.worker`, or (a fanned-out
     landscape) its tiles as a group, or the one tile task assembling the result."""
 
     worker = "worker"
     tiles = "tiles"
     assembly = "assembly"
+
+
+class RankState(enum.StrEnum):
+    """Where one rank of a multi-GPU job's attempt is: sent to its worker, joined the process
+    group (rank 0: claimed the job), or ended (left after the job, or failed on an error of its own)."""
+
+    sent = "sent"
+    joined = "joined"
+    left = "left"
+    failed = "failed"
+
+
+class WorkerState(enum.StrEnum):
+    """What a worker asks of the dispatcher: new jobs (idle) or none (draining). Whether it is busy
+    is not stored: it follows from the jobs it runs."""
+
+    idle = "idle"
+    draining = "draining"
+
+
+def worker_name(holder: str) -> str:
+    """The worker's name in a lease holder string (`name/pid`, as `Job.worker` and `Tile.worker` hold it)."""
+    return holder.partition("/")[0]
 
 
 class User(Base):
@@ -219,7 +240,7 @@ class Worker(Base):
     # The box it runs on (the ranks of a multi-GPU job share one) and where other ranks reach it.
     host: Mapped[str] = mapped_column(String(200), default="")
     address: Mapped[str] = mapped_column(String(200), default="")
-    state: Mapped[str] = mapped_column(String(16), default="idle")
+    state: Mapped[str] = mapped_column(String(16), default=WorkerState.idle.value)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -240,13 +261,15 @@ class JobRank(Base):
     rank: Mapped[int] = mapped_column(Integer, primary_key=True)
     attempt: Mapped[int] = mapped_column(Integer)
     worker: Mapped[str] = mapped_column(String(200), index=True)
-    state: Mapped[str] = mapped_column(String(16), default="sent")
+    state: Mapped[str] = mapped_column(String(16), default=RankState.sent.value)
     address: Mapped[str | None] = mapped_column(String(300), default=None)
     error: Mapped[str | None] = mapped_column(Text, default=None)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class TileStatus(str, enum.Enum):
+class TileStatus(enum.StrEnum):
+    """Where a landscape tile is; shared.transitions holds the moves between them."""
+
     pending = "pending"
     running = "running"
     done = "done"

@@ -15,11 +15,12 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from shared.db.models import DispatchState, Job, JobLog, JobRank, JobStatus, Tile, TileStatus, utcnow
+from shared.db.models import DispatchState, Job, JobLog, JobRank, JobStatus, RankState, Tile, TileStatus, utcnow
 from shared.dispatch.policy import DISPATCHED, Entry, Plan, plan
 from shared.dispatch.publisher import JobSend, RankSend, publish, publish_tiles
 from shared.dispatch.snapshot import Snapshot, lock_dispatch, read_snapshot
 from shared.settings import Settings
+from shared.transitions import check_initial
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +57,10 @@ def expire_unclaimed(*, session: Session, settings: Settings, now: datetime) -> 
     stale = session.execute(select(JobRank.job_id, JobRank.attempt, JobRank.rank, JobRank.worker)
                             .join(Job, Job.id == JobRank.job_id)
                             .where(Job.status == JobStatus.running.value, JobRank.attempt == Job.attempts,
-                                   JobRank.rank > 0, JobRank.state == "sent", JobRank.updated_at < cutoff)).all()
+                                   JobRank.rank > 0, JobRank.state == RankState.sent.value, JobRank.updated_at < cutoff)).all()
     for job_id, attempt, rank, _ in stale:
         session.execute(update(JobRank).where(JobRank.job_id == job_id, JobRank.rank == rank, JobRank.attempt == attempt,
-                                              JobRank.state == "sent").values(updated_at=now))
+                                              JobRank.state == RankState.sent.value).values(updated_at=now))
     return Expired(jobs=list(jobs), unclaimed_by={j: frozenset(w) for j, w in went_to.items()}, tiles=list(tiles),
                    ranks=[RankSend(*row) for row in stale])
 
@@ -68,7 +69,9 @@ def assign_ranks(*, session: Session, job_id: int, attempt: int, workers: list[s
     """Record which worker runs each rank of the job's next attempt (replacing an earlier dispatch's);
     a 1-GPU or CPU job has the one rank 0."""
     session.execute(delete(JobRank).where(JobRank.job_id == job_id))
-    session.add_all([JobRank(job_id=job_id, rank=rank, attempt=attempt, worker=name, state="sent", updated_at=now)
+    check_initial(JobRank, RankState.sent)
+    session.add_all([JobRank(job_id=job_id, rank=rank, attempt=attempt, worker=name, state=RankState.sent.value,
+                             updated_at=now)
                      for rank, name in enumerate(workers)])
     session.flush()
 

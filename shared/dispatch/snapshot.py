@@ -9,7 +9,19 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, or_, select, text
 from sqlalchemy.orm import Session, aliased
 
-from shared.db.models import Job, JobRank, JobStatus, Tile, TileStatus, User, Worker, job_dependencies, utcnow
+from shared.db.models import (
+    Job,
+    JobRank,
+    JobStatus,
+    Tile,
+    TileStatus,
+    User,
+    Worker,
+    WorkerState,
+    job_dependencies,
+    utcnow,
+    worker_name,
+)
 from shared.dispatch.policy import Owner, Plan, QueuedJob, RunningJob, WorkerSlot, plan
 from shared.dispatch.usage import as_utc, user_usage
 from shared.settings import Settings
@@ -28,11 +40,6 @@ def lock_dispatch(session: Session) -> None:
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": DISPATCH_LOCK_KEY})
     else:
         session.execute(text("UPDATE workers SET state = state WHERE 0 = 1"))
-
-
-def worker_name(holder: str) -> str:
-    """The worker of a lease holder (`name/pid`)."""
-    return holder.split("/")[0]
 
 
 def alive_workers(*, session: Session, settings: Settings, now: datetime) -> list[Worker]:
@@ -109,9 +116,9 @@ def running_jobs(*, session: Session) -> list[RunningJob]:
 def worker_slots(*, session: Session, settings: Settings, now: datetime) -> list[WorkerSlot]:
     """Alive workers with whether each holds work; the busy queries are skipped when none could take any."""
     alive = alive_workers(session=session, settings=settings, now=now)
-    busy = busy_worker_names(session=session) if any(w.state != "draining" for w in alive) else set()
+    busy = busy_worker_names(session=session) if any(w.state != WorkerState.draining.value for w in alive) else set()
     return [WorkerSlot(name=w.name, queues=frozenset(filter(None, w.queues.split(","))),
-                       host=w.host or w.name.partition("@")[2], busy=w.name in busy, draining=w.state == "draining")
+                       host=w.host or w.name.partition("@")[2], busy=w.name in busy, draining=w.state == WorkerState.draining.value)
             for w in alive]
 
 

@@ -125,7 +125,7 @@ def test_a_draining_worker_is_left_out_of_a_gang(db, settings, sent) -> None:  #
 
 def claimed_gang(db: str, settings) -> int:  # noqa: ANN001
     """A 3-GPU job of ada's claimed by rank 0 on w0@box, ranks 1 and 2 (w1, w2) joined; attempt 1."""
-    from shared.jobs import set_rank_state
+    from shared.jobs import join_rank
 
     ada = add_users(db, "ada")["ada"]
     add_box(db, "box", "w0", "w1", "w2")
@@ -134,7 +134,7 @@ def claimed_gang(db: str, settings) -> int:  # noqa: ANN001
         run_pass(session=s, settings=settings)
         claim_job(session=s, job_id=job, worker="w0@box/1")
         for rank in (1, 2):
-            set_rank_state(session=s, job_id=job, attempt=1, rank=rank, state="joined")
+            assert join_rank(session=s, job_id=job, attempt=1, rank=rank, worker=f"w{rank}@box")
     return job
 
 

@@ -10,7 +10,8 @@ from sqlalchemy import select
 from services.distributed import RankLost
 from shared.db import Job, JobLog, Worker, session_scope
 from shared.db.models import utcnow
-from shared.jobs import set_rank_state
+from shared.db.models import RankState
+from shared.jobs import end_rank
 from tests.shared.test_gangs import claimed_gang, sent  # noqa: F401  (fixture)
 from tests.shared.test_scheduling import db, settings  # noqa: F401  (fixtures)
 from worker import ranks as runner
@@ -25,14 +26,14 @@ def claimed(db, settings, sent, monkeypatch):  # noqa: ANN001, ANN201
 
 def test_a_rank_that_failed_on_its_own_error_fails_the_job(db, settings, claimed) -> None:  # noqa: ANN001
     with session_scope(db) as s:
-        set_rank_state(session=s, job_id=claimed, attempt=1, rank=2, state="failed", error="ValueError: bad crop")
+        end_rank(session=s, job_id=claimed, attempt=1, rank=2, state=RankState.failed, error="ValueError: bad crop")
     verdict = runner.peer_failure(settings, claimed, 1, "w0@box/1", RankLost("rank 0: a collective failed"))
     assert verdict == "rank 2 on w2@box: ValueError: bad crop"
 
 
 def test_a_silent_rank_requeues_the_job_and_its_worker_counts_as_dead(db, settings, claimed) -> None:  # noqa: ANN001
     with session_scope(db) as s:
-        set_rank_state(session=s, job_id=claimed, attempt=1, rank=2, state="left", error="RankLost: peer gone")
+        end_rank(session=s, job_id=claimed, attempt=1, rank=2, state=RankState.left, error="RankLost: peer gone")
     verdict = runner.peer_failure(settings, claimed, 1, "w0@box/1", RankLost("rank 0: a collective failed"))
     assert verdict == runner.REQUEUED
     with session_scope(db) as s:
