@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from shared.db.models import DispatchState, Job, JobLog, JobRank, JobStatus, RankState, Tile, TileStatus, utcnow
@@ -112,7 +112,10 @@ def store_decisions(*, session: Session, snap: Snapshot, decided: Plan, marked: 
                                         for uid, seconds in decided.usage.items()}}
     if session.scalar(select(DispatchState.digest).where(DispatchState.id == 1)) != digest:
         values.update(digest=digest, entries=[entry_row(e, names.get(e.job.owner_id, "")) for e in entries])
-    session.execute(update(DispatchState).where(DispatchState.id == 1).values(**values))
+    # written outside the dispatch lock: a pass that planned earlier never overwrites a later one's view
+    session.execute(update(DispatchState).where(DispatchState.id == 1, or_(DispatchState.planned_at.is_(None),
+                                                                           DispatchState.planned_at <= now))
+                    .values(**values))
 
 
 @contextmanager
@@ -153,9 +156,12 @@ def run_pass(*, session: Session, settings: Settings) -> list[int]:
             assign_ranks(session=session, job_id=job.id, attempt=job.attempts + 1, workers=decided.ranks[job.id], now=now)
             sends.append(JobSend(job.id, job.attempts + 1, tuple(decided.ranks[job.id])))
     ask_preemptions(session=session, decided=decided)
-    store_decisions(session=session, snap=snap, decided=decided, marked={s.job_id for s in sends}, now=now)
-    session.commit()
-    sent = publish(session=session, settings=settings, jobs=sends, ranks=expired.ranks)
+    session.commit()  # the lock is released: other dispatchers plan on what this pass marked
+    try:
+        sent = publish(session=session, settings=settings, jobs=sends, ranks=expired.ranks)
+    finally:  # the queue's view is written after the messages, off the path to a job's start
+        store_decisions(session=session, snap=snap, decided=decided, marked={s.job_id for s in sends}, now=now)
+        session.commit()
     publish_tiles(session=session, settings=settings)
     return sent
 

@@ -78,9 +78,21 @@ class Snapshot:
     owners: dict[int, Owner]
 
 
-def queued_jobs(*, session: Session, unclaimed: dict[int, frozenset[str]] | None = None) -> list[QueuedJob]:
+def ranks_in_flight(*, session: Session) -> list[tuple[int, int, str, str]]:
+    """(job id, rank, worker, job status) of every rank of a running job's attempt and of a queued
+    job's sent, unclaimed dispatch: the workers they hold count as busy."""
+    return [tuple(r) for r in session.execute(
+        select(JobRank.job_id, JobRank.rank, JobRank.worker, Job.status).join(Job, Job.id == JobRank.job_id)
+        .where(or_(and_(Job.status == JobStatus.running.value, JobRank.attempt == Job.attempts),
+                   and_(Job.status == JobStatus.queued.value, Job.enqueued_at.is_not(None),
+                        JobRank.attempt == Job.attempts + 1))))]
+
+
+def queued_jobs(*, session: Session, unclaimed: dict[int, frozenset[str]] | None = None,
+                ranks: list[tuple[int, int, str, str]] | None = None) -> list[QueuedJob]:
     """Every queued job, with its unfinished parents and whether its sent ranks are recorded;
-    `unclaimed`: the workers that left a job's expired message unclaimed."""
+    `unclaimed`: the workers that left a job's expired message unclaimed; `ranks`: the ranks in
+    flight, when already read (`ranks_in_flight`)."""
     unclaimed = unclaimed or {}
     parent = aliased(Job)
     waits: dict[int, list[tuple[int, str]]] = defaultdict(list)
@@ -91,9 +103,9 @@ def queued_jobs(*, session: Session, unclaimed: dict[int, frozenset[str]] | None
             .order_by(job_dependencies.c.job_id, parent.id)):
         waits[child].append((pid, status))
     waits_for = {child: tuple(parents) for child, parents in waits.items()}
-    assigned = set(session.scalars(select(JobRank.job_id).join(Job, Job.id == JobRank.job_id).where(
-        Job.status == JobStatus.queued.value, Job.enqueued_at.is_not(None), JobRank.rank == 0,
-        JobRank.attempt == Job.attempts + 1)))
+    if ranks is None:
+        ranks = ranks_in_flight(session=session)
+    assigned = {job_id for job_id, rank, _, status in ranks if rank == 0 and status == JobStatus.queued.value}
     rows = session.execute(select(Job.id, Job.owner_id, Job.created_at, Job.queue, Job.gpus, Job.priority,
                                   Job.enqueued_at, Job.held, Job.name, Job.type, Job.attempts)
                            .where(Job.status == JobStatus.queued.value).order_by(Job.id)).tuples()
@@ -103,22 +115,32 @@ def queued_jobs(*, session: Session, unclaimed: dict[int, frozenset[str]] | None
             for id_, owner, created, queue, gpus, priority, enqueued, held, name, type_, attempts in rows]
 
 
+def running_rows(*, session: Session) -> list[tuple[RunningJob, str]]:
+    """Every running job, with who holds its lease (LeaseHolder)."""
+    rows = session.execute(select(Job.id, Job.owner_id, Job.started_at, Job.queue, Job.gpus, Job.priority,
+                                  Job.preempt_requested, Job.cancel_requested, Job.worker, Job.attempts, Job.holder)
+                           .where(Job.status == JobStatus.running.value).order_by(Job.id))
+    return [(RunningJob(id=r.id, owner_id=r.owner_id, started_at=as_utc(r.started_at or utcnow()), queue=r.queue,
+                        gpus=r.gpus, priority=r.priority, preempt_requested=r.preempt_requested,
+                        cancel_requested=r.cancel_requested, worker=r.worker or "", attempts=r.attempts), r.holder)
+            for r in rows]
+
+
 def running_jobs(*, session: Session) -> list[RunningJob]:
     """Every running job: what fair share, limits and preemption need of it."""
-    rows = session.execute(select(Job.id, Job.owner_id, Job.started_at, Job.queue, Job.gpus, Job.priority,
-                                  Job.preempt_requested, Job.cancel_requested, Job.worker, Job.attempts)
-                           .where(Job.status == JobStatus.running.value).order_by(Job.id))
-    return [RunningJob(id=r.id, owner_id=r.owner_id, started_at=as_utc(r.started_at or utcnow()), queue=r.queue,
-                       gpus=r.gpus, priority=r.priority, preempt_requested=r.preempt_requested,
-                       cancel_requested=r.cancel_requested, worker=r.worker or "", attempts=r.attempts) for r in rows]
+    return [job for job, _ in running_rows(session=session)]
 
 
-def worker_slots(*, session: Session, settings: Settings, now: datetime) -> list[WorkerSlot]:
-    """Alive workers with whether each holds work; the busy queries are skipped when none could take any."""
+def worker_slots(*, session: Session, settings: Settings, now: datetime,
+                 busy: set[str] | None = None) -> list[WorkerSlot]:
+    """Alive workers with whether each holds work (`busy`: the busy names, when already known; the
+    busy queries are skipped when no worker could take any)."""
     alive = alive_workers(session=session, settings=settings, now=now)
-    busy = busy_worker_names(session=session) if any(w.state != WorkerState.draining.value for w in alive) else set()
+    if busy is None:
+        busy = busy_worker_names(session=session) if any(w.state != WorkerState.draining.value for w in alive) else set()
     return [WorkerSlot(name=w.name, queues=frozenset(filter(None, w.queues.split(","))),
-                       host=w.host or w.name.partition("@")[2], busy=w.name in busy, draining=w.state == WorkerState.draining.value)
+                       host=w.host or w.name.partition("@")[2], busy=w.name in busy,
+                       draining=w.state == WorkerState.draining.value)
             for w in alive]
 
 
@@ -133,9 +155,20 @@ def owners(*, session: Session, settings: Settings) -> dict[int, Owner]:
 
 def read_snapshot(*, session: Session, settings: Settings, now: datetime,
                   unclaimed: dict[int, frozenset[str]] | None = None) -> Snapshot:
-    """Everything one pass decides on."""
-    return Snapshot(queued=queued_jobs(session=session, unclaimed=unclaimed), running=running_jobs(session=session),
-                    workers=worker_slots(session=session, settings=settings, now=now),
+    """Everything one pass decides on, in as few statements as it takes: the ranks in flight are
+    read once for both the queued jobs and the busy workers, and the running tiles only while a
+    landscape job has handed its lease to them."""
+    from shared.tiles import TILE_LEASES
+
+    ranks = ranks_in_flight(session=session)
+    running = running_rows(session=session)
+    busy = {worker_name(w) for _, _, w, _ in ranks if w} | {worker_name(j.worker) for j, _ in running if j.worker}
+    if any(holder in TILE_LEASES for _, holder in running):
+        busy |= {worker_name(w) for w in session.scalars(
+            select(Tile.worker).where(Tile.status == TileStatus.running.value)) if w}
+    return Snapshot(queued=queued_jobs(session=session, unclaimed=unclaimed, ranks=ranks),
+                    running=[job for job, _ in running],
+                    workers=worker_slots(session=session, settings=settings, now=now, busy=busy),
                     usage=user_usage(session=session, settings=settings, now=now),
                     owners=owners(session=session, settings=settings))
 
