@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Path, Query, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from api.auth import user_for_token
@@ -60,11 +61,26 @@ def get_current_user(request: Request, session: SessionDep,
                                  detail="Authorization: a valid 'Bearer <token>' header is required")
     user = None
     if credentials is not None and credentials.scheme.lower() == "bearer":
-        user = user_for_token(session=session, token=credentials.credentials)
+        user = _user_reconnecting(session, credentials.credentials)
     if user is None:
         throttle.failed(address)
         raise unauthorized
     return user
+
+
+def _user_reconnecting(session: Session, token: str) -> User | None:
+    """The token's user. The token lookup is the first statement of every authenticated request; a
+    pooled connection that the database dropped (a restart, an idle timeout) fails it once, and the
+    pool then discards every connection as old, so the lookup is tried once more on a new one.
+    Nothing was written yet, so the request goes on as if the connection had been fine; a database
+    that is really down fails the second try too (503)."""
+    try:
+        return user_for_token(session=session, token=token)
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        session.rollback()
+        return user_for_token(session=session, token=token)
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]

@@ -153,3 +153,33 @@ def test_robustness_inputs_are_checked_and_become_dependencies(api) -> None:  # 
     spec_b["robustness"]["baseline_job"] = 999
     r = api.post("/api/v1/jobs", json={"type": "evaluate", "spec": spec_b}, headers=api.as_("bob"))
     assert r.status_code == 422 and "body.spec.robustness.baseline_job" in locs(r)
+
+
+def test_a_database_restart_costs_no_request(pg_url, embedded_settings) -> None:  # noqa: ANN001
+    """Every pooled connection dies with the server; the next requests still answer, none with a 503."""
+    from fastapi.testclient import TestClient
+
+    from api.auth import create_user
+    from api.main import create_app
+    from shared.db import session_scope
+    from shared.db.migrate import upgrade
+    from tests.proxy import TcpProxy
+
+    proxy, url = TcpProxy.in_front_of(pg_url)
+    try:
+        upgrade(url)
+        with session_scope(url) as s:
+            _, token = create_user(session=s, name="ana")
+        client = TestClient(create_app(embedded_settings.model_copy(update={"database_url": url})),
+                            raise_server_exceptions=False)
+        auth = {"Authorization": f"Bearer {token}"}
+        assert client.post("/api/v1/jobs", json={"type": "evaluate", "spec": EVALUATE}, headers=auth).status_code == 201
+        proxy.cut()
+        assert client.get("/api/v1/jobs", headers=auth).status_code == 503  # down: said so
+        proxy.restore()
+        answers = [client.get("/api/v1/jobs", headers=auth).status_code,
+                   client.post("/api/v1/jobs", json={"type": "evaluate", "spec": EVALUATE}, headers=auth).status_code]
+        assert answers == [200, 201]
+        assert client.get("/api/v1/jobs", headers=auth).json()["count"] == 2
+    finally:
+        proxy.close()
