@@ -27,10 +27,10 @@ from torch import nn
 
 from services.context import JobContext, JobStopped
 from services.evaluate.features import FeatureFn, backbone_output, extract_feature_sets, extract_features
+from services.evaluate.figures import confusion_png
 from services.evaluate.knn import chunk_size_for, knn_scores
-from services.evaluate.metrics import scores_report, topk_accuracy
-from services.evaluate.plots import confusion_png
 from services.evaluate.robustness import RobustnessTable
+from services.evaluate.scores import scores_report, topk_accuracy
 from services.models import load_backbone
 from shared.specs.evaluate import EvaluateSpec
 
@@ -498,7 +498,8 @@ def gradcam_protocol(ev: Evaluation, report: Report) -> dict[str, Any]:
             predicted = probe(images).argmax(dim=1).cpu()
         cams = gradcam_maps(probe, images, class_targets(predicted.tolist()), target_layer=layer,
                             reshape_transform=reshape)
-        titles = [f"{ev.classes[t]} > {ev.classes[p]}" for t, p in zip(labels.tolist(), predicted.tolist())]
+        pairs = zip(labels.tolist(), predicted.tolist(), strict=True)
+        titles = [f"{ev.classes[t]} > {ev.classes[p]}" for t, p in pairs]
     else:
         prototypes = class_prototypes(ev.train_feats["knn"], ev.y_train, len(ev.classes))
         targets = [EmbeddingSimilarityTarget(prototypes[t]) for t in labels.tolist()]
