@@ -102,7 +102,7 @@ register_job_type(JobType(
     "pretrain", PretrainSpec, "services.pretrain.job:run", multi_gpu=True,
     description="self-supervised (DINO, SimCLR, SupCon) or supervised training of a timm backbone"))
 register_job_type(JobType(
-    "evaluate", EvaluateSpec, "services.evaluate.job:run",
+    "evaluate", EvaluateSpec, "services.evaluate.evaluation:run",
     description="kNN, linear probe, robustness, t-SNE, attention maps and Grad-CAM of a backbone's weights"))
 register_job_type(JobType(
     "landscape", LandscapeSpec, "services.landscape.job:run", fans_out=True,

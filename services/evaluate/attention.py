@@ -101,7 +101,7 @@ def attention_png(images: np.ndarray, attention: torch.Tensor, threshold: float 
                   cell_px: int = 96) -> bytes:
     """One row per image: the image, the image outside the union of the heads' masks darkened,
     then each head's attention map. The PNG is (B * cell_px) x ((2 + heads) * cell_px) pixels."""
-    from services.evaluate.plots import image_grid_png
+    from services.evaluate.figures import image_grid_png
 
     images = np.asarray(images)
     if images.ndim != 4 or images.shape[0] != attention.shape[0]:
@@ -110,7 +110,7 @@ def attention_png(images: np.ndarray, attention: torch.Tensor, threshold: float 
     maps = _upsample(attention.detach().cpu().numpy(), size)
     masks = _upsample(attention_masks(attention, threshold).any(dim=1).cpu().numpy(), size)
     rows = []
-    for image, head_maps, mask in zip(images, maps, masks):
+    for image, head_maps, mask in zip(images, maps, masks, strict=True):
         masked = np.where(mask[..., None], image, (image * 0.25).astype(image.dtype))
         rows.append([image, masked, *head_maps])
     titles = ["image", f"mask {threshold:.0%}"] + [f"head {h}" for h in range(attention.shape[1])]

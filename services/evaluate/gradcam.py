@@ -76,7 +76,8 @@ def default_target_layer(backbone: nn.Module, image_size: tuple[int, int]) -> tu
 
 
 def gradcam_maps(backbone: nn.Module, images: torch.Tensor, targets: Sequence[Any], *,
-                 head: nn.Module | None = None, target_layer: nn.Module | None = None, reshape_transform: ReshapeTransform | None = None) -> np.ndarray:
+                 head: nn.Module | None = None, target_layer: nn.Module | None = None,
+                 reshape_transform: ReshapeTransform | None = None) -> np.ndarray:
     """Grad-CAM heat maps (B, H, W) in [0, 1] at the input resolution, one per image and target.
 
     The model explained is `backbone` followed by `head` (when given); `targets` are callables of
@@ -118,9 +119,9 @@ def overlay_png(image: np.ndarray, cam: np.ndarray, weight: float = 0.5) -> byte
 
 def gradcam_png(images: np.ndarray, cams: np.ndarray, titles: Sequence[str] = (), *, cell_px: int = 96) -> bytes:
     """Grid of (image, overlay) pairs, one row per image, (B * cell_px) x (2 * cell_px) pixels."""
-    from services.evaluate.plots import image_grid_png
+    from services.evaluate.figures import image_grid_png
 
     if len(images) != len(cams):
         raise ValueError(f"{len(images)} images for {len(cams)} heat maps")
-    rows = [[image, overlay(image, cam)] for image, cam in zip(images, cams)]
+    rows = [[image, overlay(image, cam)] for image, cam in zip(images, cams, strict=True)]
     return image_grid_png(rows, col_titles=["image", "Grad-CAM"], row_titles=list(titles), cell_px=cell_px)

@@ -157,7 +157,7 @@ def _aligned(baseline: RobustnessTable, table: RobustnessTable) -> np.ndarray:
 
 def robustness_png(table: RobustnessTable, title: str = "accuracy under corruption (%)") -> bytes:
     """Heat map of accuracy (percent), corruptions x severities, with a per-corruption mean column."""
-    from services.evaluate.plots import heatmap_png
+    from services.evaluate.figures import heatmap_png
 
     values = 100.0 * np.column_stack([table.accuracy, table.accuracy.mean(axis=1)])
     cols = [str(s) for s in table.severities] + ["mean"]

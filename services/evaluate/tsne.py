@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from services.evaluate.plots import figure_png, new_figure
+from services.evaluate.figures import figure_png, new_figure
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 from sklearn import metrics as sk
 
-from services.evaluate.metrics import (
+from services.evaluate.scores import (
     classification_report,
     confusion_matrix,
     precision_recall_f1,

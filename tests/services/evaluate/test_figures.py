@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from services.evaluate.plots import confusion_png, heatmap_png, image_grid_png
+from services.evaluate.figures import confusion_png, heatmap_png, image_grid_png
 
 from .conftest import png_size
 

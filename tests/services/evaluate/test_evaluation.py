@@ -13,8 +13,10 @@ from pydantic import ValidationError
 
 from services.context import JobStopped, LocalContext
 from services.data.subset import stratified_subset
-from services.evaluate.job import headline_k, run
+from services.evaluate.evaluation import Progress, headline, run
 from services.evaluate.knn import knn_scores
+from services.evaluate.protocols.knn import headline_k
+from services.evaluate.registry import ProtocolResult, run_order
 from services.evaluate.robustness import RobustnessTable
 from shared.specs.evaluate import EvaluateSpec
 
@@ -51,9 +53,38 @@ def full(jobs_root: Path, data_root: Path) -> tuple[dict[str, Any], LocalContext
     return run(evaluate_spec(), ctx), ctx
 
 
+class Numbers(ProtocolResult):
+    def __init__(self, **numbers: float) -> None:
+        self.numbers = numbers
+
+    def headline(self) -> dict[str, float]:
+        return self.numbers
+
+
+def test_headline_gathers_the_results_numbers_in_run_order() -> None:
+    assert list(headline([Numbers(b=2.0), ProtocolResult(), Numbers(a=1.0)]).items()) == [("b", 2.0), ("a", 1.0)]
+
+
+def test_progress_spans_follow_the_weights() -> None:
+    class Ctx:
+        def __init__(self) -> None:
+            self.seen: list[tuple[float, str]] = []
+
+        def progress(self, fraction: float, message: str) -> None:
+            self.seen.append((fraction, message))
+
+    ctx = Ctx()
+    progress = Progress(ctx, run_order(["knn", "robustness"]))  # type: ignore[arg-type]
+    assert progress.spans == {"knn": pytest.approx((0.3, 0.14)), "robustness": pytest.approx((0.44, 0.56))}
+    progress.protocol("robustness")(2.0, "past the end")
+    progress.features(5, 10)
+    assert ctx.seen == [(pytest.approx(1.0), "robustness: past the end"), (pytest.approx(0.15), "features 5/10")]
+
+
 def test_every_protocol_writes_its_artifacts(full: tuple[dict[str, Any], LocalContext]) -> None:
     result, ctx = full
     assert result["protocols"] == ALL and result["classes"][0] == "sailing_boat"
+    assert list(result) == ["backbone", "source", "classes", "n_train", "n_test", "protocols", *ALL, "headline"]
     for name in ("knn_confusion.png", "linear_confusion.png", "robustness.png", "tsne.png"):
         width, height = png_size(ctx.artifact_path(name).read_bytes())
         assert width > 100 and height > 100, name
