@@ -17,7 +17,7 @@ def test_registering_a_name_twice_raises_and_keeps_the_first() -> None:
 
 def test_a_new_type_is_registered_once(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(job_types, "_REGISTRY", dict(job_types._REGISTRY))
-    probe = register_job_type(JobType("probe", get_job_type("evaluate").spec, "services.evaluate.job:run",
+    probe = register_job_type(JobType("probe", get_job_type("evaluate").spec, "services.evaluate.evaluation:run",
                                       description="a probe"))
     assert get_job_type("probe") is probe and "probe" in job_types.job_type_names()
     with pytest.raises(DuplicateJobType):
@@ -26,7 +26,7 @@ def test_a_new_type_is_registered_once(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_service_must_be_module_colon_function() -> None:
     with pytest.raises(ValueError, match="module:function"):
-        register_job_type(JobType("dotted", get_job_type("evaluate").spec, "services.evaluate.job.run", description=""))
+        register_job_type(JobType("dotted", get_job_type("evaluate").spec, "services.evaluate.evaluation.run", description=""))
     assert "dotted" not in job_types.job_type_names()
 
 
