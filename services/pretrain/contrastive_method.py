@@ -20,8 +20,9 @@ import torch.distributed.nn.functional as dist_nn
 import torch.nn as nn
 
 from services.pretrain.backbone import backbone_kwargs, create_backbone
-from services.pretrain.contrastive import nt_xent_loss, supcon_loss
 from services.pretrain.heads import ProjectionHead
+from services.pretrain.losses.ntxent import nt_xent_loss
+from services.pretrain.losses.supcon import supcon_loss
 from services.pretrain.method import PretrainMethod
 from services.pretrain.multicrop import MultiCropWrapper
 from shared.specs.common import BackboneSpec

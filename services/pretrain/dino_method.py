@@ -16,8 +16,8 @@ import torch
 import torch.nn as nn
 
 from services.pretrain.backbone import backbone_kwargs, create_backbone
-from services.pretrain.dino_loss import DINOLoss
 from services.pretrain.heads import DINOHead
+from services.pretrain.losses.dino import DINOLoss
 from services.pretrain.method import PretrainMethod
 from services.pretrain.multicrop import MultiCropWrapper
 from services.pretrain.optim import cancel_gradients_last_layer
