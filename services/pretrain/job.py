@@ -16,7 +16,7 @@ from services.context import JobContext
 from services.distributed import setup
 from services.pretrain.backbone import load_source_weights, patch_size_of
 from services.pretrain.data.augmentation import training_transform
-from services.pretrain.method import PretrainMethod, build_method
+from services.pretrain.methods import PretrainMethod, build_method
 from services.pretrain.rng import seed_everything
 from services.pretrain.trainer import PretrainData, train
 from shared.specs.pretrain import PretrainSpec

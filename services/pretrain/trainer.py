@@ -46,7 +46,7 @@ from services.pretrain.data.loaders import (
     train_loader,
 )
 from services.pretrain.knn_monitor import knn_top1
-from services.pretrain.method import PretrainMethod
+from services.pretrain.methods import PretrainMethod
 from services.pretrain.optim import SAM, build_optimizer, clip_gradients, param_groups
 from services.pretrain.rng import capture_rng, restore_rng, seed_everything
 from services.pretrain.schedules import cosine_scheduler
