@@ -2,7 +2,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from services.pretrain.job import prepare, run
+from services.pretrain.pretrain_job import prepare, run
 from shared.specs.pretrain import PretrainSpec
 from tests.services.pretrain.helpers import TINY_RESNET, TINY_VIT, local
 

@@ -1,10 +1,11 @@
-"""The `pretrain` job: DINO, SimCLR, SupCon or supervised training of any timm backbone.
+"""Entry of the `pretrain` job: DINO, SimCLR, SupCon or supervised training of any timm backbone.
 
-`run` reads the dataset the spec names, builds the method and its training transform (DINO's
-multi-crop, two views for SimCLR/SupCon, one augmented view for supervised runs), loads the
-starting weights, and hands over to the shared loop in `trainer.py`, which resumes from the
-job's latest checkpoint when there is one. A context with a rendezvous runs one rank of a
-data-parallel job: the rank joins the job's process group first (`services.distributed`).
+`run` reads the dataset the spec names, builds the method its spec names (`methods/`) and the
+method's training transform (`data/augmentation.py`: DINO's multi-crop, two views for
+SimCLR/SupCon, one augmented view for supervised runs), loads the starting weights, and hands
+over to the shared loop in `trainer.py`, which resumes from the job's latest checkpoint when
+there is one. A context with a rendezvous runs one rank of a data-parallel job: the rank joins
+the job's process group first (`services.distributed`).
 """
 
 from __future__ import annotations
