@@ -4,7 +4,7 @@ A method is an nn.Module holding everything it trains or keeps (student, teacher
 state such as DINO's centre), so one `state_dict` captures it for checkpoints. The loop in
 `trainer.py` owns the optimizer, schedules, mixed precision, checkpoints and monitoring; a method
 turns a batch into a loss and keeps its own extra state up to date after each step. Each method
-module builds its method from a spec through the registry (`registry.py`).
+module registers a builder of its method under its spec name (`registry.py`).
 
 Under data parallelism the student's forward that carries gradients runs through a wrapper
 (DistributedDataParallel) given to `distribute`; the wrapper is kept outside the module tree,
@@ -74,4 +74,3 @@ class PretrainMethod(nn.Module):
     def classifier(self) -> nn.Linear | None:
         """The trained linear classifier over the backbone's features, for methods that have one."""
         return None
-
