@@ -99,7 +99,7 @@ def parse_spec(job_type: str, spec: dict[str, Any]) -> BaseModel:
 
 
 register_job_type(JobType(
-    "pretrain", PretrainSpec, "services.pretrain.job:run", multi_gpu=True,
+    "pretrain", PretrainSpec, "services.pretrain.pretrain_job:run", multi_gpu=True,
     description="self-supervised (DINO, SimCLR, SupCon) or supervised training of a timm backbone"))
 register_job_type(JobType(
     "evaluate", EvaluateSpec, "services.evaluate.evaluation:run",

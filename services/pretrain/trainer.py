@@ -8,11 +8,11 @@ teacher). Metrics are logged by global step (= optimizer steps done).
 
 Resuming is exact: checkpoints hold the method (student, teacher, loss state), optimizer, loss
 scaler, the position (epoch, iteration within it) and every RNG state, and data order and
-augmentation are functions of (seed, epoch, index) (`loaders.py`). A stop request is honoured
+augmentation are functions of (seed, epoch, index) (`data/loaders.py`). A stop request is honoured
 before the next iteration: the position is checkpointed and `JobStopped` raised.
 
 Data parallelism follows facebookresearch/dino `main_dino.py`: each rank trains the same method
-on its share of every global batch (`loaders.py`) with the student under DistributedDataParallel,
+on its share of every global batch (`data/loaders.py`) with the student under DistributedDataParallel,
 the learning rate scales with the global batch, and rank r seeds its generators with seed + r
 (timm's `train.py`), so stochastic depth and mixup differ between ranks while the data order
 does not. The ranks agree before every iteration whether to stop, and average the loss so a
@@ -38,15 +38,15 @@ from torch.utils.data import Dataset
 from services.context import JobContext, JobStopped
 from services.distributed import Distributed, RankLost, setup
 from services.pretrain.backbone import export_kwargs
-from services.pretrain.knn_monitor import knn_top1
-from services.pretrain.loaders import (
+from services.pretrain.data.loaders import (
     LoaderSettings,
     SeededAugmentation,
     eval_loader,
     iterations_per_epoch,
     train_loader,
 )
-from services.pretrain.method import PretrainMethod
+from services.pretrain.knn_monitor import knn_top1
+from services.pretrain.methods import PretrainMethod
 from services.pretrain.optim import SAM, build_optimizer, clip_gradients, param_groups
 from services.pretrain.rng import capture_rng, restore_rng, seed_everything
 from services.pretrain.schedules import cosine_scheduler
@@ -257,12 +257,12 @@ class Trainer:
         checkpoint = self.ctx.load_latest_checkpoint()
         if checkpoint is None:
             seed_everything(self.opts.seed + self.dist.rank)
-            epoch, iteration = 0, 0
+            start_epoch, iteration = 0, 0
         else:
-            epoch, iteration = self.restore(checkpoint)
+            start_epoch, iteration = self.restore(checkpoint)
             if self.dist.is_main:
-                self.ctx.log(f"resumed from epoch {epoch}, iteration {iteration}")
-        for epoch in range(epoch, self.epochs):
+                self.ctx.log(f"resumed from epoch {start_epoch}, iteration {iteration}")
+        for epoch in range(start_epoch, self.epochs):
             self.run_epoch(epoch, iteration)
             iteration = 0
             if self.dist.is_main:

@@ -27,7 +27,7 @@ import torch.multiprocessing as mp  # noqa: E402
 
 from services.context import LocalContext  # noqa: E402
 from services.distributed import Rendezvous  # noqa: E402
-from services.pretrain.method import build_method  # noqa: E402
+from services.pretrain.methods import build_method  # noqa: E402
 from services.pretrain.trainer import PretrainData, Trainer  # noqa: E402
 from shared.job_types import parse_spec  # noqa: E402
 from tests.stack import tiny_dino_spec  # noqa: E402

@@ -36,9 +36,9 @@ import torch  # noqa: E402
 
 from services.context import LocalContext  # noqa: E402
 from services.data.synthetic import make_synthetic  # noqa: E402
-from services.pretrain.job import prepare  # noqa: E402
-from services.pretrain.loaders import train_loader  # noqa: E402
+from services.pretrain.data.loaders import train_loader  # noqa: E402
 from services.pretrain.multicrop import MultiCropWrapper  # noqa: E402
+from services.pretrain.pretrain_job import prepare  # noqa: E402
 from services.pretrain.trainer import Trainer  # noqa: E402
 from shared.specs.pretrain import PretrainSpec  # noqa: E402
 

@@ -11,7 +11,7 @@ import torch.nn as nn
 
 from services.context import LocalContext
 from services.distributed import Rendezvous
-from services.pretrain.method import build_method
+from services.pretrain.methods import build_method
 from services.pretrain.rng import seed_everything
 from services.pretrain.trainer import PretrainData, train
 from tests.services.pretrain.helpers import TINY_RESNET, TINY_VIT, MultiCrop, StripesDataset, TwoViews, spec
@@ -159,7 +159,7 @@ def two_rank_runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("ddp")
     runs = [{"name": name, "spec": make(B), "root": str(root / name), "n": N_EQUIVALENT}
             for name, make in EQUIVALENT.items()]
-    return dict(zip(EQUIVALENT, run_ranks(runs, root / "out")))
+    return dict(zip(EQUIVALENT, run_ranks(runs, root / "out"), strict=True))
 
 
 @pytest.mark.parametrize("name", list(EQUIVALENT))

@@ -94,7 +94,7 @@ def test_sam_adaptive_and_state_dict():
     sam.first_step()
     model(x).pow(2).mean().backward()
     sam.second_step()
-    assert any(not torch.equal(b, p) for b, p in zip(before, model.parameters()))
+    assert any(not torch.equal(b, p) for b, p in zip(before, model.parameters(), strict=True))
     assert "momentum_buffer" in next(iter(sam.state_dict()["state"].values()))
     with pytest.raises(ValueError, match="rho"):
         SAM(torch.optim.SGD(model.parameters(), lr=0.1), rho=0.0)

@@ -4,7 +4,7 @@ import timm
 import torch
 
 from services.context import JobStopped
-from services.pretrain.method import build_method
+from services.pretrain.methods import build_method
 from services.pretrain.rng import seed_everything
 from services.pretrain.trainer import PretrainData, train
 from tests.services.pretrain.helpers import MultiCrop, RecordingContext, StripesDataset, TwoViews, local, spec
@@ -80,7 +80,7 @@ def test_stop_and_resume_is_exact(tmp_path):
     for name in ("loss", "knn_top1", "teacher_temp", "lr"):
         merged = {**stopped.metrics.get(name, {}), **resumed.metrics[name]}
         assert merged == pytest.approx(uninterrupted.metrics[name]), name
-    for a, b in zip(expected_method.state_dict().values(), method.state_dict().values()):
+    for a, b in zip(expected_method.state_dict().values(), method.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
@@ -96,7 +96,7 @@ def test_resume_from_epoch_checkpoint_after_a_crash(tmp_path):
     (checkpoints / "latest").write_text('{"step": 1, "file": "1.pt"}')
     result, method = fit(s, local(tmp_path / "b"))
     assert result["loss"] == pytest.approx(expected["loss"], abs=0)
-    for a, b in zip(expected_method.state_dict().values(), method.state_dict().values()):
+    for a, b in zip(expected_method.state_dict().values(), method.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 

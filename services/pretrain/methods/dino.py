@@ -16,14 +16,15 @@ import torch
 import torch.nn as nn
 
 from services.pretrain.backbone import backbone_kwargs, create_backbone
-from services.pretrain.dino_loss import DINOLoss
 from services.pretrain.heads import DINOHead
-from services.pretrain.method import PretrainMethod
+from services.pretrain.losses.dino import DINOLoss
+from services.pretrain.methods.base import PretrainMethod
+from services.pretrain.methods.registry import register_method
 from services.pretrain.multicrop import MultiCropWrapper
 from services.pretrain.optim import cancel_gradients_last_layer
 from services.pretrain.schedules import cosine_scheduler
 from shared.specs.common import BackboneSpec
-from shared.specs.pretrain import DinoOptions
+from shared.specs.pretrain import DinoOptions, PretrainSpec
 
 
 class DinoMethod(PretrainMethod):
@@ -85,3 +86,9 @@ class DinoMethod(PretrainMethod):
 
     def student_backbone(self) -> nn.Module:
         return self.student.backbone
+
+
+@register_method("dino")
+def build_dino(spec: PretrainSpec, *, num_classes: int, in_chans: int = 3, img_size: int | None = None) -> DinoMethod:
+    """DINO on the spec's backbone with its `dino` options (labels unused)."""
+    return DinoMethod(spec.backbone, spec.dino, in_chans=in_chans, img_size=img_size)

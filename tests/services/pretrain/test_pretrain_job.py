@@ -1,9 +1,8 @@
 import numpy as np
-import pytest
 import torch
 from PIL import Image
 
-from services.pretrain.job import local_crop_size, prepare, run
+from services.pretrain.pretrain_job import prepare, run
 from shared.specs.pretrain import PretrainSpec
 from tests.services.pretrain.helpers import TINY_RESNET, TINY_VIT, local
 
@@ -31,12 +30,6 @@ def dino_spec(**fields):
         "dino": {"epochs": 2, "batch_size_per_gpu": 8, "num_workers": 0, "warmup_epochs": 0, "out_dim": 32,
                  "head_hidden_dim": 32, "head_bottleneck_dim": 16, "local_crops_number": 2},
         **fields})
-
-
-@pytest.mark.parametrize("global_size,patch,requested,expected", [(224, 16, None, 96), (16, 4, None, 8),
-                                                                   (32, 1, None, 14), (32, 4, 12, 12)])
-def test_local_crop_size(global_size, patch, requested, expected):
-    assert local_crop_size(global_size, patch, requested) == expected
 
 
 def test_run_dino_on_a_folder_dataset(tmp_path):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from services.pretrain.loaders import (
+from services.pretrain.data.loaders import (
     LoaderSettings,
     SeededAugmentation,
     epoch_order,
@@ -53,7 +53,7 @@ def test_resumed_loader_yields_the_remaining_batches_identically_with_workers():
     assert len(full) == 3
     rest = batches(LoaderSettings(batch_size=4, num_workers=2, seed=5), start=1)
     assert len(rest) == 2
-    for (a, ya), (b, yb) in zip(full[1:], rest):
+    for (a, ya), (b, yb) in zip(full[1:], rest, strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
         assert torch.equal(ya, yb)
 

@@ -15,9 +15,10 @@ from timm.data import Mixup
 from timm.loss import SoftTargetCrossEntropy
 
 from services.pretrain.backbone import backbone_kwargs, create_backbone
-from services.pretrain.method import PretrainMethod
+from services.pretrain.methods.base import PretrainMethod
+from services.pretrain.methods.registry import register_method
 from shared.specs.common import BackboneSpec
-from shared.specs.pretrain import SupervisedOptions
+from shared.specs.pretrain import PretrainSpec, SupervisedOptions
 
 
 class Classifier(nn.Module):
@@ -69,3 +70,11 @@ class SupervisedMethod(PretrainMethod):
 
     def classifier(self) -> nn.Linear:
         return self.student.head
+
+
+@register_method("supervised")
+def build_supervised(spec: PretrainSpec, *, num_classes: int, in_chans: int = 3,
+                     img_size: int | None = None) -> SupervisedMethod:
+    """The supervised baseline over the dataset's `num_classes` classes."""
+    return SupervisedMethod(spec.backbone, spec.supervised, num_classes=num_classes, in_chans=in_chans,
+                            img_size=img_size)

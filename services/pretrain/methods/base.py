@@ -1,9 +1,10 @@
-"""What the training loop asks of a pretraining method, and the factory for the four methods.
+"""What the training loop asks of a pretraining method.
 
 A method is an nn.Module holding everything it trains or keeps (student, teacher, head, loss
 state such as DINO's centre), so one `state_dict` captures it for checkpoints. The loop in
-`job.py` owns the optimizer, schedules, mixed precision, checkpoints and monitoring; a method
-turns a batch into a loss and keeps its own extra state up to date after each step.
+`trainer.py` owns the optimizer, schedules, mixed precision, checkpoints and monitoring; a method
+turns a batch into a loss and keeps its own extra state up to date after each step. Each method
+module registers a builder of its method under its spec name (`registry.py`).
 
 Under data parallelism the student's forward that carries gradients runs through a wrapper
 (DistributedDataParallel) given to `distribute`; the wrapper is kept outside the module tree,
@@ -17,8 +18,6 @@ from typing import Any
 
 import torch
 import torch.nn as nn
-
-from shared.specs.pretrain import PretrainSpec
 
 
 class PretrainMethod(nn.Module):
@@ -69,26 +68,9 @@ class PretrainMethod(nn.Module):
         raise NotImplementedError
 
     def student_backbone(self) -> nn.Module:
+        """The backbone the optimizer trains, into which the starting weights are loaded."""
         raise NotImplementedError
 
     def classifier(self) -> nn.Linear | None:
         """The trained linear classifier over the backbone's features, for methods that have one."""
         return None
-
-
-def build_method(spec: PretrainSpec, *, num_classes: int, in_chans: int = 3,
-                 img_size: int | None = None) -> PretrainMethod:
-    """The method of `spec` on a freshly built timm backbone (random weights; see `load_source_weights`)."""
-    if spec.method == "dino":
-        from services.pretrain.dino_method import DinoMethod
-
-        return DinoMethod(spec.backbone, spec.dino, in_chans=in_chans, img_size=img_size)
-    if spec.method in ("simclr", "supcon"):
-        from services.pretrain.contrastive_method import ContrastiveMethod
-
-        return ContrastiveMethod(spec.backbone, spec.contrastive, supervised=spec.method == "supcon",
-                                 in_chans=in_chans, img_size=img_size)
-    from services.pretrain.supervised_method import SupervisedMethod
-
-    return SupervisedMethod(spec.backbone, spec.supervised, num_classes=num_classes, in_chans=in_chans,
-                            img_size=img_size)

@@ -20,12 +20,14 @@ import torch.distributed.nn.functional as dist_nn
 import torch.nn as nn
 
 from services.pretrain.backbone import backbone_kwargs, create_backbone
-from services.pretrain.contrastive import nt_xent_loss, supcon_loss
 from services.pretrain.heads import ProjectionHead
-from services.pretrain.method import PretrainMethod
+from services.pretrain.losses.ntxent import nt_xent_loss
+from services.pretrain.losses.supcon import supcon_loss
+from services.pretrain.methods.base import PretrainMethod
+from services.pretrain.methods.registry import register_method
 from services.pretrain.multicrop import MultiCropWrapper
 from shared.specs.common import BackboneSpec
-from shared.specs.pretrain import ContrastiveOptions
+from shared.specs.pretrain import ContrastiveOptions, PretrainSpec
 
 
 def data_parallel() -> bool:
@@ -75,3 +77,17 @@ class ContrastiveMethod(PretrainMethod):
 
     def student_backbone(self) -> nn.Module:
         return self.student.backbone
+
+
+@register_method("simclr")
+def build_simclr(spec: PretrainSpec, *, num_classes: int, in_chans: int = 3,
+                 img_size: int | None = None) -> ContrastiveMethod:
+    """SimCLR: the other view of each image is its only positive (labels unused)."""
+    return ContrastiveMethod(spec.backbone, spec.contrastive, supervised=False, in_chans=in_chans, img_size=img_size)
+
+
+@register_method("supcon")
+def build_supcon(spec: PretrainSpec, *, num_classes: int, in_chans: int = 3,
+                 img_size: int | None = None) -> ContrastiveMethod:
+    """SupCon: every view of the same class is a positive."""
+    return ContrastiveMethod(spec.backbone, spec.contrastive, supervised=True, in_chans=in_chans, img_size=img_size)

@@ -1,59 +1,28 @@
-"""The `pretrain` job: DINO, SimCLR, SupCon or supervised training of any timm backbone.
+"""Entry of the `pretrain` job: DINO, SimCLR, SupCon or supervised training of any timm backbone.
 
-`run` reads the dataset the spec names, builds the method and its training transform (DINO's
-multi-crop, two views for SimCLR/SupCon, one augmented view for supervised runs), loads the
-starting weights, and hands over to the shared loop in `trainer.py`, which resumes from the
-job's latest checkpoint when there is one. A context with a rendezvous runs one rank of a
-data-parallel job: the rank joins the job's process group first (`services.distributed`).
+`run` reads the dataset the spec names, builds the method its spec names (`methods/`) and the
+method's training transform (`data/augmentation.py`: DINO's multi-crop, two views for
+SimCLR/SupCon, one augmented view for supervised runs), loads the starting weights, and hands
+over to the shared loop in `trainer.py`, which resumes from the job's latest checkpoint when
+there is one. A context with a rendezvous runs one rank of a data-parallel job: the rank joins
+the job's process group first (`services.distributed`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
 from typing import Any
 
 from services.context import JobContext
 from services.distributed import setup
 from services.pretrain.backbone import load_source_weights, patch_size_of
-from services.pretrain.method import PretrainMethod, build_method
+from services.pretrain.data.augmentation import training_transform
+from services.pretrain.methods import PretrainMethod, build_method
 from services.pretrain.rng import seed_everything
 from services.pretrain.trainer import PretrainData, train
 from shared.specs.pretrain import PretrainSpec
 
 log = logging.getLogger(__name__)
-
-
-
-def local_crop_size(global_size: int, patch_size: int, requested: int | None) -> int:
-    """DINO's local crop side: `requested`, else 96/224 of the global crop, on whole patches."""
-    size = requested or round(global_size * 96 / 224)
-    return max(patch_size, round(size / patch_size) * patch_size)
-
-
-def training_transform(spec: PretrainSpec, method: PretrainMethod, size: int, channels: int,
-                       mean: Sequence[float], std: Sequence[float]) -> Callable[[Any], Any]:
-    """The augmentation of `spec.method` at crop size `size` for `channels`-channel inputs."""
-    from services.data.transforms import DinoMultiCrop, TwoViewTransform
-
-    if spec.dino is not None:
-        dino = spec.dino
-        local = local_crop_size(size, patch_size_of(method.student_backbone()), dino.local_crops_size)
-        return DinoMultiCrop(size, local, n_local=dino.local_crops_number, global_scale=dino.global_crops_scale,
-                             local_scale=dino.local_crops_scale, mean=mean, std=std, channels=channels)
-    if spec.contrastive is not None:
-        return TwoViewTransform(size, scale=spec.contrastive.crops_scale, mean=mean, std=std, channels=channels)
-    return supervised_transform(size, mean, std, channels)
-
-
-def supervised_transform(size: int, mean: Sequence[float], std: Sequence[float], channels: int) -> Callable[[Any], Any]:
-    """The standard supervised augmentation: random resized crop (scale 0.08-1) and horizontal flip."""
-    from torchvision.transforms import v2
-
-    from services.data.transforms import to_tensor
-
-    return v2.Compose([to_tensor(channels), v2.RandomResizedCrop(size, antialias=True), v2.RandomHorizontalFlip(),
-                       v2.Normalize(list(mean), list(std))])
 
 
 def prepare(spec: PretrainSpec, ctx: JobContext) -> tuple[PretrainData, PretrainMethod]:
@@ -71,7 +40,8 @@ def prepare(spec: PretrainSpec, ctx: JobContext) -> tuple[PretrainData, Pretrain
     load_source_weights(method.student_backbone(), spec.source, ctx)
     if method.feature_backbone() is not method.student_backbone():
         method.feature_backbone().load_state_dict(method.student_backbone().state_dict())
-    train_set.transform = training_transform(spec, method, size, channels, mean, std)
+    train_set.transform = training_transform(spec, size, channels, mean, std,
+                                             patch_size=patch_size_of(method.student_backbone()))
 
     knn_train = knn_test = None
     if spec.knn_every:

@@ -1,0 +1,46 @@
+"""The training augmentation of each pretraining method, at the crop size and channels of the data.
+
+DINO gets its multi-crop (Caron et al. 2021): 2 global crops and `local_crops_number` local
+crops whose side is a whole number of the backbone's patches; SimCLR and SupCon get two
+augmented views of each image (Chen et al. 2020); supervised runs get one view. The transforms
+themselves are those of `services.data.transforms`, which evaluation shares.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from shared.specs.pretrain import PretrainSpec
+
+
+def local_crop_size(global_size: int, patch_size: int, requested: int | None) -> int:
+    """DINO's local crop side: `requested`, else 96/224 of the global crop, on whole patches."""
+    size = requested or round(global_size * 96 / 224)
+    return max(patch_size, round(size / patch_size) * patch_size)
+
+
+def training_transform(spec: PretrainSpec, size: int, channels: int, mean: Sequence[float], std: Sequence[float],
+                       *, patch_size: int) -> Callable[[Any], Any]:
+    """The augmentation of `spec.method` at crop size `size` for `channels`-channel inputs;
+    `patch_size` is the side of the backbone's input patches (1 without a patch embedding)."""
+    from services.data.transforms import DinoMultiCrop, TwoViewTransform
+
+    if spec.dino is not None:
+        dino = spec.dino
+        local = local_crop_size(size, patch_size, dino.local_crops_size)
+        return DinoMultiCrop(size, local, n_local=dino.local_crops_number, global_scale=dino.global_crops_scale,
+                             local_scale=dino.local_crops_scale, mean=mean, std=std, channels=channels)
+    if spec.contrastive is not None:
+        return TwoViewTransform(size, scale=spec.contrastive.crops_scale, mean=mean, std=std, channels=channels)
+    return supervised_transform(size, mean, std, channels)
+
+
+def supervised_transform(size: int, mean: Sequence[float], std: Sequence[float], channels: int) -> Callable[[Any], Any]:
+    """The standard supervised augmentation: random resized crop (scale 0.08-1) and horizontal flip."""
+    from torchvision.transforms import v2
+
+    from services.data.transforms import to_tensor
+
+    return v2.Compose([to_tensor(channels), v2.RandomResizedCrop(size, antialias=True), v2.RandomHorizontalFlip(),
+                       v2.Normalize(list(mean), list(std))])

@@ -1,0 +1,7 @@
+"""The pretraining losses, one per module, as in lightly's `lightly/loss/`.
+
+- `dino`: DINO's self-distillation loss with its centre and teacher-temperature schedule.
+- `ntxent`: SimCLR's NT-Xent.
+- `supcon`: the supervised contrastive loss (SupCon).
+- `global_batch`: how the two contrastive losses see the global batch under data parallelism.
+"""
