@@ -42,7 +42,6 @@ from api.schemas import (
 from api.validation import check_data_paths, job_create_from, source_jobs, spec_size_checked, unprocessable
 from shared.audit import record
 from shared.db import Artifact, Job, JobLog, JobMetric, User
-from shared.dispatch import request_dispatch
 from shared.dispatch.policy import queue_for
 from shared.job_types import get_job_type
 from shared.jobs import JobError, create_job, request_cancel
@@ -94,8 +93,9 @@ def resolve(*, session, settings, job_in: JobCreateBase) -> JobResolved:  # noqa
 
 
 def submit(*, session, settings, owner: User, job_in: JobCreateBase) -> Job:  # noqa: ANN001
-    """Validate and store as queued, and ask for a dispatch pass: the dispatcher loop of a worker
-    sends the job once its turn comes and a slot is free.
+    """Validate and store as queued; the INSERT asks for a dispatch pass, and the dispatcher loop of
+    a worker sends the job once its turn comes and a slot is free. Four statements: the token
+    lookup, BEGIN, INSERT ... RETURNING, COMMIT.
 
     Nothing here talks to the broker: while it is down a submission is accepted and waits in the
     database, and the first pass after the broker is back sends it.
@@ -107,9 +107,7 @@ def submit(*, session, settings, owner: User, job_in: JobCreateBase) -> Job:  # 
                          max_attempts=resolved.max_attempts, gpus=resolved.gpus)
     except JobError as exc:
         raise unprocessable(["depends_on"], str(exc)) from None
-    if job.status == "queued":
-        request_dispatch(session=session)
-    session.commit()
+    session.commit()  # the INSERT itself asks for a dispatch pass (a trigger: migration 0008)
     JOBS_SUBMITTED.labels(type=job.type).inc()
     return job
 

@@ -3,7 +3,8 @@
 A request made with a session travels with that session's transaction, so a pass never runs
 before the change that asked for it is visible: on Postgres a NOTIFY (delivered at commit), on
 SQLite a bump of `dispatch_state.requested`, which each dispatcher loop polls. A request always
-wakes this process' own dispatcher loop too (a worker asking after its job ended).
+wakes this process' own dispatcher loop too (a worker asking after its job ended). Inserting a
+job asks by itself: a trigger on `jobs` does the same in the database (migration 0008).
 """
 
 from __future__ import annotations

@@ -33,3 +33,27 @@ def test_a_request_is_heard_once_its_transaction_commits(db) -> None:  # noqa: A
     finally:
         listener.stop()
         listener.join(5)
+
+
+def test_a_new_job_asks_for_a_pass_by_itself_once_committed(db) -> None:  # noqa: ANN001
+    """The INSERT of a job is the request (a trigger): the submit path spends no statement on it."""
+    from api.auth import create_user
+    from shared.jobs import create_job
+
+    with session_scope(db) as s:
+        owner, _ = create_user(session=s, name="ana")
+    listener = RequestListener(db)
+    listener.start()
+    try:
+        if db.startswith("postgresql"):
+            assert wait_for_request(30.0)
+        wait_for_request(0.3)
+        with session_scope(db) as s:
+            create_job(session=s, job_type="evaluate", spec={}, owner=s.merge(owner))
+            s.flush()
+            assert not wait_for_request(0.5)  # not committed yet
+        assert wait_for_request(10.0)
+        assert not wait_for_request(0.5)
+    finally:
+        listener.stop()
+        listener.join(5)
