@@ -1,0 +1,25 @@
+"""Every migration goes up and comes back down, on SQLite and on the real Postgres."""
+
+from __future__ import annotations
+
+import pytest
+from alembic import command
+from sqlalchemy import inspect
+
+from shared.db import get_engine
+from shared.db.migrate import alembic_config, upgrade
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def url(request, tmp_path):  # noqa: ANN001, ANN201
+    return f"sqlite:///{tmp_path / 'm.db'}" if request.param == "sqlite" else request.getfixturevalue("pg_url")
+
+
+def test_up_down_and_up_again(url) -> None:  # noqa: ANN001
+    upgrade(url)
+    tables = set(inspect(get_engine(url)).get_table_names())
+    assert {"jobs", "dispatch_state", "job_ranks"} <= tables
+    command.downgrade(alembic_config(url), "base")
+    assert set(inspect(get_engine(url)).get_table_names()) <= {"alembic_version"}
+    upgrade(url)
+    assert set(inspect(get_engine(url)).get_table_names()) == tables
