@@ -8,8 +8,8 @@ from fastapi import FastAPI
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from api.auth_throttle import FailedAuthThrottle
+from api.collectors import DatabaseCollector, RequestMetrics
 from api.errors import install_error_handlers
-from api.metrics import DatabaseCollector, RequestMetrics
 from api.request_limits import RequestBodyLimit
 from api.routes import accounts, compare, datasets, health, jobs, queue
 from shared.settings import Settings, get_settings

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from services.context import JobContext, load_torch
+from services.job_context import JobContext, load_torch
 from shared.specs.common import BackboneSpec, ModelSource
 
 log = logging.getLogger(__name__)

@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from shared.specs.datasets import CIFAR10C_CORRUPTIONS, CIFAR10C_EXTRA_CORRUPTIONS
+from shared.specs.dataset import CIFAR10C_CORRUPTIONS, CIFAR10C_EXTRA_CORRUPTIONS
 
 log = logging.getLogger(__name__)
 

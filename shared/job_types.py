@@ -105,5 +105,5 @@ register_job_type(JobType(
     "evaluate", EvaluateSpec, "services.evaluate.evaluation:run",
     description="kNN, linear probe, robustness, t-SNE, attention maps and Grad-CAM of a backbone's weights"))
 register_job_type(JobType(
-    "landscape", LandscapeSpec, "services.landscape.job:run", fans_out=True,
+    "landscape", LandscapeSpec, "services.landscape.landscape_job:run", fans_out=True,
     description="a filter-normalized loss surface around a checkpoint, computed as tiles by many workers"))

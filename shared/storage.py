@@ -19,7 +19,7 @@ from pathlib import Path, PurePosixPath
 from typing import Protocol, TypeVar
 from urllib.parse import urlsplit
 
-from shared.metrics import OBJECT_STORE_ERRORS
+from shared.prometheus import OBJECT_STORE_ERRORS
 
 CHUNK = 1024 * 1024
 T = TypeVar("T")

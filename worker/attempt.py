@@ -4,7 +4,7 @@ The worker's main process holds the lease; the work runs in a job process (worke
 `Attempt` beats the lease on a thread of its own, acts on what the beat says (stop: SIGTERM and
 a grace period, then SIGKILL; lease lost or given up: SIGKILL at once), and returns the job
 process' `Outcome`, or one that says how the process ended when it could not report. Recording
-the outcome is the caller's (worker.runner, worker.tiles), done once, inside the `with` block so
+the outcome is the caller's (worker.runner, worker.fan_out), done once, inside the `with` block so
 the lease is still renewed while it is written.
 """
 

@@ -16,10 +16,10 @@ import time
 from shared.db import session_scope
 from shared.dispatch import run_pass
 from shared.dispatch.requests import RequestListener, request_dispatch, wait_for_request
-from shared.jobs import reap_stale
-from shared.metrics import JOBS_FINISHED, JOBS_REQUEUED
+from shared.job_lifecycle import reap_stale
+from shared.prometheus import JOBS_FINISHED, JOBS_REQUEUED
 from shared.settings import Settings
-from worker.tiles import tick_tiles
+from worker.fan_out import tick_tiles
 
 log = logging.getLogger(__name__)
 

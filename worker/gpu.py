@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from shared.metrics import GPU_MEMORY_TOTAL, GPU_MEMORY_USED, GPU_UTILIZATION
+from shared.prometheus import GPU_MEMORY_TOTAL, GPU_MEMORY_USED, GPU_UTILIZATION
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from shared.db import Worker, session_scope
 from shared.db.models import FINAL_STATUSES, utcnow
 from shared.dispatch import request_dispatch
 from shared.job_types import job_type_names
-from shared.metrics import (
+from shared.prometheus import (
     JOBS_FINISHED,
     JOBS_REQUEUED,
     LANDSCAPE_POINTS,

@@ -45,7 +45,7 @@ PRELOAD = (
     "matplotlib", "matplotlib.pyplot", "PIL.Image", "pytorch_grad_cam",
     "sqlalchemy", "psycopg", "minio", "tenacity",
     *(job_type.service_module for job_type in job_types()), "services.landscape.plots",
-    "worker.runner", "worker.tiles",
+    "worker.runner", "worker.fan_out",
 )
 """Modules the forkserver imports once, so no job process spends its time importing them."""
 

@@ -17,8 +17,7 @@ from sqlalchemy import select
 
 from shared.db import Job, JobStatus, session_scope
 from shared.db.models import RankState, worker_name
-from shared.job_types import parse_spec
-from shared.jobs import (
+from shared.job_lifecycle import (
     beat_rank,
     end_rank,
     failed_rank,
@@ -29,13 +28,14 @@ from shared.jobs import (
     silent_ranks,
     suspect_workers,
 )
-from shared.metrics import JOBS_REQUEUED, WORKER_BUSY
+from shared.job_types import parse_spec
+from shared.prometheus import JOBS_REQUEUED, WORKER_BUSY
 from shared.settings import Settings
 from worker.attempt import Attempt, Verdict
-from worker.context import RankContext
 from worker.processes import Outcome, one_line
 from worker.runner import classify, make_context, worker_shutting_down
-from worker.services import load_service
+from worker.service_loader import load_service
+from worker.worker_context import RankContext
 
 log = logging.getLogger(__name__)
 

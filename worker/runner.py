@@ -25,21 +25,21 @@ from typing import Any
 
 from sqlalchemy import select
 
-from services.context import FanOut
+from services.job_context import FanOut
 from shared.db import Job, JobLog, JobStatus, session_scope
 from shared.db.models import worker_name
 from shared.dispatch import request_dispatch
+from shared.job_lifecycle import claim_job, finish_job, heartbeat, requeue_lost, stale_ranks, suspect_workers
 from shared.job_types import parse_spec
-from shared.jobs import claim_job, finish_job, heartbeat, requeue_lost, stale_ranks, suspect_workers
-from shared.metrics import JOBS_FINISHED, JOBS_REQUEUED, QUEUE_WAIT, RUN_TIME, WORKER_BUSY
+from shared.prometheus import JOBS_FINISHED, JOBS_REQUEUED, QUEUE_WAIT, RUN_TIME, WORKER_BUSY
 from shared.retry import is_database_outage, retry_db
 from shared.settings import Settings
 from shared.storage import StoreUnavailable, open_store
 from worker.attempt import Attempt, Verdict
-from worker.context import WorkerContext
 from worker.processes import STOP, Outcome, one_line
 from worker.provenance import provenance
-from worker.services import load_service
+from worker.service_loader import load_service
+from worker.worker_context import WorkerContext
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def _claim(settings: Settings, job_id: int, worker: str) -> tuple[str, dict[str,
 
 def job_beat(settings: Settings, job_id: int, worker: str, attempt: int, gpus: int) -> Verdict | tuple[Verdict, str]:
     """Renew the lease; say whether to stop (cancel, preemption), or that the lease is gone."""
-    from shared.tiles import TILE_LEASES
+    from shared.tile_lifecycle import TILE_LEASES
 
     with session_scope(settings.database_url) as s:
         stop = heartbeat(session=s, job_id=job_id, worker=worker, attempt=attempt)
@@ -201,7 +201,7 @@ def note(ctx: WorkerContext, text: str) -> None:
 
 def classify(ctx: WorkerContext, exc: BaseException, gpus: int) -> Outcome:
     """How a service's exception ends the attempt."""
-    from services.context import JobStopped
+    from services.job_context import JobStopped
     from worker.ranks import is_peer_failure
 
     if isinstance(exc, JobStopped) or STOP.is_set():
@@ -240,8 +240,8 @@ def job_body(*, settings: Settings, job_id: int, job_type: str, spec_raw: dict[s
         started = time.monotonic()
         result = service(spec, ctx)
         if isinstance(result, FanOut):  # its tiles run on any worker; the last one finishes the job
-            from worker.services import service_module
-            from worker.tiles import fan_out
+            from worker.fan_out import fan_out
+            from worker.service_loader import service_module
 
             values = fan_out(ctx, result.tiles)
             if values is None:

@@ -9,9 +9,9 @@ import os
 from shared.queueing import JOIN_JOB, RUN_JOB, RUN_TILE
 from shared.settings import get_settings
 from worker.celery_app import app
+from worker.fan_out import run_tile as run_claimed_tile
 from worker.ranks import run_rank
 from worker.runner import run_job as run_claimed_job
-from worker.tiles import run_tile as run_claimed_tile
 
 
 @app.task(name=RUN_JOB, bind=True, acks_late=True, reject_on_worker_lost=True)

@@ -43,9 +43,9 @@ from api.validation import check_data_paths, job_create_from, source_jobs, spec_
 from shared.audit import record
 from shared.db import Artifact, Job, JobLog, JobMetric, User
 from shared.dispatch.policy import queue_for
+from shared.job_lifecycle import JobError, create_job, request_cancel
 from shared.job_types import get_job_type
-from shared.jobs import JobError, create_job, request_cancel
-from shared.metrics import JOBS_SUBMITTED
+from shared.prometheus import JOBS_SUBMITTED
 from shared.storage import ObjectNotFound, StoreUnavailable, open_chunks
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], responses=AUTHENTICATED)

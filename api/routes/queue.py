@@ -139,7 +139,7 @@ def workers(session: SessionDep, settings: SettingsDep, _user: CurrentUser) -> A
 
 @router.post("/workers/{name}/drain", response_model=WorkerPublic, responses=responses(403, 404))
 def drain(worker: WorkerDep, session: SessionDep, settings: SettingsDep, admin: AdminUser) -> Any:
-    """The worker finishes its job and takes no new one (see shared.jobs.claim_job)."""
+    """The worker finishes its job and takes no new one (see shared.job_lifecycle.claim_job)."""
     worker.state = WorkerState.draining.value
     record(session=session, actor=admin.name, action="drain", target=f"worker {worker.name}")
     session.commit()

@@ -35,7 +35,7 @@ def _dataset_spec(args: argparse.Namespace) -> Any:
     from pydantic import TypeAdapter
 
     from shared.datasets import detect_kind
-    from shared.specs.datasets import DatasetSpec
+    from shared.specs.dataset import DatasetSpec
 
     fields = json.loads(args.spec)
     if args.fiftyone:

@@ -18,7 +18,7 @@ from services.data.folder import scan_split
 from services.data.images import ArrayImageDataset, DatasetError, FileImageDataset, ImageDataset
 from services.data.subset import nested_subset, stratified_subset
 from services.data.thermal import ThermalDecoder
-from shared.specs.datasets import (
+from shared.specs.dataset import (
     SYNTHETIC_CLASSES,
     Cifar10CDataset,
     CifarDataset,

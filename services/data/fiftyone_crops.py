@@ -34,7 +34,7 @@ from PIL import Image, UnidentifiedImageError
 from services.data.fiftyone_client import FrameDetections, check_label_field, dataset_version, open_dataset, read_frames
 from services.data.images import DatasetError, FileImageDataset
 from services.data.thermal import ThermalDecoder
-from shared.specs.datasets import FiftyOneDataset
+from shared.specs.dataset import FiftyOneDataset
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from services.data.thermal import celsius_to_raw
-from shared.specs.datasets import RAW_MAX_C, RAW_MIN_C, SYNTHETIC_CLASSES
+from shared.specs.dataset import RAW_MAX_C, RAW_MIN_C, SYNTHETIC_CLASSES
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from shared.specs.datasets import RAW_MAX_C, RAW_MIN_C
+from shared.specs.dataset import RAW_MAX_C, RAW_MIN_C
 
 RAW_MAX = 65535
 

@@ -22,9 +22,9 @@ from typing import Any
 import torch
 
 import services.evaluate.protocols  # noqa: F401  (registers every protocol)
-from services.context import JobContext, JobStopped
 from services.evaluate.inputs import prepare_inputs
 from services.evaluate.registry import Needed, Protocol, ProtocolResult, Report, run_order
+from services.job_context import JobContext, JobStopped
 from shared.specs.evaluate import EvaluateSpec
 
 FEATURES_SHARE = 0.3

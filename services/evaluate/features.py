@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from services.context import JobStopped
+from services.job_context import JobStopped
 
 FeatureFn = Callable[[nn.Module, torch.Tensor], torch.Tensor]
 """(model, normalized images) -> (B, D) features."""

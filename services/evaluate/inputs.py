@@ -19,10 +19,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from services.context import JobContext
 from services.evaluate.artifacts import npz_bytes
 from services.evaluate.features import FeatureFn, backbone_output, extract_feature_sets, extract_features
 from services.evaluate.robustness import RobustnessTable
+from services.job_context import JobContext
 from services.models import load_backbone
 from shared.specs.evaluate import EvaluateSpec
 

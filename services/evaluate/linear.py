@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from services.context import JobStopped
+from services.job_context import JobStopped
 
 log = logging.getLogger(__name__)
 

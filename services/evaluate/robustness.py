@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from services.context import JobStopped
 from services.evaluate.corruptions import CORRUPTIONS, SEVERITIES, corrupt
+from services.job_context import JobStopped
 
 log = logging.getLogger(__name__)
 

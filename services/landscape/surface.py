@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from services.landscape.tiles import Grid
+from services.landscape.grid import Grid
 
 
 @dataclass

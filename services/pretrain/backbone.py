@@ -16,7 +16,7 @@ import timm
 import torch
 import torch.nn as nn
 
-from services.context import JobContext, load_torch
+from services.job_context import JobContext, load_torch
 from services.models import load_weights
 from shared.specs.common import BackboneSpec, ModelSource, relative_data_path
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from services.context import JobContext
 from services.distributed import setup
+from services.job_context import JobContext
 from services.pretrain.backbone import load_source_weights, patch_size_of
 from services.pretrain.data.augmentation import training_transform
 from services.pretrain.methods import PretrainMethod, build_method

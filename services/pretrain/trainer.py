@@ -35,8 +35,8 @@ import torch
 from torch.distributed import DistError
 from torch.utils.data import Dataset
 
-from services.context import JobContext, JobStopped
 from services.distributed import Distributed, RankLost, setup
+from services.job_context import JobContext, JobStopped
 from services.pretrain.backbone import export_kwargs
 from services.pretrain.data.loaders import (
     LoaderSettings,

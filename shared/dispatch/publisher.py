@@ -71,7 +71,7 @@ def publish(*, session: Session, settings: Settings, jobs: Sequence[JobSend], ra
 
 
 def publish_tiles(*, session: Session, settings: Settings) -> list[int]:
-    """Send every unsent pending tile of a running landscape job (see shared.tiles.dispatch_tiles)."""
-    from shared.tiles import dispatch_tiles
+    """Send every unsent pending tile of a running landscape job (see shared.tile_lifecycle.dispatch_tiles)."""
+    from shared.tile_lifecycle import dispatch_tiles
 
     return dispatch_tiles(session=session, settings=settings)

@@ -158,7 +158,7 @@ def read_snapshot(*, session: Session, settings: Settings, now: datetime,
     """Everything one pass decides on, in as few statements as it takes: the ranks in flight are
     read once for both the queued jobs and the busy workers, and the running tiles only while a
     landscape job has handed its lease to them."""
-    from shared.tiles import TILE_LEASES
+    from shared.tile_lifecycle import TILE_LEASES
 
     ranks = ranks_in_flight(session=session)
     running = running_rows(session=session)

@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from shared.specs.common import BackboneSpec, ModelSource, SpecModel, relative_data_path
-from shared.specs.datasets import CIFAR10C_CORRUPTIONS, CIFAR10C_EXTRA_CORRUPTIONS, DatasetSpec, distinct_severities
+from shared.specs.dataset import CIFAR10C_CORRUPTIONS, CIFAR10C_EXTRA_CORRUPTIONS, DatasetSpec, distinct_severities
 
 Protocol = Literal["knn", "linear", "robustness", "tsne", "attention", "gradcam"]
 PROTOCOLS: tuple[str, ...] = ("knn", "linear", "robustness", "tsne", "attention", "gradcam")

@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from shared.specs.common import BackboneSpec, ModelSource, SpecModel
-from shared.specs.datasets import DatasetSpec
+from shared.specs.dataset import DatasetSpec
 
 MAX_AXIS_POINTS = 201
 

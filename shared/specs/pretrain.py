@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from shared.specs.common import BackboneSpec, ModelSource, SpecModel, timm_model_names
-from shared.specs.datasets import DatasetSpec
+from shared.specs.dataset import DatasetSpec
 
 Method = Literal["dino", "simclr", "supcon", "supervised"]
 Amp = Literal["none", "bf16", "fp16"]

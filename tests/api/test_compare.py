@@ -19,7 +19,7 @@ def jobs(api, embedded_settings) -> dict[str, int]:  # noqa: ANN001
     from sqlalchemy import select
 
     from shared.db import User, session_scope
-    from shared.jobs import create_job
+    from shared.job_lifecycle import create_job
 
     def insert(s: Any, job_type: str, spec: dict[str, Any], name: str, status: str, headline: dict | None) -> int:
         owner = s.scalar(select(User).where(User.name == "bob"))

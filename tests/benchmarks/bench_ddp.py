@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import torch  # noqa: E402
 import torch.multiprocessing as mp  # noqa: E402
 
-from services.context import LocalContext  # noqa: E402
 from services.distributed import Rendezvous  # noqa: E402
+from services.job_context import LocalContext  # noqa: E402
 from services.pretrain.methods import build_method  # noqa: E402
 from services.pretrain.trainer import PretrainData, Trainer  # noqa: E402
 from shared.job_types import parse_spec  # noqa: E402

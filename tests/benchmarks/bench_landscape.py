@@ -30,8 +30,8 @@ import torch.nn.functional as F  # noqa: E402
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
 from services.landscape.directions import random_directions  # noqa: E402
+from services.landscape.grid import Grid, evaluate_tile  # noqa: E402
 from services.landscape.perturb import base_state  # noqa: E402
-from services.landscape.tiles import Grid, evaluate_tile  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:

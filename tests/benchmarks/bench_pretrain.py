@@ -34,8 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import torch  # noqa: E402
 
-from services.context import LocalContext  # noqa: E402
 from services.data.synthetic import make_synthetic  # noqa: E402
+from services.job_context import LocalContext  # noqa: E402
 from services.pretrain.data.loaders import train_loader  # noqa: E402
 from services.pretrain.multicrop import MultiCropWrapper  # noqa: E402
 from services.pretrain.pretrain_job import prepare  # noqa: E402

@@ -38,9 +38,9 @@ def _job_in_this_process(data_root: str, scratch: str) -> float:
     builtins.__import__ = timed(builtins.__import__)
     importlib.import_module = timed(importlib.import_module)
     started = time.perf_counter()
-    from services.context import LocalContext
+    from services.job_context import LocalContext
     from shared.job_types import parse_spec
-    from worker.services import load_service
+    from worker.service_loader import load_service
 
     ctx = LocalContext(Path(scratch), data_root=Path(data_root))
     load_service("evaluate")(parse_spec("evaluate", JOB), ctx)

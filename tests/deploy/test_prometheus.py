@@ -21,7 +21,7 @@ PROMETHEUS = ROOT / "deploy" / "prometheus"
 GRAFANA = ROOT / "deploy" / "grafana"
 DASHBOARD = GRAFANA / "dashboards" / "bosun.json"
 
-# The metrics that the API and the workers export (shared/metrics.py, api/metrics.py).
+# The metrics that the API and the workers export (shared/prometheus.py, api/collectors.py).
 BOSUN_METRICS = {
     "bosun_jobs_submitted_total", "bosun_jobs_finished_total", "bosun_job_queue_wait_seconds_bucket",
     "bosun_job_run_seconds_bucket", "bosun_jobs_requeued_total", "bosun_worker_heartbeat_timestamp_seconds",

@@ -177,7 +177,7 @@ def test_latest_child_process_sets_the_training_gauges(tmp_path: Path) -> None:
     """Two jobs' child processes in turn: the second job's lower loss is the one exported."""
     script = textwrap.dedent("""
         import sys
-        from shared.metrics import TRAIN_LOSS, WORKER_BUSY
+        from shared.prometheus import TRAIN_LOSS, WORKER_BUSY
         TRAIN_LOSS.labels(type="pretrain", worker="w").set(float(sys.argv[1]))
         WORKER_BUSY.labels(worker="w").set(float(sys.argv[2]))
     """)

@@ -1,4 +1,4 @@
-"""Weights files and checkpoints load without running code from them (services.context.load_torch)."""
+"""Weights files and checkpoints load without running code from them (services.job_context.load_torch)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from services.context import LocalContext, WeightsFileError, load_torch, save_torch
+from services.job_context import LocalContext, WeightsFileError, load_torch, save_torch
 from services.models import load_backbone
 from services.pretrain.rng import capture_rng, restore_rng
 from shared.specs.common import BackboneSpec, ModelSource

@@ -8,7 +8,7 @@ from sqlalchemy import select, update
 from shared.db import Job, JobRank, JobStatus, User, Worker, session_scope
 from shared.db.models import utcnow
 from shared.dispatch import NO_FREE_GPU, PRIORITY, busy_worker_names, current_plan, run_pass
-from shared.jobs import claim_job, create_job, publish_rendezvous, requeue_lost
+from shared.job_lifecycle import claim_job, create_job, publish_rendezvous, requeue_lost
 from tests.shared.test_scheduling import add_users, db, settings  # noqa: F401  (fixtures)
 
 
@@ -125,7 +125,7 @@ def test_a_draining_worker_is_left_out_of_a_gang(db, settings, sent) -> None:  #
 
 def claimed_gang(db: str, settings) -> int:  # noqa: ANN001
     """A 3-GPU job of ada's claimed by rank 0 on w0@box, ranks 1 and 2 (w1, w2) joined; attempt 1."""
-    from shared.jobs import join_rank
+    from shared.job_lifecycle import join_rank
 
     ada = add_users(db, "ada")["ada"]
     add_box(db, "box", "w0", "w1", "w2")
@@ -141,7 +141,7 @@ def claimed_gang(db: str, settings) -> int:  # noqa: ANN001
 def test_a_joined_rank_that_stops_beating_is_stale(db, settings, sent) -> None:  # noqa: ANN001
     from datetime import timedelta
 
-    from shared.jobs import beat_rank, stale_ranks
+    from shared.job_lifecycle import beat_rank, stale_ranks
 
     job = claimed_gang(db, settings)
     with session_scope(db) as s:

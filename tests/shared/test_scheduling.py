@@ -27,7 +27,7 @@ from shared.dispatch import (
     run_pass,
     usage_by_day,
 )
-from shared.jobs import claim_job, create_job, finish_job, heartbeat
+from shared.job_lifecycle import claim_job, create_job, finish_job, heartbeat
 from shared.settings import Settings
 
 HOUR = timedelta(hours=1)

@@ -64,7 +64,7 @@ def test_checkpoint_commit_marker_guards_half_written_checkpoints(tmp_path: Path
     import torch
 
     from shared.storage import checkpoint_key, open_store
-    from worker.context import WorkerContext
+    from worker.worker_context import WorkerContext
 
     store = open_store(embedded_settings)
     ctx = WorkerContext(settings=embedded_settings, store=store, job_id=7, job_type="pretrain", attempt=1,

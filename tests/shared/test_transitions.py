@@ -10,7 +10,7 @@ import pytest
 from shared.db import Job, JobStatus, session_scope
 from shared.db.migrate import upgrade
 from shared.db.models import RankState, TileStatus
-from shared.jobs import claim_job, create_job, finish_job
+from shared.job_lifecycle import claim_job, create_job, finish_job
 from shared.transitions import INITIAL, JOB_MOVES, RANK_MOVES, TILE_MOVES, IllegalMove, check_initial, move
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,9 +9,8 @@ from sqlalchemy import select
 
 from services.distributed import RankLost
 from shared.db import Job, JobLog, Worker, session_scope
-from shared.db.models import utcnow
-from shared.db.models import RankState
-from shared.jobs import end_rank
+from shared.db.models import RankState, utcnow
+from shared.job_lifecycle import end_rank
 from tests.shared.test_gangs import claimed_gang, sent  # noqa: F401  (fixture)
 from tests.shared.test_scheduling import db, settings  # noqa: F401  (fixtures)
 from worker import ranks as runner

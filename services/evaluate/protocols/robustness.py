@@ -155,7 +155,7 @@ def cifar10c_table(inputs: EvaluationInputs, classifier: Classifier, report: Rep
     """Classify CIFAR-10-C's published corrupted test images; clean accuracy on the CIFAR-10 test split."""
     from services.data.datasets import open_split
     from services.data.subset import stratified_subset
-    from shared.specs.datasets import Cifar10CDataset
+    from shared.specs.dataset import Cifar10CDataset
 
     spec, test = inputs.spec, inputs.features.test
     opts = spec.robustness

@@ -1,14 +1,14 @@
 """Pretraining methods: the base the loop trains (`base`), the registry of methods by spec name
-(`registry`), and one module per method, each registering itself on import.
+(`method_registry`), and one module per method, each registering itself on import.
 
 Importing this package imports every method module below, so the registry is complete whichever
-module of the package is imported first. The method modules import `base` and `registry`, never
+module of the package is imported first. The method modules import `base` and `method_registry`, never
 this package's names, so there is no import circle.
 """
 
 from services.pretrain.methods import contrastive, dino, supervised
 from services.pretrain.methods.base import PretrainMethod
-from services.pretrain.methods.registry import (
+from services.pretrain.methods.method_registry import (
     DuplicateMethod,
     UnknownMethod,
     build_method,

@@ -21,10 +21,10 @@ import torch.nn as nn
 
 from services.pretrain.backbone import backbone_kwargs, create_backbone
 from services.pretrain.heads import ProjectionHead
-from services.pretrain.losses.ntxent import nt_xent_loss
-from services.pretrain.losses.supcon import supcon_loss
+from services.pretrain.losses.ntxent_loss import nt_xent_loss
+from services.pretrain.losses.supcon_loss import supcon_loss
 from services.pretrain.methods.base import PretrainMethod
-from services.pretrain.methods.registry import register_method
+from services.pretrain.methods.method_registry import register_method
 from services.pretrain.multicrop import MultiCropWrapper
 from shared.specs.common import BackboneSpec
 from shared.specs.pretrain import ContrastiveOptions, PretrainSpec

@@ -17,9 +17,9 @@ import torch.nn as nn
 
 from services.pretrain.backbone import backbone_kwargs, create_backbone
 from services.pretrain.heads import DINOHead
-from services.pretrain.losses.dino import DINOLoss
+from services.pretrain.losses.dino_loss import DINOLoss
 from services.pretrain.methods.base import PretrainMethod
-from services.pretrain.methods.registry import register_method
+from services.pretrain.methods.method_registry import register_method
 from services.pretrain.multicrop import MultiCropWrapper
 from services.pretrain.optim import cancel_gradients_last_layer
 from services.pretrain.schedules import cosine_scheduler

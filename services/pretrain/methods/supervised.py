@@ -16,7 +16,7 @@ from timm.loss import SoftTargetCrossEntropy
 
 from services.pretrain.backbone import backbone_kwargs, create_backbone
 from services.pretrain.methods.base import PretrainMethod
-from services.pretrain.methods.registry import register_method
+from services.pretrain.methods.method_registry import register_method
 from shared.specs.common import BackboneSpec
 from shared.specs.pretrain import PretrainSpec, SupervisedOptions
 

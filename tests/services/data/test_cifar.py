@@ -11,7 +11,7 @@ import pytest
 
 from services.data.cifar import CIFAR10_CLASSES
 from services.data.datasets import DatasetError, build_dataset
-from shared.specs.datasets import Cifar10CDataset, CifarDataset
+from shared.specs.dataset import Cifar10CDataset, CifarDataset
 
 CIFAR100_NAMES = [f"class_{i:02d}" for i in range(100)]
 

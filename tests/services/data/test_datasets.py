@@ -15,7 +15,7 @@ from services.data.stats import compute_stats
 from services.data.subset import apportion, stratified_subset
 from services.data.synthetic import CLASSES
 from services.data.transforms import eval_transform
-from shared.specs.datasets import FolderDataset, SyntheticMaritimeDataset
+from shared.specs.dataset import FolderDataset, SyntheticMaritimeDataset
 from tests.services.data.helpers import solid_rgb, write_png
 
 torch.set_num_threads(1)

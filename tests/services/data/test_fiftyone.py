@@ -13,7 +13,7 @@ from services.data import fiftyone_crops
 from services.data.datasets import build_dataset
 from services.data.fiftyone_crops import crop_window, split_frames
 from services.data.images import DatasetError
-from shared.specs.datasets import FiftyOneDataset
+from shared.specs.dataset import FiftyOneDataset
 
 
 def spec(**fields) -> FiftyOneDataset:  # noqa: ANN003

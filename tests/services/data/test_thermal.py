@@ -11,7 +11,7 @@ import torch
 from services.data.datasets import DatasetError, build_dataset
 from services.data.thermal import celsius_to_raw, raw_to_celsius
 from services.data.transforms import eval_transform
-from shared.specs.datasets import ThermalDataset
+from shared.specs.dataset import ThermalDataset
 from tests.services.data.helpers import solid_rgb, write_png
 
 torch.set_num_threads(1)

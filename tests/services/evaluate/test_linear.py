@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from services.context import JobStopped
 from services.evaluate.linear import cosine_lr, linear_probe, vit_feature_fn, vit_features
+from services.job_context import JobStopped
 
 
 def _separable(n: int, dim: int, classes: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

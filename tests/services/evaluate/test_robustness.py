@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import torch
 
-from services.context import JobStopped
 from services.evaluate.robustness import (
     RobustnessTable,
     robustness_png,
@@ -12,6 +11,7 @@ from services.evaluate.robustness import (
     robustness_table,
     tensor_predictor,
 )
+from services.job_context import JobStopped
 
 from .conftest import png_size
 

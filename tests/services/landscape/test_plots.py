@@ -3,9 +3,9 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
+from services.landscape.grid import Grid
 from services.landscape.plots import plot_contour, plot_curve, render_plots
 from services.landscape.surface import assemble_surface
-from services.landscape.tiles import Grid
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

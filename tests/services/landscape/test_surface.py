@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
+from services.landscape.grid import Grid, split_tiles
 from services.landscape.surface import Surface, assemble_surface
-from services.landscape.tiles import Grid, split_tiles
 
 
 def _rows(grid):

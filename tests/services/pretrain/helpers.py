@@ -8,7 +8,7 @@ import torch
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
-from services.context import LocalContext
+from services.job_context import LocalContext
 from shared.specs.pretrain import PretrainSpec
 
 FOLDER = {"kind": "folder", "path": "tiny"}

@@ -9,8 +9,8 @@ import torch
 import torch.multiprocessing as mp
 import torch.nn as nn
 
-from services.context import LocalContext
 from services.distributed import Rendezvous
+from services.job_context import LocalContext
 from services.pretrain.methods import build_method
 from services.pretrain.rng import seed_everything
 from services.pretrain.trainer import PretrainData, train

@@ -84,7 +84,7 @@ def test_the_static_import_graph_has_no_circle():
 
 def test_the_method_base_and_registry_import_no_method():
     methods = {f"services.pretrain.methods.{m}" for m in ("dino", "contrastive", "supervised")}
-    for name in ("services.pretrain.methods.base", "services.pretrain.methods.registry"):
+    for name in ("services.pretrain.methods.base", "services.pretrain.methods.method_registry"):
         assert not imported_modules(name) & (methods | {"services.pretrain.methods"}), name
 
 
@@ -96,7 +96,7 @@ for name in sys.argv[2:]:
         del sys.modules[loaded]
     try:
         importlib.import_module(name)
-        registry = sys.modules.get("services.pretrain.methods.registry")
+        registry = sys.modules.get("services.pretrain.methods.method_registry")
         if registry is not None and sorted(registry.method_names()) != json.loads(sys.argv[1]):
             failures[name] = f"registry holds only {registry.method_names()}"
     except Exception:

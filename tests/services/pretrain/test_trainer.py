@@ -3,7 +3,7 @@ import pytest
 import timm
 import torch
 
-from services.context import JobStopped
+from services.job_context import JobStopped
 from services.pretrain.methods import build_method
 from services.pretrain.rng import seed_everything
 from services.pretrain.trainer import PretrainData, train

@@ -10,8 +10,8 @@ from sqlalchemy import update
 from shared.db import Job, JobRank, JobStatus, session_scope
 from shared.db.models import Tile, utcnow
 from shared.dispatch import run_pass
-from shared.jobs import claim_job, join_rank
-from shared.tiles import DELEGATED
+from shared.job_lifecycle import claim_job, join_rank
+from shared.tile_lifecycle import DELEGATED
 from tests.shared.test_gangs import sent  # noqa: F401  (fixture)
 from tests.shared.test_scheduling import add_users, add_workers, db, settings, submit  # noqa: F401  (fixtures)
 

@@ -3,7 +3,7 @@
 A landscape job's first attempt writes one `Tile` row per block of grid points and then hands
 its lease to the tiles: the job stays `running` with `holder = tiles` (and no worker), every
 tile task's heartbeat also renews the job's, and the last tile to finish claims the assembly
-(`holder = assembly`) and records the job's outcome. As in shared.jobs, every change is one
+(`holder = assembly`) and records the job's outcome. As in shared.job_lifecycle, every change is one
 conditional UPDATE, so tasks, reapers and the API can race without corrupting a row. A tile
 finished twice keeps the values written first: the evaluation is deterministic, so both wrote
 the same values.
@@ -21,7 +21,7 @@ from sqlalchemy import and_, exists, select, update
 from sqlalchemy.orm import Session
 
 from shared.db.models import Job, JobLog, JobStatus, LeaseHolder, Tile, TileStatus, utcnow
-from shared.jobs import JobError, record_outcome
+from shared.job_lifecycle import JobError, record_outcome
 from shared.transitions import move
 
 DELEGATED = LeaseHolder.tiles.value

@@ -1,7 +1,7 @@
 """Fanned-out jobs inside a worker: handing the tiles out, running one tile, finishing the job.
 
 A job whose service fans out (a loss landscape) does not hold a worker while its tiles run:
-`fan_out` writes the tiles, passes the job's lease to them (shared.tiles.hand_over) and sends
+`fan_out` writes the tiles, passes the job's lease to them (shared.tile_lifecycle.hand_over) and sends
 one `bosun.run_tile` task per tile on the job's queue; the job's own task then returns with the
 job still running. `run_tile` claims a tile and beats its lease in the worker; its job process
 (`tile_body`) runs the job type's `run_tile(spec, tile, ctx)`, stores the values and the job's
@@ -22,11 +22,11 @@ from sqlalchemy import select
 from shared.db import Job, JobStatus, session_scope
 from shared.db.models import FINAL_STATUSES, Tile, TileStatus, worker_name
 from shared.dispatch import request_dispatch
+from shared.job_lifecycle import set_progress
 from shared.job_types import parse_spec
-from shared.jobs import set_progress
-from shared.metrics import JOBS_FINISHED, LANDSCAPE_POINTS, LANDSCAPE_TILES
+from shared.prometheus import JOBS_FINISHED, LANDSCAPE_POINTS, LANDSCAPE_TILES
 from shared.settings import Settings
-from shared.tiles import (
+from shared.tile_lifecycle import (
     DELEGATED,
     claim_assembly,
     claim_tile,
@@ -41,10 +41,10 @@ from shared.tiles import (
     tile_progress,
 )
 from worker.attempt import Attempt, Verdict
-from worker.context import WorkerContext
 from worker.processes import Outcome
 from worker.runner import SHUTDOWN, classify, make_context, worker_shutting_down
-from worker.services import service_module
+from worker.service_loader import service_module
+from worker.worker_context import WorkerContext
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ def run_tile(settings: Settings, tile_id: int, worker: str) -> str:
     with Attempt(f"tile {tile_id}", lambda: tile_beat(settings, tile_id, worker, tile_attempt, job_id, attempt),
                  interval=settings.heartbeat_seconds, grace=settings.stop_grace_seconds,
                  shutting_down=worker_shutting_down) as run:
-        outcome = run.run("worker.tiles:tile_body", settings=settings, tile_id=tile_id, job_id=job_id,
+        outcome = run.run("worker.fan_out:tile_body", settings=settings, tile_id=tile_id, job_id=job_id,
                           job_type=job_type, spec_raw=spec_raw, attempt=attempt, work=work, worker=worker,
                           points_before=progress.points_done, points_total=progress.points_total)
         if outcome.status == "stopped" and run.reason != SHUTDOWN:

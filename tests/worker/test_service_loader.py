@@ -8,7 +8,7 @@ import pytest
 
 from shared.job_types import UnknownJobType, job_types
 from worker.processes import PRELOAD
-from worker.services import load_service, service_module
+from worker.service_loader import load_service, service_module
 
 
 @pytest.mark.parametrize("job_type", job_types(), ids=lambda t: t.name)

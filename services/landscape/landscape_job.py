@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from services.context import FanOut, JobContext, JobStopped
+from services.job_context import FanOut, JobContext, JobStopped
 from services.landscape.directions import (
     Direction,
     directions_to_bytes,
@@ -34,11 +34,11 @@ from services.landscape.directions import (
     load_directions,
     random_directions,
 )
-from services.landscape.model import build_model, self_distillation_loss, state_digest
+from services.landscape.grid import Grid, Tile, evaluate_tile, split_tiles
+from services.landscape.network import build_model, self_distillation_loss, state_digest
 from services.landscape.perturb import base_state
 from services.landscape.plots import plot_curve, plot_heatmap, render_plots
 from services.landscape.surface import Surface, assemble_surface
-from services.landscape.tiles import Grid, Tile, evaluate_tile, split_tiles
 from shared.specs.landscape import LandscapeSpec
 
 log = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ def load_evaluator(spec: LandscapeSpec, ctx: JobContext, *, directions: list[Dir
                    model: nn.Module | None = None, dataset: Any = None) -> Evaluator:
     """Model, directions (the stored artifact unless given) and subset, moved to the context's device."""
     from services.data.subset import stratified_subset
-    from services.landscape.subset import load_subset
+    from services.landscape.eval_subset import load_subset
 
     dataset = dataset if dataset is not None else _dataset(spec, ctx)
     if model is None:

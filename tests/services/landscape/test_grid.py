@@ -4,8 +4,8 @@ import torch.nn.functional as F
 from landscape_models import tiny_convnet
 
 from services.landscape.directions import interpolation_direction, random_directions
+from services.landscape.grid import Grid, Tile, evaluate_tile, split_tiles
 from services.landscape.perturb import base_state
-from services.landscape.tiles import Grid, Tile, evaluate_tile, split_tiles
 
 
 def _plain_eval(model, images, labels) -> tuple[float, float]:

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch.utils.data import Dataset, TensorDataset
 
-from services.landscape.subset import load_subset
+from services.landscape.eval_subset import load_subset
 
 
 def test_load_subset_stacks_the_chosen_samples():

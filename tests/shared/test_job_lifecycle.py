@@ -9,7 +9,7 @@ import pytest
 from shared.db import Job, JobStatus, session_scope
 from shared.db.migrate import upgrade
 from shared.dispatch.snapshot import queued_jobs
-from shared.jobs import claim_job, create_job, finish_job, heartbeat, reap_stale, request_cancel
+from shared.job_lifecycle import claim_job, create_job, finish_job, heartbeat, reap_stale, request_cancel
 
 
 def ready_to_dispatch(*, session) -> list[Job]:  # noqa: ANN001

@@ -39,7 +39,7 @@ OBJECT_STORE_ERRORS = Counter("bosun_object_store_errors_total", "Failed object 
 HTTP_REQUESTS = Counter("bosun_http_requests_total", "HTTP requests served by the API", ["method", "route", "status"])
 HTTP_DURATION = Histogram("bosun_http_request_duration_seconds", "HTTP request latency", ["method", "route"])
 
-# Gauges computed from the database at scrape time by the API (see api/metrics.py):
+# Gauges computed from the database at scrape time by the API (see api/collectors.py):
 #   bosun_jobs{type,status}              jobs in each state now
 #   bosun_queue_oldest_wait_seconds{queue}  age of the oldest queued, dispatchable job
 #   bosun_workers{state}                 workers alive by state (idle, busy, draining)

@@ -17,8 +17,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from shared.db import Artifact, JobLog, JobMetric, session_scope
 from shared.db.models import utcnow, worker_name
-from shared.jobs import set_progress
-from shared.metrics import TRAIN_IMAGES_PER_SECOND, TRAIN_LOSS
+from shared.job_lifecycle import set_progress
+from shared.prometheus import TRAIN_IMAGES_PER_SECOND, TRAIN_LOSS
 from shared.retry import retry_db
 from shared.settings import Settings
 from shared.storage import ObjectNotFound, ObjectStore, artifact_key, checkpoint_key, commit_marker, file_digest
@@ -71,7 +71,7 @@ class ProgressRate:
 class WorkerContext:
     """One attempt of one job, in its job process."""
 
-    fans_out = True  # a service may return services.context.FanOut: the runner hands its tiles to workers
+    fans_out = True  # a service may return services.job_context.FanOut: the runner hands its tiles to workers
     forward_only_progress = False  # tiles of one job report side by side: none may move it back
 
     def __init__(self, *, settings: Settings, store: ObjectStore, job_id: int, job_type: str, attempt: int,
@@ -100,7 +100,7 @@ class WorkerContext:
     @property
     def device(self) -> str:
         if self._device is None:
-            from services.context import pick_device
+            from services.job_context import pick_device
 
             self._device = pick_device()
         return self._device
@@ -153,7 +153,7 @@ class WorkerContext:
         self._flush_metrics_if_due()
 
     def save_checkpoint(self, state: dict[str, Any], step: int) -> None:
-        from services.context import save_torch
+        from services.job_context import save_torch
 
         self.flush_metrics()
         local = self.scratch / f"checkpoint-{step}.pt"
@@ -166,7 +166,7 @@ class WorkerContext:
         self.log(f"checkpoint at step {step} committed ({info.size} bytes)")
 
     def load_latest_checkpoint(self) -> dict[str, Any] | None:
-        from services.context import load_torch
+        from services.job_context import load_torch
 
         try:
             marker = json.loads(self.store.get_bytes(commit_marker(self.job_id)))

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from services.context import FanOut, JobStopped, LocalContext
-from services.landscape import job as landscape_job
-from services.landscape.model import Classifier, build_model
+from services.job_context import FanOut, JobStopped, LocalContext
+from services.landscape import landscape_job
+from services.landscape.network import Classifier, build_model
 from services.landscape.surface import Surface
 from shared.specs.common import ModelSource
 from shared.specs.landscape import LandscapeSpec

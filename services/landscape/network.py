@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from services.context import JobContext, load_torch
+from services.job_context import JobContext, load_torch
 from services.models import build_backbone, load_weights
 from shared.specs.common import ModelSource
 from shared.specs.landscape import LandscapeSpec

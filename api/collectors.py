@@ -15,9 +15,9 @@ from sqlalchemy import func, select
 from shared.db import Job, JobStatus, Worker, session_scope
 from shared.db.models import WorkerState, utcnow, worker_name
 from shared.dispatch.usage import gpu_seconds_total
+from shared.job_lifecycle import count_by_status
 from shared.job_types import job_type_names
-from shared.jobs import count_by_status
-from shared.metrics import HTTP_DURATION, HTTP_REQUESTS
+from shared.prometheus import HTTP_DURATION, HTTP_REQUESTS
 from shared.queueing import QUEUES
 from shared.settings import Settings
 

@@ -3,8 +3,8 @@ import math
 import pytest
 import torch
 
-from services.pretrain.losses.ntxent import nt_xent_loss
-from services.pretrain.losses.supcon import supcon_loss
+from services.pretrain.losses.ntxent_loss import nt_xent_loss
+from services.pretrain.losses.supcon_loss import supcon_loss
 from tests.services.pretrain.losses.reference import loop_nt_xent
 
 torch.set_num_threads(1)

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from services.pretrain.losses.ntxent import nt_xent_loss
+from services.pretrain.losses.ntxent_loss import nt_xent_loss
 from tests.services.pretrain.losses.reference import loop_nt_xent
 
 torch.set_num_threads(1)

@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.distributed as dist
 
-from services.pretrain.losses.dino import DINOLoss
+from services.pretrain.losses.dino_loss import DINOLoss
 
 torch.set_num_threads(1)
 
