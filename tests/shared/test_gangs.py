@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
 from sqlalchemy import select, update
 
 from shared.db import Job, JobRank, JobStatus, User, Worker, session_scope
 from shared.db.models import utcnow
 from shared.dispatch import NO_FREE_GPU, PRIORITY, busy_worker_names, current_plan, run_pass
 from shared.job_lifecycle import claim_job, create_job, publish_rendezvous, requeue_lost
-from tests.shared.test_scheduling import add_users, db, settings  # noqa: F401  (fixtures)
-
-
-@pytest.fixture
-def sent(monkeypatch):  # noqa: ANN001, ANN201
-    """Every message the dispatcher publishes, captured (none reaches a worker, as if the broker lost
-    them): ('run', job, queue), ('join', job, attempt, rank, queue) and ('tile', tile, queue)."""
-    messages: list[tuple] = []
-    monkeypatch.setattr("shared.queueing.send_run_job", lambda _s, job_id, queue: messages.append(("run", job_id, queue)))
-    monkeypatch.setattr("shared.queueing.send_join_job",
-                        lambda _s, job_id, attempt, rank, queue: messages.append(("join", job_id, attempt, rank, queue)))
-    monkeypatch.setattr("shared.queueing.send_run_tile", lambda _s, tile_id, queue: messages.append(("tile", tile_id, queue)))
-    return messages
+from tests.shared.test_scheduling import add_users
 
 
 def add_box(db: str, host: str, *names: str) -> None:

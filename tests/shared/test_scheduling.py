@@ -10,7 +10,6 @@ import pytest
 from sqlalchemy import update
 
 from shared.db import Job, JobStatus, User, Worker, session_scope
-from shared.db.migrate import upgrade
 from shared.db.models import utcnow
 from shared.dispatch import (
     DEPENDENCY,
@@ -31,18 +30,6 @@ from shared.job_lifecycle import claim_job, create_job, finish_job, heartbeat
 from shared.settings import Settings
 
 HOUR = timedelta(hours=1)
-
-
-@pytest.fixture(params=["sqlite"])
-def db(request, tmp_path):  # noqa: ANN001, ANN201
-    url = f"sqlite:///{tmp_path / 'sched.db'}" if request.param == "sqlite" else request.getfixturevalue("pg_url")
-    upgrade(url)
-    return url
-
-
-@pytest.fixture
-def settings(db, tmp_path):  # noqa: ANN001, ANN201
-    return Settings(home=tmp_path, database_url=db)
 
 
 @pytest.fixture

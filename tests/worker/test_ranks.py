@@ -11,8 +11,7 @@ from services.distributed import RankLost
 from shared.db import Job, JobLog, Worker, session_scope
 from shared.db.models import RankState, utcnow
 from shared.job_lifecycle import end_rank
-from tests.shared.test_gangs import claimed_gang, sent  # noqa: F401  (fixture)
-from tests.shared.test_scheduling import db, settings  # noqa: F401  (fixtures)
+from tests.shared.test_gangs import claimed_gang
 from worker import ranks as runner
 
 

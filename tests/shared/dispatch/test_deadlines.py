@@ -12,8 +12,7 @@ from shared.db.models import Tile, utcnow
 from shared.dispatch import run_pass
 from shared.job_lifecycle import claim_job, join_rank
 from shared.tile_lifecycle import DELEGATED
-from tests.shared.test_gangs import sent  # noqa: F401  (fixture)
-from tests.shared.test_scheduling import add_users, add_workers, db, settings, submit  # noqa: F401  (fixtures)
+from tests.shared.test_scheduling import add_users, add_workers, submit
 
 LONG_AGO = timedelta(minutes=10)
 
