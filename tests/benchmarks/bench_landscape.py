@@ -108,8 +108,8 @@ def main() -> None:
     limit = args.subset / seconds / args.subset
     print(f"forward-only limit        : {args.subset / seconds:10.1f} images/s -> {limit:8.2f} points/s")
     for ppf in args.points_per_forward:
-        seconds = timed(lambda: evaluate_tile(model, base, directions, points, (images, labels), amp=amp,
-                                              points_per_forward=ppf, batch_size=args.batch_size), device)
+        seconds = timed(lambda ppf=ppf: evaluate_tile(model, base, directions, points, (images, labels), amp=amp,
+                                                      points_per_forward=ppf, batch_size=args.batch_size), device)
         rate = len(points) / seconds
         print(f"evaluate_tile ppf={ppf:<3}     : {rate:8.2f} points/s = {rate / limit:5.2f} x forward-only limit")
 

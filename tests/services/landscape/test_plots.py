@@ -42,7 +42,7 @@ def test_two_dimensional_plots_are_valid_png_and_svg(log_scale):
 def test_partial_surface_plots():
     partial = _surface(Grid.from_ranges([-1, 1, 7], [-1, 1, 6]), keep=20)
     assert partial.missing == 22
-    for name, data in render_plots(partial, formats=("png",)).items():
+    for data in render_plots(partial, formats=("png",)).values():
         _assert_png(data)
 
 
