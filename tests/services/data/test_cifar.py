@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from services.data.cifar import CIFAR10_CLASSES
-from services.data.datasets import DatasetError, build_dataset
+from services.data.builders import DatasetError, build_dataset
 from shared.specs.datasets import Cifar10CDataset, CifarDataset
 
 CIFAR100_NAMES = [f"class_{i:02d}" for i in range(100)]

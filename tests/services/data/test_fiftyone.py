@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from services.data import fiftyone_crops
-from services.data.datasets import build_dataset
+from services.data.builders import build_dataset
 from services.data.fiftyone_crops import crop_window, split_frames
 from services.data.images import DatasetError
 from shared.specs.datasets import FiftyOneDataset

@@ -103,7 +103,7 @@ def test_generation_is_fast(tmp_path: Path) -> None:
 @pytest.mark.parametrize("modality", ["rgb", "thermal"])
 def test_classes_are_learnable_from_pixels(data_root: Path, modality: str) -> None:
     """1-NN on 12x12 pixels of the crops beats chance (1/6) by far more than 2x."""
-    from services.data.datasets import build_dataset
+    from services.data.builders import build_dataset
     from shared.specs.datasets import SyntheticMaritimeDataset
     from tests.services.data.helpers import one_nn_accuracy
 

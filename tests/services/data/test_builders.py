@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from services.data.datasets import DatasetError, build_dataset
+from services.data.builders import DatasetError, build_dataset
 from services.data.stats import compute_stats
 from services.data.subset import apportion, stratified_subset
 from services.data.synthetic import CLASSES
