@@ -71,7 +71,7 @@ def _stats(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from services.data.images import DatasetError
+    from services.data.errors import DatasetError
 
     args = _parser().parse_args(argv)
     try:

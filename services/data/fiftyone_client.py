@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from services.data.images import DatasetError
+from services.data.errors import DatasetError
 
 log = logging.getLogger(__name__)
 
