@@ -70,7 +70,11 @@ def read_fiftyone(timeout: float = TIMEOUT_SECONDS) -> tuple[list[DatasetInfo], 
     if done.returncode != 0:
         lines = done.stderr.strip().splitlines() or [f"exit status {done.returncode}"]
         raise RefreshError(lines[-1].removeprefix("error: ")[:500])
-    answer = json.loads(done.stdout)
+    lines = done.stdout.strip().splitlines()
+    try:  # the answer is the last line: FiftyOne may print notes of its own before it
+        answer = json.loads(lines[-1])
+    except (IndexError, json.JSONDecodeError):
+        raise RefreshError(f"python -m services.data catalog printed no catalog: {done.stdout[-300:]!r}") from None
     data = [DatasetInfo.model_validate({**entry, "source": FIFTYONE}) for entry in answer["data"]]
     return data, {entry["name"]: entry["error"] for entry in answer["errors"]}
 

@@ -141,6 +141,7 @@ def listed(api) -> dict[str, dict]:  # noqa: ANN001
 
 def test_worker_refresh_stores_what_the_api_lists(api, embedded_settings, tmp_path: Path,  # noqa: ANN001
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from worker.catalog import refresh
     from worker.monitor import Monitor
 
     fo_env = fiftyone_env(tmp_path)
@@ -169,6 +170,8 @@ def test_worker_refresh_stores_what_the_api_lists(api, embedded_settings, tmp_pa
     assert rgb["details"]["refreshed_by"] == "w1@test" and rgb["details"]["samples"] == 12
     assert sum(rgb["splits"].values()) == 12
     assert rgb["classes"] == Counter(label for record in meta["images"] for label in record["labels"])
+
+    assert refresh(embedded_settings, worker="w2@test") is None  # younger than 5 min: another worker leaves it
 
     # A dataset deleted in FiftyOne is gone after the next refresh, here the forced one of the CLI.
     gone = subprocess.run([sys.executable, "-c", "import fiftyone as fo; fo.delete_dataset('seaset-thermal')"],
