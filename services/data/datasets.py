@@ -1,4 +1,4 @@
-"""The former name of `services.data.builders`, which the pretrain, evaluate and landscape jobs import.
+"""`services.data.builders` under the name the pretrain, evaluate and landscape jobs import it by.
 
 New code imports `services.data.builders`; this module holds no code of its own.
 """
