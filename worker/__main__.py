@@ -20,13 +20,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--name", default="", help="worker name (default: bosun-<queues>-<gpu>@host)")
     parser.add_argument("--metrics-port", type=int, default=0, help="serve Prometheus metrics on this port")
     parser.add_argument("--loglevel", default="INFO")
+    parser.add_argument("--refresh-catalog", action="store_true",
+                        help="read FiftyOne's datasets into the dataset catalog now, then exit (needs bosun[fiftyone])")
     args = parser.parse_args(argv)
 
     gpu = os.environ.get("CUDA_VISIBLE_DEVICES")
-    name = args.name or f"bosun-{args.queues.replace(',', '-')}{'-gpu' + gpu.replace(',', '_') if gpu else ''}@{socket.gethostname()}"
+    name = args.name or (f"bosun-{args.queues.replace(',', '-')}{'-gpu' + gpu.replace(',', '_') if gpu else ''}"
+                         f"@{socket.gethostname()}")
     from shared.settings import get_settings
 
     settings = get_settings()
+    if args.refresh_catalog:
+        from worker.catalog import RefreshError, refresh
+
+        try:
+            print(refresh(settings, worker=name, max_age=None))
+        except RefreshError as exc:
+            raise SystemExit(f"error: {exc}") from None
+        return
     if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
         folder = Path(settings.home) / "prometheus" / name.replace("@", "_")
         shutil.rmtree(folder, ignore_errors=True)

@@ -1,7 +1,8 @@
 """The worker's own heartbeat and GPU gauges, on a thread of their own in the worker's main process.
 
 Nothing else runs on this thread, so a long dispatch pass (worker.dispatcher) never makes a
-healthy worker look dead.
+healthy worker look dead. The monitor also starts and stops the worker's refresh of the dataset
+catalog (worker.catalog), on its own thread as well.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from shared.prometheus import (
     WORKER_HEARTBEAT,
 )
 from shared.settings import Settings
+from worker.catalog import CatalogRefresh
 from worker.gpu import GpuMetrics
 from worker.periodic import Periodic
 
@@ -62,7 +64,16 @@ class Monitor(Periodic):
         super().__init__("worker heartbeat", settings.heartbeat_seconds, self._pass, first=True)
         self.settings, self.worker_name, self.queues, self.gpu = settings, name, queues, gpu
         self.gpu_metrics = GpuMetrics(name, gpu)
+        self.catalog = CatalogRefresh(settings, name)
         export_initial_metrics(name)
+
+    def start(self) -> None:
+        super().start()
+        self.catalog.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.catalog.stop(timeout)
+        super().stop(timeout)
 
     def _pass(self) -> None:
         try:

@@ -1,4 +1,9 @@
-"""`python -m services.data`: data commands that need the research stack (the `bosun data` CLI runs them)."""
+"""`python -m services.data`: data commands that need the research stack (the `bosun data` CLI runs them).
+
+`catalog` prints every FiftyOne dataset's catalog entry as JSON; workers run it to refresh the
+catalog the API lists (worker.catalog). A DatasetError (a missing path, FiftyOne not installed:
+`install bosun[fiftyone]`) ends a command with its one-line reason on stderr and exit status 1.
+"""
 
 from __future__ import annotations
 
@@ -23,10 +28,13 @@ def _parser() -> argparse.ArgumentParser:
     stats.add_argument("name", help="folder below the data root, or a FiftyOne dataset name with --fiftyone")
     stats.add_argument("--data-root", type=Path, required=True)
     stats.add_argument("--fiftyone", action="store_true", help="NAME is a FiftyOne dataset")
-    stats.add_argument("--spec", default="{}", help="further dataset spec fields as JSON, e.g. '{\"modality\": \"thermal\"}'")
+    stats.add_argument("--spec", default="{}",
+                       help="further dataset spec fields as JSON, e.g. '{\"modality\": \"thermal\"}'")
     stats.add_argument("--split", default="train")
     stats.add_argument("--max-samples", type=int, default=None)
     stats.add_argument("--cache-dir", type=Path, default=None, help="crop cache of FiftyOne datasets")
+    sub.add_parser("catalog",
+                   help="every FiftyOne dataset's splits, classes and fields, as JSON (needs bosun[fiftyone])")
     return parser
 
 
@@ -34,7 +42,7 @@ def _dataset_spec(args: argparse.Namespace) -> Any:
     """The validated dataset block NAME stands for: its kind from the folder layout, or 'fiftyone'."""
     from pydantic import TypeAdapter
 
-    from shared.datasets import detect_kind
+    from services.data.layout import detect_kind
     from shared.specs.dataset import DatasetSpec
 
     fields = json.loads(args.spec)
@@ -43,15 +51,15 @@ def _dataset_spec(args: argparse.Namespace) -> Any:
     else:
         kind = fields.get("kind") or detect_kind(args.data_root / args.name)
         if kind is None:
-            raise SystemExit(f"{args.data_root / args.name} is no dataset bosun recognizes (pass --spec '{{\"kind\": ...}}')")
+            raise SystemExit(f"{args.data_root / args.name} is no dataset bosun recognizes "
+                             f"(pass --spec '{{\"kind\": ...}}')")
         fields = {"kind": kind, "path": args.name, **fields}
     return TypeAdapter(DatasetSpec).validate_python(fields)
 
 
 def _stats(args: argparse.Namespace) -> dict[str, Any]:
-    from services.data.datasets import build_dataset
-    from services.data.stats import compute_stats, write_stats
-    from shared.datasets import stats_key, stats_path
+    from services.data.builders import build_dataset
+    from services.data.stats import compute_stats, stats_key, stats_path, write_stats
 
     spec = _dataset_spec(args)
     dataset = build_dataset(spec, args.split, data_root=args.data_root, cache_dir=args.cache_dir)
@@ -63,7 +71,16 @@ def _stats(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from services.data.errors import DatasetError
+
     args = _parser().parse_args(argv)
+    try:
+        _run(args)
+    except DatasetError as exc:
+        raise SystemExit(f"error: {exc}") from None
+
+
+def _run(args: argparse.Namespace) -> None:
     if args.command == "make-synthetic":
         from services.data.synthetic import make_synthetic
 
@@ -76,6 +93,10 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(summary))
     elif args.command == "stats":
         print(json.dumps(_stats(args)))
+    elif args.command == "catalog":
+        from services.data.fiftyone_catalog import describe_datasets
+
+        print(json.dumps(describe_datasets()))
 
 
 if __name__ == "__main__":

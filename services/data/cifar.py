@@ -46,6 +46,14 @@ def cifar_folder(root: Path, kind: str) -> Path:
     return inner if inner.is_dir() else root
 
 
+def cifar_kind(root: Path) -> str | None:
+    """'cifar10' or 'cifar100' when `root` (or torchvision's sub-folder below it) holds that set's meta file."""
+    for kind, layout in _LAYOUT.items():
+        if (cifar_folder(root, kind) / layout["meta"]).is_file():
+            return kind
+    return None
+
+
 def read_cifar(root: Path, kind: str, split: str) -> tuple[np.ndarray, list[int], list[str]]:
     """Images (N, 32, 32, 3 uint8), labels and class names of split 'train' or 'test'."""
     layout = _LAYOUT[kind]
@@ -87,7 +95,8 @@ def read_cifar10c(root: Path, corruptions: list[str], severities: list[int]
         if array.dtype != np.uint8 or array.ndim != 4 or array.shape[3] != 3:
             raise DatasetError(f"{path} is not a uint8 (N, H, W, 3) array")
         if len(array) != len(labels) or len(array) % SEVERITIES:
-            raise DatasetError(f"{path} has {len(array)} rows; labels.npy has {len(labels)} (need equal, divisible by 5)")
+            raise DatasetError(f"{path} has {len(array)} rows; labels.npy has {len(labels)} "
+                               f"(need equal, divisible by 5)")
         block = len(array) // SEVERITIES
         arrays.append(array)
         for severity in severities:

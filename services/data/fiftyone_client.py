@@ -1,7 +1,9 @@
 """Reading detections out of a FiftyOne dataset (https://docs.voxel51.com), imported lazily.
 
-FiftyOne is heavy (it pulls in MongoDB drivers, plotting and app code), so it is imported only
-when a FiftyOne dataset is actually read. It must talk to an existing MongoDB
+FiftyOne is heavy (it pulls in MongoDB drivers, plotting and app code), so it is an optional
+extra, `bosun[fiftyone]`, imported only when a FiftyOne dataset is actually read; where it is not
+installed, that read fails with a one-line DatasetError naming the extra, and every other dataset
+kind works as before. It must talk to an existing MongoDB
 (`FIFTYONE_DATABASE_URI`): left unset, FiftyOne would try to start a database of its own inside
 the worker. `database_validation` is switched off because the team's server runs a MongoDB
 version FiftyOne's compatibility check does not know.
@@ -9,13 +11,14 @@ version FiftyOne's compatibility check does not know.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from services.data.images import DatasetError
+from services.data.errors import DatasetError
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +36,33 @@ class FrameDetections:
     boxes: tuple[tuple[str, tuple[float, float, float, float]], ...]
 
 
+NOT_INSTALLED = "FiftyOne is not installed here: install bosun[fiftyone] to read FiftyOne datasets"
+
+
+def fiftyone_installed() -> bool:
+    """Whether `import fiftyone` can be tried, found without importing it."""
+    try:
+        return importlib.util.find_spec("fiftyone") is not None
+    except (ImportError, ValueError):  # a `fiftyone` entry of None in sys.modules, or a broken one
+        return False
+
+
 def load_fiftyone() -> ModuleType:
-    """`import fiftyone` configured for an external MongoDB; DatasetError when none is configured."""
+    """`import fiftyone` configured for an external MongoDB.
+
+    DatasetError when FiftyOne is not installed (naming the extra) or no MongoDB is configured.
+    """
+    if not fiftyone_installed():
+        raise DatasetError(NOT_INSTALLED)
     if not os.environ.get("FIFTYONE_DATABASE_URI"):
         raise DatasetError("FIFTYONE_DATABASE_URI is not set: point it at the team's MongoDB to read FiftyOne datasets")
     os.environ.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")
     os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
-    import fiftyone
+    try:
+        import fiftyone
+    except ImportError as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DatasetError(f"{NOT_INSTALLED} (import fiftyone: {reason})") from exc
 
     fiftyone.config.database_validation = False
     return fiftyone
@@ -78,7 +101,7 @@ def read_frames(dataset: Any, label_field: str) -> list[FrameDetections]:
     ids, paths, widths, heights, detections = dataset.values(
         ["id", "filepath", "metadata.width", "metadata.height", f"{label_field}.detections"])
     frames = []
-    for sample_id, path, width, height, dets in zip(ids, paths, widths, heights, detections):
+    for sample_id, path, width, height, dets in zip(ids, paths, widths, heights, detections, strict=True):
         boxes = tuple((d.label, tuple(float(v) for v in d.bounding_box)) for d in dets or ()
                       if d.label is not None and d.bounding_box is not None)
         if boxes:

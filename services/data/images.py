@@ -19,9 +19,9 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
+from services.data.errors import DatasetError
 
-class DatasetError(ValueError):
-    """A dataset cannot be read: missing or escaping path, empty split, corrupt image."""
+__all__ = ["ArrayImageDataset", "DatasetError", "FileImageDataset", "ImageDataset", "RgbDecoder"]
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,10 @@ dataset's own statistics is the usual remedy. `bosun data stats` stores them in 
 `normalization` hands them to `eval_transform` when a spec says `normalize: dataset`. Sums run
 in float64 over every pixel of every image (images may differ in size), std is the population
 std over all pixels.
+
+The file of a folder dataset is `<data_root>/<path>/stats.json` (the API's catalog shows it
+beside the dataset); a FiftyOne dataset has no folder of its own, so its file is
+`<data_root>/.fiftyone-stats/<name>/stats.json`.
 """
 
 from __future__ import annotations
@@ -21,9 +25,25 @@ import torch
 from services.data.images import DatasetError
 from services.data.subset import stratified_subset
 from services.data.transforms import IMAGENET_MEAN, IMAGENET_STD, to_tensor
-from shared.datasets import stats_key, stats_path
 
 Stats = Sequence[float]
+
+STATS_FILE = "stats.json"
+FIFTYONE_STATS_FOLDER = ".fiftyone-stats"
+_NOT_PIXELS = {"image_size", "max_per_split", "normalize", "path"}
+
+
+def stats_path(data_root: Path, spec: Any) -> Path:
+    """`<data_root>/<path>/stats.json`; for FiftyOne `<data_root>/.fiftyone-stats/<name>/stats.json`."""
+    if getattr(spec, "kind", None) == "fiftyone":
+        return Path(data_root) / FIFTYONE_STATS_FOLDER / spec.dataset_name / STATS_FILE
+    return Path(data_root) / spec.path / STATS_FILE
+
+
+def stats_key(spec: Any) -> str:
+    """Names the pixel pipeline (kind, modality, thermal window, crop settings) the statistics hold for."""
+    fields = spec.model_dump(mode="json", exclude=_NOT_PIXELS)
+    return json.dumps(fields, sort_keys=True, separators=(",", ":"))
 
 
 def _raw_image(dataset: Any, index: int) -> Any:

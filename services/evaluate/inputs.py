@@ -135,7 +135,7 @@ def prepare_inputs(spec: EvaluateSpec, ctx: JobContext,
 
 def load_splits(spec: EvaluateSpec, ctx: JobContext) -> Splits:
     """Train and test split (and the linear probe's val split), normalized as pretraining normalizes them."""
-    from services.data.datasets import open_split
+    from services.data.builders import open_split
     from services.data.stats import normalization
     from services.data.transforms import eval_transform, input_size_for
 

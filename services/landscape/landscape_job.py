@@ -71,7 +71,7 @@ class Evaluator:
 
 def _dataset(spec: LandscapeSpec, ctx: JobContext):  # noqa: ANN202
     """The split to score, with the deterministic evaluation transform at the backbone's input size."""
-    from services.data.datasets import open_split
+    from services.data.builders import open_split
     from services.data.stats import normalization
     from services.data.transforms import eval_transform, input_size_for
 

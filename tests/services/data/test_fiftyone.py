@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from services.data import fiftyone_crops
-from services.data.datasets import build_dataset
+from services.data.builders import build_dataset
 from services.data.fiftyone_crops import crop_window, split_frames
 from services.data.images import DatasetError
 from shared.specs.dataset import FiftyOneDataset
@@ -98,7 +98,7 @@ def test_cached_crops_need_neither_mongodb_nor_frames(synthetic_fiftyone: str, d
     again = build_dataset(spec(image_size=16), "test", data_root=data_root, cache_dir=tmp_path)
     assert len(again) > 0
     monkeypatch.setattr(fiftyone_crops, "open_dataset", refuse)
-    for epoch in range(2):
+    for _epoch in range(2):
         for i in range(len(built)):
             image, _ = built[i]
             assert image.size == (16, 16)
@@ -112,7 +112,7 @@ def test_remap_allow_list_largest_and_min_size(synthetic_fiftyone: str, data_roo
     expected = 0
     for record in annotations(data_root)["images"]:
         expected += any(remap.get(label, label) in chosen.classes and max(w, h) >= 6
-                        for label, (_x, _y, w, h) in zip(record["labels"], record["boxes"]))
+                        for label, (_x, _y, w, h) in zip(record["labels"], record["boxes"], strict=True))
     assert sum(len(d) for d in parts) == expected
     for dataset in parts:
         assert len(frame_ids(dataset)) == len(dataset)  # one crop per frame
@@ -217,3 +217,29 @@ def test_make_synthetic_with_fiftyone(fiftyone_uri: str, tmp_path: Path, capsys:
         from services.data.fiftyone_synthetic import write_fiftyone
 
         write_fiftyone(tmp_path / "tiny", "tiny")
+
+
+def test_catalog_entries_through_the_public_api(synthetic_fiftyone: str, data_root: Path) -> None:
+    """`python -m services.data catalog`'s entries: split tags, detections per label, the Detections fields."""
+    from collections import Counter
+
+    from services.data.fiftyone_catalog import describe_datasets
+    from services.data.fiftyone_client import load_fiftyone
+
+    fo = load_fiftyone()
+    unlabelled = fo.Dataset("unlabelled", overwrite=True)
+    unlabelled.add_samples([fo.Sample(filepath=str(data_root / f"{i}.png"), note=fo.Classification(label="x"))
+                            for i in range(3)], progress=False)
+    entries = {entry["name"]: entry for entry in describe_datasets()["data"]}
+    meta = annotations(data_root)
+    rgb = entries["synthetic"]
+    assert rgb["kind"] == "fiftyone"
+    assert rgb["splits"] == dict(Counter(r["split"] for r in meta["images"]))
+    assert rgb["classes"] == dict(Counter(label for r in meta["images"] for label in r["labels"]))
+    assert list(rgb["classes"]) == sorted(rgb["classes"])
+    assert rgb["details"] == {"samples": len(meta["images"]), "label_field": "ground_truth",
+                              "label_fields": ["ground_truth"], "media_type": "image"}
+    assert entries["synthetic-thermal"]["classes"] == rgb["classes"]
+    assert entries["unlabelled"]["splits"] == {"all": 3} and entries["unlabelled"]["classes"] == {}
+    assert entries["unlabelled"]["details"]["label_field"] is None
+    fo.delete_dataset("unlabelled")

@@ -33,7 +33,7 @@ def test_layout_and_annotations_agree(small_set: tuple[Path, dict]) -> None:
         assert thermal.mode == "I;16" and thermal.size == (64, 64)
         assert 1 <= len(record["boxes"]) == len(record["labels"]) <= 3
         assert record["split"] in ("train", "val", "test")
-        for k, ((x, y, w, h), label) in enumerate(zip(record["boxes"], record["labels"])):
+        for k, ((x, y, w, h), label) in enumerate(zip(record["boxes"], record["labels"], strict=True)):
             assert label in CLASSES and w > 0 and h > 0
             assert x >= 0 and y >= 0 and x + w <= 64 and y + h <= 64
             for modality in ("rgb", "thermal"):
@@ -103,7 +103,7 @@ def test_generation_is_fast(tmp_path: Path) -> None:
 @pytest.mark.parametrize("modality", ["rgb", "thermal"])
 def test_classes_are_learnable_from_pixels(data_root: Path, modality: str) -> None:
     """1-NN on 12x12 pixels of the crops beats chance (1/6) by far more than 2x."""
-    from services.data.datasets import build_dataset
+    from services.data.builders import build_dataset
     from shared.specs.dataset import SyntheticMaritimeDataset
     from tests.services.data.helpers import one_nn_accuracy
 

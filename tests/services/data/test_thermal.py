@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from services.data.datasets import DatasetError, build_dataset
+from services.data.builders import DatasetError, build_dataset
 from services.data.thermal import celsius_to_raw, raw_to_celsius
 from services.data.transforms import eval_transform
 from shared.specs.dataset import ThermalDataset

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from services.data.datasets import DatasetError, build_dataset
+from services.data.builders import DatasetError, build_dataset
 from services.data.stats import compute_stats
 from services.data.subset import apportion, stratified_subset
 from services.data.synthetic import CLASSES
@@ -30,7 +30,7 @@ def test_synthetic_rgb_crops(data_root: Path) -> None:
     assert train.classes == list(CLASSES) and train.channels == 3
     image, target = train[0]
     assert image.mode == "RGB" and image.size == (24, 24) and target == train.targets[0]
-    for path, target in zip(train.paths, train.targets):
+    for path, target in zip(train.paths, train.targets, strict=True):
         assert path.parent.name == CLASSES[target] and path.parent.parent.name == "train"
     assert set(train.targets) == set(range(len(CLASSES)))
 

@@ -1,9 +1,10 @@
-"""The dataset catalog: what lies below the data root and in FiftyOne, read without torch or fiftyone.
+"""The dataset catalog behind `GET /api/v1/datasets`: what lies below the data root, and what the
+workers last found in FiftyOne. Read without torch, fiftyone or pymongo.
 
-The API lists datasets for `bosun data list`, so everything here uses the standard library
-(and pymongo for FiftyOne's own MongoDB collections): CIFAR pickles are read with an unpickler
-that keeps the label lists and stubs numpy's arrays out, `.npy` headers are parsed by hand.
-Kinds are recognized by layout, as `services.data.datasets.build_dataset` reads them:
+Datasets below the data root are read here, with the standard library: CIFAR pickles with an
+unpickler that keeps the label lists and stubs numpy's arrays out, `.npy` headers parsed by hand.
+Kinds are recognized by layout, as `services.data.builders.build_dataset` reads them
+(`services.data.layout.detect_kind` holds the same rules for the research side):
 
 - synthetic-maritime: `annotations.json` (crops per split and class from its records);
 - cifar10 / cifar100: torchvision's python pickles, in the folder or its torchvision sub-folder;
@@ -11,6 +12,13 @@ Kinds are recognized by layout, as `services.data.datasets.build_dataset` reads 
 - thermal: a `<split>/<class>/<image>` tree of 16-bit grey PNGs; folder: any other such tree.
 
 A scan is cached for `max_age` seconds (the NAS is slow to walk).
+
+FiftyOne's datasets are read only where FiftyOne is installed (`bosun[fiftyone]`): a worker reads
+them through FiftyOne's public API and stores one `dataset_catalog` row per dataset
+(worker.catalog: at worker start, every few minutes when the stored rows are older than that,
+and on `python -m worker --refresh-catalog`). The API lists those rows, each with the time of the
+refresh that wrote it in its details; a dataset the refresh could not read is an entry of
+`errors`. `replace_stored` is the write side of those rows.
 """
 
 from __future__ import annotations
@@ -19,17 +27,20 @@ import array
 import ast
 import json
 import logging
-import os
 import pickle
 import sys
 import threading
 import time
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
 
+from shared.db.models import CatalogEntry, utcnow
 from shared.specs.dataset import CIFAR10C_CORRUPTIONS, CIFAR10C_EXTRA_CORRUPTIONS
 
 log = logging.getLogger(__name__)
@@ -38,6 +49,8 @@ CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
 SPLIT_NAMES = ("train", "val", "test")
 SCAN_DEPTH = 3
+STATS_FILE = "stats.json"  # what `bosun data stats` writes into a dataset's folder (services.data.stats)
+FIFTYONE = "fiftyone"
 _CIFAR = {
     "cifar10": ("cifar-10-batches-py", "batches.meta", "label_names", "labels",
                 {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}),
@@ -165,7 +178,7 @@ def _cifar10c(folder: Path) -> tuple[dict[str, int], dict[str, int], dict[str, A
 
 
 def _images(folder: Path) -> list[Path]:
-    return [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def _is_tree(folder: Path) -> bool:
@@ -223,15 +236,6 @@ def _identify(folder: Path, root: Path) -> DatasetInfo | None:
     return None
 
 
-def detect_kind(folder: Path) -> str | None:
-    """The dataset kind of `folder` by its layout, or None when it is not a dataset."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        return None
-    info = _identify(folder, folder.parent)
-    return info.kind if info else None
-
-
 def scan_data_root(root: Path, errors: list[str] | None = None) -> list[DatasetInfo]:
     """Datasets below `root`, up to SCAN_DEPTH folders deep; hidden folders are skipped."""
     root = Path(root)
@@ -248,7 +252,7 @@ def scan_data_root(root: Path, errors: list[str] | None = None) -> list[DatasetI
                 errors.append(f"{folder.relative_to(root)}: {exc}")
             continue
         if info is not None:
-            info.details["stats"] = _stats_of(folder / "stats.json")
+            info.details["stats"] = _stats_of(folder / STATS_FILE)
             found.append(info)
         elif depth < SCAN_DEPTH:
             pending.extend((p, depth + 1) for p in sorted(folder.iterdir()))
@@ -262,90 +266,69 @@ def _stats_of(path: Path) -> dict[str, Any] | None:
         return None
 
 
-# -- FiftyOne's MongoDB ----------------------------------------------------------------------
+# -- datasets the workers read -------------------------------------------------------------
 
-DETECTIONS_DOC = "fiftyone.core.labels.Detections"
-
-
-def _fiftyone_dataset(db: Any, doc: dict) -> DatasetInfo:
-    fields = [f["name"] for f in doc.get("sample_fields", []) if f.get("embedded_doc_type") == DETECTIONS_DOC]
-    label_field = "ground_truth" if "ground_truth" in fields else (fields[0] if fields else None)
-    samples = db[doc["sample_collection_name"]]
-    total = samples.count_documents({})
-    tags = {row["_id"]: row["n"] for row in samples.aggregate(
-        [{"$unwind": "$tags"}, {"$group": {"_id": "$tags", "n": {"$sum": 1}}}])}
-    splits = {name: tags[name] for name in SPLIT_NAMES if name in tags} or {"all": total}
-    classes: dict[str, int] = {}
-    if label_field is not None:
-        rows = samples.aggregate([{"$unwind": f"${label_field}.detections"},
-                                  {"$group": {"_id": f"${label_field}.detections.label", "n": {"$sum": 1}}}])
-        classes = {str(row["_id"]): row["n"] for row in sorted(rows, key=lambda r: str(r["_id"]))}
-    details = {"samples": total, "label_field": label_field, "label_fields": fields,
-               "media_type": doc.get("media_type")}
-    return DatasetInfo(name=doc["name"], kind="fiftyone", source="fiftyone", splits=splits, classes=classes,
-                       details=details)
+def replace_stored(*, session: Session, source: str, data: list[DatasetInfo], errors: dict[str, str],
+                   refreshed_by: str) -> None:
+    """Replace every stored dataset of `source` with `data` and the unreadable ones in `errors` (name: reason)."""
+    now = utcnow()
+    session.execute(delete(CatalogEntry).where(CatalogEntry.source == source))
+    for info in data:
+        session.add(CatalogEntry(source=source, name=info.name, kind=info.kind, splits=info.splits,
+                                 classes=info.classes, details=info.details, refreshed_at=now,
+                                 refreshed_by=refreshed_by))
+    listed = {info.name for info in data}
+    for name, reason in errors.items():
+        if name not in listed:
+            session.add(CatalogEntry(source=source, name=name, kind=source, error=reason, refreshed_at=now,
+                                     refreshed_by=refreshed_by))
 
 
-def scan_fiftyone(uri: str, database: str = "fiftyone", *, timeout_s: float = 3.0) -> list[DatasetInfo]:
-    """FiftyOne's datasets, read from its MongoDB collections with pymongo (no fiftyone import)."""
-    import pymongo
+def stored_at(*, session: Session, source: str) -> datetime | None:
+    """When the stored datasets of `source` were last replaced, or None when none are stored."""
+    return session.scalar(select(func.max(CatalogEntry.refreshed_at)).where(CatalogEntry.source == source))
 
-    client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=int(timeout_s * 1000), connect=True)
-    try:
-        db = client[database]
-        return [_fiftyone_dataset(db, doc) for doc in db["datasets"].find({}, sort=[("name", 1)])]
-    finally:
-        client.close()
+
+def stored_datasets(*, session: Session, source: str = FIFTYONE) -> tuple[list[DatasetInfo], list[str]]:
+    """The stored datasets of `source` by name, and one line per dataset its last refresh could not read."""
+    data: list[DatasetInfo] = []
+    errors: list[str] = []
+    for row in session.scalars(select(CatalogEntry).where(CatalogEntry.source == source).order_by(CatalogEntry.name)):
+        if row.error is not None:
+            errors.append(f"{source} {row.name}: {row.error}")
+            continue
+        details = {**row.details, "refreshed_at": row.refreshed_at.isoformat(), "refreshed_by": row.refreshed_by}
+        data.append(DatasetInfo(name=row.name, kind=row.kind, source=source, splits=row.splits, classes=row.classes,
+                                details=details))
+    return data, errors
 
 
 # -- the catalog ----------------------------------------------------------------------------
 
-_cache: dict[tuple[str, str], tuple[float, DatasetCatalog]] = {}
+_cache: dict[str, tuple[float, list[DatasetInfo], list[str]]] = {}
 _cache_lock = threading.Lock()
 
 
-def list_datasets(data_root: Path, *, fiftyone_uri: str | None = None, fiftyone_database: str = "fiftyone",
-                  max_age: float = 30.0) -> DatasetCatalog:
-    """Datasets below `data_root` and, when `fiftyone_uri` is given, in FiftyOne; cached `max_age` seconds."""
-    key = (str(Path(data_root).resolve()), f"{fiftyone_uri or ''}/{fiftyone_database}")
+def _data_root(data_root: Path, max_age: float) -> tuple[list[DatasetInfo], list[str]]:
+    key = str(Path(data_root).resolve())
     with _cache_lock:
         hit = _cache.get(key)
         if hit is not None and time.monotonic() - hit[0] < max_age:
-            return hit[1]
+            return hit[1], hit[2]
     errors: list[str] = []
     data = scan_data_root(Path(data_root), errors)
-    if fiftyone_uri:
-        try:
-            data += scan_fiftyone(fiftyone_uri, fiftyone_database)
-        except Exception as exc:  # pymongo raises many types; the rest of the catalog stays useful
-            log.warning("cannot list FiftyOne datasets: %s", exc)
-            errors.append(f"fiftyone: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
-    catalog = DatasetCatalog(data=data, count=len(data), errors=errors)
     with _cache_lock:
-        _cache[key] = (time.monotonic(), catalog)
-    return catalog
+        _cache[key] = (time.monotonic(), data, errors)
+    return data, errors
 
 
-def fiftyone_from_env() -> tuple[str | None, str]:
-    """FiftyOne's MongoDB URI and database name, from FiftyOne's own environment variables."""
-    return os.environ.get("FIFTYONE_DATABASE_URI") or None, os.environ.get("FIFTYONE_DATABASE_NAME", "fiftyone")
-
-
-# -- per-dataset statistics -----------------------------------------------------------------
-
-STATS_FILE = "stats.json"
-FIFTYONE_STATS_FOLDER = ".fiftyone-stats"
-_NOT_PIXELS = {"image_size", "max_per_split", "normalize", "path"}
-
-
-def stats_path(data_root: Path, spec: BaseModel) -> Path:
-    """`<data_root>/<path>/stats.json`; for FiftyOne `<data_root>/.fiftyone-stats/<name>/stats.json`."""
-    if getattr(spec, "kind", None) == "fiftyone":
-        return Path(data_root) / FIFTYONE_STATS_FOLDER / spec.dataset_name / STATS_FILE  # type: ignore[attr-defined]
-    return Path(data_root) / spec.path / STATS_FILE  # type: ignore[attr-defined]
-
-
-def stats_key(spec: BaseModel) -> str:
-    """Names the pixel pipeline (kind, modality, thermal window, crop settings) the statistics hold for."""
-    fields = spec.model_dump(mode="json", exclude=_NOT_PIXELS)
-    return json.dumps(fields, sort_keys=True, separators=(",", ":"))
+def list_datasets(data_root: Path, *, session: Session | None = None, max_age: float = 30.0) -> DatasetCatalog:
+    """Datasets below `data_root` (the scan cached `max_age` seconds) and, given a session, those the
+    workers stored from FiftyOne."""
+    data, errors = _data_root(data_root, max_age)
+    data, errors = list(data), list(errors)
+    if session is not None:
+        stored, unreadable = stored_datasets(session=session)
+        data += stored
+        errors += unreadable
+    return DatasetCatalog(data=data, count=len(data), errors=errors)
