@@ -3,7 +3,9 @@
 Prints images/s of each pipeline over the synthetic maritime crops (evaluation transform, DINO
 multi-crop, SimCLR two views) through a DataLoader with worker processes, pinned memory and
 persistent workers, next to images/s of a tiny ViT training step (forward + backward + SGD) at
-the same input size, and their ratio: below 1 the model waits for data.
+the same input size, and their ratio: below 1 the model waits for data. Also the synthetic set's
+generation time against its floor, encoding the same number of RGB and 16-bit thermal PNGs of
+random pixels (alternated, medians of 3 rounds). The last line is JSON.
 
 Runs on the CPU in well under a minute with the defaults:
 
@@ -13,6 +15,8 @@ Runs on the CPU in well under a minute with the defaults:
 from __future__ import annotations
 
 import argparse
+import json
+import statistics
 import sys
 import tempfile
 import time
@@ -73,6 +77,36 @@ def model_rate(size: int, *, batch: int, steps: int, device: str) -> float:
     return steps * batch / (time.perf_counter() - start)
 
 
+def png_floor(folder: Path, n_images: int, size: int) -> None:
+    """Write what generation must write at least: n RGB and n 16-bit PNGs of random pixels."""
+    import numpy as np
+    from PIL import Image
+
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(n_images):
+        Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+        Image.fromarray(rng.integers(0, 65535, (size, size), dtype=np.uint16)).save(folder / f"{i}_t.png")
+
+
+def generation_ratio(n_images: int = 48, size: int = 128, rounds: int = 3) -> float:
+    """Median seconds of make_synthetic over the median seconds of its PNG floor."""
+    times: dict[str, list[float]] = {"synthetic": [], "floor": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(rounds):
+            for name in times:
+                start = time.perf_counter()
+                if name == "synthetic":
+                    make_synthetic(Path(tmp) / f"s{r}", n_images=n_images, image_size=size)
+                else:
+                    png_floor(Path(tmp) / f"f{r}", n_images, size)
+                times[name].append(time.perf_counter() - start)
+    synthetic, floor = (statistics.median(times[k]) for k in ("synthetic", "floor"))
+    print(f"synthetic set, {n_images} images at {size} px: {synthetic:.2f} s; PNG floor {floor:.2f} s "
+          f"-> {synthetic / floor:.2f}x")
+    return synthetic / floor
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=32)
@@ -89,9 +123,13 @@ def main() -> None:
         step = model_rate(args.size, batch=args.batch, steps=3, device=args.device)
         print(f"{len(dataset)} crops, {args.workers} workers, batch {args.batch}, {args.size} px, {args.device}")
         print(f"tiny ViT step: {step:8.1f} images/s")
+        ratios = {}
         for name, transform in pipelines(args.size).items():
             rate = loader_rate(dataset, transform, batch=args.batch, workers=args.workers, batches=args.batches)
             print(f"{name:24s} {rate:8.1f} images/s   data/model {rate / step:5.2f}")
+            ratios[f"data_vs_model_{name.split()[0]}"] = round(rate / step, 2)
+    ratios["synthetic_generation_vs_png_floor"] = round(generation_ratio(), 2)
+    print(json.dumps(ratios))
 
 
 if __name__ == "__main__":

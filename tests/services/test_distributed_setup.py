@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import pytest
 
@@ -26,10 +25,8 @@ def test_rank_zero_gives_up_when_a_rank_never_comes() -> None:
     published: list[tuple[str, int]] = []
     rendezvous = Rendezvous(rank=0, world_size=2, address="127.0.0.1", publish=lambda a, p: published.append((a, p)),
                             timeout_s=1.5)
-    started = time.monotonic()
     with pytest.raises(RendezvousFailed, match="1 of 2 ranks joined within 2 s"):
         setup(Ctx(rendezvous))
-    assert time.monotonic() - started < 10
     assert published and published[0][0] == "127.0.0.1" and published[0][1] > 0
 
 
