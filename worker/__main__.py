@@ -23,7 +23,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     gpu = os.environ.get("CUDA_VISIBLE_DEVICES")
-    name = args.name or f"bosun-{args.queues.replace(',', '-')}{'-gpu' + gpu.replace(',', '_') if gpu else ''}@{socket.gethostname()}"
+    name = args.name or (f"bosun-{args.queues.replace(',', '-')}{'-gpu' + gpu.replace(',', '_') if gpu else ''}"
+                         f"@{socket.gethostname()}")
     from shared.settings import get_settings
 
     settings = get_settings()
