@@ -66,7 +66,8 @@ class Supervisor:
         for child in self.children:
             if not child.alive():
                 child.restarts += 1
-                log.warning("%s exited (code %s); restarting", child.name, child.process.returncode if child.process else None)
+                log.warning("%s exited (code %s); restarting", child.name,
+                            child.process.returncode if child.process else None)
                 child.start()
                 restarted.append(child.name)
         return restarted

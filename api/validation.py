@@ -25,7 +25,8 @@ def check_spec_size(raw: Any, max_bytes: int) -> None:
     """A spec is a recipe, not a payload: over `max_bytes` of JSON (BOSUN_MAX_SPEC_BYTES) it is refused."""
     size = len(json.dumps(raw, separators=(",", ":")).encode())
     if size > max_bytes:
-        raise unprocessable(["spec"], f"spec is {size} bytes of JSON, over the limit of {max_bytes} (BOSUN_MAX_SPEC_BYTES)")
+        raise unprocessable(["spec"], f"spec is {size} bytes of JSON, over the limit of {max_bytes} "
+                                      "(BOSUN_MAX_SPEC_BYTES)")
 
 
 async def spec_size_checked(request: Request, settings: SettingsDep) -> None:
@@ -50,7 +51,8 @@ def readable_loc(loc: Sequence[str | int], error_type: str = "") -> list[str | i
 
 
 def job_create_from(raw: dict[str, Any]) -> JobCreateBase:
-    """A stored job's submission validated again (a rerun); a spec the current models refuse is a 422 naming the field."""
+    """A stored job's submission validated again (a rerun); a spec the current models refuse is a 422
+    naming the field."""
     try:
         return JOB_CREATE.validate_python(raw)
     except ValidationError as exc:

@@ -63,8 +63,8 @@ def claim_job(*, session: Session, job_id: int, worker: str) -> Job | None:
     """Take the lease on a queued job: running, attempt+1. None if someone else holds it or it ended.
 
     A draining worker claims nothing: a job sent to it before the drain goes back to the
-    dispatcher (`enqueued_at` cleared), which sends it again once an undrained worker is free. The drain check is part of the claim's condition, so a
-    drain recorded before the claim always wins.
+    dispatcher (`enqueued_at` cleared), which sends it again once an undrained worker is free.
+    The drain check is part of the claim's condition, so a drain recorded before the claim always wins.
 
     A multi-GPU job is claimed only by the worker its current dispatch made rank 0.
     """
@@ -122,7 +122,8 @@ def finish_job(*, session: Session, job_id: int, worker: str, attempt: int, stat
     A job stopped because the dispatcher preempted it is not cancelled: it goes back to the
     queue (see `requeue_preempted`).
     """
-    if status is JobStatus.cancelled and requeue_preempted(session=session, job_id=job_id, worker=worker, attempt=attempt):
+    if status is JobStatus.cancelled and requeue_preempted(session=session, job_id=job_id, worker=worker,
+                                                           attempt=attempt):
         return True
     return record_outcome(session=session, job_id=job_id, lease=and_(Job.worker == worker, Job.attempts == attempt),
                           status=status, result=result, error=error)
@@ -235,7 +236,8 @@ def reap_stale(*, session: Session, lease_seconds: float) -> tuple[list[Job], li
 
 
 def count_by_status(*, session: Session) -> list[tuple[str, str, int]]:
-    return [tuple(r) for r in session.execute(select(Job.type, Job.status, func.count()).group_by(Job.type, Job.status))]
+    return [tuple(r) for r in session.execute(select(Job.type, Job.status, func.count())
+                                              .group_by(Job.type, Job.status))]
 
 
 # ---------------------------------------------------------------------------- multi-GPU jobs
@@ -269,13 +271,15 @@ def end_rank(*, session: Session, job_id: int, attempt: int, rank: int, state: R
 def failed_rank(*, session: Session, job_id: int, attempt: int) -> JobRank | None:
     """A rank of this attempt that ended with an error of its own (not a lost peer)."""
     return session.scalar(select(JobRank).where(JobRank.job_id == job_id, JobRank.attempt == attempt,
-                                                JobRank.state == RankState.failed.value).order_by(JobRank.rank).limit(1))
+                                                JobRank.state == RankState.failed.value)
+                          .order_by(JobRank.rank).limit(1))
 
 
 def silent_ranks(*, session: Session, job_id: int, attempt: int) -> list[JobRank]:
     """Ranks > 0 of this attempt that have not said they left (never joined, or joined and went quiet)."""
     return list(session.scalars(select(JobRank).where(JobRank.job_id == job_id, JobRank.attempt == attempt,
-                                                      JobRank.rank > 0, JobRank.state.in_((RankState.sent.value, RankState.joined.value)))
+                                                      JobRank.rank > 0,
+                                                      JobRank.state.in_((RankState.sent.value, RankState.joined.value)))
                                 .order_by(JobRank.rank)))
 
 

@@ -20,7 +20,8 @@ QUEUE_WAIT = Histogram("bosun_job_queue_wait_seconds", "Time from submission to 
                        ["type"], buckets=DURATION_BUCKETS)
 RUN_TIME = Histogram("bosun_job_run_seconds", "Time from start to final state of a job's attempt",
                      ["type", "status"], buckets=DURATION_BUCKETS)
-JOBS_REQUEUED = Counter("bosun_jobs_requeued_total", "Jobs re-queued by the lease reaper after their worker vanished", ["type"])
+JOBS_REQUEUED = Counter("bosun_jobs_requeued_total", "Jobs re-queued by the lease reaper after their worker vanished",
+                        ["type"])
 WORKER_HEARTBEAT = Gauge("bosun_worker_heartbeat_timestamp_seconds", "Unix time of the worker's last heartbeat",
                          ["worker"], multiprocess_mode="max")
 # Set by a job's child process and outlived by its file: the value written last is the current one
@@ -32,9 +33,12 @@ TRAIN_LOSS = Gauge("bosun_train_loss", "Latest training loss of the latest train
                    multiprocess_mode="mostrecent")
 LANDSCAPE_POINTS = Counter("bosun_landscape_points_total", "Loss-landscape grid points computed", ["worker"])
 LANDSCAPE_TILES = Counter("bosun_landscape_tiles_total", "Loss-landscape tiles finished", ["worker"])
-GPU_UTILIZATION = Gauge("bosun_gpu_utilization_ratio", "GPU utilisation (NVML), 0..1", ["worker", "gpu"], multiprocess_mode="max")
-GPU_MEMORY_USED = Gauge("bosun_gpu_memory_used_bytes", "GPU memory in use (NVML)", ["worker", "gpu"], multiprocess_mode="max")
-GPU_MEMORY_TOTAL = Gauge("bosun_gpu_memory_total_bytes", "GPU memory size (NVML)", ["worker", "gpu"], multiprocess_mode="max")
+GPU_UTILIZATION = Gauge("bosun_gpu_utilization_ratio", "GPU utilisation (NVML), 0..1", ["worker", "gpu"],
+                        multiprocess_mode="max")
+GPU_MEMORY_USED = Gauge("bosun_gpu_memory_used_bytes", "GPU memory in use (NVML)", ["worker", "gpu"],
+                        multiprocess_mode="max")
+GPU_MEMORY_TOTAL = Gauge("bosun_gpu_memory_total_bytes", "GPU memory size (NVML)", ["worker", "gpu"],
+                         multiprocess_mode="max")
 OBJECT_STORE_ERRORS = Counter("bosun_object_store_errors_total", "Failed object store operations", ["op"])
 HTTP_REQUESTS = Counter("bosun_http_requests_total", "HTTP requests served by the API", ["method", "route", "status"])
 HTTP_DURATION = Histogram("bosun_http_request_duration_seconds", "HTTP request latency", ["method", "route"])

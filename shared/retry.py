@@ -37,7 +37,8 @@ def retry_call(fn: Callable[[], T], *, seconds: float, transient: Callable[[Base
         log.warning("%s failed (attempt %s, retrying for up to %.0f s): %s", what, state.attempt_number, seconds, exc)
 
     retrying = Retrying(retry=retry_if_exception(transient), stop=stop_after_delay(seconds),
-                        wait=wait_exponential(multiplier=0.25, max=min(10.0, max(seconds / 4, 0.5))), before_sleep=note, reraise=True)
+                        wait=wait_exponential(multiplier=0.25, max=min(10.0, max(seconds / 4, 0.5))),
+                        before_sleep=note, reraise=True)
     return retrying(fn)
 
 

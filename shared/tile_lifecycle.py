@@ -201,7 +201,8 @@ def claim_assembly(*, session: Session, job_id: int, attempt: int) -> bool:
 def finish_delegated(*, session: Session, job_id: int, attempt: int, status: JobStatus,
                      result: dict[str, Any] | None = None, error: str | None = None) -> bool:
     """Record the outcome of a job its tiles hold; False when the job is no longer theirs."""
-    return record_outcome(session=session, job_id=job_id, lease=and_(Job.attempts == attempt, Job.holder.in_(TILE_LEASES)),
+    return record_outcome(session=session, job_id=job_id,
+                          lease=and_(Job.attempts == attempt, Job.holder.in_(TILE_LEASES)),
                           status=status, result=result, error=error)
 
 

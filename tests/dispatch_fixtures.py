@@ -26,9 +26,11 @@ def sent(monkeypatch):  # noqa: ANN001, ANN201
     """Every message the dispatcher publishes, captured (none reaches a worker, as if the broker lost
     them): ('run', job, queue), ('join', job, attempt, rank, queue) and ('tile', tile, queue)."""
     messages: list[tuple] = []
-    monkeypatch.setattr("shared.queueing.send_run_job", lambda _s, job_id, queue: messages.append(("run", job_id, queue)))
+    monkeypatch.setattr("shared.queueing.send_run_job",
+                        lambda _s, job_id, queue: messages.append(("run", job_id, queue)))
     monkeypatch.setattr("shared.queueing.send_join_job",
-                        lambda _s, job_id, attempt, rank, queue: messages.append(("join", job_id, attempt, rank, queue)))
+                        lambda _s, job_id, attempt, rank, queue: messages.append(("join", job_id, attempt,
+                                                                                  rank, queue)))
     monkeypatch.setattr("shared.queueing.send_run_tile",
                         lambda _s, tile_id, queue: messages.append(("tile", tile_id, queue)))
     return messages

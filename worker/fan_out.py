@@ -6,8 +6,8 @@ one `bosun.run_tile` task per tile on the job's queue; the job's own task then r
 job still running. `run_tile` claims a tile and beats its lease in the worker; its job process
 (`tile_body`) runs the job type's `run_tile(spec, tile, ctx)`, stores the values and the job's
 progress (points done / total) and redraws the partial plot; the one that finishes the last tile
-runs `assemble(spec, results, ctx)` and records the job's outcome. `tick_tiles`, called by every worker's dispatcher loop, re-queues tiles whose worker vanished
-and sends tiles no task was sent for.
+runs `assemble(spec, results, ctx)` and records the job's outcome. `tick_tiles`, called by every
+worker's dispatcher loop, re-queues tiles whose worker vanished and sends tiles no task was sent for.
 """
 
 from __future__ import annotations
@@ -106,7 +106,8 @@ def _not_claimed(settings: Settings, tile_id: int) -> str:
     with session_scope(settings.database_url) as s:
         tile = s.get(Tile, tile_id)
         job = s.get(Job, tile.job_id) if tile is not None else None
-        if job is None or not (job.cancel_requested and job.status == JobStatus.running.value and job.holder == DELEGATED):
+        if job is None or not (job.cancel_requested and job.status == JobStatus.running.value
+                               and job.holder == DELEGATED):
             log.info("tile %s not claimable; message dropped", tile_id)
             return "skipped"
         job_id, job_type, attempt = job.id, job.type, job.attempts
@@ -187,7 +188,8 @@ def _run_claimed(settings: Settings, ctx: WorkerContext, tile_id: int, work: dic
         set_progress(session=s, job_id=ctx.job_id, attempt=ctx.attempt, fraction=progress.fraction,
                      message=f"{progress.points_done}/{progress.points_total} points", forward_only=True)
     if stored:
-        ctx.log(f"tile {work['index']} ({len(values)} points) done on {ctx.worker} in {time.monotonic() - started:.1f} s")
+        ctx.log(f"tile {work['index']} ({len(values)} points) done on {ctx.worker} "
+                f"in {time.monotonic() - started:.1f} s")
         LANDSCAPE_TILES.labels(worker=worker_name(ctx.worker)).inc()
         LANDSCAPE_POINTS.labels(worker=worker_name(ctx.worker)).inc(len(values))
     if ctx.cancel_requested.is_set():

@@ -195,7 +195,8 @@ def artifacts(job: JobDep, session: SessionDep) -> Any:
 
 @router.get("/{job_id}/artifacts/{name:path}", response_class=StreamingResponse,
             responses={**responses(404), 200: {"content": {"application/octet-stream": {}},
-                                               "description": "the artifact's bytes; X-Checksum-SHA256 is their digest"}})
+                                               "description": "the artifact's bytes; X-Checksum-SHA256 is "
+                                                              "their digest"}})
 def download(job: JobDep, name: Annotated[str, Path(max_length=300, pattern=NO_NUL)], session: SessionDep,
              store: StoreDep) -> StreamingResponse:
     """The artifact's bytes, streamed; the object is opened first, so a store outage is a 503, never a cut body."""

@@ -96,7 +96,8 @@ def workers_public(*, session: Session, settings: Settings) -> list[WorkerPublic
     rows = session.scalars(select(Worker).order_by(Worker.name)).all()
     return [WorkerPublic(name=w.name, queues=[q for q in w.queues.split(",") if q], gpu=w.gpu,
                          host=w.host or w.name.partition("@")[2], alive=w.name in alive,
-                         state="draining" if w.state == WorkerState.draining.value else ("busy" if w.name in busy else "idle"),
+                         state="draining" if w.state == WorkerState.draining.value
+                               else ("busy" if w.name in busy else "idle"),
                          job=jobs.get(w.name), heartbeat_at=w.heartbeat_at) for w in rows]
 
 

@@ -128,6 +128,7 @@ def load_directions(source: str | Path | BinaryIO | bytes) -> list[Direction]:
     if isinstance(source, bytes):
         source = io.BytesIO(source)
     directions = torch.load(source, map_location="cpu", weights_only=True)
-    if not isinstance(directions, list) or not 1 <= len(directions) <= 2 or not all(isinstance(d, dict) for d in directions):
+    if (not isinstance(directions, list) or not 1 <= len(directions) <= 2
+            or not all(isinstance(d, dict) for d in directions)):
         raise ValueError("a directions file holds a list of one or two name -> tensor dicts")
     return directions

@@ -3,7 +3,8 @@
 `run` builds the model at the grid's origin, draws the directions once (seeded) and stores them
 as the artifact `directions.pt` (with `origin.json`, the digest of the origin's weights), then
 cuts the grid into tiles. Where the context `fans_out` (the worker's), `run` returns the tiles
-as a `FanOut` and the worker's runner hands them to tile tasks on any worker: each runs `run_tile`, the finished tiles' values are drawn
+as a `FanOut` and the worker's runner hands them to tile tasks on any worker: each runs
+`run_tile`, the finished tiles' values are drawn
 into `surface_partial.png` by `save_partial`, and the task finishing the last tile calls
 `assemble`. Any other context (a notebook, `LocalContext`) evaluates the tiles here, one after
 another, with a checkpoint after each. A job run again reuses the stored directions and every
@@ -121,7 +122,8 @@ def load_evaluator(spec: LandscapeSpec, ctx: JobContext, *, directions: list[Dir
         directions = load_directions(ctx.fetch_artifact(ctx.job_id, DIRECTIONS).read_bytes())
         recorded = json.loads(ctx.fetch_artifact(ctx.job_id, ORIGIN).read_text())["sha256"]
         if recorded != state_digest(model):
-            raise RuntimeError(f"this task built another model than the one job {ctx.job_id}'s directions were drawn for")
+            raise RuntimeError(f"this task built another model than the one job {ctx.job_id}'s directions "
+                               "were drawn for")
     indices = stratified_subset(dataset.targets, spec.subset_count(len(dataset)), seed=spec.seed)
     model = model.to(ctx.device).eval()
     data = load_subset(dataset, indices, ctx.device)
@@ -179,7 +181,8 @@ def assemble(spec: LandscapeSpec, results: Sequence[dict[str, Any]], ctx: JobCon
     return result
 
 
-def _evaluate_here(spec: LandscapeSpec, ctx: JobContext, tiles: list[Tile], evaluator: Evaluator) -> list[dict[str, Any]]:
+def _evaluate_here(spec: LandscapeSpec, ctx: JobContext, tiles: list[Tile],
+                   evaluator: Evaluator) -> list[dict[str, Any]]:
     """Every tile in this process, a checkpoint after each, resuming after the last checkpointed tile."""
     state = ctx.load_latest_checkpoint() or {}
     done: dict[int, list[dict[str, Any]]] = {int(k): v for k, v in state.get("tiles", {}).items()}

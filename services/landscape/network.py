@@ -79,7 +79,8 @@ def _backbone(spec: LandscapeSpec, state: dict[str, Any] | None, source: ModelSo
     backbone_spec = spec.backbone
     recorded = state.get("backbone") if state is not None and isinstance(state.get("backbone"), dict) else None
     if recorded and recorded.get("name") == backbone_spec.name:
-        backbone_spec = backbone_spec.model_copy(update={"kwargs": {**recorded.get("kwargs", {}), **backbone_spec.kwargs}})
+        backbone_spec = backbone_spec.model_copy(update={"kwargs": {**recorded.get("kwargs", {}),
+                                                                    **backbone_spec.kwargs}})
     model = build_backbone(backbone_spec)
     if state is not None:
         load_weights(model, state, source.weights, origin)
@@ -108,7 +109,8 @@ def _head(state: dict[str, Any] | None, features: int, classes: Sequence[str], o
 
 def build_model(spec: LandscapeSpec, source: ModelSource, ctx: JobContext, classes: Sequence[str], *,
                 seed_offset: int = 0) -> nn.Module:
-    """The network at one end of the landscape, in eval mode on the CPU: a Classifier for 'ce', the backbone for 'dino'."""
+    """The network at one end of the landscape, in eval mode on the CPU: a Classifier for 'ce', the
+    backbone for 'dino'."""
     state, origin = source_state(source, ctx)
     torch.manual_seed(spec.seed + seed_offset)
     backbone = _backbone(spec, state, source, origin)

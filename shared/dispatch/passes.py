@@ -57,9 +57,11 @@ def expire_unclaimed(*, session: Session, settings: Settings, now: datetime) -> 
     stale = session.execute(select(JobRank.job_id, JobRank.attempt, JobRank.rank, JobRank.worker)
                             .join(Job, Job.id == JobRank.job_id)
                             .where(Job.status == JobStatus.running.value, JobRank.attempt == Job.attempts,
-                                   JobRank.rank > 0, JobRank.state == RankState.sent.value, JobRank.updated_at < cutoff)).all()
+                                   JobRank.rank > 0, JobRank.state == RankState.sent.value,
+                                   JobRank.updated_at < cutoff)).all()
     for job_id, attempt, rank, _ in stale:
-        session.execute(update(JobRank).where(JobRank.job_id == job_id, JobRank.rank == rank, JobRank.attempt == attempt,
+        session.execute(update(JobRank).where(JobRank.job_id == job_id, JobRank.rank == rank,
+                                              JobRank.attempt == attempt,
                                               JobRank.state == RankState.sent.value).values(updated_at=now))
     return Expired(jobs=list(jobs), unclaimed_by={j: frozenset(w) for j, w in went_to.items()}, tiles=list(tiles),
                    ranks=[RankSend(*row) for row in stale])
@@ -80,12 +82,14 @@ def ask_preemptions(*, session: Session, decided: Plan) -> None:
     """Ask each planned victim to checkpoint and make room (once: the flag is the condition)."""
     for victim, by in decided.preempt:
         asked = session.execute(
-            update(Job).where(Job.id == victim.id, Job.status == JobStatus.running.value, Job.preempt_requested.is_(False))
+            update(Job).where(Job.id == victim.id, Job.status == JobStatus.running.value,
+                              Job.preempt_requested.is_(False))
             .values(preempt_requested=True, preempted_by=by.id, message=f"preemption requested by job {by.id}")
         ).rowcount
         if asked:
             session.add(JobLog(job_id=victim.id, attempt=victim.attempts,
-                               text=f"job {by.id} (priority {by.priority}) preempts this job (priority {victim.priority})"))
+                               text=f"job {by.id} (priority {by.priority}) preempts this job "
+                                    f"(priority {victim.priority})"))
 
 
 def entry_row(entry: Entry, owner: str) -> dict[str, Any]:
@@ -153,7 +157,8 @@ def run_pass(*, session: Session, settings: Settings) -> list[int]:
     for job in decided.dispatch:
         if session.execute(update(Job).where(Job.id == job.id, Job.status == JobStatus.queued.value,
                                              Job.enqueued_at.is_(None)).values(enqueued_at=now)).rowcount:
-            assign_ranks(session=session, job_id=job.id, attempt=job.attempts + 1, workers=decided.ranks[job.id], now=now)
+            assign_ranks(session=session, job_id=job.id, attempt=job.attempts + 1, workers=decided.ranks[job.id],
+                         now=now)
             sends.append(JobSend(job.id, job.attempts + 1, tuple(decided.ranks[job.id])))
     ask_preemptions(session=session, decided=decided)
     session.commit()  # the lock is released: other dispatchers plan on what this pass marked

@@ -40,7 +40,8 @@ class RankSend:
     worker: str
 
 
-def publish(*, session: Session, settings: Settings, jobs: Sequence[JobSend], ranks: Sequence[RankSend] = ()) -> list[int]:
+def publish(*, session: Session, settings: Settings, jobs: Sequence[JobSend],
+            ranks: Sequence[RankSend] = ()) -> list[int]:
     """Send these messages; returns the ids of the jobs sent. Raises BrokerUnavailable after unmarking
     every job it did not send (after the first refusal none is tried)."""
     from shared.queueing import BrokerUnavailable, direct_queue, send_join_job, send_run_job

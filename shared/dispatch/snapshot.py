@@ -44,7 +44,8 @@ def lock_dispatch(session: Session) -> None:
 
 def alive_workers(*, session: Session, settings: Settings, now: datetime) -> list[Worker]:
     """Workers whose heartbeat is within the lease, by name."""
-    return list(session.scalars(select(Worker).where(Worker.heartbeat_at > now - timedelta(seconds=settings.lease_seconds))
+    return list(session.scalars(select(Worker)
+                                .where(Worker.heartbeat_at > now - timedelta(seconds=settings.lease_seconds))
                                 .order_by(Worker.name)))
 
 
@@ -137,7 +138,8 @@ def worker_slots(*, session: Session, settings: Settings, now: datetime,
     busy queries are skipped when no worker could take any)."""
     alive = alive_workers(session=session, settings=settings, now=now)
     if busy is None:
-        busy = busy_worker_names(session=session) if any(w.state != WorkerState.draining.value for w in alive) else set()
+        busy = (busy_worker_names(session=session) if any(w.state != WorkerState.draining.value for w in alive)
+                else set())
     return [WorkerSlot(name=w.name, queues=frozenset(filter(None, w.queues.split(","))),
                        host=w.host or w.name.partition("@")[2], busy=w.name in busy,
                        draining=w.state == WorkerState.draining.value)

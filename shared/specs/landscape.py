@@ -40,7 +40,8 @@ class LandscapeSpec(SpecModel):
         description="'weights': parameters only; 'states': the state_dict incl. BN running stats "
                     "(needed for an interpolation of BN models to end exactly at source_b)")
     ignore: Literal["biasbn"] | None = Field(
-        default="biasbn", description="'biasbn': no step along 1-dim tensors (biases, norms); None: step along them too")
+        default="biasbn", description="'biasbn': no step along 1-dim tensors (biases, norms); "
+                                      "None: step along them too")
     norm: Literal["filter"] = "filter"
     seed: int = Field(default=0, ge=0, description="seed of the random directions and of the subset choice")
     tile_size: int = Field(default=64, ge=1, le=MAX_AXIS_POINTS ** 2, description="grid points per tile task")
@@ -81,7 +82,8 @@ class LandscapeSpec(SpecModel):
         """Samples to evaluate out of `available`: subset_size, the fraction, or the whole split."""
         if self.subset_size is not None:
             if self.subset_size > available:
-                raise ValueError(f"subset_size {self.subset_size} exceeds the {available} samples of split {self.split!r}")
+                raise ValueError(f"subset_size {self.subset_size} exceeds the {available} samples "
+                                 f"of split {self.split!r}")
             return self.subset_size
         if self.subset_fraction is not None:
             return max(1, round(self.subset_fraction * available))

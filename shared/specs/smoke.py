@@ -60,7 +60,8 @@ def smoke_job(job: dict[str, Any]) -> dict[str, Any]:
         dataset["max_per_split"] = min(int(dataset.get("max_per_split") or images), images)
         dataset["image_size"] = min(int(dataset.get("image_size") or SMOKE_IMAGE_SIZE), SMOKE_IMAGE_SIZE)
     backbone = spec.get("backbone")
-    if isinstance(backbone, dict) and ("vit" in str(backbone.get("name", "")) or "img_size" in (backbone.get("kwargs") or {})):
+    if isinstance(backbone, dict) and ("vit" in str(backbone.get("name", ""))
+                                       or "img_size" in (backbone.get("kwargs") or {})):
         kwargs = backbone.setdefault("kwargs", {})
         kwargs["img_size"] = min(int(kwargs.get("img_size", 224)), SMOKE_IMAGE_SIZE)
     linear = spec.get("linear")

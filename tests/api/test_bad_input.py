@@ -33,7 +33,8 @@ def test_valid_submission_is_accepted(api) -> None:  # noqa: ANN001
 
 
 def test_malformed_json(api) -> None:  # noqa: ANN001
-    r = api.post("/api/v1/jobs", content=b'{"type": "evaluate", "spec": ', headers={**api.as_("bob"), "content-type": "application/json"})
+    r = api.post("/api/v1/jobs", content=b'{"type": "evaluate", "spec": ',
+                 headers={**api.as_("bob"), "content-type": "application/json"})
     assert r.status_code == 422
     assert "JSON" in r.text
 
@@ -140,7 +141,8 @@ def test_broker_down_accepts_and_the_job_waits_in_the_database(api, embedded_set
 
 
 def test_robustness_inputs_are_checked_and_become_dependencies(api) -> None:  # noqa: ANN001
-    robust = {**EVALUATE, "dataset": {"kind": "cifar10", "path": "synthetic-maritime"}, "protocols": ["knn", "robustness"],
+    robust = {**EVALUATE, "dataset": {"kind": "cifar10", "path": "synthetic-maritime"},
+              "protocols": ["knn", "robustness"],
               "robustness": {"cifar10c_path": "no-cifar10c", "corruptions": ["fog"], "severities": [1]}}
     r = api.post("/api/v1/jobs", json={"type": "evaluate", "spec": robust}, headers=api.as_("bob"))
     assert r.status_code == 422 and "body.spec.robustness.cifar10c_path" in locs(r), r.json()

@@ -42,7 +42,8 @@ def backend_api(request, embedded_settings) -> Iterator[TestClient]:  # noqa: AN
 
 
 def submit(api, spec=None, **extra):  # noqa: ANN001, ANN003, ANN201
-    return api.post("/api/v1/jobs", json={"type": "evaluate", "spec": spec or EVALUATE, **extra}, headers=api.as_("bob"))
+    return api.post("/api/v1/jobs", json={"type": "evaluate", "spec": spec or EVALUATE, **extra},
+                    headers=api.as_("bob"))
 
 
 def fields(response) -> list[str]:  # noqa: ANN001
@@ -77,7 +78,8 @@ def test_out_of_range_ids_and_offsets_are_422_not_503(backend_api) -> None:  # n
 
 
 @pytest.mark.parametrize(("spec_change", "field"), [
-    ({"dataset": {"kind": "synthetic-maritime", "path": "synthetic\x00-maritime"}}, "body.spec.dataset.synthetic-maritime.path"),
+    ({"dataset": {"kind": "synthetic-maritime", "path": "synthetic\x00-maritime"}},
+     "body.spec.dataset.synthetic-maritime.path"),
     ({"source": {"kind": "file", "path": "w\x00.pt"}}, "body.spec.source.path"),
     ({"source": {"kind": "job", "job": 1, "artifact": "check\x00point.pt"}}, "body.spec.source.artifact"),
     ({"backbone": {"name": "resnet18", "kwargs": {"act_layer": "re\x00lu"}}}, "body.spec.backbone.kwargs"),

@@ -26,7 +26,8 @@ def test_listings_of_a_new_job_are_empty(api) -> None:  # noqa: ANN001
 
 def test_job_pages_are_small_stable_and_counted(api) -> None:  # noqa: ANN001
     bob = api.as_("bob")
-    ids = [api.post("/api/v1/jobs", json={"type": "evaluate", "spec": EVALUATE, "name": f"j{i}"}, headers=bob).json()["id"]
+    ids = [api.post("/api/v1/jobs", json={"type": "evaluate", "spec": EVALUATE, "name": f"j{i}"},
+                    headers=bob).json()["id"]
            for i in range(5)]
     child = api.post("/api/v1/jobs", json={"type": "evaluate", "spec": EVALUATE, "depends_on": [ids[0]]},
                      headers=bob).json()["id"]
@@ -50,21 +51,25 @@ def test_job_pages_are_small_stable_and_counted(api) -> None:  # noqa: ANN001
     assert api.get("/api/v1/jobs", params={"offset": 2**31 - 1}, headers=bob).json() == {"data": [], "count": 6}
     for bad in ({"limit": 501}, {"limit": 0}, {"offset": -1}, {"offset": 2**31}, {"type": "train"}):
         r = api.get("/api/v1/jobs", params=bad, headers=bob)
-        assert r.status_code == 422 and f"query.{next(iter(bad))}" in {".".join(map(str, e["loc"])) for e in r.json()["detail"]}
+        assert r.status_code == 422 and f"query.{next(iter(bad))}" in {".".join(map(str, e["loc"]))
+                                                                       for e in r.json()["detail"]}
 
 
 def test_validate_runs_every_check_and_stores_nothing(api) -> None:  # noqa: ANN001
     bob = api.as_("bob")
     source = api.post("/api/v1/jobs", json={"type": "evaluate", "spec": EVALUATE}, headers=bob).json()["id"]
     spec = {**EVALUATE, "source": {"kind": "job", "job": source}}
-    r = api.post("/api/v1/jobs/validate", json={"type": "evaluate", "spec": spec, "gpus": 0, "name": "dry"}, headers=bob)
+    r = api.post("/api/v1/jobs/validate", json={"type": "evaluate", "spec": spec, "gpus": 0, "name": "dry"},
+                 headers=bob)
     assert r.status_code == 200, r.text
     resolved = r.json()
     assert resolved["spec"]["knn"] == {"k": [10, 20, 100, 200], "temperature": 0.07}  # every default filled in
     assert resolved["spec"]["source"]["job"] == source and resolved["depends_on"] == [source]
     assert (resolved["queue"], resolved["gpus"], resolved["name"], resolved["max_attempts"]) == ("cpu", 0, "dry", 3)
-    for body, field in (({"type": "evaluate", "spec": {**EVALUATE, "backbone": {"name": "resnet9000"}}}, "body.spec.backbone.name"),
-                        ({"type": "evaluate", "spec": {**EVALUATE, "source": {"kind": "job", "job": 999}}}, "body.spec.source.job"),
+    for body, field in (({"type": "evaluate", "spec": {**EVALUATE, "backbone": {"name": "resnet9000"}}},
+                         "body.spec.backbone.name"),
+                        ({"type": "evaluate", "spec": {**EVALUATE, "source": {"kind": "job", "job": 999}}},
+                         "body.spec.source.job"),
                         ({"type": "evaluate", "spec": EVALUATE, "gpus": 2}, "body.gpus"),
                         ({"type": "evaluate", "spec": EVALUATE, "depends_on": [999]}, "body.depends_on"),
                         ({"type": "train", "spec": EVALUATE}, "body.type")):

@@ -55,7 +55,8 @@ def test_priority_hold_and_limits_are_controlled(api) -> None:  # noqa: ANN001
     assert api.patch(path + "/priority", json={"priority": 5}, headers=api.as_("alice")).json()["priority"] == 5
     assert api.patch("/api/v1/jobs/999/priority", json={"priority": 5}, headers=api.as_("alice")).status_code == 404
     api.dispatch()
-    reasons = {e["id"]: (e["position"], e["reason"]) for e in api.get("/api/v1/queue", headers=api.as_("bob")).json()["data"]}
+    reasons = {e["id"]: (e["position"], e["reason"])
+               for e in api.get("/api/v1/queue", headers=api.as_("bob")).json()["data"]}
     assert reasons == {second["id"]: (1, "no free GPU"), first["id"]: (2, "priority")}
 
     assert api.post(path + "/hold", headers=api.as_("bob")).json()["held"] is True
@@ -65,7 +66,8 @@ def test_priority_hold_and_limits_are_controlled(api) -> None:  # noqa: ANN001
     assert api.post(path + "/release", headers=api.as_("bob")).json()["held"] is False
 
     assert api.put("/api/v1/users/bob/limits", json={"max_gpus": 1}, headers=api.as_("bob")).status_code == 403
-    limits = api.put("/api/v1/users/bob/limits", json={"max_gpus": 0, "max_queued_jobs": 1}, headers=api.as_("alice")).json()
+    limits = api.put("/api/v1/users/bob/limits", json={"max_gpus": 0, "max_queued_jobs": 1},
+                     headers=api.as_("alice")).json()
     assert limits == {"user": "bob", "max_gpus": 0, "max_queued_jobs": 1, "effective_max_gpus": 0,
                       "effective_max_queued_jobs": 1}
     api.dispatch()

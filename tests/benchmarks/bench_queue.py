@@ -33,7 +33,8 @@ from api.client import Client  # noqa: E402
 from tests.benchmarks.import_share import import_share  # noqa: E402
 from tests.stack import Proc, bosun, postgres_database, redis_database, stack_env, start_api, start_worker, wait_for  # noqa: E402
 
-JOB = {"backbone": {"name": "resnet18"}, "dataset": {"kind": "synthetic-maritime", "image_size": 16, "max_per_split": 6},
+JOB = {"backbone": {"name": "resnet18"},
+       "dataset": {"kind": "synthetic-maritime", "image_size": 16, "max_per_split": 6},
        "protocols": ["knn"], "knn": {"k": [3]}, "batch_size": 64}
 GAPS = (0.1, 1.0, 8.0)
 BARE_APP = '''

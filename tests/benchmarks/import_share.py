@@ -10,7 +10,8 @@ import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-JOB = {"backbone": {"name": "resnet18"}, "dataset": {"kind": "synthetic-maritime", "image_size": 16, "max_per_split": 6},
+JOB = {"backbone": {"name": "resnet18"},
+       "dataset": {"kind": "synthetic-maritime", "image_size": 16, "max_per_split": 6},
        "protocols": ["knn", "tsne"], "knn": {"k": [3]}, "batch_size": 64}
 
 

@@ -111,7 +111,8 @@ def base_image() -> str:
 def _build(image: Image, base: str, tag: str, *extra: str) -> None:
     revision = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     docker("build", "--network", "host", "-f", image.dockerfile, "-t", tag, "--build-arg", f"BASE_IMAGE={base}",
-           "--build-arg", f"BOSUN_GIT_REVISION={revision or 'unknown'}", "--build-arg", f"PIP_TRUSTED_HOST={BUILD_MARKER}",
+           "--build-arg", f"BOSUN_GIT_REVISION={revision or 'unknown'}",
+           "--build-arg", f"PIP_TRUSTED_HOST={BUILD_MARKER}",
            *extra, ".",
            cwd=ROOT, timeout=BUILD_TIMEOUT, env={**os.environ, "DOCKER_BUILDKIT": "0"})
 

@@ -212,7 +212,8 @@ def test_image_runs_as_a_non_root_user(dockerfile: Path) -> None:
     lines = dockerfile.read_text().splitlines()
     final_stage = lines[max(i for i, line in enumerate(lines) if line.startswith("FROM "))]
     assert final_stage == "FROM ${BASE_IMAGE}"
-    assert "ARG BASE_IMAGE=python:3.11-slim" in lines, "the base image is a build argument defaulting to python:3.11-slim"
+    assert "ARG BASE_IMAGE=python:3.11-slim" in lines, ("the base image is a build argument defaulting to "
+                                                        "python:3.11-slim")
     users = [line.split()[1] for line in lines if line.startswith("USER ")]
     assert users, "no USER instruction"
     uid = users[-1].split(":")[0]

@@ -167,7 +167,8 @@ def test_dashboard_queries_parse_as_promql(tmp_path: Path) -> None:
 def test_a_malformed_dashboard_query_is_caught(tmp_path: Path) -> None:
     rules_file = tmp_path / "bad.yml"
     rules_file.write_text(yaml.safe_dump({"groups": [{"name": "bad", "rules": [
-        {"record": "dashboard:bad", "expr": with_values("sum by (type (rate(bosun_jobs_submitted_total[$__rate_interval]))")}]}]}))
+        {"record": "dashboard:bad",
+         "expr": with_values("sum by (type (rate(bosun_jobs_submitted_total[$__rate_interval]))")}]}]}))
     assert promtool("check", "rules", rules_file).returncode != 0
 
 

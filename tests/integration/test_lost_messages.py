@@ -24,7 +24,8 @@ from tests.stack import Proc, free_port, fresh_queue, wait_for
 
 pytestmark = pytest.mark.integration
 
-JOB = {"backbone": {"name": "resnet18"}, "dataset": {"kind": "synthetic-maritime", "image_size": 16, "max_per_split": 6},
+JOB = {"backbone": {"name": "resnet18"},
+       "dataset": {"kind": "synthetic-maritime", "image_size": 16, "max_per_split": 6},
        "protocols": ["knn"], "knn": {"k": [3]}, "batch_size": 64}
 GHOST = "ghost@test"
 
@@ -128,7 +129,8 @@ def bulk_queue(url: str) -> tuple[list[int], dict[int, list[int]]]:
         users = list(s.scalars(insert(User).returning(User.id), [{"name": f"u{i:02d}", "is_admin": False,
                                                                    "created_at": utcnow()} for i in range(USERS)]))
         t0 = utcnow() - timedelta(hours=1)
-        rows = [{"type": "evaluate", "name": f"bulk{i}", "spec": JOB, "status": "queued", "priority": 5 if i < URGENT else 0,
+        rows = [{"type": "evaluate", "name": f"bulk{i}", "spec": JOB, "status": "queued",
+                 "priority": 5 if i < URGENT else 0,
                  "queue": "gpu", "gpus": 1, "held": False, "preempt_requested": False, "owner_id": users[i % USERS],
                  "attempts": 0, "max_attempts": 3, "cancel_requested": False, "progress": 0.0, "message": "",
                  "created_at": t0 + timedelta(milliseconds=i)} for i in range(WAITING)]

@@ -41,7 +41,8 @@ def test_submission_runs_to_succeeded_with_artifacts(stack, tmp_path) -> None:  
 def test_dependency_chain(stack) -> None:  # noqa: ANN001
     if not any(w.popen.poll() is None for w in stack.workers):
         stack.worker()
-    broken = stack.client.submit("evaluate", {**EVALUATE, "source": {"kind": "job", "job": 1, "artifact": "missing.pt"}})
+    broken = stack.client.submit("evaluate",
+                                 {**EVALUATE, "source": {"kind": "job", "job": 1, "artifact": "missing.pt"}})
     child = stack.client.submit("evaluate", EVALUATE, depends_on=[broken["id"]])
     grandchild = stack.client.submit("evaluate", EVALUATE, depends_on=[child["id"]])
     assert broken["depends_on"] == [1]  # reading job 1's checkpoint makes it a dependency

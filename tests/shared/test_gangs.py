@@ -14,7 +14,8 @@ from tests.shared.test_scheduling import add_users
 def add_box(db: str, host: str, *names: str) -> None:
     with session_scope(db) as s:
         for name in names:
-            s.add(Worker(name=f"{name}@{host}", queues="gpu,cpu", pid=1, host=host, address=host, heartbeat_at=utcnow()))
+            s.add(Worker(name=f"{name}@{host}", queues="gpu,cpu", pid=1, host=host, address=host,
+                         heartbeat_at=utcnow()))
 
 
 def submit(db: str, user_id: int, gpus: int, n: int = 1, job_type: str = "pretrain") -> list[int]:

@@ -64,7 +64,8 @@ def test_finish_needs_the_current_lease(db, owner) -> None:  # noqa: ANN001
         claim_job(session=s, job_id=job_id, worker="a/1")
     with session_scope(db) as s:
         assert not finish_job(session=s, job_id=job_id, worker="b/9", attempt=1, status=JobStatus.succeeded)
-        assert finish_job(session=s, job_id=job_id, worker="a/1", attempt=1, status=JobStatus.succeeded, result={"x": 1})
+        assert finish_job(session=s, job_id=job_id, worker="a/1", attempt=1, status=JobStatus.succeeded,
+                          result={"x": 1})
     job = status_of(db, job_id)
     assert job.status == "succeeded" and job.result == {"x": 1} and job.progress == 1.0
 

@@ -26,7 +26,8 @@ def test_a_new_type_is_registered_once(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_service_must_be_module_colon_function() -> None:
     with pytest.raises(ValueError, match="module:function"):
-        register_job_type(JobType("dotted", get_job_type("evaluate").spec, "services.evaluate.evaluation.run", description=""))
+        register_job_type(JobType("dotted", get_job_type("evaluate").spec, "services.evaluate.evaluation.run",
+                                  description=""))
     assert "dotted" not in job_types.job_type_names()
 
 

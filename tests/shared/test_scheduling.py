@@ -36,7 +36,8 @@ HOUR = timedelta(hours=1)
 def sent(monkeypatch):  # noqa: ANN001, ANN201
     """Messages the dispatcher publishes, captured instead of going to a broker."""
     messages: list[tuple[int, str]] = []
-    monkeypatch.setattr("shared.queueing.send_run_job", lambda _settings, job_id, queue: messages.append((job_id, queue)))
+    monkeypatch.setattr("shared.queueing.send_run_job",
+                        lambda _settings, job_id, queue: messages.append((job_id, queue)))
     return messages
 
 
@@ -127,7 +128,8 @@ def test_priority_beats_fair_share_and_equal_users_alternate(db, settings, sent)
     fresh = add_users(db, "cat", "dan")
     cat, dan = submit(db, fresh["cat"], 2), submit(db, fresh["dan"], 2)
     with session_scope(db) as s:
-        order = [e.job.id for e in sorted(current_plan(session=s, settings=settings).entries, key=lambda e: e.position or 0)
+        order = [e.job.id for e in sorted(current_plan(session=s, settings=settings).entries,
+                                          key=lambda e: e.position or 0)
                  if e.job.id in cat + dan]
     assert order == [cat[0], dan[0], cat[1], dan[1]]  # no usage yet: one job each in turn
     assert a_jobs[0] not in sent
@@ -163,7 +165,8 @@ def test_dependency_hold_and_cpu_queue(db, settings, sent) -> None:  # noqa: ANN
     cpu_job = submit(db, users["ana"], gpus=0)[0]
     assert queue_for(0) == "cpu" and queue_for(1) == "gpu"
     add_workers(db, "cpu1@box", queues="cpu")
-    assert dispatch(db, settings) == [cpu_job] and sent == [(cpu_job, "direct.cpu1_box")]  # a CPU slot never takes GPU work
+    # a CPU slot never takes GPU work
+    assert dispatch(db, settings) == [cpu_job] and sent == [(cpu_job, "direct.cpu1_box")]
     view = queue_view(db, settings)
     assert view[child][0] == DEPENDENCY and view[held][0] == HELD and view[parent] == (NO_FREE_GPU, 1)
 

@@ -27,7 +27,8 @@ def test_env_prefix(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("changes", [
-    {"storage_url": "s3://bosun", "s3_endpoint": "minio:9000", "s3_access_key": "minioadmin", "s3_secret_key": "minioadmin"},
+    {"storage_url": "s3://bosun", "s3_endpoint": "minio:9000", "s3_access_key": "minioadmin",
+     "s3_secret_key": "minioadmin"},
     {"storage_url": "s3://bosun", "s3_endpoint": "minio:9000", "s3_access_key": "team", "s3_secret_key": ""},
     {"storage_url": "s3://bosun", "s3_access_key": "team", "s3_secret_key": "a-long-real-secret"},
     {"database_url": "postgresql+psycopg://bosun:changeme@db:5432/bosun"},

@@ -80,7 +80,8 @@ def test_center_point_equals_plain_evaluation_and_model_is_restored(model, data)
 def test_interpolation_endpoints_equal_the_two_models_losses(data, dir_type):
     model_a, model_b = tiny_convnet(0), tiny_convnet(1)
     if dir_type == "weights":
-        model_b.load_state_dict({**model_b.state_dict(), **{k: v for k, v in model_a.state_dict().items() if "running" in k}})
+        model_b.load_state_dict({**model_b.state_dict(),
+                                 **{k: v for k, v in model_a.state_dict().items() if "running" in k}})
     direction = [interpolation_direction(model_a, model_b, dir_type=dir_type)]
     points = [(0, 0, 0.0, 0.0), (1, 0, 0.5, 0.0), (2, 0, 1.0, 0.0)]
     results = evaluate_tile(model_a, base_state(model_a, direction), direction, points, data)
@@ -119,7 +120,8 @@ def test_dino_metric_uses_the_loss_fn_and_reports_no_accuracy(model, data):
     directions = random_directions(model, count=2, seed=4)
     base = base_state(model, directions)
     points = [(0, 0, 0.0, 0.0), (1, 0, 0.3, 0.2)]
-    loop = evaluate_tile(model, base, directions, points, images, metric="dino", loss_fn=self_distillation, batch_size=5)
+    loop = evaluate_tile(model, base, directions, points, images, metric="dino", loss_fn=self_distillation,
+                         batch_size=5)
     stacked = evaluate_tile(model, base, directions, points, images, metric="dino", loss_fn=self_distillation,
                             points_per_forward=2)
     with torch.no_grad():

@@ -15,7 +15,8 @@ def _error(**fields) -> str:
 def test_defaults_are_a_51x51_filter_normalized_surface():
     spec = LandscapeSpec.model_validate(BASE)
     assert spec.mode == "2d" and spec.x == (-1.0, 1.0, 51) and spec.y == (-1.0, 1.0, 51)
-    assert (spec.dir_type, spec.ignore, spec.norm, spec.bn_mode, spec.metric) == ("weights", "biasbn", "filter", "eval", "ce")
+    assert (spec.dir_type, spec.ignore, spec.norm, spec.bn_mode, spec.metric) == ("weights", "biasbn", "filter",
+                                                                                  "eval", "ce")
     assert spec.subset_count(500) == 500
 
 

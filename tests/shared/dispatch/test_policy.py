@@ -54,7 +54,8 @@ def test_the_heap_order_is_the_reference_order_on_random_queues() -> None:
                 for i in range(rng.randint(0, 40))]
         usage = {u: rng.choice([0.0, 10.0, 10.0004, 99.0]) for u in range(1, 6)}
         allocated = {u: rng.randint(0, 2) for u in range(1, 6)}
-        assert [j.id for j in fair_order(jobs, usage, allocated)] == [j.id for j in reference_order(jobs, usage, allocated)]
+        assert ([j.id for j in fair_order(jobs, usage, allocated)]
+                == [j.id for j in reference_order(jobs, usage, allocated)])
 
 
 def test_equal_users_alternate_and_less_usage_goes_first() -> None:
@@ -95,7 +96,8 @@ def test_queued_jobs_limit_keeps_the_owners_later_jobs_waiting() -> None:
 
 def test_a_worker_that_left_the_message_unclaimed_is_the_last_choice() -> None:
     pool = workers("a@box", "b@box")
-    decided = plan(queued=[job(1, 1, unclaimed_by=frozenset({"a@box"}))], running=[], workers=pool, usage={}, owners=OWNERS)
+    decided = plan(queued=[job(1, 1, unclaimed_by=frozenset({"a@box"}))], running=[], workers=pool, usage={},
+                   owners=OWNERS)
     assert decided.ranks == {1: ["b@box"]}
     decided = plan(queued=[job(1, 1, unclaimed_by=frozenset({"a@box"}))], running=[], workers=pool[:1], usage={},
                    owners=OWNERS)
