@@ -153,9 +153,12 @@ class PretrainSpec(SpecModel):
         if getattr(self, wanted) is None:
             setattr(self, wanted, BLOCK_CLASS[wanted]())
         dino = self.dino
-        if dino is not None and self.amp is not None and "use_fp16" in dino.model_fields_set \
-                and dino.use_fp16 != (self.amp == "fp16"):
-            raise ValueError(f"dino.use_fp16={dino.use_fp16} contradicts amp={self.amp!r}; set only one")
+        if dino is not None and self.amp is not None:
+            if "use_fp16" not in dino.model_fields_set:
+                # a stored spec is the full dump: it must hold the flag `amp` implies to read back alike
+                dino.use_fp16 = self.amp == "fp16"
+            elif dino.use_fp16 != (self.amp == "fp16"):
+                raise ValueError(f"dino.use_fp16={dino.use_fp16} contradicts amp={self.amp!r}; set only one")
         if self.supervised is not None and self.supervised.sam_rho > 0 and self.resolved_amp == "fp16":
             raise ValueError("SAM (supervised.sam_rho > 0) cannot run with fp16 loss scaling; use amp 'bf16' or 'none'")
         return self
