@@ -4,7 +4,11 @@ Every backbone is `timm.create_model(name, num_classes=0, **kwargs)`, so it retu
 features of size `num_features`. Models with a patch embedding (ViTs and relatives) are told the
 input size and, when they must see several crop sizes (DINO's multi-crop), to interpolate their
 position embeddings (`dynamic_img_size`), as the reference's ViT does
-(facebookresearch/dino `vision_transformer.py::interpolate_pos_encoding`).
+(facebookresearch/dino `vision_transformer.py::interpolate_pos_encoding`). timm resamples the
+embedding grid to the input's own height and width (`resample_abs_pos_embed`), so non-square
+crops such as DINO's vertical strips work too, provided both sides are whole patches; a ViT
+built without `dynamic_img_size` refuses any input but its `img_size`. Convolutional backbones
+pool globally and take any size.
 """
 
 from __future__ import annotations
