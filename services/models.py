@@ -78,27 +78,32 @@ def _below(path: Path, root: Path, origin: str) -> Path:
     return path
 
 
-def hf_repo_folder(folder: Path, backbone: str) -> Path:
+def hf_repo_folder(folder: Path, backbone: str, origin: str) -> Path:
     """The repository folder of `backbone` in a hub cache folder: `models--timm--<backbone>` or
     `models--timm--<backbone>.<tag>`, when exactly one of them is there."""
     prefix = f"models--timm--{backbone}"
     found = sorted(p.name for p in folder.iterdir()
                    if p.is_dir() and (p.name == prefix or p.name.startswith(prefix + ".")))
-    if len(found) != 1:
-        which = f"several ({', '.join(found)}): name one in source.path" if found else f"no {prefix} folder"
-        raise WeightsError(f"{folder.name}: a Hugging Face cache folder with {which}")
+    if not found:
+        raise WeightsError(f"{origin}: neither a Hugging Face snapshot or repository folder nor a cache "
+                           f"folder holding {prefix}")
+    if len(found) > 1:
+        raise WeightsError(f"{origin}: a Hugging Face cache folder with several ({', '.join(found)}): "
+                           f"name one in source.path")
     return folder / found[0]
 
 
-def hf_snapshot(folder: Path, revision: str | None, backbone: str) -> Path:
+def hf_snapshot(folder: Path, revision: str | None, backbone: str, origin: str) -> Path:
     """The snapshot folder that `folder` names: a snapshot itself, a repository folder
     (`models--timm--<name>`, whose `revision` is a ref under refs/ or a snapshot's name; default
     refs/main, else its only snapshot), or a cache folder holding the backbone's repository."""
     if any((folder / name).is_file() for name in HF_WEIGHTS_FILES):
         return folder
     if not (folder / "snapshots").is_dir():
-        folder = hf_repo_folder(folder, backbone)
-    snapshots = sorted(p.name for p in (folder / "snapshots").iterdir() if p.is_dir())
+        folder = hf_repo_folder(folder, backbone, origin)
+        origin = f"{origin}/{folder.name}"
+    found = folder / "snapshots"
+    snapshots = sorted(p.name for p in found.iterdir() if p.is_dir()) if found.is_dir() else []
     ref = folder / "refs" / (revision or "main")
     if ref.is_file():
         wanted = ref.read_text().strip()
@@ -107,10 +112,10 @@ def hf_snapshot(folder: Path, revision: str | None, backbone: str) -> Path:
     elif len(snapshots) == 1:
         wanted = snapshots[0]
     else:
-        raise WeightsError(f"{folder.name}: no refs/main and {len(snapshots)} snapshots; name one in source.revision")
+        raise WeightsError(f"{origin}: no refs/main and {len(snapshots)} snapshots; name one in source.revision")
     if wanted not in snapshots:
-        raise WeightsError(f"{folder.name}: no snapshot {wanted!r} (snapshots: {', '.join(snapshots) or 'none'})")
-    return folder / "snapshots" / wanted
+        raise WeightsError(f"{origin}: no snapshot {wanted!r} (snapshots: {', '.join(snapshots) or 'none'})")
+    return found / wanted
 
 
 def read_hf_snapshot(snapshot: Path, root: Path, origin: str) -> SourceWeights:
@@ -149,9 +154,9 @@ def read_source(source: ModelSource, ctx: JobContext, backbone: str) -> SourceWe
         return SourceWeights(state, origin, recorded if isinstance(recorded, dict) else {})
     root = Path(ctx.data_root)
     path = root / relative_data_path(str(source.path))
-    origin = f"weights file {source.path}"
     if path.is_dir():
-        weights = read_hf_snapshot(hf_snapshot(path, source.revision, backbone), root, origin)
+        origin = f"weights folder {source.path}"
+        weights = read_hf_snapshot(hf_snapshot(path, source.revision, backbone, origin), root, origin)
         recorded_name = weights.recorded.get("name")
         if recorded_name is not None and recorded_name != backbone:
             raise WeightsError(f"{weights.origin}: its config.json names backbone {recorded_name!r}, "
@@ -160,6 +165,7 @@ def read_source(source: ModelSource, ctx: JobContext, backbone: str) -> SourceWe
     if not path.is_file():
         raise FileNotFoundError(f"source.path: no weights file or Hugging Face cache folder {source.path!r} "
                                 f"below the data root")
+    origin = f"weights file {source.path}"
     state = load_torch(_below(path, root, origin), name=origin)
     recorded = state.get("backbone")
     return SourceWeights(state, origin, recorded if isinstance(recorded, dict) else {})

@@ -240,3 +240,13 @@ def test_position_embeddings_are_resampled_to_the_patch_grid(ctx: LocalContext) 
     torch.testing.assert_close(model.pos_embed.detach(), expected)
     assert "pos_embed resampled from 17 to 65 tokens" in ctx.logs[-1]
     assert model(torch.randn(1, 3, 64, 64)).shape == (1, 192)
+
+
+def test_a_folder_without_weights_says_what_it_lacks(ctx: LocalContext) -> None:
+    (ctx.data_root / "images" / "train").mkdir(parents=True)
+    with pytest.raises(WeightsError, match="weights folder images: neither a Hugging Face snapshot or repository "
+                                           "folder nor a cache folder holding models--timm--vit_tiny_patch16_224"):
+        load_backbone(SPEC, file_source("images"), ctx)
+    (ctx.data_root / "hub" / f"models--timm--{VIT}" / "snapshots").mkdir(parents=True)
+    with pytest.raises(WeightsError, match=f"weights folder hub/models--timm--{VIT}: no refs/main and 0 snapshots"):
+        load_backbone(SPEC, file_source("hub"), ctx)
