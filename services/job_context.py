@@ -110,28 +110,64 @@ def save_torch(state: dict[str, Any], path: Path) -> None:
     torch.save(_to_safe(state), path)
 
 
+SAFETENSORS_MAX_HEADER = 100_000_000
+"""The largest JSON header a `.safetensors` file may have (the format's own limit)."""
+
+
+def is_safetensors(path: Path) -> bool:
+    """Whether `path` is a `.safetensors` file: by its name, or by its start (an 8-byte little-endian
+    header length, then the JSON header's `{`), so a Hugging Face cache blob or a renamed file is
+    recognised too. torch files start with a zip (`PK`) or pickle (byte 0x80) signature instead."""
+    if Path(path).suffix == ".safetensors":
+        return True
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(9)
+    except OSError:
+        return False
+    return len(head) == 9 and head[8:9] == b"{" and 0 < int.from_bytes(head[:8], "little") <= SAFETENSORS_MAX_HEADER
+
+
+def _plain(value: Any) -> Any:
+    """`value` with argparse namespaces turned into dicts, so a loaded checkpoint is plain containers."""
+    import argparse
+
+    if isinstance(value, argparse.Namespace):
+        return {k: _plain(v) for k, v in vars(value).items()}
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    return value
+
+
 def load_torch(path: Path, *, name: str | None = None) -> dict[str, Any]:
     """A weights file or checkpoint, on the CPU, without running code from it.
 
-    `.safetensors` files are read with safetensors; every other file with
+    `.safetensors` files (`is_safetensors`) are read with safetensors; every other file with
     `torch.load(weights_only=True)`, which refuses a pickle that would build anything but
-    tensors and plain containers (a `__reduce__` payload never runs). A refused or unreadable
-    file raises `WeightsFileError` naming it (`name`, e.g. the path below the data root, or the
-    file's path).
+    tensors and plain containers (a `__reduce__` payload never runs). The one class it may also
+    build is `argparse.Namespace`: facebookresearch/dino's and timm's training checkpoints keep
+    their command line in it (`args`), and building one only fills its `__dict__`; it comes back
+    as a dict. A refused or unreadable file raises `WeightsFileError` naming it (`name`, e.g. the
+    path below the data root, or the file's path).
     """
+    import argparse
     import pickle
 
     import torch
+    from safetensors import SafetensorError
 
     label = name or str(path)
     try:
-        if Path(path).suffix == ".safetensors":
+        if is_safetensors(path):
             from safetensors.torch import load_file
 
             return load_file(str(path), device="cpu")
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, AttributeError,
-            TypeError, ImportError, KeyError, IndexError) as exc:
+            TypeError, ImportError, KeyError, IndexError, SafetensorError) as exc:
         reason = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
         if "weights_only" in str(exc) or isinstance(exc, pickle.UnpicklingError):
             reason = "it holds objects other than tensors and plain containers (loading it would run code)"
@@ -139,7 +175,7 @@ def load_torch(path: Path, *, name: str | None = None) -> dict[str, Any]:
     if not isinstance(state, dict):
         raise WeightsFileError(f"{label}: not a loadable weights file: it holds a {type(state).__name__}, "
                                f"not a dict of tensors")
-    return _from_safe(state)
+    return _plain(_from_safe(state))
 
 
 class LocalContext:

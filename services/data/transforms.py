@@ -1,4 +1,4 @@
-"""Transforms: evaluation, DINO's multi-crop and SimCLR's two views, for RGB and thermal inputs.
+"""Transforms: evaluation, DINO's multi-crop (with vertical strips) and SimCLR's two views, for RGB and thermal inputs.
 
 All pipelines start by turning the dataset's image (PIL 'RGB', PIL 'F' thermal, or a tensor)
 into a float tensor in 0..1 with the network's channel count (1 -> 3 replicated, 3 -> 1 as
@@ -19,8 +19,8 @@ from torchvision.transforms import v2
 
 from services.data.input_size import input_size_for
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "DinoMultiCrop", "MatchChannels", "TwoViewTransform",
-           "eval_transform", "input_size_for", "to_tensor"]
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "DinoMultiCrop", "MatchChannels", "RandomVerticalStrip",
+           "TwoViewTransform", "eval_transform", "input_size_for", "to_tensor"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -80,7 +80,8 @@ def _blur(size: int, p: float, sigma: tuple[float, float] = (0.1, 2.0)) -> v2.Ra
 
 
 def _flip_and_color_jitter(channels: int, strength: tuple[float, float, float, float]) -> list[Any]:
-    """Horizontal flip, colour jitter with p=0.8 and grayscale with p=0.2; hue/saturation/grayscale skip 1-channel images."""
+    """Horizontal flip, colour jitter with p=0.8 and grayscale with p=0.2; hue, saturation and grayscale
+    skip 1-channel images."""
     brightness, contrast, saturation, hue = strength
     if channels == 1:
         return [v2.RandomHorizontalFlip(), v2.RandomApply([v2.ColorJitter(brightness, contrast)], p=0.8)]
@@ -89,24 +90,62 @@ def _flip_and_color_jitter(channels: int, strength: tuple[float, float, float, f
             v2.RandomGrayscale(p=0.2)]
 
 
+class RandomVerticalStrip(torch.nn.Module):
+    """A vertical strip of the whole image height and a random width, resized to `size` (height, width).
+
+    The width is a fraction of the image width drawn uniformly from `width_scale`, the left edge
+    uniformly where the strip fits; resizing is bicubic with antialiasing, as DINO's crops are. A
+    strip of a maritime frame holds sky, horizon or shoreline and water in their order (the team's
+    idea, research notes 05.10.2022), which a square local crop rarely does.
+    """
+
+    def __init__(self, size: tuple[int, int], width_scale: tuple[float, float] = (0.1, 0.3)) -> None:
+        super().__init__()
+        low, high = width_scale
+        if not 0 < low <= high <= 1:
+            raise ValueError("width_scale must be (low, high) with 0 < low <= high <= 1")
+        self.size = (int(size[0]), int(size[1]))
+        self.width_scale = (float(low), float(high))
+
+    def params(self, width: int) -> tuple[int, int]:
+        """(left, strip width) in pixels of an image `width` px wide, drawn from torch's generator."""
+        low, high = self.width_scale
+        fraction = low + (high - low) * float(torch.rand(()))
+        strip = min(width, max(1, round(fraction * width)))
+        left = int(torch.randint(0, width - strip + 1, ()))
+        return left, strip
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        height, width = image.shape[-2:]
+        left, strip = self.params(width)
+        return v2.functional.resized_crop(image, 0, left, height, strip, list(self.size),
+                                          interpolation=v2.InterpolationMode.BICUBIC, antialias=True)
+
+
 class DinoMultiCrop:
-    """DINO's multi-crop augmentation: 2 global crops and `n_local` local crops of one image.
+    """DINO's multi-crop augmentation: 2 global crops, `n_local` local crops and `n_strips` vertical strips.
 
     Caron et al. 2021, facebookresearch/dino `DataAugmentationDINO`: random resized crops
     (bicubic) at `global_scale` / `local_scale`, flip, colour jitter (0.4, 0.4, 0.2, 0.1) p=0.8,
     grayscale p=0.2; global view 1 always blurred, global view 2 blurred p=0.1 and solarized
     p=0.2, local views blurred p=0.5. Defaults are the paper's (224/96 px, 8 local crops).
-    Returns a list: [global_1, global_2, local_1, ..., local_n].
+    Strips (`RandomVerticalStrip`: full height, width a `strip_scale` fraction of the image's,
+    resized to `strip_size` (height, width)) get the local views' flip, jitter and blur; like
+    local crops they are for the student only. Returns a list:
+    [global_1, global_2, local_1, ..., local_n, strip_1, ..., strip_m].
     """
 
     def __init__(self, global_size: int = 224, local_size: int | None = None, *, n_local: int = 8,
                  global_scale: tuple[float, float] = (0.4, 1.0), local_scale: tuple[float, float] = (0.05, 0.4),
-                 mean: Stats = IMAGENET_MEAN, std: Stats = IMAGENET_STD, channels: int = 3) -> None:
-        if n_local < 0:
-            raise ValueError("n_local must be >= 0")
+                 mean: Stats = IMAGENET_MEAN, std: Stats = IMAGENET_STD, channels: int = 3, n_strips: int = 0,
+                 strip_size: tuple[int, int] | None = None, strip_scale: tuple[float, float] = (0.1, 0.3)) -> None:
+        if n_local < 0 or n_strips < 0:
+            raise ValueError("n_local and n_strips must be >= 0")
         self.global_size = global_size
         self.local_size = local_size or max(8, round(global_size * 96 / 224))
         self.n_local = n_local
+        self.n_strips = n_strips
+        self.strip_size = strip_size or (global_size, max(1, round(global_size * sum(strip_scale) / 2)))
         jitter = _flip_and_color_jitter(channels, (0.4, 0.4, 0.2, 0.1))
         start = [to_tensor(channels)]
         end = [_normalize(mean, std, channels)]
@@ -121,9 +160,12 @@ class DinoMultiCrop:
                                             v2.RandomSolarize(0.5, p=0.2)] + end)
         self.local = v2.Compose(start + [crop(self.local_size, local_scale), *jitter,
                                          _blur(self.local_size, 0.5)] + end)
+        self.strip = v2.Compose(start + [RandomVerticalStrip(self.strip_size, strip_scale), *jitter,
+                                         _blur(min(self.strip_size), 0.5)] + end)
 
     def __call__(self, image: Any) -> list[torch.Tensor]:
-        return [self.global_1(image), self.global_2(image)] + [self.local(image) for _ in range(self.n_local)]
+        return ([self.global_1(image), self.global_2(image)] + [self.local(image) for _ in range(self.n_local)]
+                + [self.strip(image) for _ in range(self.n_strips)])
 
 
 class TwoViewTransform:

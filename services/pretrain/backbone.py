@@ -4,21 +4,24 @@ Every backbone is `timm.create_model(name, num_classes=0, **kwargs)`, so it retu
 features of size `num_features`. Models with a patch embedding (ViTs and relatives) are told the
 input size and, when they must see several crop sizes (DINO's multi-crop), to interpolate their
 position embeddings (`dynamic_img_size`), as the reference's ViT does
-(facebookresearch/dino `vision_transformer.py::interpolate_pos_encoding`).
+(facebookresearch/dino `vision_transformer.py::interpolate_pos_encoding`). timm resamples the
+embedding grid to the input's own height and width (`resample_abs_pos_embed`), so non-square
+crops such as DINO's vertical strips work too, provided both sides are whole patches; a ViT
+built without `dynamic_img_size` refuses any input but its `img_size`. Convolutional backbones
+pool globally and take any size.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import timm
 import torch
 import torch.nn as nn
 
-from services.job_context import JobContext, load_torch
-from services.models import load_weights
-from shared.specs.common import BackboneSpec, ModelSource, relative_data_path
+from services.job_context import JobContext
+from services.models import load_source
+from shared.specs.common import BackboneSpec, ModelSource
 
 TRAINING_ONLY_KWARGS = frozenset({"drop_path_rate", "drop_rate"})
 
@@ -54,25 +57,15 @@ def patch_size_of(model: nn.Module) -> int:
     return int(patch[0] if isinstance(patch, (tuple, list)) else patch)
 
 
-def load_source_weights(backbone: nn.Module, source: ModelSource, ctx: JobContext) -> None:
-    """Load the weights `source` names into `backbone` (nothing for kind 'random').
+def load_source_weights(backbone: nn.Module, source: ModelSource, ctx: JobContext, name: str) -> None:
+    """Load the weights `source` names into `backbone`, the timm model `name` (nothing for kind 'random').
 
-    kind 'job' reads another job's `checkpoint.pt` artifact and takes its `weights` entry
-    (teacher or student); kind 'file' reads a file below the data root. Matching keys follow
-    `services.models.load_weights`, the rule every job type shares.
+    Every source an evaluation reads serves a pretraining too (`services.models.read_source`):
+    another job's `checkpoint.pt`, a DINO, timm or `.safetensors` file or a Hugging Face cache
+    folder below the data root. The weights are fitted to the backbone as built for this run
+    (`services.models.fit_weights`): its `in_chans` (the source's `first_conv`), its patch grid.
     """
-    if source.kind == "random":
-        return
-    if source.kind == "job":
-        path = Path(ctx.fetch_artifact(int(source.job), source.artifact))
-        origin = f"artifact {source.artifact!r} of job {source.job}"
-    else:
-        path = Path(ctx.data_root) / relative_data_path(str(source.path))
-        origin = f"weights file {source.path!r}"
-        if not path.is_file():
-            raise FileNotFoundError(f"source.path: {origin} does not exist below the data root")
-    load_weights(backbone, load_torch(path, name=origin), source.weights, origin)
-    ctx.log(f"loaded {source.weights} weights from {origin}")
+    load_source(backbone, source, ctx, name)
 
 
 def export_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:

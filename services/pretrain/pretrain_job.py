@@ -37,7 +37,7 @@ def prepare(spec: PretrainSpec, ctx: JobContext) -> tuple[PretrainData, Pretrain
     mean, std = normalization(spec.dataset, ctx.data_root, channels)
     seed_everything(spec.options.seed)
     method = build_method(spec, num_classes=len(train_set.classes), in_chans=channels, img_size=size)
-    load_source_weights(method.student_backbone(), spec.source, ctx)
+    load_source_weights(method.student_backbone(), spec.source, ctx, spec.backbone.name)
     if method.feature_backbone() is not method.student_backbone():
         method.feature_backbone().load_state_dict(method.student_backbone().state_dict())
     train_set.transform = training_transform(spec, size, channels, mean, std,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from importlib import resources
 from pathlib import PurePosixPath
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, field_validator, model_validator
 from pydantic_core import to_jsonable_python
@@ -56,9 +56,9 @@ class SpecModel(BaseModel):
 
 
 MAX_KWARGS = 32
-KwargScalar = Union[StrictBool, Annotated[StrictInt, Field(ge=-DB_ID_MAX, le=DB_ID_MAX)],
-                    Annotated[StrictFloat, Field(allow_inf_nan=False)], Annotated[str, Field(max_length=200)], None]
-KwargValue = Union[KwargScalar, Annotated[list[KwargScalar], Field(max_length=16)]]
+KwargScalar = (StrictBool | Annotated[StrictInt, Field(ge=-DB_ID_MAX, le=DB_ID_MAX)]
+               | Annotated[StrictFloat, Field(allow_inf_nan=False)] | Annotated[str, Field(max_length=200)] | None)
+KwargValue = KwargScalar | Annotated[list[KwargScalar], Field(max_length=16)]
 """A timm kwarg: a scalar, a short string or a short list of them (img_size=[224, 224])."""
 
 
@@ -83,7 +83,8 @@ class BackboneSpec(SpecModel):
     name: str = Field(description="timm model name, e.g. 'vit_tiny_patch16_224' or 'resnet18'")
     kwargs: dict[Annotated[str, Field(max_length=64, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], KwargValue] = Field(
         default_factory=dict, max_length=MAX_KWARGS,
-        description="timm kwargs (scalars, short strings, short lists): img_size, patch_size, in_chans, drop_path_rate, ...")
+        description="timm kwargs (scalars, short strings, short lists): img_size, patch_size, in_chans, "
+                    "drop_path_rate, ...")
 
     @field_validator("name")
     @classmethod
@@ -94,13 +95,33 @@ class BackboneSpec(SpecModel):
 
 
 class ModelSource(SpecModel):
-    """Where the backbone's weights come from."""
+    """Where the backbone's weights come from, and how 3-channel weights serve a backbone of other `in_chans`.
+
+    kind 'file' reads a weights file below the data root (`.pth`/`.pt`/`.bin` as weights-only torch
+    files, `.safetensors`; facebookresearch/dino's checkpoints, timm's and torchvision's files) or a
+    Hugging Face hub cache folder (`models--timm--<name>`, one of its snapshots, or a cache folder
+    holding the backbone's repository), read as files and never downloaded. kind 'job' reads
+    another job's checkpoint. `weights` picks the teacher or the student where a file has both.
+    """
 
     kind: Literal["random", "file", "job"] = "random"
-    path: str | None = Field(default=None, description="weights file below the data root (kind=file)")
-    job: int | None = Field(default=None, ge=1, le=DB_ID_MAX, description="id of the job whose checkpoint to load (kind=job)")
-    artifact: str = Field(default="checkpoint.pt", min_length=1, max_length=300, description="artifact name of that job's checkpoint")
-    weights: Literal["teacher", "student"] = "teacher"
+    path: str | None = Field(
+        default=None, description="weights file or Hugging Face cache folder below the data root (kind=file)")
+    job: int | None = Field(
+        default=None, ge=1, le=DB_ID_MAX, description="id of the job whose checkpoint to load (kind=job)")
+    artifact: str = Field(
+        default="checkpoint.pt", min_length=1, max_length=300, description="artifact name of that job's checkpoint")
+    weights: Literal["teacher", "student"] = Field(
+        default="teacher", description="which network of a DINO or bosun checkpoint holding both")
+    revision: str | None = Field(
+        default=None, min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._-]+$",
+        description="snapshot of a Hugging Face cache folder: a ref under refs/ or a snapshot name; "
+                    "default refs/main, else its only snapshot")
+    first_conv: Literal["sum", "red", "green", "blue"] = Field(
+        default="sum",
+        description="when the weights' first convolution has 3 input channels and the backbone other in_chans "
+                    "(e.g. 1 for thermal: in_chans=1 or a dataset with channels 'single'): 'sum' adds the RGB "
+                    "kernels (timm's adapt_input_conv), 'red'/'green'/'blue' keep that colour's kernel")
 
     @model_validator(mode="after")
     def _fields_for_kind(self) -> ModelSource:
@@ -110,4 +131,6 @@ class ModelSource(SpecModel):
             relative_data_path(self.path)
         if self.kind == "job" and self.job is None:
             raise ValueError("job is required when kind is 'job'")
+        if self.revision is not None and self.kind != "file":
+            raise ValueError("revision applies to kind 'file' (a Hugging Face cache folder)")
         return self

@@ -8,7 +8,7 @@ Pydantic only: the API validates submissions without torch.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -56,7 +56,16 @@ class TrainingOptions(SpecModel):
 
 
 class DinoOptions(TrainingOptions):
-    """DINO (Caron et al. 2021) with main_dino.py's defaults; head sizes beyond it default to the paper's."""
+    """DINO (Caron et al. 2021) with main_dino.py's defaults; head sizes beyond it default to the paper's.
+
+    Beside the reference's global and local crops, `strip_crops` adds vertical strips: the full
+    image height and a random width (`strip_width_scale` of the image width), resized to
+    `strip_size` (height, width). A strip keeps the vertical order of a maritime scene, sky over
+    horizon or shoreline over water (research notes, 05.10.2022). Strips are student-only crops
+    like the local ones, so the loss compares each with both teacher (global) crops; they are run
+    through the backbone as their own resolution group, and ViTs take them with position
+    embeddings interpolated to the non-square patch grid (timm's `dynamic_img_size`).
+    """
 
     out_dim: int = Field(default=65536, ge=2, le=262_144)
     norm_last_layer: bool = True
@@ -73,11 +82,24 @@ class DinoOptions(TrainingOptions):
     local_crops_scale: CropScale = (0.05, 0.4)
     local_crops_size: int | None = Field(default=None, ge=8, le=1024,
                                          description="default: 96/224 of the global crop size")
+    strip_crops: int = Field(default=0, ge=0, le=64,
+                             description="vertical strips per image (full height), student-only like local crops")
+    strip_width_scale: CropScale = Field(
+        default=(0.1, 0.3), description="strip width as a fraction of the image width, drawn from [low, high]")
+    strip_size: tuple[Annotated[int, Field(ge=4, le=1024)], Annotated[int, Field(ge=4, le=1024)]] | None = Field(
+        default=None, description="(height, width) px a strip is resized to, on whole patches; default: the "
+                                  "global crop size high and that times the mean of strip_width_scale wide")
     head_hidden_dim: int = Field(default=2048, ge=1)
     head_bottleneck_dim: int = Field(default=256, ge=1)
     head_nlayers: int = Field(default=3, ge=1, le=8)
 
-    _scales = field_validator("global_crops_scale", "local_crops_scale")(classmethod(lambda cls, v: _check_scale(v)))
+    _scales = field_validator("global_crops_scale", "local_crops_scale", "strip_width_scale")(
+        classmethod(lambda cls, v: _check_scale(v)))
+
+    @property
+    def crops_per_image(self) -> int:
+        """Crops the student sees of each image: 2 global, the local crops and the strips."""
+        return 2 + self.local_crops_number + self.strip_crops
 
 
 class ContrastiveOptions(TrainingOptions):
@@ -153,9 +175,12 @@ class PretrainSpec(SpecModel):
         if getattr(self, wanted) is None:
             setattr(self, wanted, BLOCK_CLASS[wanted]())
         dino = self.dino
-        if dino is not None and self.amp is not None and "use_fp16" in dino.model_fields_set \
-                and dino.use_fp16 != (self.amp == "fp16"):
-            raise ValueError(f"dino.use_fp16={dino.use_fp16} contradicts amp={self.amp!r}; set only one")
+        if dino is not None and self.amp is not None:
+            if "use_fp16" not in dino.model_fields_set:
+                # a stored spec is the full dump: it must hold the flag `amp` implies to read back alike
+                dino.use_fp16 = self.amp == "fp16"
+            elif dino.use_fp16 != (self.amp == "fp16"):
+                raise ValueError(f"dino.use_fp16={dino.use_fp16} contradicts amp={self.amp!r}; set only one")
         if self.supervised is not None and self.supervised.sam_rho > 0 and self.resolved_amp == "fp16":
             raise ValueError("SAM (supervised.sam_rho > 0) cannot run with fp16 loss scaling; use amp 'bf16' or 'none'")
         return self

@@ -1,7 +1,8 @@
 """The training augmentation of each pretraining method, at the crop size and channels of the data.
 
-DINO gets its multi-crop (Caron et al. 2021): 2 global crops and `local_crops_number` local
-crops whose side is a whole number of the backbone's patches; SimCLR and SupCon get two
+DINO gets its multi-crop (Caron et al. 2021): 2 global crops, `local_crops_number` local crops
+and `strip_crops` vertical strips, every side a whole number of the backbone's patches (a ViT's
+patch embedding takes no partial patch); SimCLR and SupCon get two
 augmented views of each image (Chen et al. 2020); supervised runs get one view. The transforms
 themselves are those of `services.data.transforms`, which evaluation shares.
 """
@@ -20,6 +21,18 @@ def local_crop_size(global_size: int, patch_size: int, requested: int | None) ->
     return max(patch_size, round(size / patch_size) * patch_size)
 
 
+def strip_crop_size(global_size: int, patch_size: int, requested: tuple[int, int] | None,
+                    width_scale: tuple[float, float]) -> tuple[int, int]:
+    """A strip's (height, width): `requested`, else the global crop's height and the width of a
+    mean-width strip of a square image at that size; each side on whole patches."""
+    height, width = requested or (global_size, global_size * (width_scale[0] + width_scale[1]) / 2)
+
+    def whole_patches(side: float) -> int:
+        return max(patch_size, round(side / patch_size) * patch_size)
+
+    return whole_patches(height), whole_patches(width)
+
+
 def training_transform(spec: PretrainSpec, size: int, channels: int, mean: Sequence[float], std: Sequence[float],
                        *, patch_size: int) -> Callable[[Any], Any]:
     """The augmentation of `spec.method` at crop size `size` for `channels`-channel inputs;
@@ -29,8 +42,10 @@ def training_transform(spec: PretrainSpec, size: int, channels: int, mean: Seque
     if spec.dino is not None:
         dino = spec.dino
         local = local_crop_size(size, patch_size, dino.local_crops_size)
+        strip = strip_crop_size(size, patch_size, dino.strip_size, dino.strip_width_scale)
         return DinoMultiCrop(size, local, n_local=dino.local_crops_number, global_scale=dino.global_crops_scale,
-                             local_scale=dino.local_crops_scale, mean=mean, std=std, channels=channels)
+                             local_scale=dino.local_crops_scale, mean=mean, std=std, channels=channels,
+                             n_strips=dino.strip_crops, strip_size=strip, strip_scale=dino.strip_width_scale)
     if spec.contrastive is not None:
         return TwoViewTransform(size, scale=spec.contrastive.crops_scale, mean=mean, std=std, channels=channels)
     return supervised_transform(size, mean, std, channels)

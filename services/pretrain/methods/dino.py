@@ -2,9 +2,10 @@
 
 Student and teacher are the same timm backbone with a DINOHead, wrapped for multi-crop input;
 they start from the same weights. The teacher sees only the 2 global crops, the student all
-crops; the teacher gets no gradient and follows the student as an exponential moving average
-whose momentum rises from `momentum_teacher` to 1 on a cosine schedule. Like the reference, the
-teacher stays in train mode (BatchNorm uses batch statistics) and has no stochastic depth.
+crops (global, local and vertical strips); the teacher gets no gradient and follows the student
+as an exponential moving average whose momentum rises from `momentum_teacher` to 1 on a cosine
+schedule. Like the reference, the teacher stays in train mode (BatchNorm uses batch statistics)
+and has no stochastic depth.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ class DinoMethod(PretrainMethod):
         self.options = options
         self.backbone_name = backbone.name
         self.backbone_kwargs = backbone_kwargs(backbone, in_chans=in_chans, img_size=img_size,
-                                               multi_size=options.local_crops_number > 0)
+                                               multi_size=options.crops_per_image > 2)
         student = create_backbone(backbone.name, self.backbone_kwargs, drop_path_rate=options.drop_path_rate)
         teacher = create_backbone(backbone.name, self.backbone_kwargs)
         self.embed_dim = student.num_features
@@ -46,7 +47,7 @@ class DinoMethod(PretrainMethod):
         self.teacher.load_state_dict(self.student.state_dict())
         for param in self.teacher.parameters():
             param.requires_grad = False
-        self.dino_loss = DINOLoss(options.out_dim, options.local_crops_number + 2, options.warmup_teacher_temp,
+        self.dino_loss = DINOLoss(options.out_dim, options.crops_per_image, options.warmup_teacher_temp,
                                   options.teacher_temp, options.warmup_teacher_temp_epochs, options.epochs)
         self.momentum_schedule = np.array([options.momentum_teacher])
 
@@ -55,10 +56,12 @@ class DinoMethod(PretrainMethod):
 
     def prepare(self, batch: Any, device: str) -> list[torch.Tensor]:
         crops, _ = batch
-        expected = self.options.local_crops_number + 2
+        options = self.options
+        expected = options.crops_per_image
         if not isinstance(crops, (list, tuple)) or len(crops) != expected:
-            raise ValueError(f"DINO expects {expected} crops per image (2 global + {expected - 2} local), "
-                             f"got {len(crops) if isinstance(crops, (list, tuple)) else 'one tensor'}")
+            strips = f" + {options.strip_crops} strips" if options.strip_crops else ""
+            raise ValueError(f"DINO expects {expected} crops per image (2 global + {options.local_crops_number} "
+                             f"local{strips}), got {len(crops) if isinstance(crops, (list, tuple)) else 'one tensor'}")
         return [crop.to(device, non_blocking=True) for crop in crops]
 
     def loss(self, inputs: list[torch.Tensor], epoch: int) -> torch.Tensor:

@@ -99,3 +99,11 @@ def test_spec_roundtrips_through_json():
 def test_spec_module_does_not_import_torch():
     code = "import sys, shared.specs.pretrain; sys.exit('torch' in sys.modules or 'numpy' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+@pytest.mark.parametrize("amp", ["none", "bf16", "fp16"])
+def test_amp_without_use_fp16_reads_back_from_the_stored_dump(amp):
+    """The API stores `model_dump(mode='json')`, which holds every default; the worker validates it again."""
+    spec = PretrainSpec(method="dino", backbone={"name": "resnet18"}, dataset=DATASET, amp=amp)
+    assert spec.dino.use_fp16 == (amp == "fp16") and spec.resolved_amp == amp
+    assert PretrainSpec.model_validate(spec.model_dump(mode="json")) == spec
