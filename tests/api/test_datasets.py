@@ -1,4 +1,4 @@
-"""GET /api/v1/datasets and `bosun data list`: every layout below the data root, and FiftyOne via pymongo."""
+"""GET /api/v1/datasets: every layout below the data root, and FiftyOne via pymongo."""
 
 from __future__ import annotations
 
@@ -86,25 +86,6 @@ def test_route_needs_a_token_and_lists(api, monkeypatch: pytest.MonkeyPatch) -> 
     body = response.json()
     assert [d["name"] for d in body["data"]] == ["synthetic-maritime"]
     assert body["data"][0]["classes"]["ship"] > 0
-
-
-def test_cli_data_list_prints_the_catalog(api, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
-    from typer.testing import CliRunner
-
-    import api.cli as cli
-    from api.client import Client
-
-    def client() -> Client:
-        c = Client("http://testserver", api.tokens["alice"])
-        c.http = api
-        api.headers.update(api.as_("alice"))
-        return c
-
-    monkeypatch.setattr(cli, "_client", client)
-    monkeypatch.delenv("FIFTYONE_DATABASE_URI", raising=False)
-    result = CliRunner().invoke(cli.app, ["data", "list"], env={"COLUMNS": "200"})
-    assert result.exit_code == 0, result.output
-    assert "synthetic-maritime" in result.output and "1 datasets" in result.output
 
 
 def test_fiftyone_datasets_listed_without_fiftyone_or_torch(tmp_path: Path) -> None:
