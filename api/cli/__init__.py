@@ -1,10 +1,11 @@
 """`bosun`: the command line of bosun (typer + rich), one module per command group.
 
-- `jobs`: submit, status, wait, logs, download, cancel, rerun, jobs; `queue`: queue, usage;
-  `compare`; `spec` (read from the job-type registry): requests of the REST API (`rest`);
-- `admin`: users and tokens, `db upgrade` (straight to the database, in this process), audit, drain;
+- `jobs` (submit, status, wait, logs, download, cancel, rerun, jobs), `queue` (queue, usage) and
+  `compare`: requests of the REST API, made through `rest`;
+- `spec`: the job types' fields, read from the job-type registry;
+- `admin`: users, tokens and `db upgrade` straight in the database, in this process; audit, drain;
 - `data`: the dataset catalog, the synthetic set, dataset statistics;
-- `serve`: api, worker, and the embedded stack supervised in one process (`serve`, `demo`).
+- `serve`: api, worker, and the embedded stack supervised from this process (`serve`, `demo`).
 
 Nothing here imports torch: the commands that need the research stack run it as a process.
 """

@@ -2,8 +2,8 @@
 
 `serve` and `demo` prepare the embedded default's state folder (database migrated, an admin token
 saved) and run the API and the workers as supervised child processes (`api.serve.Supervisor`),
-each a fresh interpreter, so this process never imports the worker or the research stack. The
-demo's jobs are the job files in `api/cli/demo/`.
+each a fresh interpreter: the worker and torch never enter this process. The demo's jobs are the
+job files in `api/cli/demo/`.
 """
 
 from __future__ import annotations
