@@ -12,6 +12,8 @@ from typing import Any
 import httpx
 
 FINAL = ("succeeded", "failed", "cancelled")
+QUEUE_PAGE = 500
+"""The most queue entries one GET /api/v1/queue returns."""
 
 
 class ApiError(RuntimeError):
@@ -66,9 +68,32 @@ class Client:
         """Every check of a submission, nothing stored: the job as it would be stored, every default filled in."""
         return self._call("POST", "/api/v1/jobs/validate", json=self._job_body(job_type, spec, options))
 
-    def queue(self, queue: str | None = None) -> dict[str, Any]:
-        """Queued jobs in dispatch order: {data: [{id, owner, queue, position, reason, ...}], running, workers, ...}."""
-        return self._call("GET", "/api/v1/queue", params={"queue": queue} if queue else {})
+    def queue(self, queue: str | None = None, *, limit: int = 100, offset: int = 0) -> dict[str, Any]:
+        """A page of the queued jobs in dispatch order, as the last dispatch pass decided:
+        {data: [{id, owner, queue, position, reason, ...}], count (all of them), planned_at, running, workers, ...}."""
+        params = {"limit": limit, "offset": offset, **({"queue": queue} if queue else {})}
+        return self._call("GET", "/api/v1/queue", params=params)
+
+    def whole_queue(self, queue: str | None = None, *, page: int = QUEUE_PAGE, tries: int = 3) -> dict[str, Any]:
+        """The whole queue as one dispatch pass decided it: `queue()` with `data` gathered from every page.
+
+        The pages are read from the first again when a pass ran between two of them (`planned_at`
+        changed), up to `tries` times; after that the last reading is kept, each job listed once.
+        """
+        for attempt in range(tries):
+            first = self.queue(queue, limit=page)
+            entries = {e["id"]: e for e in first["data"]}
+            same_pass = True
+            for offset in range(page, first["count"], page):
+                more = self.queue(queue, limit=page, offset=offset)
+                same_pass = same_pass and more["planned_at"] == first["planned_at"]
+                if not same_pass and attempt < tries - 1:
+                    break
+                for entry in more["data"]:
+                    entries.setdefault(entry["id"], entry)
+            if same_pass:
+                break
+        return {**first, "data": list(entries.values())}
 
     def usage(self, days: int = 7) -> dict[str, Any]:
         """GPU-hours per user per day: {data: [{user, day, gpu_hours}], since}."""
@@ -95,7 +120,8 @@ class Client:
     def limits(self, user: str) -> dict[str, Any]:
         return self._call("GET", f"/api/v1/users/{user}/limits")
 
-    def set_limits(self, user: str, *, max_gpus: int | None = None, max_queued_jobs: int | None = None) -> dict[str, Any]:
+    def set_limits(self, user: str, *, max_gpus: int | None = None,
+                   max_queued_jobs: int | None = None) -> dict[str, Any]:
         return self._call("PUT", f"/api/v1/users/{user}/limits",
                           json={"max_gpus": max_gpus, "max_queued_jobs": max_queued_jobs})
 

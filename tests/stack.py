@@ -1,5 +1,5 @@
 """Real processes for integration tests: Postgres databases, Redis dbs, a moto S3 server,
-the API under uvicorn and Celery worker processes."""
+the API under uvicorn, Celery worker processes, and `bosun serve` (the embedded default)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
 
@@ -47,8 +48,9 @@ def fresh_queue(client, timeout: float = 60.0, **params) -> dict:  # noqa: ANN00
     from datetime import datetime
 
     since = datetime.now(UTC)
-    return wait_for(lambda: (q := client.queue(**params))["planned_at"] and datetime.fromisoformat(q["planned_at"]) > since
-                    and q, timeout, "a dispatch pass after the change")
+    return wait_for(lambda: (q := client.queue(**params))["planned_at"]
+                    and datetime.fromisoformat(q["planned_at"]) > since and q,
+                    timeout, "a dispatch pass after the change")
 
 
 @contextmanager
@@ -138,7 +140,8 @@ class Proc:
         return self.log.read_text(errors="replace")
 
 
-def start_worker(env: dict[str, str], log: Path, queues: str = "gpu,cpu", name: str = "", metrics_port: int = 0) -> Proc:
+def start_worker(env: dict[str, str], log: Path, queues: str = "gpu,cpu", name: str = "",
+                 metrics_port: int = 0) -> Proc:
     argv = [sys.executable, "-m", "worker", "--queues", queues, "--loglevel", "INFO"]
     if name:
         argv += ["--name", name]
@@ -158,6 +161,45 @@ def start_api(env: dict[str, str], log: Path, workers: int = 1) -> tuple[Proc, s
         proc.kill()
         raise TimeoutError(f"API did not start:\n{proc.output()[-3000:]}") from None
     return proc, url
+
+
+@dataclass
+class Served:
+    """A running `bosun serve`: its process, its API's URL, its state folder and the environment it
+    runs in (which is also the environment of `bosun` commands against it)."""
+
+    proc: Proc
+    url: str
+    home: Path
+    env: dict[str, str]
+
+    def token(self) -> str:
+        """The admin token `bosun serve` saved in its state folder."""
+        return (self.home / "token").read_text().strip()
+
+
+@contextmanager
+def bosun_serve(home: Path, log: Path, *, workers: int = 1, env: dict[str, str] | None = None,
+                **settings: str) -> Iterator[Served]:
+    """`bosun serve --home HOME --workers N` on a free port (SQLite, filesystem broker, local objects),
+    yielded once its API is ready and stopped with SIGTERM afterwards, as a service manager stops it.
+
+    `settings` become `BOSUN_*` variables (as in `stack_env`); `env` adds others (`USER` names the
+    admin whose token serve saves).
+    """
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    full_env = {**stack_env(home, api_url=url, **settings), **(env or {})}
+    proc = Proc([sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--home", str(home),
+                 "--workers", str(workers)], full_env, log)
+    try:
+        try:
+            wait_for(lambda: httpx.get(f"{url}/readyz", timeout=1).status_code == 200, 90, "bosun serve")
+        except TimeoutError:
+            raise TimeoutError(f"bosun serve did not start:\n{proc.output()[-3000:]}") from None
+        yield Served(proc, url, home, full_env)
+    finally:
+        proc.stop()
 
 
 def bosun(env: dict[str, str], *args: str) -> str:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -31,3 +33,34 @@ def api(embedded_settings):  # noqa: ANN001, ANN201
 
 
 EVALUATE = {"backbone": {"name": "resnet18"}, "dataset": {"kind": "synthetic-maritime", "image_size": 32}}
+
+TRAINED = {"knn_top1": 0.81, "knn_top5": 0.99, "linear_top1": 0.85, "linear_best_val_top1": 0.87,
+           "robustness_mean_accuracy": 0.61, "mce": 92.5, "relative_mce": 101.0}
+RANDOM = {"knn_top1": 0.42, "knn_top5": 0.9}
+
+
+@pytest.fixture
+def compared_jobs(api, embedded_settings) -> dict[str, int]:  # noqa: ANN001
+    """Jobs inserted directly, for GET /compare and `bosun compare`'s table: a pretrain job, two finished
+    evaluate jobs and a running one."""
+    from sqlalchemy import select
+
+    from shared.db import User, session_scope
+    from shared.job_lifecycle import create_job
+
+    def insert(s: Any, job_type: str, spec: dict[str, Any], name: str, status: str, headline: dict | None) -> int:
+        owner = s.scalar(select(User).where(User.name == "bob"))
+        job = create_job(session=s, job_type=job_type, spec=spec, owner=owner, name=name)
+        job.status = status
+        job.result = None if headline is None else {"headline": {**headline, "note": "not a number"}}
+        s.flush()
+        return job.id
+
+    with session_scope(embedded_settings.database_url) as s:
+        ids = {"pretrain": insert(s, "pretrain", {"method": "dino"}, "dino", "succeeded", None)}
+        ids["trained"] = insert(s, "evaluate", {**EVALUATE, "source": {"kind": "job", "job": ids["pretrain"]}},
+                                "dino teacher", "succeeded", TRAINED)
+        ids["random"] = insert(s, "evaluate", EVALUATE, "random init", "succeeded", RANDOM)
+        ids["running"] = insert(s, "evaluate", {**EVALUATE, "source": {"kind": "file", "path": "w.pth"}},
+                                "still running", "running", None)
+    return ids

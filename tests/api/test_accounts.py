@@ -7,7 +7,6 @@ import time
 from fastapi.testclient import TestClient
 
 from tests.api.conftest import EVALUATE
-from tests.stack import bosun, stack_env
 
 
 def test_failed_authentication_is_throttled_per_address(embedded_settings) -> None:  # noqa: ANN001
@@ -80,23 +79,3 @@ def test_admin_and_owner_actions_are_audited(api, embedded_settings) -> None:  #
     assert page["data"][3]["detail"] == {"before": 0, "after": 40}
     only = api.get("/api/v1/audit", params={"action": "drain"}, headers=alice).json()
     assert only["count"] == 1 and only["data"][0]["target"] == "worker gpu0@box"
-
-
-def test_cli_users_list_token_revoke_and_audit(embedded_settings) -> None:  # noqa: ANN001
-    env = stack_env(embedded_settings.home, data_root=str(embedded_settings.data_root))
-    token = bosun(env, "users", "add", "dora").strip().splitlines()[-1]
-    second = bosun(env, "users", "token", "dora", "--expires-days", "30")
-    assert "valid until" in second and second.strip().splitlines()[-1].startswith("bsn_")
-    listing = bosun(env, "users", "list", "dora")
-    assert listing.count("active") == 2 and token not in listing
-    assert "token 1 of dora revoked" in bosun(env, "users", "revoke", "1")
-    assert "revoked" in bosun(env, "users", "list", "dora")
-
-    from shared.audit import audit_entries
-    from shared.db import session_scope
-
-    with session_scope(embedded_settings.database_url) as s:
-        entries, _ = audit_entries(session=s, limit=10)
-        actions = [(e.actor.split(":")[0], e.action, e.target) for e in reversed(entries)]
-    assert actions == [("cli", "user-add", "user dora"), ("cli", "token-add", "user dora"),
-                       ("cli", "token-revoke", "user dora")]

@@ -1,49 +1,18 @@
-"""GET /api/v1/compare: headline metrics of evaluate jobs side by side, and `bosun compare`'s table."""
+"""GET /api/v1/compare: headline metrics of evaluate jobs side by side."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
-from tests.api.conftest import EVALUATE
-
-TRAINED = {"knn_top1": 0.81, "knn_top5": 0.99, "linear_top1": 0.85, "linear_best_val_top1": 0.87,
-           "robustness_mean_accuracy": 0.61, "mce": 92.5, "relative_mce": 101.0}
-RANDOM = {"knn_top1": 0.42, "knn_top5": 0.9}
-
-
-@pytest.fixture
-def jobs(api, embedded_settings) -> dict[str, int]:  # noqa: ANN001
-    """Jobs inserted directly: a pretrain job, two finished evaluate jobs and a running one."""
-    from sqlalchemy import select
-
-    from shared.db import User, session_scope
-    from shared.job_lifecycle import create_job
-
-    def insert(s: Any, job_type: str, spec: dict[str, Any], name: str, status: str, headline: dict | None) -> int:
-        owner = s.scalar(select(User).where(User.name == "bob"))
-        job = create_job(session=s, job_type=job_type, spec=spec, owner=owner, name=name)
-        job.status = status
-        job.result = None if headline is None else {"headline": {**headline, "note": "not a number"}}
-        s.flush()
-        return job.id
-
-    with session_scope(embedded_settings.database_url) as s:
-        ids = {"pretrain": insert(s, "pretrain", {"method": "dino"}, "dino", "succeeded", None)}
-        ids["trained"] = insert(s, "evaluate", {**EVALUATE, "source": {"kind": "job", "job": ids["pretrain"]}},
-                                "dino teacher", "succeeded", TRAINED)
-        ids["random"] = insert(s, "evaluate", EVALUATE, "random init", "succeeded", RANDOM)
-        ids["running"] = insert(s, "evaluate", {**EVALUATE, "source": {"kind": "file", "path": "w.pth"}},
-                                "still running", "running", None)
-    return ids
+from tests.api.conftest import RANDOM, TRAINED
 
 
 def get(api, query: str):  # noqa: ANN001, ANN201
     return api.get(f"/api/v1/compare?{query}", headers=api.as_("alice"))
 
 
-def test_rows_in_the_order_asked_with_every_metric_as_a_column(api, jobs: dict[str, int]) -> None:  # noqa: ANN001
+def test_rows_in_the_order_asked_with_every_metric_as_a_column(api, compared_jobs: dict[str, int]) -> None:  # noqa: ANN001
+    jobs = compared_jobs
     order = [jobs["random"], jobs["trained"], jobs["running"], jobs["random"]]
     r = get(api, "jobs=" + ",".join(map(str, order)))
     assert r.status_code == 200, r.text
@@ -64,9 +33,9 @@ def test_rows_in_the_order_asked_with_every_metric_as_a_column(api, jobs: dict[s
     ("jobs={random},{pretrain}", 422, "is a pretrain job"),
     ("jobs=" + ",".join(str(i) for i in range(1, 60)), 422, "at most 50 jobs"),
 ])
-def test_bad_job_lists_name_the_parameter(api, jobs: dict[str, int], query: str, status: int,  # noqa: ANN001
+def test_bad_job_lists_name_the_parameter(api, compared_jobs: dict[str, int], query: str, status: int,  # noqa: ANN001
                                           fragment: str) -> None:
-    r = get(api, query.format(**jobs))
+    r = get(api, query.format(**compared_jobs))
     assert r.status_code == status, r.text
     detail = r.json()["detail"]
     if status == 404:
@@ -79,25 +48,3 @@ def test_missing_parameter_and_missing_token(api) -> None:  # noqa: ANN001
     r = api.get("/api/v1/compare", headers=api.as_("bob"))
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "jobs"]
     assert api.get("/api/v1/compare?jobs=1").status_code == 401
-
-
-def test_cli_table_marks_the_best_of_each_metric(api, jobs: dict[str, int]) -> None:  # noqa: ANN001
-    from rich.console import Console
-
-    from api.cli_compare import _comparison_table
-
-    comparison = get(api, f"jobs={jobs['trained']},{jobs['random']}").json()
-    console = Console(record=True, width=80)
-    console.print(_comparison_table(comparison))
-    lines = console.export_text(clear=False).splitlines()
-    assert f"{jobs['trained']} dino teacher" in lines[2] and f"{jobs['random']} random init" in lines[2]
-
-    def cells(metric: str) -> list[str]:
-        row = next(line for line in lines if line.startswith(f"│ {metric} "))
-        return [c.strip() for c in row.strip("│").split("│")]
-
-    assert cells("knn_top1") == ["knn_top1", "0.810", "0.420"] and cells("mce") == ["mce", "92.5", ""]
-    assert cells("source") == ["source", f"job {jobs['pretrain']} (teacher)", "random init"]
-    styled = console.export_html(inline_styles=True)
-    assert 'font-weight: bold">0.810' in styled and 'font-weight: bold">0.420' not in styled
-    assert 'font-weight: bold">92.5' not in styled  # a metric of one job only has no best

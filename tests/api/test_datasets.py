@@ -92,25 +92,6 @@ def test_route_needs_a_token_and_lists(api, monkeypatch: pytest.MonkeyPatch) -> 
     assert body["data"][0]["classes"]["ship"] > 0
 
 
-def test_cli_data_list_prints_the_catalog(api, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
-    from typer.testing import CliRunner
-
-    import api.cli as cli
-    from api.client import Client
-
-    def client() -> Client:
-        c = Client("http://testserver", api.tokens["alice"])
-        c.http = api
-        api.headers.update(api.as_("alice"))
-        return c
-
-    monkeypatch.setattr(cli, "_client", client)
-    monkeypatch.delenv("FIFTYONE_DATABASE_URI", raising=False)
-    result = CliRunner().invoke(cli.app, ["data", "list"], env={"COLUMNS": "200"})
-    assert result.exit_code == 0, result.output
-    assert "synthetic-maritime" in result.output and "1 datasets" in result.output
-
-
 def test_research_side_detects_the_kinds_the_catalog_lists(nas: Path) -> None:
     """`bosun data stats NAME` (services.data.layout) and the catalog agree on every layout."""
     from services.data.layout import detect_kind

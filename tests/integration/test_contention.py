@@ -9,7 +9,6 @@ from its checkpoint and finishes. Queue positions and reasons are checked at eac
 from __future__ import annotations
 
 import socket
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ import pytest
 
 from api.client import Client
 from tests.integration.conftest import running_stack
-from tests.stack import Proc, bosun, free_port, fresh_queue, stack_env, tiny_dino_spec, wait_for
+from tests.stack import bosun, bosun_serve, free_port, fresh_queue, tiny_dino_spec, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -61,24 +60,16 @@ def box(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
                        "BOSUN_TOKEN": stack.client.http.headers["Authorization"].removeprefix("Bearer ")}
             yield Box(stack.client, stack.other, stack.url, "w1@test", "w2@test", stack.logs, cli_env, port)
         return
-    port = free_port()
-    env = {**stack_env(home / "home", data_root=str(data_root), api_url=f"http://127.0.0.1:{port}",
-                       preempt_priority=str(PREEMPT_AT)), "USER": "ada"}
-    serve = Proc([sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--home", str(home / "home"),
-                  "--workers", "2"], env, home / "serve.log")
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_for(lambda: httpx.get(f"{url}/readyz", timeout=1).status_code == 200, 90, "bosun serve")
-        ada = Client(url, (home / "home" / "token").read_text().strip())
-        ben = Client(url, bosun(env, "users", "add", "ben").strip().splitlines()[-1])
+    with bosun_serve(home / "home", home / "serve.log", workers=2, env={"USER": "ada"}, data_root=str(data_root),
+                     preempt_priority=str(PREEMPT_AT)) as served:
+        ada = Client(served.url, served.token())
+        ben = Client(served.url, bosun(served.env, "users", "add", "ben").strip().splitlines()[-1])
         node = socket.gethostname()
         wait_for(lambda: sum(w["alive"] for w in ada.workers()) == 2, 120, "two workers")
 
         def logs() -> str:
             return "\n".join(f.read_text()[-4000:] for f in sorted((home / "home" / "logs").glob("worker*.log")))
-        yield Box(ada, ben, url, f"bosun-slot0@{node}", f"bosun-slot1@{node}", logs, env)
-    finally:
-        serve.stop()
+        yield Box(ada, ben, served.url, f"bosun-slot0@{node}", f"bosun-slot1@{node}", logs, served.env)
 
 
 def waiting(client: Client) -> dict[int, tuple[int | None, str]]:
@@ -135,7 +126,8 @@ def test_two_users_share_two_slots(box: Box) -> None:
     for _ in range(3):  # A's jobs keep running one at a time while a slot stays free
         snapshot = fresh_queue(ada)
         mine = [e for e in snapshot["data"] if e["owner"] == "ada"]
-        active = [e for e in mine if e["reason"] == "dispatched"] + [j for j in snapshot["running"] if j["owner"] == "ada"]
+        active = ([e for e in mine if e["reason"] == "dispatched"]
+                  + [j for j in snapshot["running"] if j["owner"] == "ada"])
         assert len(active) <= 1 and {e["reason"] for e in mine} <= {"user limit", "dispatched"}, snapshot
         assert snapshot["free_slots"].get("gpu", 0) >= 1 or active, snapshot
     for j in a:

@@ -5,16 +5,14 @@ last checkpoint."""
 from __future__ import annotations
 
 import signal
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 import yaml
 
 from tests.integration.conftest import Stack, running_stack
-from tests.stack import Proc, bosun, free_port, fresh_queue, stack_env, tiny_dino_spec, wait_for
+from tests.stack import bosun, bosun_serve, fresh_queue, tiny_dino_spec, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -101,20 +99,12 @@ def test_a_killed_rank_requeues_the_job_which_resumes_on_a_new_pair(box: Stack) 
 
 def test_serve_with_two_slots_runs_a_two_gpu_pretraining(tmp_path: Path, data_root: Path) -> None:
     """The embedded default: `bosun serve --workers 2` (SQLite, filesystem broker) runs both ranks."""
-    home = tmp_path / "home"
-    port = free_port()
-    env = {**stack_env(home, data_root=str(data_root), api_url=f"http://127.0.0.1:{port}"), "OMP_NUM_THREADS": "1"}
-    serve = Proc([sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--home", str(home),
-                  "--workers", "2"], env, tmp_path / "serve.log")
-    try:
-        wait_for(lambda: httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200, 90, "bosun serve")
+    with bosun_serve(tmp_path / "home", tmp_path / "serve.log", workers=2, data_root=str(data_root)) as served:
         job_file = tmp_path / "job.yaml"
         job_file.write_text(yaml.safe_dump({"type": "pretrain", "name": "two slots", "gpus": 2,
                                             "spec": tiny_dino_spec(epochs=1, knn_every=0)}))
-        out = bosun(env, "submit", str(job_file), "--wait")
-        assert "job 1 succeeded" in out, (out, serve.output()[-3000:])
-        status = bosun(env, "status", "1")
+        out = bosun(served.env, "submit", str(job_file), "--wait")
+        assert "job 1 succeeded" in out, (out, served.proc.output()[-3000:])
+        status = bosun(served.env, "status", "1")
         assert "rank 0" in status and "rank 1" in status and "left" in status, status
         assert '"world_size": 2' in status
-    finally:
-        serve.stop()

@@ -1,4 +1,5 @@
-"""`bosun demo`, the main job of `make demo`, on the embedded default in a fresh state folder."""
+"""`bosun demo`, the main job of `make demo`: the job files of api/cli/demo/ run on the embedded default
+in a fresh state folder."""
 
 from __future__ import annotations
 

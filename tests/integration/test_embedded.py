@@ -4,16 +4,15 @@ driven through the CLI, with the supervisor restarting a worker killed by SIGKIL
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sqlite3
-import sys
 from pathlib import Path
 
-import httpx
 import pytest
 import yaml
 
-from tests.stack import Proc, bosun, free_port, stack_env, wait_for
+from tests.stack import bosun, bosun_serve, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -29,12 +28,8 @@ def worker_pids(db: Path) -> list[int]:
 
 def test_serve_runs_jobs_and_restarts_a_dead_worker(tmp_path: Path, data_root: Path) -> None:
     home = tmp_path / "home"
-    port = free_port()
-    env = stack_env(home, data_root=str(data_root), api_url=f"http://127.0.0.1:{port}")
-    serve = Proc([sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--home", str(home)], env,
-                 tmp_path / "serve.log")
-    try:
-        wait_for(lambda: httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200, 90, "bosun serve")
+    with bosun_serve(home, tmp_path / "serve.log", data_root=str(data_root)) as served:
+        env = served.env
         assert (home / "bosun.db").exists() and (home / "token").exists() and (home / "broker" / "queue").is_dir()
 
         job_file = tmp_path / "job.yaml"
@@ -50,36 +45,26 @@ def test_serve_runs_jobs_and_restarts_a_dead_worker(tmp_path: Path, data_root: P
 
         wait_for(lambda: worker_pids(home / "bosun.db"), 30, "the worker's heartbeat row")
         old = worker_pids(home / "bosun.db")[0]
-        import os
-
         os.killpg(old, signal.SIGKILL)
         wait_for(lambda: [p for p in worker_pids(home / "bosun.db") if p != old], 90, "a restarted worker")
-        assert "worker died; restarted" in serve.output()
+        assert "worker died; restarted" in served.proc.output()
         out = bosun(env, "submit", str(job_file), "--wait")
         assert "job 2 succeeded" in out, out
         assert "2 jobs" in bosun(env, "jobs")
-    finally:
-        serve.stop()
-    assert "Traceback" not in serve.output()
+    assert "Traceback" not in served.proc.output()
 
 
 def test_serve_stops_its_children_on_sigterm(tmp_path: Path, data_root: Path) -> None:
     home = tmp_path / "home"
-    port = free_port()
-    env = stack_env(home, data_root=str(data_root))
-    serve = Proc([sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--home", str(home)], env,
-                 tmp_path / "serve.log")
-    try:
-        wait_for(lambda: httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200, 90, "bosun serve")
+    with bosun_serve(home, tmp_path / "serve.log", data_root=str(data_root)) as served:
+        serve = served.proc.popen
         wait_for(lambda: worker_pids(home / "bosun.db"), 60, "the worker")
-        children = [int(p) for p in Path(f"/proc/{serve.popen.pid}/task/{serve.popen.pid}/children").read_text().split()]
+        children = [int(p) for p in Path(f"/proc/{serve.pid}/task/{serve.pid}/children").read_text().split()]
         assert len(children) == 2
-        serve.popen.send_signal(signal.SIGTERM)  # the serve process alone, as a service manager would
-        serve.popen.wait(30)
+        serve.send_signal(signal.SIGTERM)  # the serve process alone, as a service manager would
+        serve.wait(30)
         wait_for(lambda: not any(Path(f"/proc/{pid}").exists() and "zombie" not in _state(pid) for pid in children),
                  30, "the API and worker to stop")
-    finally:
-        serve.kill()
 
 
 def _state(pid: int) -> str:

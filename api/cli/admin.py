@@ -1,21 +1,29 @@
-"""`bosun users ...` and `bosun audit`: accounts on the box (straight to the database) and the audit log (REST).
+"""`bosun users ...`, `bosun db upgrade`, `bosun audit`, `bosun drain`: running the box.
 
-The users commands run where the database is reachable, so the first admin can be made before
-any token exists; each change is written to the audit log with the actor `cli:<login>`.
+The users and db commands go straight to the database, in this process, so the first admin can be
+made before any token exists and before an API runs; each change to an account is written to the
+audit log with the actor `cli:<login>`. `audit` and `drain` are admin requests of the REST API.
 """
 
 from __future__ import annotations
 
 import getpass
+from contextlib import AbstractContextManager
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from sqlalchemy.orm import Session
 
-users_app = typer.Typer(help="Users and API tokens.", no_args_is_help=True)
-console = Console()
+from api.cli import rest
+from api.cli.console import console, fail
+
+app = typer.Typer()
+users = typer.Typer(help="Users and API tokens.", no_args_is_help=True)
+db = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(db, name="db")
+app.add_typer(users, name="users")
 
 ExpiresDays = Annotated[float | None, typer.Option("--expires-days", min=0.001, max=3650,
                                                       help="the token stops working after this many days")]
@@ -28,14 +36,22 @@ def _actor() -> str:
         return "cli"
 
 
-def _session():  # noqa: ANN202
-    from api.cli import _settings
+def _session() -> AbstractContextManager[Session]:
     from shared.db import session_scope
 
-    return session_scope(_settings().database_url)
+    return session_scope(rest.settings().database_url)
 
 
-@users_app.command("add")
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the database schema to the newest version."""
+    from shared.db.migrate import upgrade_database
+
+    upgrade_database(rest.settings().database_url)
+    console.print("database at newest schema")
+
+
+@users.command("add")
 def users_add(name: str, admin: Annotated[bool, typer.Option("--admin", help="may cancel anyone's jobs")] = False,
               expires_days: ExpiresDays = None) -> None:
     """Create a user and print a new API token (the last line of the output)."""
@@ -50,20 +66,17 @@ def users_add(name: str, admin: Annotated[bool, typer.Option("--admin", help="ma
     print(token)
 
 
-@users_app.command("token")
+@users.command("token")
 def users_token(name: str, expires_days: ExpiresDays = None) -> None:
     """Print a new token of an existing user (the last line of the output)."""
-    from sqlalchemy import select
-
     from api.auth import create_token
+    from shared.accounts import user_named
     from shared.audit import record
-    from shared.db import User
 
     with _session() as s:
-        user = s.scalar(select(User).where(User.name == name))
+        user = user_named(session=s, name=name)
         if user is None:
-            console.print(f"[red]error:[/red] no user {escape(name)!r}")
-            raise typer.Exit(1)
+            fail(f"no user {name!r}")
         row, token = create_token(session=s, user=user, expires_days=expires_days)
         record(session=s, actor=_actor(), action="token-add", target=f"user {name}", token=row.id)
         until = f"until {row.expires_at:%Y-%m-%d %H:%M} UTC" if row.expires_at else "with no expiry"
@@ -71,21 +84,16 @@ def users_token(name: str, expires_days: ExpiresDays = None) -> None:
     print(token)
 
 
-@users_app.command("list")
+@users.command("list")
 def users_list(name: Annotated[str | None, typer.Argument(help="only this user")] = None) -> None:
     """Users and their tokens (ids, state and lifetime; never the tokens)."""
-    from sqlalchemy import select
-
     from api.auth import list_tokens, token_state
-    from shared.db import User
+    from shared.accounts import list_users
 
     table = Table("user", "role", "token", "state", "created", "expires")
     with _session() as s:
-        users = s.scalars(select(User).order_by(User.name)).all()
         tokens = list_tokens(session=s, user=name)
-        for user in users:
-            if name and user.name != name:
-                continue
+        for user in list_users(session=s, name=name):
             mine = [t for t in tokens if t.user_id == user.id] or [None]
             for t in mine:
                 table.add_row(escape(user.name), "admin" if user.is_admin else "user", str(t.id) if t else "",
@@ -94,7 +102,7 @@ def users_list(name: Annotated[str | None, typer.Argument(help="only this user")
     console.print(table)
 
 
-@users_app.command("revoke")
+@users.command("revoke")
 def users_revoke(token_id: Annotated[int, typer.Argument(help="token id, as in `bosun users list`")]) -> None:
     """Revoke a token: it stops working at once."""
     from api.auth import TokenError, revoke_token
@@ -104,22 +112,28 @@ def users_revoke(token_id: Annotated[int, typer.Argument(help="token id, as in `
         try:
             row = revoke_token(session=s, token_id=token_id)
         except TokenError as exc:
-            console.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(1) from None
+            fail(str(exc))
         record(session=s, actor=_actor(), action="token-revoke", target=f"user {row.user.name}", token=row.id)
         owner = row.user.name
     console.print(f"token {token_id} of {escape(owner)} revoked")
 
 
+@app.command()
 def audit(limit: Annotated[int, typer.Option(min=1, max=500)] = 50,
           action: Annotated[str | None, typer.Option(help="only this action, e.g. priority, drain")] = None) -> None:
     """The audit log (admins): who changed what, newest first."""
-    from api.cli import _api
-
-    page = _api(lambda c: c.audit(limit=limit, action=action))
+    page = rest.call(lambda c: c.audit(limit=limit, action=action))
     table = Table("time", "actor", "action", "target", "detail")
     for e in page["data"]:
         detail = ", ".join(f"{k}={v}" for k, v in e["detail"].items())
         table.add_row(e["time"][:19], escape(e["actor"]), e["action"], escape(e["target"]), escape(detail))
     console.print(table)
     console.print(f"{page['count']} entries")
+
+
+@app.command()
+def drain(worker_name: Annotated[str, typer.Argument(help="worker name, as in `bosun queue`")],
+          undo: Annotated[bool, typer.Option("--undo", help="take work again")] = False) -> None:
+    """Drain a worker (admin): it finishes its job and takes no new one."""
+    worker = rest.call(lambda c: c.undrain(worker_name) if undo else c.drain(worker_name))
+    console.print(f"worker {worker['name']}: {worker['state']}")

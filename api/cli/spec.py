@@ -15,8 +15,10 @@ from pydantic.fields import FieldInfo
 from rich.markup import escape
 from rich.table import Table
 
-from api.cli import app, console
+from api.cli.console import console, fail
 from shared.job_types import UnknownJobType, get_job_type, job_types
+
+app = typer.Typer()
 
 
 def _models(annotation: Any) -> list[type[BaseModel]]:
@@ -87,9 +89,9 @@ def spec_(job_type: Annotated[str | None, typer.Argument(help="a job type; witho
     try:
         declared = get_job_type(job_type)
     except UnknownJobType as exc:
-        console.print(f"[red]error:[/red] {escape(str(exc))}")
-        raise typer.Exit(2) from None
-    table = Table("field", "type", "default", "description", title=f"{declared.name} spec: {escape(declared.description)}")
+        fail(str(exc), 2)
+    title = f"{declared.name} spec: {escape(declared.description)}"
+    table = Table("field", "type", "default", "description", title=title)
     for row in field_rows(declared.spec):
         table.add_row(*(escape(cell) for cell in row))
     console.print(table)

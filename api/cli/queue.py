@@ -1,4 +1,4 @@
-"""`bosun queue`, `bosun usage`, `bosun drain`: sharing the box, from the command line."""
+"""`bosun queue` and `bosun usage`: sharing the box, from the command line (REST)."""
 
 from __future__ import annotations
 
@@ -8,18 +8,21 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from api.cli import _api, app, console
+from api.cli import rest
+from api.cli.console import console
+
+app = typer.Typer()
 
 
 @app.command("queue")
 def queue_(queue: Annotated[str | None, typer.Option(help="only this queue (gpu, cpu)")] = None) -> None:
-    """Show the queue in dispatch order: each job's position and why it waits, then running jobs and workers."""
-    snapshot = _api(lambda c: c.queue(queue))
+    """Show the whole queue in dispatch order: each job's position and why it waits, then running jobs and workers."""
+    snapshot = rest.call(lambda c: c.whole_queue(queue))
     table = Table("queue", "pos", "id", "owner", "prio", "gpus", "type", "name", "waits for")
     for e in snapshot["data"]:
         why = e["reason"] + (f" ({e['detail']})" if e["detail"] else "")
-        table.add_row(e["queue"], str(e["position"] or ""), str(e["id"]), e["owner"], str(e["priority"]), str(e["gpus"]),
-                      e["type"], e["name"], escape(why))
+        table.add_row(e["queue"], str(e["position"] or ""), str(e["id"]), e["owner"], str(e["priority"]),
+                      str(e["gpus"]), e["type"], e["name"], escape(why))
     console.print(table)
     running = Table("running", "owner", "prio", "gpus", "worker", "preempting")
     for j in snapshot["running"]:
@@ -28,25 +31,19 @@ def queue_(queue: Annotated[str | None, typer.Option(help="only this queue (gpu,
     console.print(running)
     workers = Table("worker", "queues", "state", "alive", "job")
     for w in snapshot["workers"]:
-        workers.add_row(w["name"], ",".join(w["queues"]), w["state"], "yes" if w["alive"] else "no", str(w["job"] or ""))
+        workers.add_row(w["name"], ",".join(w["queues"]), w["state"], "yes" if w["alive"] else "no",
+                        str(w["job"] or ""))
     console.print(workers)
     usage = ", ".join(f"{user} {hours:.2f}" for user, hours in sorted(snapshot["usage"].items()))
-    console.print(f"{snapshot['count']} queued; free slots {snapshot['free_slots']}; decayed GPU-hours: {usage or 'none'}")
+    console.print(f"{snapshot['count']} queued; free slots {snapshot['free_slots']}; "
+                  f"decayed GPU-hours: {usage or 'none'}")
 
 
 @app.command()
 def usage(days: Annotated[int, typer.Option(help="days back, today included")] = 7) -> None:
     """GPU-hours per user per day."""
-    page = _api(lambda c: c.usage(days))
+    page = rest.call(lambda c: c.usage(days))
     table = Table("day", "user", "GPU-hours")
     for row in page["data"]:
         table.add_row(row["day"], row["user"], f"{row['gpu_hours']:.2f}")
     console.print(table)
-
-
-@app.command()
-def drain(worker_name: Annotated[str, typer.Argument(help="worker name, as in `bosun queue`")],
-          undo: Annotated[bool, typer.Option("--undo", help="take work again")] = False) -> None:
-    """Drain a worker (admin): it finishes its job and takes no new one."""
-    worker = _api(lambda c: c.undrain(worker_name) if undo else c.drain(worker_name))
-    console.print(f"worker {worker['name']}: {worker['state']}")

@@ -8,7 +8,10 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from api.cli import _api, app, console
+from api.cli import rest
+from api.cli.console import console
+
+app = typer.Typer()
 
 LOWER_IS_BETTER = ("mce", "relative_mce")
 """Headline metrics where the smallest value is the best (corruption errors); the rest are accuracies."""
@@ -17,11 +20,11 @@ LOWER_IS_BETTER = ("mce", "relative_mce")
 @app.command()
 def compare(job_ids: Annotated[list[int], typer.Argument(help="evaluate job ids")]) -> None:
     """Headline metrics of evaluate jobs side by side (the best value of each metric in bold)."""
-    comparison = _api(lambda c: c.compare(job_ids))
-    console.print(_comparison_table(comparison))
+    comparison = rest.call(lambda c: c.compare(job_ids))
+    console.print(comparison_table(comparison))
 
 
-def _comparison_table(comparison: dict[str, Any]) -> Table:
+def comparison_table(comparison: dict[str, Any]) -> Table:
     """One column per job, one row per metric (tables stay narrow however many metrics there are)."""
     rows = comparison["rows"]
     table = Table(title="evaluate jobs (accuracies as fractions; mCE in %)")

@@ -1,0 +1,28 @@
+"""`bosun`: the command line of bosun (typer + rich), one module per command group.
+
+- `jobs` (submit, status, wait, logs, download, cancel, rerun, jobs), `queue` (queue, usage) and
+  `compare`: requests of the REST API, made through `rest`;
+- `spec`: the job types' fields, read from the job-type registry;
+- `admin`: users, tokens and `db upgrade` straight in the database, in this process; audit, drain;
+- `data`: the dataset catalog, the synthetic set, dataset statistics;
+- `serve`: api, worker, and the embedded stack supervised from this process (`serve`, `demo`).
+
+Nothing here imports torch: the commands that need the research stack run it as a process.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from api.cli import admin, compare, data, jobs, queue, serve, spec
+
+app = typer.Typer(help="bosun: a job service for SSL pretraining, evaluation and loss landscapes.",
+                  no_args_is_help=True)
+for commands in (serve.app, jobs.app, compare.app, queue.app, spec.app, admin.app):
+    app.add_typer(commands)
+app.add_typer(data.app, name="data")
+
+
+def main() -> None:
+    """The `bosun` console script."""
+    app()

@@ -1,0 +1,188 @@
+"""`bosun submit|status|wait|logs|download|cancel|rerun|jobs`: one's jobs, through the REST API."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from api.cli import rest
+from api.cli.console import console, fail
+from api.client import FINAL, ApiError, Client
+
+app = typer.Typer()
+
+JobId = Annotated[int, typer.Argument(help="job id")]
+
+
+def read_job_file(file: Path) -> dict[str, Any]:
+    """A job file's body for POST /jobs; an unknown top-level key is refused, naming the closest valid one."""
+    from api.schemas import JOB_FILE_KEYS
+
+    body = yaml.safe_load(file.read_text())
+    if not isinstance(body, dict) or "type" not in body or "spec" not in body:
+        raise ValueError("the job file needs 'type' and 'spec'")
+    valid = list(JOB_FILE_KEYS)
+    for key in body:
+        if key not in valid:
+            close = difflib.get_close_matches(str(key), valid, n=1, cutoff=0.5)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ValueError(f"unknown key {key!r} in {file.name}: {hint}valid keys: {', '.join(valid)}")
+    return body
+
+
+def job_options(body: dict[str, Any]) -> dict[str, Any]:
+    """The keys of a job file besides `type` and `spec` (name, priority, depends_on, ...), as the client takes them."""
+    return {k: v for k, v in body.items() if k not in ("type", "spec")}
+
+
+@app.command()
+def submit(file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="YAML or JSON job file")],
+           wait_: Annotated[bool, typer.Option("--wait", help="wait for the job with a progress bar")] = False,
+           smoke: Annotated[bool, typer.Option("--smoke", help="try the recipe at toy size: lower only epochs, "
+                                               "images, image size and crops (see the README)")] = False,
+           dry_run: Annotated[bool, typer.Option("--dry-run", help="run every check and print the resolved job "
+                                                 "(every default filled in); store nothing")] = False) -> None:
+    """Submit a job file: {type, spec, name?, priority?, depends_on?, max_attempts?, gpus?}."""
+    try:
+        body = read_job_file(file)
+    except (ValueError, yaml.YAMLError) as exc:
+        fail(str(exc), 2)
+    if smoke:
+        from shared.specs.smoke import smoke_job
+
+        body = smoke_job(body)
+    options = job_options(body)
+    if dry_run:
+        resolved = rest.call(lambda c: c.validate(body["type"], body["spec"], **options))
+        console.print(escape(yaml.safe_dump(resolved, sort_keys=False)), highlight=False, end="")
+        console.print(f"[green]valid[/green] {resolved['type']} job on the {resolved['queue']} queue; nothing stored")
+        return
+    job = rest.call(lambda c: c.submit(body["type"], body["spec"], **options))
+    console.print(f"submitted job {job['id']} ({job['type']}), {job['status']}")
+    if wait_:
+        follow(job["id"])
+
+
+def job_table(job: dict[str, Any]) -> Table:
+    """A job's fields, one a row; the ranks of a multi-GPU job below them."""
+    table = Table(show_header=False, box=None)
+    for key in ("id", "type", "name", "owner", "status", "progress", "message", "attempts", "worker", "error",
+                "depends_on", "created_at", "started_at", "finished_at"):
+        value = job.get(key)
+        if key == "progress":
+            value = f"{100 * value:.0f}%"
+        table.add_row(key, "" if value in (None, "", []) else str(value))
+    if job.get("gpus", 1) > 1:
+        table.add_row("gpus", str(job["gpus"]))
+        for r in job.get("ranks") or []:
+            table.add_row(f"rank {r['rank']}", f"{r['worker']} ({r['state']}, attempt {r['attempt']})"
+                          + (f": {r['error']}" if r.get("error") else ""))
+    return table
+
+
+@app.command()
+def status(job_id: JobId) -> None:
+    """Show a job."""
+    job = rest.call(lambda c: c.job(job_id))
+    console.print(job_table(job))
+    if job.get("result"):
+        console.print_json(json.dumps(job["result"].get("headline", job["result"])))
+
+
+def follow(job_id: int, client: Client | None = None) -> dict[str, Any]:
+    """Follow a job with a progress bar until it ends, then print how it ended; returns the job."""
+    own = client is None
+    client = client or rest.connect()
+    # The worker's message carries the job's rate and ETA ("epoch 3/100 · 1.20 %/min · ETA 3m12s").
+    columns = (TextColumn("job {task.fields[job]}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+               TextColumn("{task.fields[status]}: {task.fields[msg]}"), TimeElapsedColumn())
+    try:
+        with Progress(*columns, console=console) as bar:
+            task = bar.add_task("job", total=1.0, job=job_id, status="", msg="")
+
+            def update(job: dict[str, Any]) -> None:
+                bar.update(task, completed=job["progress"], status=job["status"], msg=(job["message"] or "")[:90])
+
+            job = client.wait(job_id, on_update=update)
+    except ApiError as exc:
+        fail(str(exc))
+    finally:
+        if own:
+            client.http.close()
+    colour = {"succeeded": "green", "failed": "red"}.get(job["status"], "yellow")
+    ending = f": {job['error']}" if job.get("error") else ""
+    console.print(f"job {job_id} [{colour}]{job['status']}[/{colour}]{ending}")
+    return job
+
+
+@app.command()
+def wait(job_id: JobId) -> None:
+    """Wait for a job with a progress bar; exit code 1 unless it succeeded."""
+    job = follow(job_id)
+    raise typer.Exit(0 if job["status"] == "succeeded" else 1)
+
+
+@app.command()
+def logs(job_id: JobId, follow_: Annotated[bool, typer.Option("--follow", "-f")] = False) -> None:
+    """Print a job's log."""
+    seen = 0
+    with rest.connect() as client:
+        while True:
+            try:
+                lines = client.logs(job_id)
+            except ApiError as exc:
+                fail(str(exc))
+            for line in lines[seen:]:
+                console.print(f"[dim]{line['time']} #{line['attempt']}[/dim] {line['text']}", highlight=False)
+            seen = len(lines)
+            if not follow_ or client.job(job_id)["status"] in FINAL:
+                return
+            time.sleep(1)
+
+
+@app.command()
+def download(job_id: JobId, name: str,
+             output: Annotated[Path | None, typer.Option("--output", "-o")] = None) -> None:
+    """Download an artifact of a job."""
+    target = output or Path(name.rsplit("/", 1)[-1])
+    rest.call(lambda c: c.download(job_id, name, target))
+    console.print(f"saved {target} ({target.stat().st_size} bytes)")
+
+
+@app.command()
+def cancel(job_id: JobId) -> None:
+    """Cancel a job (queued: at once; running: after its current step)."""
+    job = rest.call(lambda c: c.cancel(job_id))
+    console.print(f"job {job_id}: {job['status']} ({job['message']})")
+
+
+@app.command()
+def rerun(job_id: JobId) -> None:
+    """Submit a job's resolved spec again."""
+    job = rest.call(lambda c: c.rerun(job_id))
+    console.print(f"submitted job {job['id']} (rerun of {job_id})")
+
+
+@app.command("jobs")
+def list_jobs(status_: Annotated[str | None, typer.Option("--status")] = None,
+              type_: Annotated[str | None, typer.Option("--type")] = None,
+              owner: str | None = None, limit: Annotated[int, typer.Option(min=1, max=500)] = 20,
+              offset: Annotated[int, typer.Option(min=0, help="skip this many of the newest")] = 0) -> None:
+    """List jobs, newest first, a page at a time."""
+    page = rest.call(lambda c: c.jobs(status=status_, type=type_, owner=owner, limit=limit, offset=offset))
+    table = Table("id", "type", "name", "owner", "status", "progress", "message")
+    for job in page["data"]:
+        table.add_row(str(job["id"]), job["type"], job["name"], job["owner"], job["status"],
+                      f"{100 * job['progress']:.0f}%", (job["message"] or "")[:50])
+    console.print(table)
+    shown = f"{offset + 1}-{offset + len(page['data'])} of " if page["data"] else ""
+    console.print(f"{shown}{page['count']} jobs")

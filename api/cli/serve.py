@@ -1,0 +1,171 @@
+"""`bosun api|worker|serve|demo`: the processes of a box, and the embedded stack in one command.
+
+`serve` and `demo` prepare the embedded default's state folder (database migrated, an admin token
+saved) and run the API and the workers as supervised child processes (`api.serve.Supervisor`),
+each a fresh interpreter: the worker and torch never enter this process. The demo's jobs are the
+job files in `api/cli/demo/`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.table import Table
+
+from api.cli import rest
+from api.cli.console import console
+from api.cli.jobs import follow, job_options, read_job_file
+from api.client import Client
+
+if TYPE_CHECKING:
+    from api.serve import Supervisor
+
+app = typer.Typer()
+
+DEMO_JOBS = Path(__file__).with_name("demo")
+"""The demo's job files: a DINO pretraining, a kNN evaluation of its teacher, and one of a random init."""
+
+
+@app.command()
+def api(host: str = "127.0.0.1", port: int = 8000,
+        workers: Annotated[int, typer.Option(help="uvicorn processes; one per core the API may use")] = 1) -> None:
+    """Run the REST API (uvicorn)."""
+    import uvicorn
+
+    uvicorn.run("api.main:create_app", factory=True, host=host, port=port, workers=workers)
+
+
+@app.command()
+def worker(queues: Annotated[str, typer.Option(help="queues to consume: gpu, cpu or both")] = "gpu",
+           metrics_port: Annotated[int, typer.Option(help="serve Prometheus metrics on this port (0: off)")] = 0,
+           name: str = "") -> None:
+    """Run one Celery worker (one per GPU: set CUDA_VISIBLE_DEVICES)."""
+    argv = [sys.executable, "-m", "worker", "--queues", queues, "--metrics-port", str(metrics_port)]
+    if name:
+        argv += ["--name", name]
+    os.execv(sys.executable, argv)
+
+
+def prepare_embedded(home: Path | None) -> dict[str, str]:
+    """The environment of an embedded stack under `home` (default: the settings' home), its database
+    migrated, and an admin's token saved there unless the caller has one (`BOSUN_TOKEN` or a saved token)."""
+    from shared.db.migrate import upgrade_database
+    from shared.settings import get_settings
+
+    env = dict(os.environ)
+    if home is not None:
+        env["BOSUN_HOME"] = os.environ["BOSUN_HOME"] = str(home.resolve())
+        get_settings.cache_clear()
+    settings = rest.settings()
+    Path(settings.home).mkdir(parents=True, exist_ok=True)
+    upgrade_database(settings.database_url)
+    token_file = Path(settings.home) / "token"
+    if not settings.token and not token_file.exists():
+        from api.auth import create_user
+        from shared.db import session_scope
+
+        with session_scope(settings.database_url) as s:
+            _, token = create_user(session=s, name=os.environ.get("USER", "admin") or "admin", admin=True)
+        with os.fdopen(os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as fh:
+            fh.write(token + "\n")
+    return env
+
+
+@contextmanager
+def supervised(env: dict[str, str], *, host: str, port: int, workers: int = 1) -> Iterator[tuple[Supervisor, Path]]:
+    """The API on host:port and `workers` worker slots as children restarted when they die, once the API
+    answers; yields the supervisor and the folder of their logs, and stops the children on the way out."""
+    from api.serve import Supervisor, embedded_children, wait_healthy
+
+    url = f"http://{host}:{port}"
+    log_dir = Path(rest.settings().home) / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    children = embedded_children(host=host, port=port, env={**env, "BOSUN_API_URL": url}, log_dir=str(log_dir),
+                                 workers=workers)
+    supervisor = Supervisor(children)
+    supervisor.start()
+    try:
+        wait_healthy(url)
+        yield supervisor, log_dir
+    finally:
+        supervisor.stop()
+
+
+@app.command()
+def serve(host: str = "127.0.0.1", port: int = 8000,
+          home: Annotated[Path | None, typer.Option(help="state folder (BOSUN_HOME)")] = None,
+          workers: Annotated[int, typer.Option(min=1, max=16, help="worker slots, one per GPU (slot i on GPU i)")] = 1,
+          ) -> None:
+    """Embedded stack in one command: the API and its workers, restarted if they die."""
+    env = prepare_embedded(home)
+    state = Path(rest.settings().home)
+    try:
+        with supervised(env, host=host, port=port, workers=workers) as (supervisor, log_dir):
+            console.print(f"bosun serving on http://{host}:{port} (docs at /docs); state in {state}; "
+                          f"token in {state / 'token'}; logs in {log_dir}")
+            while True:
+                for name in supervisor.poll():
+                    console.print(f"[yellow]{name} died; restarted[/yellow]")
+                time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command()
+def demo(home: Annotated[Path, typer.Option(help="state folder of the demo")] = Path("var/demo")) -> None:
+    """The main job on the embedded default: DINO pretraining on the synthetic maritime set, then kNN evaluation
+    of its teacher against a random-init baseline, through the REST API and a Celery worker, with no server."""
+    from api.cli.data import make_synthetic
+    from api.serve import free_port
+
+    started = time.monotonic()
+    env = prepare_embedded(home)
+    settings = rest.settings()
+    if not (Path(settings.data_root) / "synthetic-maritime" / "annotations.json").exists():
+        console.print("writing the synthetic maritime set ...")
+        make_synthetic()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with supervised(env, host="127.0.0.1", port=port) as (_, log_dir):
+        console.print(f"bosun on {url} (SQLite, local objects, filesystem broker under {settings.home})")
+        with Client(url, rest.saved_token()) as client:
+            jobs = [follow(job["id"], client=client) for job in submit_demo_jobs(client)]
+    if any(j["status"] != "succeeded" for j in jobs):
+        console.print(f"[red]demo failed[/red]; logs in {log_dir}")
+        raise typer.Exit(1)
+    _print_demo(jobs, time.monotonic() - started)
+
+
+def submit_demo_jobs(client: Client) -> list[dict[str, Any]]:
+    """Submit the demo's three job files, the teacher's evaluation reading the pretraining just submitted."""
+    pretrain, teacher, baseline = (read_job_file(DEMO_JOBS / f"{name}.yaml")
+                                   for name in ("pretrain", "evaluate-teacher", "evaluate-random"))
+    submitted = [client.submit(pretrain["type"], pretrain["spec"], **job_options(pretrain))]
+    teacher["spec"]["source"]["job"] = submitted[0]["id"]
+    submitted += [client.submit(body["type"], body["spec"], **job_options(body)) for body in (teacher, baseline)]
+    console.print(f"submitted pretrain job {submitted[0]['id']} -> evaluate job {submitted[1]['id']}, "
+                  f"baseline job {submitted[2]['id']}")
+    return submitted
+
+
+def _print_demo(jobs: list[dict[str, Any]], seconds: float) -> None:
+    pretrain, trained, baseline = jobs
+    table = Table(title="kNN on synthetic maritime crops (DINO protocol: cosine, T=0.07, weighted votes)")
+    table.add_column("model")
+    table.add_column("job")
+    for k in trained["result"]["knn"]["per_k"]:
+        table.add_column(f"top-1 k={k}", justify="right")
+    table.add_column("macro F1", justify="right")
+    for label, job in (("random init", baseline), (f"DINO, {pretrain['result']['epochs']} epochs", trained)):
+        knn = job["result"]["knn"]
+        table.add_row(label, str(job["id"]), *[f"{v['top1']:.3f}" for v in knn["per_k"].values()], f"{knn['f1']:.3f}")
+    console.print(table)
+    console.print(f"chance {trained['result']['knn']['chance']:.3f}; DINO loss {pretrain['result']['loss']:.3f}; "
+                  f"{seconds:.0f} s in all. Artifacts: bosun download {trained['id']} knn_confusion.png")
