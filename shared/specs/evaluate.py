@@ -21,6 +21,11 @@ Protocol = Literal["knn", "linear", "robustness", "tsne", "attention", "gradcam"
 PROTOCOLS: tuple[str, ...] = ("knn", "linear", "robustness", "tsne", "attention", "gradcam")
 """Protocols in the order a job runs them (later ones reuse the kNN features and the linear head)."""
 
+COMMON_CORRUPTIONS: tuple[str, ...] = CIFAR10C_CORRUPTIONS
+"""The 15 benchmark corruptions of ImageNet-C and CIFAR-10-C (Hendrycks & Dietterich 2019), by the names of
+CIFAR-10-C's files. Made on the fly, the robustness protocol's default, they are CIFAR-10-C-style
+corruptions of the job's test images, not the released benchmark."""
+
 
 class KnnSpec(SpecModel):
     """DINO's weighted k-NN protocol (eval_knn.py): cosine similarity, votes weighted exp(sim/T)."""
@@ -63,23 +68,32 @@ class LinearSpec(SpecModel):
 class RobustnessSpec(SpecModel):
     """Accuracy under common corruptions and (m)CE (Hendrycks & Dietterich 2019).
 
-    Corrupted images are made on the fly from the test split, or read from CIFAR-10-C files
-    (`cifar10c_path`) when the dataset is CIFAR-10.
+    Corrupted images are made on the fly from the test split (CIFAR-10-C-style corruptions with the
+    severity table `parameter_set`), or read from the released CIFAR-10-C files (`cifar10c_path`)
+    when the dataset is CIFAR-10. The result's `source` says which.
     """
 
-    corruptions: list[str] = Field(default_factory=lambda: list(CIFAR10C_CORRUPTIONS), min_length=1)
+    corruptions: list[str] = Field(
+        default_factory=lambda: list(COMMON_CORRUPTIONS), min_length=1,
+        description="the 15 benchmark corruptions by default; with cifar10c_path also the 4 held-out ones")
     severities: list[int] = Field(default_factory=lambda: [1, 2, 3, 4, 5], min_length=1)
     max_images: int = Field(default=500, ge=1, le=100_000,
                             description="test images per corruption and severity (a stratified subset)")
     baseline_job: int | None = Field(
-        default=None, ge=1, le=2**31 - 1, description="id of an evaluate job whose robustness table normalizes CE and mCE; "
-                                        "it must have finished before this job runs")
+        default=None, ge=1, le=2**31 - 1,
+        description="id of an evaluate job whose robustness table normalizes CE and mCE; it must have finished "
+                    "before this job runs, on corrupted images of the same source")
     classifier: Literal["knn", "linear"] | None = Field(
         default=None, description="what predicts the classes: the linear head (needs the linear protocol) or kNN "
                                   "on the train features; unset: linear when it runs, else kNN")
     cifar10c_path: str | None = Field(
         default=None, description="folder of CIFAR-10-C files (<corruption>.npy, labels.npy) below the data root; "
                                   "needs dataset kind cifar10; unset: corrupt the test split on the fly")
+    parameter_set: Literal["auto", "cifar10c", "imagenetc"] = Field(
+        default="auto",
+        description="severity parameters of on-the-fly corruptions: 'cifar10c' (Hendrycks' make_cifar_c.py, for "
+                    "32 px), 'imagenetc' (make_imagenet_c.py, for 224 px), or 'auto': cifar10c for inputs up to "
+                    "84 px (nearer to 32 than to 224 on a log scale), imagenetc above; not for cifar10c_path")
 
     _severities = field_validator("severities")(classmethod(lambda cls, v: distinct_severities(v)))
 
@@ -90,7 +104,10 @@ class RobustnessSpec(SpecModel):
 
     @model_validator(mode="after")
     def _known_corruptions(self) -> RobustnessSpec:
-        known = CIFAR10C_CORRUPTIONS + (CIFAR10C_EXTRA_CORRUPTIONS if self.cifar10c_path else ())
+        if self.cifar10c_path and self.parameter_set != "auto":
+            raise ValueError("parameter_set is for corruptions made on the fly; the released CIFAR-10-C files "
+                             "(cifar10c_path) were made with CIFAR-10-C's own")
+        known = (CIFAR10C_CORRUPTIONS + CIFAR10C_EXTRA_CORRUPTIONS) if self.cifar10c_path else COMMON_CORRUPTIONS
         unknown = [c for c in self.corruptions if c not in known]
         if unknown:
             where = "CIFAR-10-C files" if self.cifar10c_path else "on-the-fly corruptions"

@@ -109,7 +109,9 @@ def test_headline_holds_the_main_numbers(full: tuple[dict[str, Any], LocalContex
     assert all(0.0 <= v <= 1.0 for v in headline.values())
     assert linear["val_split"] == "val" and linear["feature_dim"] == 3 * 192  # 2 CLS tokens + patch average
     assert result["attention"]["heads"] == 3 and result["gradcam"]["target"] == "class"
-    assert result["robustness"]["classifier"] == "linear" and result["robustness"]["source"] == "on-the-fly"
+    robust = result["robustness"]
+    assert robust["classifier"] == "linear" and robust["parameter_set"] == "cifar10c"  # auto at 32 px
+    assert robust["source"] == "on-the-fly (CIFAR-10-C-style, parameters: cifar10c)"
 
 
 def test_knn_section_matches_the_stored_features(full: tuple[dict[str, Any], LocalContext]) -> None:
@@ -164,6 +166,17 @@ def test_missing_baseline_fails_before_features(jobs_root: Path, data_root: Path
     assert not ctx.artifact_path("features.npz").exists()
 
 
+def test_baseline_of_other_corruption_parameters_fails_before_features(full: tuple[dict[str, Any], LocalContext],
+                                                                       jobs_root: Path, data_root: Path) -> None:
+    ctx = context(jobs_root, 7, data_root)
+    spec = evaluate_spec(protocols=["robustness"],
+                         robustness={**ROBUSTNESS, "baseline_job": 1, "parameter_set": "imagenetc"})
+    with pytest.raises(ValueError, match=r"job 1's robustness table is of on-the-fly \(CIFAR-10-C-style, "
+                                         r"parameters: cifar10c\), this job's would be of .*imagenetc"):
+        run(spec, ctx)
+    assert not ctx.artifact_path("features.npz").exists()
+
+
 def test_attention_on_a_cnn_fails_before_features(jobs_root: Path, data_root: Path) -> None:
     ctx = context(jobs_root, 4, data_root)
     spec = evaluate_spec(backbone={"name": "resnet18"}, protocols=["knn", "attention"])
@@ -187,6 +200,9 @@ def test_stop_request_ends_the_job_between_protocols(jobs_root: Path, data_root:
     ({"robustness": {"corruptions": ["speckle_noise"]}}, ("robustness",), "unknown for on-the-fly"),
     ({"robustness": {"severities": [0, 6]}}, ("robustness", "severities"), "1..5"),
     ({"robustness": {"cifar10c_path": "../c"}}, ("robustness", "cifar10c_path"), "below BOSUN_DATA_ROOT"),
+    ({"robustness": {"parameter_set": "cifar"}}, ("robustness", "parameter_set"), "'auto', 'cifar10c' or"),
+    ({"robustness": {"cifar10c_path": "C", "parameter_set": "imagenetc"}, "dataset": {"kind": "cifar10", "path": "c"}},
+     ("robustness",), "parameter_set is for corruptions made on the fly"),
     ({"linear": {"avgpool": True}}, ("linear",), "avgpool needs n_last_blocks"),
     ({"linear": {"val_split": "train"}}, ("linear",), "must differ from train_split"),
     ({"tsne": {"learning_rate": 0}}, ("tsne", "learning_rate"), "'auto' or in"),
@@ -242,7 +258,8 @@ def test_robustness_reads_cifar10c_files(cifar_root: Path) -> None:
                                      "severities": [1, 3], "max_images": 10})
     result = run(spec, ctx)
     robust = result["robustness"]
-    assert robust["source"] == "cifar10c" and robust["n_images"] == 10
+    assert robust["source"] == "released CIFAR-10-C files" and robust["parameter_set"] is None
+    assert robust["n_images"] == 10
     fog, snow = np.array(robust["accuracy"])
     assert fog.tolist() == [robust["clean_accuracy"]] * 2  # the clean images, whatever the model
     assert set(snow.tolist()) <= {0.0, 10.0}  # one black image: one prediction, right for one class at most
