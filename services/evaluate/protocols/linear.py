@@ -8,6 +8,7 @@ travels in the result, for the protocols that classify or explain with it (robus
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -17,15 +18,22 @@ from services.evaluate.artifacts import torch_bytes
 from services.evaluate.figures import confusion_png
 from services.evaluate.inputs import EvaluationInputs
 from services.evaluate.registry import Needed, ProtocolResult, Report, register_protocol
-from services.evaluate.scores import scores_report
+from services.evaluate.scores import accuracy_interval, interval_entry, scores_report, with_intervals
 
 
 @dataclass(frozen=True)
 class LinearResult(ProtocolResult):
-    """Test scores of the last epoch's head, the best val epoch, and the head itself (not in the result)."""
+    """Test scores of the last epoch's head, the best val epoch, and the head itself (not in the result).
+
+    `n` is the number of test images; every accuracy, `best_val`'s too (over its own `n`, the val
+    split's), carries its 95% Wilson interval as `<name>_ci`.
+    """
 
     top1: float
     top5: float
+    n: int
+    top1_ci: list[float]
+    top5_ci: list[float]
     precision: float
     recall: float
     f1: float
@@ -43,6 +51,10 @@ class LinearResult(ProtocolResult):
     def headline(self) -> dict[str, float]:
         return {"linear_top1": self.top1, "linear_top5": self.top5, "linear_f1": self.f1,
                 "linear_best_val_top1": self.best_val["top1"]}
+
+    def intervals(self) -> dict[str, dict[str, Any]]:
+        return {"linear_top1": interval_entry(self.top1, self.n), "linear_top5": interval_entry(self.top5, self.n),
+                "linear_best_val_top1": interval_entry(self.best_val["top1"], self.best_val["n"])}
 
     def summary(self) -> str:
         return f"top-1 {self.top1:.4f} (best {self.best_val['top1']:.4f} at epoch {self.best_epoch})"
@@ -82,8 +94,11 @@ def linear_protocol(inputs: EvaluationInputs, needed: Needed, report: Report) ->
                                                             title="linear probe confusion matrix"))
     ctx.save_artifact("linear_head.pt", torch_bytes({"state_dict": probe.head.state_dict(), "classes": classes,
                                                      "n_last_blocks": opts.n_last_blocks, "avgpool": opts.avgpool}))
-    return LinearResult(top1=summary["top1"], top5=summary["top5"], precision=summary["precision"],
-                        recall=summary["recall"], f1=summary["f1"], best_val=probe.best_val,
+    n = len(y_test)
+    return LinearResult(top1=summary["top1"], top5=summary["top5"], n=n,
+                        top1_ci=accuracy_interval(summary["top1"], n), top5_ci=accuracy_interval(summary["top5"], n),
+                        precision=summary["precision"], recall=summary["recall"], f1=summary["f1"],
+                        best_val=with_intervals(probe.best_val, len(y_val)),
                         best_epoch=probe.best_epoch, val_split=opts.val_split or inputs.spec.test_split,
                         features=linear_features_name(opts.n_last_blocks, opts.avgpool),
                         feature_dim=int(x_test.shape[1]), epochs=opts.epochs, history=probe.history,

@@ -18,6 +18,7 @@ from services.evaluate.knn import knn_scores
 from services.evaluate.protocols.knn import headline_k
 from services.evaluate.registry import ProtocolResult, run_order
 from services.evaluate.robustness import RobustnessTable
+from services.evaluate.scores import wilson_interval
 from shared.specs.evaluate import EvaluateSpec
 
 from .conftest import png_size
@@ -84,7 +85,8 @@ def test_progress_spans_follow_the_weights() -> None:
 def test_every_protocol_writes_its_artifacts(full: tuple[dict[str, Any], LocalContext]) -> None:
     result, ctx = full
     assert result["protocols"] == ALL and result["classes"][0] == "sailing_boat"
-    assert list(result) == ["backbone", "source", "classes", "n_train", "n_test", "protocols", *ALL, "headline"]
+    assert list(result) == ["backbone", "source", "classes", "n_train", "n_test", "protocols", *ALL, "headline",
+                            "headline_intervals"]
     for name in ("knn_confusion.png", "linear_confusion.png", "robustness.png", "tsne.png"):
         width, height = png_size(ctx.artifact_path(name).read_bytes())
         assert width > 100 and height > 100, name
@@ -112,6 +114,22 @@ def test_headline_holds_the_main_numbers(full: tuple[dict[str, Any], LocalContex
     robust = result["robustness"]
     assert robust["classifier"] == "linear" and robust["parameter_set"] == "cifar10c"  # auto at 32 px
     assert robust["source"] == "on-the-fly (CIFAR-10-C-style, parameters: cifar10c)"
+
+
+def test_every_accuracy_carries_n_and_its_wilson_interval(full: tuple[dict[str, Any], LocalContext]) -> None:
+    result, _ = full
+    knn, linear, intervals = result["knn"], result["linear"], result["headline_intervals"]
+    n_test = result["n_test"]
+    assert knn["n"] == linear["n"] == n_test
+    for section in (knn, linear, *knn["per_k"].values()):
+        for name in ("top1", "top5"):
+            assert section[f"{name}_ci"] == wilson_interval(round(section[name] * n_test), n_test)
+            assert section[f"{name}_ci"][0] <= section[name] <= section[f"{name}_ci"][1]
+    n_val = linear["best_val"]["n"]
+    assert linear["best_val"]["top1_ci"] == wilson_interval(round(linear["best_val"]["top1"] * n_val), n_val)
+    assert list(intervals) == ["knn_top1", "knn_top5", "linear_top1", "linear_top5", "linear_best_val_top1"]
+    assert intervals["knn_top1"] == {"low": knn["top1_ci"][0], "high": knn["top1_ci"][1], "n": n_test}
+    assert intervals["linear_best_val_top1"]["n"] == n_val
 
 
 def test_knn_section_matches_the_stored_features(full: tuple[dict[str, Any], LocalContext]) -> None:
