@@ -11,6 +11,7 @@ from tests.api.conftest import EVALUATE
 TRAINED = {"knn_top1": 0.81, "knn_top5": 0.99, "linear_top1": 0.85, "linear_best_val_top1": 0.87,
            "robustness_mean_accuracy": 0.61, "mce": 92.5, "relative_mce": 101.0}
 RANDOM = {"knn_top1": 0.42, "knn_top5": 0.9}
+NO_NOISE = {"intervals": {}, "within_noise": []}
 
 
 @pytest.fixture
@@ -52,9 +53,66 @@ def test_rows_in_the_order_asked_with_every_metric_as_a_column(api, jobs: dict[s
     assert [row["job"] for row in body["rows"]] == order[:3]  # duplicates dropped
     random, trained, running = body["rows"]
     assert random == {"job": jobs["random"], "name": "random init", "status": "succeeded", "backbone": "resnet18",
-                      "source": "random init", "metrics": RANDOM}
+                      "source": "random init", "metrics": RANDOM, **NO_NOISE}
     assert trained["metrics"] == TRAINED and trained["source"] == f"job {jobs['pretrain']} (teacher)"
     assert running["metrics"] == {} and running["status"] == "running" and running["source"] == "file w.pth"
+
+
+def interval(low: float, high: float, n: int = 300) -> dict[str, Any]:
+    return {"low": low, "high": high, "n": n}
+
+
+@pytest.fixture
+def measured(api, embedded_settings) -> dict[str, int]:  # noqa: ANN001
+    """Finished evaluate jobs whose results carry headline intervals: a best job, one within its
+    noise on kNN but not on the linear probe, one clearly worse, and one whose intervals are
+    partly unreadable."""
+    from sqlalchemy import select
+
+    from shared.db import User, session_scope
+    from shared.jobs import create_job
+
+    results = {
+        "best": ({"knn_top1": 0.84, "linear_top1": 0.80, "knn_f1": 0.8},
+                 {"knn_top1": interval(0.80, 0.88), "linear_top1": interval(0.75, 0.84)}),
+        "close": ({"knn_top1": 0.81, "linear_top1": 0.62, "knn_f1": 0.85},
+                  {"knn_top1": interval(0.76, 0.85), "linear_top1": interval(0.56, 0.67)}),
+        "worse": ({"knn_top1": 0.42, "linear_top1": 0.81}, {"knn_top1": interval(0.37, 0.48)}),
+        "odd": ({"knn_top1": 0.83}, {"knn_top1": {"low": "wide"}, "knn_top5": interval(0.9, 1.0), "x": 3}),
+    }
+    with session_scope(embedded_settings.database_url) as s:
+        owner = s.scalar(select(User).where(User.name == "bob"))
+        ids = {}
+        for name, (headline, intervals) in results.items():
+            job = create_job(session=s, job_type="evaluate", spec=EVALUATE, owner=owner, name=name)
+            job.status = "succeeded"
+            job.result = {"headline": headline, "headline_intervals": intervals}
+            s.flush()
+            ids[name] = job.id
+    return ids
+
+
+def test_differences_inside_overlapping_intervals_are_marked(api, measured: dict[str, int]) -> None:  # noqa: ANN001
+    r = get(api, "jobs=" + ",".join(str(measured[n]) for n in ("close", "best", "worse", "odd")))
+    assert r.status_code == 200, r.text
+    rows = {row["name"]: row for row in r.json()["rows"]}
+    assert rows["best"]["intervals"]["knn_top1"] == interval(0.80, 0.88)
+    # 'close' trails on kNN inside the best's interval, and is far behind on the linear probe
+    assert rows["close"]["within_noise"] == ["knn_top1"]
+    assert rows["best"]["within_noise"] == [] and rows["worse"]["within_noise"] == []
+    # 'worse' has the best linear_top1 but no interval for it: nothing there is judged
+    assert "linear_top1" not in rows["best"]["within_noise"] + rows["close"]["within_noise"]
+    # unreadable entries and intervals of metrics outside the headline are dropped; F1 has none
+    assert rows["odd"]["intervals"] == {} and rows["odd"]["within_noise"] == []
+
+
+def test_an_interval_touching_the_best_one_is_within_noise(api, measured: dict[str, int]) -> None:  # noqa: ANN001
+    from api.routes.compare import MetricInterval, overlaps
+
+    assert overlaps(MetricInterval(**interval(0.5, 0.6)), MetricInterval(**interval(0.6, 0.7)))
+    assert not overlaps(MetricInterval(**interval(0.5, 0.59)), MetricInterval(**interval(0.6, 0.7)))
+    r = get(api, f"jobs={measured['best']},{measured['worse']}")
+    assert [row["within_noise"] for row in r.json()["rows"]] == [[], []]
 
 
 @pytest.mark.parametrize(("query", "status", "fragment"), [
