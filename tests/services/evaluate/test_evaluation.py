@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ ALL = ["knn", "linear", "robustness", "tsne", "attention", "gradcam"]
 
 def evaluate_spec(**changes: Any) -> EvaluateSpec:
     raw = {"backbone": TINY_VIT, "dataset": DATASET, "protocols": ALL, "knn": {"k": [5, 20]},
-           "linear": {"epochs": 4, "lr": 0.5, "n_last_blocks": 2, "avgpool": True, "val_split": "val"},
+           "linear": {"epochs": 4, "lrs": [0.05, 0.5, 5.0], "n_last_blocks": 2, "avgpool": True, "val_split": "val"},
            "robustness": ROBUSTNESS, "tsne": {"perplexity": 5, "max_points": 20, "max_iter": 250},
            "attention": {"n_images": 2}, "gradcam": {"n_images": 2}}
     return EvaluateSpec.model_validate({**raw, **changes})
@@ -132,6 +133,28 @@ def test_every_accuracy_carries_n_and_its_wilson_interval(full: tuple[dict[str, 
     assert intervals["linear_best_val_top1"]["n"] == n_val
 
 
+def test_the_head_best_on_val_is_reported_and_used(full: tuple[dict[str, Any], LocalContext]) -> None:
+    result, ctx = full
+    linear = result["linear"]
+    search = {r["lr"]: r for r in linear["lr_search"]}
+    assert list(search) == [0.05, 0.5, 5.0] and linear["lr"] in search
+    assert search[linear["lr"]]["val_top1"] == max(r["val_top1"] for r in linear["lr_search"])
+    assert linear["history"][-1]["top1"] == search[linear["lr"]]["val_top1"]
+    assert all(isinstance(w, str) for w in linear["warnings"])
+    saved = torch.load(io.BytesIO(ctx.artifact_path("linear_head.pt").read_bytes()), weights_only=True)
+    assert saved["lr"] == linear["lr"] and saved["state_dict"]["weight"].shape == (6, linear["feature_dim"])
+    assert any(line.startswith("linear: top-1") and f"at lr {linear['lr']:g} of 3" in line for line in ctx.logs)
+
+
+def test_without_a_val_split_the_probe_holds_out_part_of_train(jobs_root: Path, data_root: Path) -> None:
+    ctx = context(jobs_root, 8, data_root)
+    result = run(evaluate_spec(protocols=["knn", "linear"], linear={"epochs": 2, "lrs": [0.1, 1.0]}), ctx)
+    linear = result["linear"]
+    held = round(0.1 * result["n_train"])
+    assert linear["val_split"] == f"{held} images of train held out (10%)" and linear["best_val"]["n"] == held
+    assert linear["n"] == result["n_test"]
+
+
 def test_knn_section_matches_the_stored_features(full: tuple[dict[str, Any], LocalContext]) -> None:
     result, ctx = full
     data = np.load(ctx.artifact_path("features.npz"))
@@ -222,6 +245,10 @@ def test_stop_request_ends_the_job_between_protocols(jobs_root: Path, data_root:
     ({"robustness": {"cifar10c_path": "C", "parameter_set": "imagenetc"}, "dataset": {"kind": "cifar10", "path": "c"}},
      ("robustness",), "parameter_set is for corruptions made on the fly"),
     ({"linear": {"avgpool": True}}, ("linear",), "avgpool needs n_last_blocks"),
+    ({"linear": {"lr": 0.1, "lrs": [0.1, 1.0]}}, ("linear",), "give lrs (a grid) or lr (one rate)"),
+    ({"linear": {"lrs": [0.1, 0]}}, ("linear", "lrs"), "in (0, 10]"),
+    ({"linear": {"lrs": []}}, ("linear", "lrs"), "at least 1 item"),
+    ({"linear": {"val_fraction": 0.9}}, ("linear", "val_fraction"), "less than or equal to 0.5"),
     ({"linear": {"val_split": "train"}}, ("linear",), "must differ from train_split"),
     ({"tsne": {"learning_rate": 0}}, ("tsne", "learning_rate"), "'auto' or in"),
     ({"attention": {"threshold": 1.5}}, ("attention", "threshold"), "less than or equal to 1"),
@@ -231,6 +258,14 @@ def test_spec_errors_name_the_field(changes: dict[str, Any], loc: tuple, message
     with pytest.raises(ValidationError) as error:
         evaluate_spec(**changes)
     assert [(e["loc"], message in e["msg"]) for e in error.value.errors()] == [(loc, True)]
+
+
+def test_one_rate_is_the_earlier_form_of_the_grid() -> None:
+    spec = evaluate_spec(linear={"lr": 0.001})
+    assert spec.linear.lrs == [0.001]
+    assert EvaluateSpec.model_validate(spec.model_dump(mode="json")) == spec
+    assert evaluate_spec(linear={"lrs": [0.5, 0.01, 0.5]}).linear.lrs == [0.01, 0.5]
+    assert len(evaluate_spec(linear={}).linear.lrs) == 19
 
 
 def test_spec_round_trips_and_orders_protocols() -> None:
