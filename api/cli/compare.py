@@ -25,9 +25,15 @@ def compare(job_ids: Annotated[list[int], typer.Argument(help="evaluate job ids"
 
 
 def comparison_table(comparison: dict[str, Any]) -> Table:
-    """One column per job, one row per metric (tables stay narrow however many metrics there are)."""
+    """One column per job, one row per metric (tables stay narrow however many metrics there are).
+
+    An accuracy with an interval shows it as [low, high]; ≈ marks a value whose interval overlaps the
+    best job's, a difference inside the test-set noise.
+    """
     rows = comparison["rows"]
     table = Table(title="evaluate jobs (accuracies as fractions; mCE in %)")
+    if any(row.get("intervals") for row in rows):
+        table.caption = escape("[low, high]: 95% Wilson interval; ≈: overlaps the best job's interval (within noise)")
     table.add_column("job")
     for row in rows:
         table.add_column(escape(f"{row['job']} {row['name']}".strip()), justify="right")
@@ -38,8 +44,13 @@ def comparison_table(comparison: dict[str, Any]) -> Table:
         known = [v for v in values if v is not None]
         best = (min if name in LOWER_IS_BETTER else max)(known) if len(known) > 1 else None
         cells = []
-        for value in values:
+        for row, value in zip(rows, values, strict=True):
             text = "" if value is None else (f"{value:.1f}" if name in LOWER_IS_BETTER else f"{value:.3f}")
+            interval = (row.get("intervals") or {}).get(name)
+            if value is not None and interval:
+                text += escape(f" [{interval['low']:.2f}, {interval['high']:.2f}]")
+            if name in (row.get("within_noise") or ()):
+                text += " ≈"
             cells.append(f"[bold]{text}[/bold]" if value is not None and value == best else text)
         table.add_row(name, *cells)
     return table

@@ -1,11 +1,22 @@
-"""Compare: the headline metrics of several evaluate jobs side by side, one row per job."""
+"""Compare: the headline metrics of several evaluate jobs side by side, one row per job.
+
+Differences inside the noise are marked by interval overlap. A job reports a 95% Wilson score
+interval for each headline accuracy that is a proportion of its test (or val) images
+(`result.headline_intervals`). For each such metric the best job is the one with the highest
+value; every other job whose interval overlaps the best job's gets the metric in its
+`within_noise` list: at these test-set sizes the two are not told apart. Overlap is the
+conservative reading (two 95% intervals that do not overlap differ at roughly p < 0.01 or
+better), so a difference left unmarked is one a thesis can claim; a marked one may still be real
+and need a larger test set or several seeds to show. Jobs that report no interval (older results,
+metrics such as F1 or mCE) are never marked.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, status
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -21,6 +32,14 @@ router = APIRouter(prefix="/compare", tags=["compare"], responses={**AUTHENTICAT
 MAX_JOBS = 50
 
 
+class MetricInterval(BaseModel):
+    """A 95% Wilson score interval of an accuracy measured on `n` images."""
+
+    low: float
+    high: float
+    n: int
+
+
 class ComparisonRow(BaseModel):
     job: int
     name: str
@@ -28,6 +47,11 @@ class ComparisonRow(BaseModel):
     backbone: str
     source: str
     metrics: dict[str, float]
+    intervals: dict[str, MetricInterval] = Field(
+        default_factory=dict, description="95% Wilson interval and n of each accuracy the job reports one for")
+    within_noise: list[str] = Field(
+        default_factory=list, description="metrics on which this job is not the best but its interval overlaps "
+                                          "the best job's: the difference is inside the test-set noise")
 
 
 class ComparisonPublic(BaseModel):
@@ -72,6 +96,37 @@ def headline_metrics(job: Job) -> dict[str, float]:
             if isinstance(value, (int, float)) and not isinstance(value, bool)}
 
 
+def headline_intervals(job: Job) -> dict[str, MetricInterval]:
+    """The well-formed entries of the job's `result.headline_intervals` (empty for older results)."""
+    raw = (job.result or {}).get("headline_intervals") or {}
+    out = {}
+    for name, entry in raw.items() if isinstance(raw, dict) else ():
+        try:
+            out[name] = MetricInterval.model_validate(entry)
+        except ValueError:
+            continue
+    return out
+
+
+def overlaps(a: MetricInterval, b: MetricInterval) -> bool:
+    """Whether two intervals share a point."""
+    return a.low <= b.high and b.low <= a.high
+
+
+def mark_noise(rows: list[ComparisonRow]) -> None:
+    """Fill each row's `within_noise`: the metrics on which its interval overlaps the best row's
+    (the first row with the highest value; every metric with an interval is an accuracy)."""
+    names = dict.fromkeys(name for row in rows for name in row.intervals)
+    for name in names:
+        ranked = [row for row in rows if name in row.metrics]
+        best = max(ranked, key=lambda row: row.metrics[name])
+        if name not in best.intervals:
+            continue
+        for row in ranked:
+            if row is not best and name in row.intervals and overlaps(row.intervals[name], best.intervals[name]):
+                row.within_noise.append(name)
+
+
 def comparison(*, session: Session, job_ids: list[int]) -> ComparisonPublic:
     """One row per evaluate job, in the order asked; columns are every metric any row has."""
     found = {job.id: job for job in session.scalars(select(Job).where(Job.id.in_(job_ids))).unique()}
@@ -86,13 +141,19 @@ def comparison(*, session: Session, job_ids: list[int]) -> ComparisonPublic:
         job = found[job_id]
         metrics = headline_metrics(job)
         columns.update(dict.fromkeys(metrics))
+        intervals = {name: entry for name, entry in headline_intervals(job).items() if name in metrics}
         rows.append(ComparisonRow(job=job.id, name=job.name, status=job.status,
                                   backbone=(job.spec.get("backbone") or {}).get("name", ""),
-                                  source=source_label(job.spec), metrics=metrics))
+                                  source=source_label(job.spec), metrics=metrics, intervals=intervals))
+    mark_noise(rows)
     return ComparisonPublic(columns=list(columns), rows=rows)
 
 
+JobIds = Annotated[str, Query(max_length=1000, description="comma-separated evaluate job ids, e.g. 1,2,3")]
+
+
 @router.get("", response_model=ComparisonPublic)
-def compare(session: SessionDep, _user: CurrentUser,
-            jobs: Annotated[str, Query(max_length=1000, description="comma-separated evaluate job ids, e.g. 1,2,3")]) -> Any:
+def compare(session: SessionDep, _user: CurrentUser, jobs: JobIds) -> Any:
+    """Headline metrics of evaluate jobs, one row per job; a row's `within_noise` names the metrics on
+    which its 95% Wilson interval overlaps the best job's."""
     return comparison(session=session, job_ids=parse_job_ids(jobs))

@@ -1,22 +1,25 @@
-"""The 15 ImageNet-C corruptions at 5 severities (Hendrycks & Dietterich, ICLR 2019).
+"""The 15 common corruptions of ImageNet-C and CIFAR-10-C at 5 severities (Hendrycks & Dietterich, ICLR 2019).
 
-Parameters are those of the published benchmark (hendrycks/robustness,
-`ImageNet-C/imagenet_c/imagenet_c/corruptions.py`); the size-independent handling of fog, zoom and
-motion blur follows the `imagecorruptions` package (Michaelis et al. 2019, bethgelab/imagecorruptions).
+The formulas are those of the benchmarks' generators (hendrycks/robustness,
+`ImageNet-C/create_c/make_imagenet_c.py` and `make_cifar_c.py`), which share them and differ only
+in their severity tables; both tables are in `corruption_parameters`, and `corrupt` takes one by
+name or picks it by image size. The size-independent handling of fog, zoom and motion blur
+follows the `imagecorruptions` package (Michaelis et al. 2019, bethgelab/imagecorruptions).
 Differences from the reference, all deliberate:
 
 - randomness comes from a `numpy.random.Generator` seeded per call, so a corrupted image is a pure
-  function of (image, corruption, severity, seed), not of global RNG state;
+  function of (image, corruption, severity, parameter set, seed), not of global RNG state;
 - motion blur (and the streaks of snow) use `imagecorruptions`' NumPy motion-blur kernel instead
   of ImageMagick through Wand;
 - frost blends a synthesized, seed-deterministic ice texture (`frost_texture`) instead of
   cropping one of the six frost photographs shipped with the reference, which bosun does not carry;
-- elastic transform scales the reference's pixel parameters (given for 224 px) with the image side.
+- the image side the references hard-code (32 or 224: glass blur's pixel loop, fog's crop,
+  elastic transform's scale) is the image's own.
 
-Blur radii, noise levels and the like stay in pixels as published (ImageNet-C images are 224 px),
-so on small images the spatial corruptions are relatively stronger. Every corruption takes and
-returns a uint8 HxWx3 array; the float result is truncated to uint8 as the reference does when
-it writes the benchmark images.
+Images corrupted here are CIFAR-10-C-*style* (or ImageNet-C-style), not the released benchmark
+files: frost and motion blur differ by construction, and the images are the job's own test set.
+Every corruption takes a uint8 HxWx3 array and one severity's parameters and returns floats in
+[0, 255], which `corrupt` truncates to uint8 as the reference does when it writes the benchmark.
 """
 
 from __future__ import annotations
@@ -24,8 +27,11 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
+
+from services.evaluate.corruption_parameters import parameter_set_for
 
 CORRUPTIONS: tuple[str, ...] = (
     "gaussian_noise", "shot_noise", "impulse_noise",
@@ -35,7 +41,8 @@ CORRUPTIONS: tuple[str, ...] = (
 )
 SEVERITIES: tuple[int, ...] = (1, 2, 3, 4, 5)
 
-Corruption = Callable[[np.ndarray, int, np.random.Generator], np.ndarray]
+Corruption = Callable[[np.ndarray, Any, np.random.Generator], np.ndarray]
+"""(uint8 HxWx3 image, one severity's parameters, generator) -> float HxWx3 in [0, 255]."""
 
 
 # ---- helpers -------------------------------------------------------------------------------------
@@ -169,21 +176,18 @@ def frost_texture(height: int, width: int, rng: np.random.Generator) -> np.ndarr
 
 # ---- the corruptions: x is uint8 HxWx3, the result float in [0, 255] -----------------------------
 
-def gaussian_noise(x: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
-    c = [0.08, 0.12, 0.18, 0.26, 0.38][severity - 1]
+def gaussian_noise(x: np.ndarray, c: float, rng: np.random.Generator) -> np.ndarray:
     x = x / 255.0
     return np.clip(x + rng.normal(size=x.shape, scale=c), 0, 1) * 255
 
 
-def shot_noise(x: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
-    c = [60, 25, 12, 5, 3][severity - 1]
+def shot_noise(x: np.ndarray, c: float, rng: np.random.Generator) -> np.ndarray:
     x = x / 255.0
     return np.clip(rng.poisson(x * c) / c, 0, 1) * 255
 
 
-def impulse_noise(x: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
+def impulse_noise(x: np.ndarray, c: float, rng: np.random.Generator) -> np.ndarray:
     """Salt-and-pepper on each value independently, half salt, half pepper (skimage `s&p`)."""
-    c = [0.03, 0.06, 0.09, 0.17, 0.27][severity - 1]
     x = x / 255.0
     flipped = rng.random(x.shape) < c
     salted = rng.random(x.shape) < 0.5
@@ -192,24 +196,24 @@ def impulse_noise(x: np.ndarray, severity: int, rng: np.random.Generator) -> np.
     return x * 255
 
 
-def defocus_blur(x: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
+def defocus_blur(x: np.ndarray, c: tuple[float, float], rng: np.random.Generator) -> np.ndarray:
     import cv2
 
-    radius, alias = [(3, 0.1), (4, 0.5), (6, 0.5), (8, 0.5), (10, 0.5)][severity - 1]
+    radius, alias = c
     kernel = disk_kernel(radius, alias)
-    x = (x / 255.0).astype(np.float32)
+    x = x / 255.0
     channels = [cv2.filter2D(x[:, :, d], -1, kernel) for d in range(x.shape[2])]
     return np.clip(np.stack(channels, axis=2), 0, 1) * 255
 
 
-def glass_blur(x: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
+def glass_blur(x: np.ndarray, c: tuple[float, int, int], rng: np.random.Generator) -> np.ndarray:
     """Blur, locally scramble pixels, blur again.
 
     The reference's `x[h, w], x[h', w'] = x[h', w'], x[h, w]` on NumPy views copies the
     neighbour into (h, w) instead of swapping the two; the published images were made that way,
     so the port copies too.
     """
-    sigma, delta, iterations = [(0.7, 1, 2), (0.9, 2, 1), (1, 2, 3), (1.1, 3, 2), (1.5, 4, 2)][severity - 1]
+    sigma, delta, iterations = c
     height, width = x.shape[:2]
     img = np.uint8(_gaussian(x / 255.0, sigma) * 255)
     flat = img.reshape(height * width, -1)
@@ -223,14 +227,14 @@ def glass_blur(x: np.ndarray, severity: int, rng: np.random.Generator) -> np.nda
     return np.clip(_gaussian(img / 255.0, sigma), 0, 1) * 255
 
 
-def motion_blur(x: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
-    radius, sigma = [(10, 3), (15, 5), (15, 8), (15, 12), (20, 15)][severity - 1]
+def motion_blur(x: np.ndarray, c: tuple[int, float], rng: np.random.Generator) -> np.ndarray:
+    radius, sigma = c
     return np.clip(motion_blur_kernel(x.astype(np.float32), radius, sigma, rng.uniform(-45, 45)), 0, 255)
 
 
-def zoom_blur(x: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
-    factors = [np.arange(1, 1.11, 0.01), np.arange(1, 1.16, 0.01), np.arange(1, 1.21, 0.02),
-               np.arange(1, 1.26, 0.02), np.arange(1, 1.31, 0.03)][severity - 1]
+def zoom_blur(x: np.ndarray, c: tuple[float, float], rng: np.random.Generator) -> np.ndarray:
+    """The mean of the image and its zooms by np.arange(1, stop, step), c = (stop, step)."""
+    factors = np.arange(1, c[0], c[1])
     x = (x / 255.0).astype(np.float32)
     out = np.zeros_like(x)
     for factor in factors:
@@ -238,17 +242,15 @@ def zoom_blur(x: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndar
     return np.clip((x + out) / (len(factors) + 1), 0, 1) * 255
 
 
-def snow(x: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
+def snow(x: np.ndarray, c: tuple[float, ...], rng: np.random.Generator) -> np.ndarray:
     import cv2
 
-    loc, scale, zoom, threshold, radius, sigma, blend = [
-        (0.1, 0.3, 3, 0.5, 10, 4, 0.8), (0.2, 0.3, 2, 0.5, 12, 4, 0.7), (0.55, 0.3, 4, 0.9, 12, 8, 0.7),
-        (0.55, 0.3, 4.5, 0.85, 12, 8, 0.65), (0.55, 0.3, 2.5, 0.85, 12, 12, 0.55)][severity - 1]
+    loc, scale, zoom, threshold, radius, sigma, blend = c
     x = x.astype(np.float32) / 255.0
     layer = rng.normal(size=x.shape[:2], loc=loc, scale=scale)
     layer = clipped_zoom(layer[..., None], zoom)[..., 0]
     layer[layer < threshold] = 0
-    layer = np.clip(layer, 0, 1).astype(np.float32)
+    layer = (np.uint8(np.clip(layer, 0, 1) * 255) / 255.0).astype(np.float32)  # the reference blurs an 8-bit layer
     layer = motion_blur_kernel(layer, radius, sigma, rng.uniform(-135, -45))
     layer = (np.round(layer * 255).astype(np.uint8) / 255.0)[..., None]
     gray = cv2.cvtColor(x, cv2.COLOR_RGB2GRAY)[..., None]
@@ -256,15 +258,15 @@ def snow(x: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
     return np.clip(x + layer + np.rot90(layer, k=2), 0, 1) * 255
 
 
-def frost(x: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
+def frost(x: np.ndarray, c: tuple[float, float], rng: np.random.Generator) -> np.ndarray:
     """Image dimmed and blended with a frost layer; the layer is `frost_texture`, see there."""
-    image_weight, frost_weight = [(1, 0.4), (0.8, 0.6), (0.7, 0.7), (0.65, 0.7), (0.6, 0.75)][severity - 1]
+    image_weight, frost_weight = c
     texture = frost_texture(x.shape[0], x.shape[1], rng)
     return np.clip(image_weight * x.astype(np.float64) + frost_weight * texture, 0, 255)
 
 
-def fog(x: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
-    strength, decay = [(1.5, 2), (2.0, 2), (2.5, 1.7), (2.5, 1.5), (3.0, 1.4)][severity - 1]
+def fog(x: np.ndarray, c: tuple[float, float], rng: np.random.Generator) -> np.ndarray:
+    strength, decay = c
     height, width = x.shape[:2]
     x = x / 255.0
     max_val = x.max()
@@ -273,34 +275,29 @@ def fog(x: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
     return np.clip(x * max_val / (max_val + strength), 0, 1) * 255
 
 
-def brightness(x: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
+def brightness(x: np.ndarray, c: float, rng: np.random.Generator) -> np.ndarray:
     from skimage.color import hsv2rgb, rgb2hsv
 
-    c = [0.1, 0.2, 0.3, 0.4, 0.5][severity - 1]
     hsv = rgb2hsv(x / 255.0)
     hsv[:, :, 2] = np.clip(hsv[:, :, 2] + c, 0, 1)
     return np.clip(hsv2rgb(hsv), 0, 1) * 255
 
 
-def contrast(x: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
-    c = [0.4, 0.3, 0.2, 0.1, 0.05][severity - 1]
+def contrast(x: np.ndarray, c: float, rng: np.random.Generator) -> np.ndarray:
     x = x / 255.0
     means = x.mean(axis=(0, 1), keepdims=True)
     return np.clip((x - means) * c + means, 0, 1) * 255
 
 
-def elastic_transform(x: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
-    """Random affine warp, then a smooth random displacement field (reference parameters
-    `244 * (alpha, sigma, affine)` for 224 px images, scaled here by side / 224)."""
+def elastic_transform(x: np.ndarray, c: tuple[float, float, float], rng: np.random.Generator) -> np.ndarray:
+    """Random affine warp, then a smooth random displacement field; c = (alpha, sigma, affine) as
+    fractions of the shorter image side (see `corruption_parameters`)."""
     import cv2
     from scipy.ndimage import map_coordinates
 
-    alpha, sigma, affine = [(2, 0.7, 0.1), (2, 0.08, 0.2), (0.05, 0.01, 0.02), (0.07, 0.01, 0.02),
-                            (0.12, 0.01, 0.02)][severity - 1]
     image = x.astype(np.float32) / 255.0
     height, width = image.shape[:2]
-    unit = 244 * min(height, width) / 224
-    alpha, sigma, affine = alpha * unit, sigma * unit, affine * unit
+    alpha, sigma, affine = (v * min(height, width) for v in c)
     centre = np.float32((height, width)) // 2
     square = min(height, width) // 3
     pts1 = np.float32([centre + square, [centre[0] + square, centre[1] - square], centre - square])
@@ -317,19 +314,17 @@ def elastic_transform(x: np.ndarray, severity: int, rng: np.random.Generator) ->
     return np.clip(out, 0, 1) * 255
 
 
-def pixelate(x: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
+def pixelate(x: np.ndarray, c: float, rng: np.random.Generator) -> np.ndarray:
     from PIL import Image
 
-    c = [0.6, 0.5, 0.4, 0.3, 0.25][severity - 1]
     height, width = x.shape[:2]
     img = Image.fromarray(x).resize((max(1, int(width * c)), max(1, int(height * c))), Image.BOX)
     return np.asarray(img.resize((width, height), Image.BOX))
 
 
-def jpeg_compression(x: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
+def jpeg_compression(x: np.ndarray, quality: int, rng: np.random.Generator) -> np.ndarray:
     from PIL import Image
 
-    quality = [25, 18, 15, 10, 7][severity - 1]
     buf = io.BytesIO()
     Image.fromarray(x).save(buf, "JPEG", quality=quality)
     return np.asarray(Image.open(buf).convert("RGB"))
@@ -338,12 +333,14 @@ def jpeg_compression(x: np.ndarray, severity: int, rng: np.random.Generator) -> 
 _FUNCTIONS: dict[str, Corruption] = {name: globals()[name] for name in CORRUPTIONS}
 
 
-def corrupt(image: np.ndarray, name: str, severity: int, seed: int | Sequence[int] = 0) -> np.ndarray:
+def corrupt(image: np.ndarray, name: str, severity: int, seed: int | Sequence[int] = 0,
+            parameter_set: str = "auto") -> np.ndarray:
     """`name` at `severity` (1-5) applied to a uint8 HxWx3 image; same inputs, same output.
 
-    Greyscale images (HxW or HxWx1, e.g. thermal) go through RGB and come back as the channel mean
-    in their own shape. `seed` may be a sequence (e.g. [seed, image index]) to give every image
-    of a dataset its own stream.
+    `parameter_set` names the severity table ('cifar10c', 'imagenetc', or 'auto': by the image's
+    shorter side, `corruption_parameters.parameter_set_for`). Greyscale images (HxW or HxWx1,
+    e.g. thermal) go through RGB and come back as the channel mean in their own shape. `seed` may
+    be a sequence (e.g. [seed, image index]) to give every image of a dataset its own stream.
     """
     if name not in _FUNCTIONS:
         raise ValueError(f"unknown corruption {name!r}; known: {', '.join(CORRUPTIONS)}")
@@ -355,8 +352,9 @@ def corrupt(image: np.ndarray, name: str, severity: int, seed: int | Sequence[in
     grey = image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1)
     if not grey and (image.ndim != 3 or image.shape[2] != 3):
         raise ValueError(f"corruptions take HxWx3 (or greyscale HxW / HxWx1) images, got shape {image.shape}")
+    table = parameter_set_for(min(image.shape[:2]), parameter_set)
     rgb = np.repeat(image.reshape(image.shape[0], image.shape[1], 1), 3, axis=2) if grey else image
-    out = _FUNCTIONS[name](np.ascontiguousarray(rgb), severity, np.random.default_rng(seed))
+    out = _FUNCTIONS[name](np.ascontiguousarray(rgb), table.parameters(name, severity), np.random.default_rng(seed))
     out = np.uint8(np.clip(out, 0, 255))
     if grey:
         out = np.uint8(np.clip(np.round(out.mean(axis=2)), 0, 255)).reshape(image.shape)

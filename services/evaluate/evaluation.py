@@ -11,6 +11,8 @@ Each protocol writes its artifacts and returns a typed result, which gives its s
 job's result, its log line and its headline numbers; `result["headline"]` gathers the main
 numbers for side-by-side comparison. Accuracies there are fractions in [0, 1]; `mce` and
 `relative_mce` are percentages, as in the robustness paper, and appear only with a baseline.
+`result["headline_intervals"]` holds the 95% Wilson interval and n of each headline accuracy that
+is a proportion of test (or val) images, so a comparison can tell a difference from test-set noise.
 """
 
 from __future__ import annotations
@@ -74,6 +76,7 @@ def run(spec: EvaluateSpec, ctx: JobContext) -> dict[str, Any]:
         result[protocol.name] = outcome.section()
         ctx.log(f"{protocol.name}: {outcome.summary()}")
     result["headline"] = headline(results.values())
+    result["headline_intervals"] = headline_intervals(results.values())
     ctx.save_artifact("result.json", json.dumps(result, indent=2))
     ctx.progress(1.0, "done")
     return result
@@ -84,4 +87,12 @@ def headline(results: Iterable[ProtocolResult]) -> dict[str, float]:
     out: dict[str, float] = {}
     for outcome in results:
         out.update(outcome.headline())
+    return out
+
+
+def headline_intervals(results: Iterable[ProtocolResult]) -> dict[str, dict[str, Any]]:
+    """The protocols' intervals of their headline accuracies, `{metric: {"low", "high", "n"}}`."""
+    out: dict[str, dict[str, Any]] = {}
+    for outcome in results:
+        out.update(outcome.intervals())
     return out

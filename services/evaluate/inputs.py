@@ -2,7 +2,7 @@
 
 `prepare_inputs` builds the backbone, checks up front what only the built model or other jobs
 can tell (a ViT for attention maps and DINO's multi-block linear features, a usable robustness
-baseline), opens the splits and extracts the features of every split in one pass each
+baseline of the same image source), opens the splits and extracts the features of every split in one pass each
 (`features.npz`), so a spec a protocol cannot run on fails before any feature is extracted.
 The result, `EvaluationInputs`, is frozen: protocols share it and never write to it; what one
 protocol hands another (the linear head) travels in its result instead.
@@ -103,7 +103,7 @@ def prepare_inputs(spec: EvaluateSpec, ctx: JobContext,
 
     model = load_backbone(spec.backbone, spec.source, ctx).to(ctx.device).eval()
     check_model(spec, model)
-    baseline = load_baseline(spec, ctx)
+    baseline = load_baseline(spec, ctx, input_size(spec))
     splits = load_splits(spec, ctx)
     train, test, val = splits.train, splits.test, splits.val
     ctx.log(f"{spec.backbone.name} on {ctx.device}; {len(train)} train / {len(test)} test images"
@@ -133,13 +133,20 @@ def prepare_inputs(spec: EvaluateSpec, ctx: JobContext,
     return EvaluationInputs(spec=spec, ctx=ctx, model=model, splits=splits, features=features, baseline=baseline)
 
 
+def input_size(spec: EvaluateSpec) -> int:
+    """The side (px) every split is resized to: the dataset's `image_size`, else the backbone's input size."""
+    from services.data.transforms import input_size_for
+
+    return spec.dataset.image_size or input_size_for(spec.backbone.name, spec.backbone.kwargs)
+
+
 def load_splits(spec: EvaluateSpec, ctx: JobContext) -> Splits:
     """Train and test split (and the linear probe's val split), normalized as pretraining normalizes them."""
     from services.data.builders import open_split
     from services.data.stats import normalization
-    from services.data.transforms import eval_transform, input_size_for
+    from services.data.transforms import eval_transform
 
-    size = spec.dataset.image_size or input_size_for(spec.backbone.name, spec.backbone.kwargs)
+    size = input_size(spec)
     train = open_split(spec.dataset, spec.train_split, ctx)
     channels = int(spec.backbone.kwargs.get("in_chans", train.channels))
     mean, std = normalization(spec.dataset, ctx.data_root, channels)
@@ -175,8 +182,13 @@ def check_model(spec: EvaluateSpec, model: nn.Module) -> None:
                          f"{spec.backbone.name} is a {kind} (leave it unset for the pooled output)")
 
 
-def load_baseline(spec: EvaluateSpec, ctx: JobContext) -> RobustnessTable | None:
-    """The baseline job's robustness table, checked to cover this job's corruptions and severities."""
+def load_baseline(spec: EvaluateSpec, ctx: JobContext, size: int) -> RobustnessTable | None:
+    """The baseline job's robustness table, checked to cover this job's corruptions and severities
+    and to come from the same images as this job's at input `size` px (the released CIFAR-10-C
+    files, or on-the-fly corruptions with the same severity table): errors of other images do not
+    normalize these."""
+    from services.evaluate.robustness import LEGACY_SOURCES, table_source
+
     opts = spec.robustness
     if "robustness" not in spec.protocols or opts.baseline_job is None:
         return None
@@ -193,4 +205,9 @@ def load_baseline(spec: EvaluateSpec, ctx: JobContext) -> RobustnessTable | None
     missing += [f"severity {s}" for s in opts.severities if s not in table.severities]
     if missing:
         raise ValueError(f"{where}'s robustness table lacks {', '.join(missing)}")
+    source, found = table_source(opts, size)[0], data.get("source")
+    found = LEGACY_SOURCES.get(found, found)
+    if found is not None and found != source:
+        raise ValueError(f"{where}'s robustness table is of {found}, this job's would be of {source}; "
+                         f"set robustness.parameter_set (or cifar10c_path) as the baseline job did")
     return table

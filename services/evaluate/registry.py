@@ -52,6 +52,11 @@ class ProtocolResult:
         """The numbers this protocol adds to `result["headline"]`, for comparing jobs side by side."""
         return {}
 
+    def intervals(self) -> dict[str, dict[str, Any]]:
+        """95% Wilson intervals of the headline accuracies that are proportions of n images,
+        `{metric: {"low", "high", "n"}}`, for telling differences from test-set noise."""
+        return {}
+
     def summary(self) -> str:
         """One line for the job log once the protocol is done."""
         return "artifacts written"

@@ -12,6 +12,11 @@ The paper's baseline is AlexNet on ImageNet; bosun's baseline is any other robus
 holds the un-normalized mean corruption error, 100 - mean accuracy.
 
 All numbers in a summary are percentages, as in the paper.
+
+A table says where its images came from (`table_source`): the released CIFAR-10-C files, or
+CIFAR-10-C's corruptions made on the fly from the job's own test images with a named severity
+table (`corruption_parameters`). Only tables of one source are comparable, so a baseline of
+another source is refused.
 """
 
 from __future__ import annotations
@@ -19,14 +24,38 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from services.evaluate.corruption_parameters import parameter_set_for
 from services.evaluate.corruptions import CORRUPTIONS, SEVERITIES, corrupt
 from services.job_context import JobStopped
 
+if TYPE_CHECKING:
+    from shared.specs.evaluate import RobustnessSpec
+
 log = logging.getLogger(__name__)
+
+RELEASED_CIFAR10C = "released CIFAR-10-C files"
+
+
+def on_the_fly_source(parameter_set: str) -> str:
+    """The source label of corruptions made by bosun: CIFAR-10-C's corruption list, applied to the
+    job's test images with the severity table `parameter_set`."""
+    return f"on-the-fly (CIFAR-10-C-style, parameters: {parameter_set})"
+
+
+LEGACY_SOURCES = {"on-the-fly": on_the_fly_source("imagenetc"), "cifar10c": RELEASED_CIFAR10C}
+"""Source labels of tables written before the parameter sets; on-the-fly tables then always used ImageNet-C's."""
+
+
+def table_source(opts: RobustnessSpec, size: int) -> tuple[str, str | None]:
+    """(source label, parameter set or None for the released files) of a job's table at input `size` px."""
+    if opts.cifar10c_path:
+        return RELEASED_CIFAR10C, None
+    parameter_set = parameter_set_for(size, opts.parameter_set).name
+    return on_the_fly_source(parameter_set), parameter_set
 
 Predictor = Callable[[np.ndarray], np.ndarray]
 
@@ -67,15 +96,17 @@ def _accuracy(predict: Predictor, images: np.ndarray, labels: np.ndarray, batch_
 
 def robustness_table(predict: Predictor, images: np.ndarray, labels: Any, *,
                      corruptions: Sequence[str] = CORRUPTIONS, severities: Sequence[int] = SEVERITIES,
-                     seed: int = 0, batch_size: int = 64, should_stop: Callable[[], bool] = lambda: False,
+                     parameter_set: str = "auto", seed: int = 0, batch_size: int = 64,
+                     should_stop: Callable[[], bool] = lambda: False,
                      on_step: Callable[[int, int], None] = lambda done, total: None) -> RobustnessTable:
     """Accuracy of `predict` on clean and on every corrupted copy of `images`.
 
     `images` are uint8 (N, H, W, 3) (or (N, H, W) greyscale) at the model's input size, as
     ImageNet-C corrupts the 224 px centre crops; `predict` maps such a batch to class indices.
-    Image i under corruption c at severity s is corrupted with seed [seed, c, s, i] (c the index
-    in `CORRUPTIONS`), so the table does not depend on `batch_size` or on which corruptions run.
-    `on_step(done, total)` is called after each (corruption, severity) cell.
+    `parameter_set` names the severity table (see `corrupt`). Image i under corruption c at
+    severity s is corrupted with seed [seed, c, s, i] (c the index in `CORRUPTIONS`), so the table
+    does not depend on `batch_size` or on which corruptions run. `on_step(done, total)` is called
+    after each (corruption, severity) cell.
     """
     images = np.asarray(images)
     labels = np.asarray(labels, dtype=np.int64)
@@ -87,6 +118,7 @@ def robustness_table(predict: Predictor, images: np.ndarray, labels: Any, *,
     bad = [s for s in severities if s not in SEVERITIES]
     if bad:
         raise ValueError(f"robustness: severities must be in {SEVERITIES}, got {bad}")
+    parameter_set_for(min(images.shape[1:3]), parameter_set)  # an unknown name fails before any image is classified
     clean = _accuracy(predict, images, labels, batch_size)
     accuracy = np.zeros((len(corruptions), len(severities)))
     total, done = len(corruptions) * len(severities), 0
@@ -95,7 +127,8 @@ def robustness_table(predict: Predictor, images: np.ndarray, labels: Any, *,
         for j, severity in enumerate(severities):
             if should_stop():
                 raise JobStopped(f"stopped during robustness ({name}, severity {severity})")
-            corrupted = np.stack([corrupt(image, name, severity, seed=[seed, index, severity, n])
+            corrupted = np.stack([corrupt(image, name, severity, seed=[seed, index, severity, n],
+                                          parameter_set=parameter_set)
                                   for n, image in enumerate(images)])
             accuracy[i, j] = _accuracy(predict, corrupted, labels, batch_size)
             done += 1

@@ -21,6 +21,20 @@ Protocol = Literal["knn", "linear", "robustness", "tsne", "attention", "gradcam"
 PROTOCOLS: tuple[str, ...] = ("knn", "linear", "robustness", "tsne", "attention", "gradcam")
 """Protocols in the order a job runs them (later ones reuse the kNN features and the linear head)."""
 
+COMMON_CORRUPTIONS: tuple[str, ...] = CIFAR10C_CORRUPTIONS
+"""The 15 benchmark corruptions of ImageNet-C and CIFAR-10-C (Hendrycks & Dietterich 2019), by the names of
+CIFAR-10-C's files. Made on the fly, the robustness protocol's default, they are CIFAR-10-C-style
+corruptions of the job's test images, not the released benchmark."""
+
+DINOV2_LRS: tuple[float, ...] = (1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 0.1)
+"""DINOv2's grid of linear-probe base learning rates (facebookresearch/dinov2 `eval/linear.py`)."""
+
+LINEAR_LRS: tuple[float, ...] = DINOV2_LRS + (0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
+"""The probe's default grid: DINOv2's, continued in its 1-2-5 steps up to 10. DINOv2 trains its heads
+for 12,500 steps; a probe of stored features over 100 epochs of a small set takes a few hundred, and
+pooled features can be small (a random-init ResNet-18's have norm ~2), so the best rate often lies
+above 0.1 (on the synthetic maritime set at 64 px: 5)."""
+
 
 class KnnSpec(SpecModel):
     """DINO's weighted k-NN protocol (eval_knn.py): cosine similarity, votes weighted exp(sim/T)."""
@@ -37,10 +51,18 @@ class KnnSpec(SpecModel):
 
 
 class LinearSpec(SpecModel):
-    """DINO's linear probe (eval_linear.py) on frozen features: SGD, momentum 0.9, cosine schedule."""
+    """DINO's linear probe (eval_linear.py) on frozen features: SGD, momentum 0.9, cosine schedule;
+    as in DINOv2 (eval/linear.py), one head per learning rate of a grid, the best on the val split kept."""
 
     epochs: int = Field(default=100, ge=1, le=1000)
-    lr: float = Field(default=0.001, gt=0, le=10, description="base rate for batch 256 (scaled by batch_size/256)")
+    lrs: list[float] = Field(
+        default_factory=lambda: list(LINEAR_LRS), min_length=1, max_length=64,
+        description="base rates for batch 256 (scaled by batch_size/256), one linear head each, all trained on "
+                    "the same batches; the head with the best val top-1 after the last epoch is reported. "
+                    "Default: DINOv2's grid (1e-5 to 0.1) continued to 10")
+    lr: float | None = Field(
+        default=None, gt=0, le=10,
+        description="one base rate instead of the grid (the spec's earlier form): lrs becomes [lr]")
     weight_decay: float = Field(default=0.0, ge=0, le=1)
     batch_size: int = Field(default=256, ge=1, le=65536)
     n_last_blocks: int | None = Field(
@@ -50,8 +72,26 @@ class LinearSpec(SpecModel):
     avgpool: bool = Field(default=False,
                           description="with n_last_blocks: append the mean of the last block's patch tokens")
     val_split: str | None = Field(
-        default=None, description="split scored after every epoch to pick the best epoch; unset: the test split "
-                                  "itself, as DINO does (optimistic)")
+        default=None, description="split that picks the learning rate (and the best epoch); unset: a stratified "
+                                  "val_fraction of the train split, held out from the probe's training, so the "
+                                  "test split never picks anything")
+    val_fraction: float = Field(default=0.1, gt=0, le=0.5,
+                                description="share of the train split held out for validation when val_split is unset")
+
+    @field_validator("lrs")
+    @classmethod
+    def _rates(cls, lrs: list[float]) -> list[float]:
+        if any(not 0 < lr <= 10 for lr in lrs):
+            raise ValueError("every learning rate must be in (0, 10]")
+        return sorted(set(lrs))
+
+    @model_validator(mode="after")
+    def _one_rate_or_a_grid(self) -> LinearSpec:
+        if self.lr is not None:
+            if "lrs" in self.model_fields_set and self.lrs != [self.lr]:
+                raise ValueError("give lrs (a grid) or lr (one rate), not both")
+            self.lrs = [self.lr]
+        return self
 
     @model_validator(mode="after")
     def _avgpool_needs_blocks(self) -> LinearSpec:
@@ -63,23 +103,32 @@ class LinearSpec(SpecModel):
 class RobustnessSpec(SpecModel):
     """Accuracy under common corruptions and (m)CE (Hendrycks & Dietterich 2019).
 
-    Corrupted images are made on the fly from the test split, or read from CIFAR-10-C files
-    (`cifar10c_path`) when the dataset is CIFAR-10.
+    Corrupted images are made on the fly from the test split (CIFAR-10-C-style corruptions with the
+    severity table `parameter_set`), or read from the released CIFAR-10-C files (`cifar10c_path`)
+    when the dataset is CIFAR-10. The result's `source` says which.
     """
 
-    corruptions: list[str] = Field(default_factory=lambda: list(CIFAR10C_CORRUPTIONS), min_length=1)
+    corruptions: list[str] = Field(
+        default_factory=lambda: list(COMMON_CORRUPTIONS), min_length=1,
+        description="the 15 benchmark corruptions by default; with cifar10c_path also the 4 held-out ones")
     severities: list[int] = Field(default_factory=lambda: [1, 2, 3, 4, 5], min_length=1)
     max_images: int = Field(default=500, ge=1, le=100_000,
                             description="test images per corruption and severity (a stratified subset)")
     baseline_job: int | None = Field(
-        default=None, ge=1, le=2**31 - 1, description="id of an evaluate job whose robustness table normalizes CE and mCE; "
-                                        "it must have finished before this job runs")
+        default=None, ge=1, le=2**31 - 1,
+        description="id of an evaluate job whose robustness table normalizes CE and mCE; it must have finished "
+                    "before this job runs, on corrupted images of the same source")
     classifier: Literal["knn", "linear"] | None = Field(
         default=None, description="what predicts the classes: the linear head (needs the linear protocol) or kNN "
                                   "on the train features; unset: linear when it runs, else kNN")
     cifar10c_path: str | None = Field(
         default=None, description="folder of CIFAR-10-C files (<corruption>.npy, labels.npy) below the data root; "
                                   "needs dataset kind cifar10; unset: corrupt the test split on the fly")
+    parameter_set: Literal["auto", "cifar10c", "imagenetc"] = Field(
+        default="auto",
+        description="severity parameters of on-the-fly corruptions: 'cifar10c' (Hendrycks' make_cifar_c.py, for "
+                    "32 px), 'imagenetc' (make_imagenet_c.py, for 224 px), or 'auto': cifar10c for inputs up to "
+                    "84 px (nearer to 32 than to 224 on a log scale), imagenetc above; not for cifar10c_path")
 
     _severities = field_validator("severities")(classmethod(lambda cls, v: distinct_severities(v)))
 
@@ -90,7 +139,10 @@ class RobustnessSpec(SpecModel):
 
     @model_validator(mode="after")
     def _known_corruptions(self) -> RobustnessSpec:
-        known = CIFAR10C_CORRUPTIONS + (CIFAR10C_EXTRA_CORRUPTIONS if self.cifar10c_path else ())
+        if self.cifar10c_path and self.parameter_set != "auto":
+            raise ValueError("parameter_set is for corruptions made on the fly; the released CIFAR-10-C files "
+                             "(cifar10c_path) were made with CIFAR-10-C's own")
+        known = (CIFAR10C_CORRUPTIONS + CIFAR10C_EXTRA_CORRUPTIONS) if self.cifar10c_path else COMMON_CORRUPTIONS
         unknown = [c for c in self.corruptions if c not in known]
         if unknown:
             where = "CIFAR-10-C files" if self.cifar10c_path else "on-the-fly corruptions"

@@ -64,3 +64,37 @@ def compared_jobs(api, embedded_settings) -> dict[str, int]:  # noqa: ANN001
         ids["running"] = insert(s, "evaluate", {**EVALUATE, "source": {"kind": "file", "path": "w.pth"}},
                                 "still running", "running", None)
     return ids
+
+
+def interval(low: float, high: float, n: int = 300) -> dict[str, Any]:
+    return {"low": low, "high": high, "n": n}
+
+
+@pytest.fixture
+def measured(api, embedded_settings) -> dict[str, int]:  # noqa: ANN001
+    """Finished evaluate jobs whose results carry headline intervals: a best job, one within its
+    noise on kNN but not on the linear probe, one clearly worse, and one whose intervals are
+    partly unreadable."""
+    from sqlalchemy import select
+
+    from shared.db import User, session_scope
+    from shared.job_lifecycle import create_job
+
+    results = {
+        "best": ({"knn_top1": 0.84, "linear_top1": 0.80, "knn_f1": 0.8},
+                 {"knn_top1": interval(0.80, 0.88), "linear_top1": interval(0.75, 0.84)}),
+        "close": ({"knn_top1": 0.81, "linear_top1": 0.62, "knn_f1": 0.85},
+                  {"knn_top1": interval(0.76, 0.85), "linear_top1": interval(0.56, 0.67)}),
+        "worse": ({"knn_top1": 0.42, "linear_top1": 0.81}, {"knn_top1": interval(0.37, 0.48)}),
+        "odd": ({"knn_top1": 0.83}, {"knn_top1": {"low": "wide"}, "knn_top5": interval(0.9, 1.0), "x": 3}),
+    }
+    with session_scope(embedded_settings.database_url) as s:
+        owner = s.scalar(select(User).where(User.name == "bob"))
+        ids = {}
+        for name, (headline, intervals) in results.items():
+            job = create_job(session=s, job_type="evaluate", spec=EVALUATE, owner=owner, name=name)
+            job.status = "succeeded"
+            job.result = {"headline": headline, "headline_intervals": intervals}
+            s.flush()
+            ids[name] = job.id
+    return ids

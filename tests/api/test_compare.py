@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.api.conftest import RANDOM, TRAINED
+from tests.api.conftest import RANDOM, TRAINED, interval
+
+NO_NOISE = {"intervals": {}, "within_noise": []}
 
 
 def get(api, query: str):  # noqa: ANN001, ANN201
@@ -21,9 +23,32 @@ def test_rows_in_the_order_asked_with_every_metric_as_a_column(api, compared_job
     assert [row["job"] for row in body["rows"]] == order[:3]  # duplicates dropped
     random, trained, running = body["rows"]
     assert random == {"job": jobs["random"], "name": "random init", "status": "succeeded", "backbone": "resnet18",
-                      "source": "random init", "metrics": RANDOM}
+                      "source": "random init", "metrics": RANDOM, **NO_NOISE}
     assert trained["metrics"] == TRAINED and trained["source"] == f"job {jobs['pretrain']} (teacher)"
     assert running["metrics"] == {} and running["status"] == "running" and running["source"] == "file w.pth"
+
+
+def test_differences_inside_overlapping_intervals_are_marked(api, measured: dict[str, int]) -> None:  # noqa: ANN001
+    r = get(api, "jobs=" + ",".join(str(measured[n]) for n in ("close", "best", "worse", "odd")))
+    assert r.status_code == 200, r.text
+    rows = {row["name"]: row for row in r.json()["rows"]}
+    assert rows["best"]["intervals"]["knn_top1"] == interval(0.80, 0.88)
+    # 'close' trails on kNN inside the best's interval, and is far behind on the linear probe
+    assert rows["close"]["within_noise"] == ["knn_top1"]
+    assert rows["best"]["within_noise"] == [] and rows["worse"]["within_noise"] == []
+    # 'worse' has the best linear_top1 but no interval for it: nothing there is judged
+    assert "linear_top1" not in rows["best"]["within_noise"] + rows["close"]["within_noise"]
+    # unreadable entries and intervals of metrics outside the headline are dropped; F1 has none
+    assert rows["odd"]["intervals"] == {} and rows["odd"]["within_noise"] == []
+
+
+def test_an_interval_touching_the_best_one_is_within_noise(api, measured: dict[str, int]) -> None:  # noqa: ANN001
+    from api.routes.compare import MetricInterval, overlaps
+
+    assert overlaps(MetricInterval(**interval(0.5, 0.6)), MetricInterval(**interval(0.6, 0.7)))
+    assert not overlaps(MetricInterval(**interval(0.5, 0.59)), MetricInterval(**interval(0.6, 0.7)))
+    r = get(api, f"jobs={measured['best']},{measured['worse']}")
+    assert [row["within_noise"] for row in r.json()["rows"]] == [[], []]
 
 
 @pytest.mark.parametrize(("query", "status", "fragment"), [

@@ -1,12 +1,14 @@
 """The kNN protocol: DINO's weighted k-NN classifier (`eval_knn.py`) on the stored features.
 
-Top-1/top-5 accuracy for every listed k; precision, recall, F1, the per-class table and the
-confusion matrix (`knn_confusion.png`) at the headline k, the listed k closest to DINO's 20.
+Top-1/top-5 accuracy for every listed k, each with its 95% Wilson interval over the n test
+images; precision, recall, F1, the per-class table and the confusion matrix (`knn_confusion.png`)
+at the headline k, the listed k closest to DINO's 20.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -14,7 +16,7 @@ from services.evaluate.figures import confusion_png
 from services.evaluate.inputs import EvaluationInputs
 from services.evaluate.knn import chunk_size_for, knn_scores
 from services.evaluate.registry import Needed, ProtocolResult, Report, register_protocol
-from services.evaluate.scores import scores_report, topk_accuracy
+from services.evaluate.scores import accuracy_interval, interval_entry, scores_report, topk_accuracy, with_intervals
 
 HEADLINE_K = 20
 """The k reported as the kNN headline: the listed k closest to DINO's 20."""
@@ -27,11 +29,15 @@ def headline_k(ks: list[int]) -> int:
 
 @dataclass(frozen=True)
 class KnnResult(ProtocolResult):
-    """Scores at the headline k (`k`), top-1/top-5 at every k (`per_k`, keyed by k as text)."""
+    """Scores at the headline k (`k`), top-1/top-5 at every k (`per_k`, keyed by k as text); `n`
+    test images and a 95% Wilson interval ([low, high]) for every accuracy."""
 
     k: int
     top1: float
     top5: float
+    n: int
+    top1_ci: list[float]
+    top5_ci: list[float]
     precision: float
     recall: float
     f1: float
@@ -43,6 +49,9 @@ class KnnResult(ProtocolResult):
 
     def headline(self) -> dict[str, float]:
         return {"knn_top1": self.top1, "knn_top5": self.top5, "knn_f1": self.f1}
+
+    def intervals(self) -> dict[str, dict[str, Any]]:
+        return {"knn_top1": interval_entry(self.top1, self.n), "knn_top5": interval_entry(self.top5, self.n)}
 
     def summary(self) -> str:
         return f"top-1 {self.top1:.4f} at k={self.k}"
@@ -60,7 +69,7 @@ def knn_protocol(inputs: EvaluationInputs, needed: Needed, report: Report) -> Kn
         scores = knn_scores(train.sets["knn"], train.labels, test.sets["knn"], k=k, num_classes=len(classes),
                             temperature=opts.temperature, chunk_size=chunk)
         accuracy = topk_accuracy(scores, test.labels, (1, 5))
-        per_k[str(k)] = {"top1": accuracy[1], "top5": accuracy[5]}
+        per_k[str(k)] = with_intervals({"top1": accuracy[1], "top5": accuracy[5]}, len(test.labels))
         ctx.log_metric("knn_top1", accuracy[1], step=k)
         if k == k_head:
             head_scores = scores
@@ -68,7 +77,10 @@ def knn_protocol(inputs: EvaluationInputs, needed: Needed, report: Report) -> Kn
     summary = scores_report(head_scores, test.labels, classes)
     ctx.save_artifact("knn_confusion.png", confusion_png(np.array(summary["confusion_matrix"]), classes,
                                                          title=f"kNN (k={k_head}) confusion matrix"))
-    return KnnResult(k=k_head, top1=summary["top1"], top5=summary["top5"], precision=summary["precision"],
+    n = len(test.labels)
+    return KnnResult(k=k_head, top1=summary["top1"], top5=summary["top5"], n=n,
+                     top1_ci=accuracy_interval(summary["top1"], n), top5_ci=accuracy_interval(summary["top5"], n),
+                     precision=summary["precision"],
                      recall=summary["recall"], f1=summary["f1"], temperature=opts.temperature, per_k=per_k,
                      chance=1.0 / len(classes), per_class=summary["per_class"],
                      confusion_matrix=summary["confusion_matrix"])

@@ -2,9 +2,11 @@
 
 The classifier is the linear probe's head when the job runs the linear protocol (or the spec asks
 for it), otherwise weighted kNN at the headline k on the train features. Corrupted images are
-made on the fly from a stratified subset of the test split, at the model's input size, or read
-from CIFAR-10-C's published files. With a baseline job's table the summary adds CE and mCE.
-Writes `robustness_table.json` (the table a later job can use as its baseline) and `robustness.png`.
+made on the fly from a stratified subset of the test split, at the model's input size, with the
+severity table the spec's `parameter_set` names or its size picks (CIFAR-10-C-style corruptions),
+or read from CIFAR-10-C's released files; the result's `source` tells the two apart. With a
+baseline job's table (of the same source) the summary adds CE and mCE. Writes
+`robustness_table.json` (the table a later job can use as its baseline) and `robustness.png`.
 """
 
 from __future__ import annotations
@@ -29,15 +31,18 @@ from services.evaluate.robustness import RobustnessTable
 @dataclass(frozen=True)
 class RobustnessResult(ProtocolResult):
     """`robustness_summary` of the table, kept whole (it is the section's first part, in percent),
-    and which classifier, image source and baseline job made it.
+    and which classifier, image source, severity table and baseline job made it.
 
-    `mce` and `relative_mce` are in the summary only when a baseline job normalizes them.
+    `source` is 'released CIFAR-10-C files' or 'on-the-fly (CIFAR-10-C-style, parameters: <set>)';
+    `parameter_set` is None for the released files. `mce` and `relative_mce` are in the summary
+    only when a baseline job normalizes them.
     """
 
     table_summary: dict[str, Any]
     classifier: str
     source: str
     baseline_job: int | None
+    parameter_set: str | None = None
 
     @property
     def clean_accuracy(self) -> float:
@@ -53,7 +58,7 @@ class RobustnessResult(ProtocolResult):
 
     def section(self) -> dict[str, Any]:
         return {**self.table_summary, "classifier": self.classifier, "source": self.source,
-                "baseline_job": self.baseline_job}
+                "parameter_set": self.parameter_set, "baseline_job": self.baseline_job}
 
     def headline(self) -> dict[str, float]:
         """Accuracies as fractions in [0, 1], as every other headline accuracy; (relative) mCE in percent."""
@@ -100,24 +105,29 @@ def robustness_classifier(inputs: EvaluationInputs, linear: LinearResult | None)
 @register_protocol("robustness", weight=4.0, needs=("linear",))
 def robustness_protocol(inputs: EvaluationInputs, needed: Needed, report: Report) -> RobustnessResult:
     """Accuracy per corruption x severity, mCE against the baseline job; robustness.png and robustness_table.json."""
-    from services.evaluate.robustness import robustness_png, robustness_summary
+    from services.evaluate.robustness import robustness_png, robustness_summary, table_source
 
     opts = inputs.spec.robustness
     classifier = robustness_classifier(inputs, needed.get(LinearResult))
-    if opts.cifar10c_path:
-        table, source = cifar10c_table(inputs, classifier, report), "cifar10c"
+    source, parameter_set = table_source(opts, inputs.splits.size)
+    if parameter_set is None:
+        table = cifar10c_table(inputs, classifier, report)
     else:
-        table, source = on_the_fly_table(inputs, classifier, report), "on-the-fly"
+        table = on_the_fly_table(inputs, classifier, report, parameter_set)
     summary = robustness_summary(table, inputs.baseline)
-    info = {"classifier": classifier.name, "source": source, "baseline_job": opts.baseline_job}
+    info = {"classifier": classifier.name, "source": source, "parameter_set": parameter_set,
+            "baseline_job": opts.baseline_job}
     inputs.ctx.save_artifact("robustness_table.json", json.dumps({"table": table.to_dict(), "summary": summary,
                                                                   **info}, indent=2))
-    inputs.ctx.save_artifact("robustness.png", robustness_png(table))
-    return RobustnessResult(summary, classifier.name, source, opts.baseline_job)
+    images = f"on the fly, {parameter_set} parameters" if parameter_set else "CIFAR-10-C files"
+    inputs.ctx.save_artifact("robustness.png", robustness_png(table, title=f"accuracy under corruption (%, {images})"))
+    return RobustnessResult(summary, classifier.name, source, opts.baseline_job, parameter_set)
 
 
-def on_the_fly_table(inputs: EvaluationInputs, classifier: Classifier, report: Report) -> RobustnessTable:
-    """Corrupt a stratified subset of the test split at the model's input size and classify it."""
+def on_the_fly_table(inputs: EvaluationInputs, classifier: Classifier, report: Report,
+                     parameter_set: str) -> RobustnessTable:
+    """Corrupt a stratified subset of the test split at the model's input size with the severity
+    table `parameter_set` and classify it."""
     from services.data.subset import stratified_subset
     from services.evaluate.robustness import robustness_table
 
@@ -133,7 +143,8 @@ def on_the_fly_table(inputs: EvaluationInputs, classifier: Classifier, report: R
         return classifier.predict_features(classifier.feature_fn(inputs.model, images).cpu()).numpy()
 
     return robustness_table(predict, images, labels, corruptions=opts.corruptions, severities=opts.severities,
-                            seed=spec.seed, batch_size=spec.batch_size, should_stop=inputs.ctx.should_stop,
+                            parameter_set=parameter_set, seed=spec.seed, batch_size=spec.batch_size,
+                            should_stop=inputs.ctx.should_stop,
                             on_step=lambda done, total: report(done / total, f"{done}/{total} corruption cells"))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from services.evaluate.knn import knn_scores
 from services.evaluate.protocols.knn import headline_k
 from services.evaluate.registry import ProtocolResult, run_order
 from services.evaluate.robustness import RobustnessTable
+from services.evaluate.scores import wilson_interval
 from services.job_context import JobStopped, LocalContext
 from shared.specs.evaluate import EvaluateSpec
 
@@ -30,7 +32,7 @@ ALL = ["knn", "linear", "robustness", "tsne", "attention", "gradcam"]
 
 def evaluate_spec(**changes: Any) -> EvaluateSpec:
     raw = {"backbone": TINY_VIT, "dataset": DATASET, "protocols": ALL, "knn": {"k": [5, 20]},
-           "linear": {"epochs": 4, "lr": 0.5, "n_last_blocks": 2, "avgpool": True, "val_split": "val"},
+           "linear": {"epochs": 4, "lrs": [0.05, 0.5, 5.0], "n_last_blocks": 2, "avgpool": True, "val_split": "val"},
            "robustness": ROBUSTNESS, "tsne": {"perplexity": 5, "max_points": 20, "max_iter": 250},
            "attention": {"n_images": 2}, "gradcam": {"n_images": 2}}
     return EvaluateSpec.model_validate({**raw, **changes})
@@ -84,7 +86,8 @@ def test_progress_spans_follow_the_weights() -> None:
 def test_every_protocol_writes_its_artifacts(full: tuple[dict[str, Any], LocalContext]) -> None:
     result, ctx = full
     assert result["protocols"] == ALL and result["classes"][0] == "sailing_boat"
-    assert list(result) == ["backbone", "source", "classes", "n_train", "n_test", "protocols", *ALL, "headline"]
+    assert list(result) == ["backbone", "source", "classes", "n_train", "n_test", "protocols", *ALL, "headline",
+                            "headline_intervals"]
     for name in ("knn_confusion.png", "linear_confusion.png", "robustness.png", "tsne.png"):
         width, height = png_size(ctx.artifact_path(name).read_bytes())
         assert width > 100 and height > 100, name
@@ -109,7 +112,47 @@ def test_headline_holds_the_main_numbers(full: tuple[dict[str, Any], LocalContex
     assert all(0.0 <= v <= 1.0 for v in headline.values())
     assert linear["val_split"] == "val" and linear["feature_dim"] == 3 * 192  # 2 CLS tokens + patch average
     assert result["attention"]["heads"] == 3 and result["gradcam"]["target"] == "class"
-    assert result["robustness"]["classifier"] == "linear" and result["robustness"]["source"] == "on-the-fly"
+    robust = result["robustness"]
+    assert robust["classifier"] == "linear" and robust["parameter_set"] == "cifar10c"  # auto at 32 px
+    assert robust["source"] == "on-the-fly (CIFAR-10-C-style, parameters: cifar10c)"
+
+
+def test_every_accuracy_carries_n_and_its_wilson_interval(full: tuple[dict[str, Any], LocalContext]) -> None:
+    result, _ = full
+    knn, linear, intervals = result["knn"], result["linear"], result["headline_intervals"]
+    n_test = result["n_test"]
+    assert knn["n"] == linear["n"] == n_test
+    for section in (knn, linear, *knn["per_k"].values()):
+        for name in ("top1", "top5"):
+            assert section[f"{name}_ci"] == wilson_interval(round(section[name] * n_test), n_test)
+            assert section[f"{name}_ci"][0] <= section[name] <= section[f"{name}_ci"][1]
+    n_val = linear["best_val"]["n"]
+    assert linear["best_val"]["top1_ci"] == wilson_interval(round(linear["best_val"]["top1"] * n_val), n_val)
+    assert list(intervals) == ["knn_top1", "knn_top5", "linear_top1", "linear_top5", "linear_best_val_top1"]
+    assert intervals["knn_top1"] == {"low": knn["top1_ci"][0], "high": knn["top1_ci"][1], "n": n_test}
+    assert intervals["linear_best_val_top1"]["n"] == n_val
+
+
+def test_the_head_best_on_val_is_reported_and_used(full: tuple[dict[str, Any], LocalContext]) -> None:
+    result, ctx = full
+    linear = result["linear"]
+    search = {r["lr"]: r for r in linear["lr_search"]}
+    assert list(search) == [0.05, 0.5, 5.0] and linear["lr"] in search
+    assert search[linear["lr"]]["val_top1"] == max(r["val_top1"] for r in linear["lr_search"])
+    assert linear["history"][-1]["top1"] == search[linear["lr"]]["val_top1"]
+    assert all(isinstance(w, str) for w in linear["warnings"])
+    saved = torch.load(io.BytesIO(ctx.artifact_path("linear_head.pt").read_bytes()), weights_only=True)
+    assert saved["lr"] == linear["lr"] and saved["state_dict"]["weight"].shape == (6, linear["feature_dim"])
+    assert any(line.startswith("linear: top-1") and f"at lr {linear['lr']:g} of 3" in line for line in ctx.logs)
+
+
+def test_without_a_val_split_the_probe_holds_out_part_of_train(jobs_root: Path, data_root: Path) -> None:
+    ctx = context(jobs_root, 8, data_root)
+    result = run(evaluate_spec(protocols=["knn", "linear"], linear={"epochs": 2, "lrs": [0.1, 1.0]}), ctx)
+    linear = result["linear"]
+    held = round(0.1 * result["n_train"])
+    assert linear["val_split"] == f"{held} images of train held out (10%)" and linear["best_val"]["n"] == held
+    assert linear["n"] == result["n_test"]
 
 
 def test_knn_section_matches_the_stored_features(full: tuple[dict[str, Any], LocalContext]) -> None:
@@ -164,6 +207,17 @@ def test_missing_baseline_fails_before_features(jobs_root: Path, data_root: Path
     assert not ctx.artifact_path("features.npz").exists()
 
 
+def test_baseline_of_other_corruption_parameters_fails_before_features(full: tuple[dict[str, Any], LocalContext],
+                                                                       jobs_root: Path, data_root: Path) -> None:
+    ctx = context(jobs_root, 7, data_root)
+    spec = evaluate_spec(protocols=["robustness"],
+                         robustness={**ROBUSTNESS, "baseline_job": 1, "parameter_set": "imagenetc"})
+    with pytest.raises(ValueError, match=r"job 1's robustness table is of on-the-fly \(CIFAR-10-C-style, "
+                                         r"parameters: cifar10c\), this job's would be of .*imagenetc"):
+        run(spec, ctx)
+    assert not ctx.artifact_path("features.npz").exists()
+
+
 def test_attention_on_a_cnn_fails_before_features(jobs_root: Path, data_root: Path) -> None:
     ctx = context(jobs_root, 4, data_root)
     spec = evaluate_spec(backbone={"name": "resnet18"}, protocols=["knn", "attention"])
@@ -187,7 +241,14 @@ def test_stop_request_ends_the_job_between_protocols(jobs_root: Path, data_root:
     ({"robustness": {"corruptions": ["speckle_noise"]}}, ("robustness",), "unknown for on-the-fly"),
     ({"robustness": {"severities": [0, 6]}}, ("robustness", "severities"), "1..5"),
     ({"robustness": {"cifar10c_path": "../c"}}, ("robustness", "cifar10c_path"), "below BOSUN_DATA_ROOT"),
+    ({"robustness": {"parameter_set": "cifar"}}, ("robustness", "parameter_set"), "'auto', 'cifar10c' or"),
+    ({"robustness": {"cifar10c_path": "C", "parameter_set": "imagenetc"}, "dataset": {"kind": "cifar10", "path": "c"}},
+     ("robustness",), "parameter_set is for corruptions made on the fly"),
     ({"linear": {"avgpool": True}}, ("linear",), "avgpool needs n_last_blocks"),
+    ({"linear": {"lr": 0.1, "lrs": [0.1, 1.0]}}, ("linear",), "give lrs (a grid) or lr (one rate)"),
+    ({"linear": {"lrs": [0.1, 0]}}, ("linear", "lrs"), "in (0, 10]"),
+    ({"linear": {"lrs": []}}, ("linear", "lrs"), "at least 1 item"),
+    ({"linear": {"val_fraction": 0.9}}, ("linear", "val_fraction"), "less than or equal to 0.5"),
     ({"linear": {"val_split": "train"}}, ("linear",), "must differ from train_split"),
     ({"tsne": {"learning_rate": 0}}, ("tsne", "learning_rate"), "'auto' or in"),
     ({"attention": {"threshold": 1.5}}, ("attention", "threshold"), "less than or equal to 1"),
@@ -197,6 +258,14 @@ def test_spec_errors_name_the_field(changes: dict[str, Any], loc: tuple, message
     with pytest.raises(ValidationError) as error:
         evaluate_spec(**changes)
     assert [(e["loc"], message in e["msg"]) for e in error.value.errors()] == [(loc, True)]
+
+
+def test_one_rate_is_the_earlier_form_of_the_grid() -> None:
+    spec = evaluate_spec(linear={"lr": 0.001})
+    assert spec.linear.lrs == [0.001]
+    assert EvaluateSpec.model_validate(spec.model_dump(mode="json")) == spec
+    assert evaluate_spec(linear={"lrs": [0.5, 0.01, 0.5]}).linear.lrs == [0.01, 0.5]
+    assert len(evaluate_spec(linear={}).linear.lrs) == 19
 
 
 def test_spec_round_trips_and_orders_protocols() -> None:
@@ -242,7 +311,8 @@ def test_robustness_reads_cifar10c_files(cifar_root: Path) -> None:
                                      "severities": [1, 3], "max_images": 10})
     result = run(spec, ctx)
     robust = result["robustness"]
-    assert robust["source"] == "cifar10c" and robust["n_images"] == 10
+    assert robust["source"] == "released CIFAR-10-C files" and robust["parameter_set"] is None
+    assert robust["n_images"] == 10
     fog, snow = np.array(robust["accuracy"])
     assert fog.tolist() == [robust["clean_accuracy"]] * 2  # the clean images, whatever the model
     assert set(snow.tolist()) <= {0.0, 10.0}  # one black image: one prediction, right for one class at most

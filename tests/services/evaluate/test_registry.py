@@ -92,7 +92,7 @@ def test_bosun_declares_every_spec_protocol_with_its_cost_and_needs() -> None:
     weights = {name: get_protocol(name).weight for name in PROTOCOLS}
     assert weights == {"knn": 1.0, "linear": 2.0, "robustness": 4.0, "tsne": 2.0, "attention": 0.5, "gradcam": 1.0}
     assert {name: get_protocol(name).needs for name in PROTOCOLS if get_protocol(name).needs} == {
-        "robustness": ("linear",), "gradcam": ("linear",)}
+        "linear": ("knn",), "robustness": ("linear",), "gradcam": ("linear",)}
     assert names(run_order(["gradcam", "knn", "linear"])) == ["knn", "linear", "gradcam"]
 
 

@@ -5,13 +5,16 @@ import pytest
 import torch
 
 from services.evaluate.robustness import (
+    LEGACY_SOURCES,
     RobustnessTable,
     robustness_png,
     robustness_summary,
     robustness_table,
+    table_source,
     tensor_predictor,
 )
 from services.job_context import JobStopped
+from shared.specs.evaluate import RobustnessSpec
 
 from .conftest import png_size
 
@@ -31,7 +34,7 @@ def test_table_of_a_known_classifier() -> None:
     images, labels = _bright_or_dark()
     steps: list[tuple[int, int]] = []
     table = robustness_table(_threshold_model, images, labels, corruptions=["contrast", "brightness"],
-                             on_step=lambda done, total: steps.append((done, total)))
+                             parameter_set="imagenetc", on_step=lambda done, total: steps.append((done, total)))
     assert table.accuracy.shape == (2, 5)
     assert table.clean_accuracy == 1.0 and table.n_images == 4
     # contrast leaves a uniform image as it is
@@ -39,6 +42,24 @@ def test_table_of_a_known_classifier() -> None:
     # brightness adds 0.1 * severity to V: dark 100/255 crosses 128 from severity 2 on
     assert table.accuracy[1].tolist() == [1.0, 0.5, 0.5, 0.5, 0.5]
     assert steps[-1] == (10, 10) and len(steps) == 10
+
+
+def test_auto_parameters_follow_the_image_size_and_every_table_names_its_source() -> None:
+    images, labels = _bright_or_dark()
+    auto = robustness_table(_threshold_model, images, labels, corruptions=["brightness"])
+    assert np.array_equal(auto.accuracy, robustness_table(_threshold_model, images, labels, corruptions=["brightness"],
+                                                          parameter_set="cifar10c").accuracy)
+    # CIFAR-10-C's brightness adds 0.05, 0.1, 0.15, ...: dark 100/255 crosses 128 at severity 3
+    assert auto.accuracy[0].tolist() == [1.0, 1.0, 0.5, 0.5, 0.5]
+    with pytest.raises(ValueError, match="unknown corruption parameter set"):
+        robustness_table(lambda batch: pytest.fail("classified"), images, labels, parameter_set="cifar100c")
+    on_the_fly = RobustnessSpec()
+    assert table_source(on_the_fly, 32) == ("on-the-fly (CIFAR-10-C-style, parameters: cifar10c)", "cifar10c")
+    assert table_source(on_the_fly, 224) == ("on-the-fly (CIFAR-10-C-style, parameters: imagenetc)", "imagenetc")
+    assert table_source(RobustnessSpec(parameter_set="cifar10c"), 224)[1] == "cifar10c"
+    assert table_source(RobustnessSpec(cifar10c_path="CIFAR-10-C"), 32) == ("released CIFAR-10-C files", None)
+    assert LEGACY_SOURCES == {"on-the-fly": "on-the-fly (CIFAR-10-C-style, parameters: imagenetc)",
+                              "cifar10c": "released CIFAR-10-C files"}
 
 
 def test_table_is_deterministic_and_independent_of_batch_size() -> None:

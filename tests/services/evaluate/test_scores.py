@@ -6,11 +6,15 @@ import torch
 from sklearn import metrics as sk
 
 from services.evaluate.scores import (
+    accuracy_interval,
     classification_report,
     confusion_matrix,
+    interval_entry,
     precision_recall_f1,
     scores_report,
     topk_accuracy,
+    wilson_interval,
+    with_intervals,
 )
 
 
@@ -73,3 +77,33 @@ def test_out_of_range_or_mismatched_inputs_raise() -> None:
         confusion_matrix([0, 1, 1], [0, 1], 3)
     with pytest.raises(ValueError, match="do not match"):
         topk_accuracy(np.zeros((3, 2)), [0, 1])
+
+
+@pytest.mark.parametrize(("successes", "n", "low", "high"), [
+    (81, 263, 0.2553, 0.3662), (15, 148, 0.0624, 0.1605), (0, 20, 0.0, 0.1611), (1, 29, 0.0061, 0.1718),
+])
+def test_wilson_interval_matches_newcombes_table(successes: int, n: int, low: float, high: float) -> None:
+    """Newcombe, "Two-sided confidence intervals for the single proportion", Stat. Med. 1998, Table I."""
+    assert wilson_interval(successes, n) == pytest.approx([low, high], abs=5e-5)
+
+
+@pytest.mark.parametrize(("successes", "n"), [(0, 1), (3, 7), (259, 312), (30, 30), (4999, 5000)])
+def test_wilson_bounds_solve_the_score_equation(successes: int, n: int) -> None:
+    """Both bounds are the proportions pi with |p - pi| = z sqrt(pi (1 - pi) / n) (or 0 and 1 at the ends)."""
+    z, p = 1.959963984540054, successes / n
+    low, high = wilson_interval(successes, n)
+    assert 0.0 <= low <= p <= high <= 1.0
+    for bound in (low, high):
+        if bound not in (0.0, 1.0):
+            assert abs(p - bound) == pytest.approx(z * np.sqrt(bound * (1 - bound) / n), rel=1e-9)
+    assert (low == 0.0) == (successes == 0) and (high == 1.0) == (successes == n)
+
+
+def test_accuracies_carry_n_and_intervals() -> None:
+    assert accuracy_interval(0.83, 312) == pytest.approx([0.7845, 0.8677], abs=5e-5) == wilson_interval(259, 312)
+    both = with_intervals({"top1": 0.5, "top5": 1.0}, 30)
+    assert list(both) == ["top1", "top5", "n", "top1_ci", "top5_ci"]
+    assert both["n"] == 30 and both["top5_ci"] == pytest.approx([0.8865, 1.0], abs=5e-5)
+    assert interval_entry(0.5, 30) == {"low": both["top1_ci"][0], "high": both["top1_ci"][1], "n": 30}
+    with pytest.raises(ValueError, match="Wilson"):
+        wilson_interval(3, 0)
