@@ -60,7 +60,8 @@ class DatabaseCollector(Collector):
                 busy = set(s.scalars(select(Job.worker).where(Job.status == JobStatus.running.value)))
                 busy_names = {worker_name(w) for w in busy if w}
                 for worker in s.scalars(select(Worker).where(Worker.heartbeat_at > alive_after)):
-                    state = "draining" if worker.state == WorkerState.draining.value else ("busy" if worker.name in busy_names else "idle")
+                    busy = "busy" if worker.name in busy_names else "idle"
+                    state = "draining" if worker.state == WorkerState.draining.value else busy
                     states[state] += 1
                 for state, n in states.items():
                     workers.add_metric([state], n)

@@ -99,7 +99,8 @@ JobDep = Annotated[Job, Depends(get_job)]
 def get_owned_job(job: JobDep, user: CurrentUser) -> Job:
     """The job in the path, when the caller owns it or is an admin."""
     if job.owner_id != user.id and not user.is_admin:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"job {job.id} belongs to {job.owner.name}; only its owner or an admin may change it")
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"job {job.id} belongs to {job.owner.name}; "
+                                                              "only its owner or an admin may change it")
     return job
 
 

@@ -24,7 +24,8 @@ class JobCreateBase(BaseModel):
     depends_on: list[Annotated[int, Field(ge=1, le=DB_ID_MAX)]] = Field(
         default_factory=list, max_length=100, description="jobs that must succeed before this one starts")
     max_attempts: int | None = Field(default=None, ge=1, le=20,
-                                     description="attempts before a job whose worker is lost fails; default BOSUN_MAX_ATTEMPTS")
+                                     description="attempts before a job whose worker is lost fails; "
+                                                 "default BOSUN_MAX_ATTEMPTS")
     gpus: int = Field(default=1, ge=0, le=16, description="GPUs the job needs on one box; 0 runs it on the cpu queue")
 
     @field_validator("name")
@@ -101,7 +102,8 @@ class JobSummary(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     heartbeat_at: datetime | None
-    spec: dict[str, Any] | None = Field(default=None, description="the resolved spec; in a listing only with with_spec=true")
+    spec: dict[str, Any] | None = Field(default=None,
+                                        description="the resolved spec; in a listing only with with_spec=true")
 
 
 class JobPublic(JobSummary):

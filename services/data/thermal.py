@@ -60,5 +60,6 @@ class ThermalDecoder:
             return Image.fromarray(pixels.astype(np.float32) / 255.0)
         if mode not in ("I;16", "I;16B", "I;16L", "I"):
             raise ValueError(f"thermal image has unsupported mode {mode}: {path}")
-        celsius = raw_to_celsius(pixels.astype(np.int64).clip(0, RAW_MAX), raw_min_c=self.raw_min_c, raw_max_c=self.raw_max_c)
+        celsius = raw_to_celsius(pixels.astype(np.int64).clip(0, RAW_MAX), raw_min_c=self.raw_min_c,
+                                 raw_max_c=self.raw_max_c)
         return Image.fromarray(window_celsius(celsius, self.window_c))

@@ -146,7 +146,8 @@ def deployed(built: dict[str, Built], tmp_path_factory: pytest.TempPathFactory) 
         url = f"http://127.0.0.1:{port}"
         containers = [start(api, f"bosun-api-{suffix}", "bosun", "api", "--host", "127.0.0.1", "--port", str(port),
                             env_file=b.env_file,
-                            options=("--volume", f"{b.data}:/data:ro", "--health-cmd", f"python /opt/bosun/healthcheck.py {url}/readyz",
+                            options=("--volume", f"{b.data}:/data:ro",
+                                     "--health-cmd", f"python /opt/bosun/healthcheck.py {url}/readyz",
                                      "--health-interval", "1s", "--health-retries", "60"))]
         try:
             wait_healthy(containers[0], 90)

@@ -80,9 +80,11 @@ def test_dino_multicrop_follows_the_paper_recipe() -> None:
         return flat
 
     def blur_p(pipeline: v2.Compose) -> float:
-        return next(s.p for s in steps(pipeline) if isinstance(s, v2.RandomApply) and isinstance(s.transforms[0], v2.GaussianBlur))
+        return next(s.p for s in steps(pipeline)
+                    if isinstance(s, v2.RandomApply) and isinstance(s.transforms[0], v2.GaussianBlur))
 
-    crops = [next(s for s in steps(p) if isinstance(s, v2.RandomResizedCrop)) for p in (transform.global_1, transform.local)]
+    crops = [next(s for s in steps(p) if isinstance(s, v2.RandomResizedCrop))
+             for p in (transform.global_1, transform.local)]
     assert crops[0].scale == (0.3, 0.9) and crops[1].scale == (0.05, 0.3)
     assert (blur_p(transform.global_1), blur_p(transform.global_2), blur_p(transform.local)) == (1.0, 0.1, 0.5)
     solarize = [s for s in steps(transform.global_2) if isinstance(s, v2.RandomSolarize)]
