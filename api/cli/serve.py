@@ -1,7 +1,7 @@
 """`bosun api|worker|serve|demo`: the processes of a box, and the embedded stack in one command.
 
 `serve` and `demo` prepare the embedded default's state folder (database migrated, an admin token
-saved) and run the API and the workers as supervised child processes (`api.serve.Supervisor`),
+saved) and run the API and the workers as supervised child processes (`api.supervisor.Supervisor`),
 each a fresh interpreter: the worker and torch never enter this process. The demo's jobs are the
 job files in `api/cli/demo/`.
 """
@@ -25,7 +25,7 @@ from api.cli.jobs import follow, job_options, read_job_file
 from api.client import Client
 
 if TYPE_CHECKING:
-    from api.serve import Supervisor
+    from api.supervisor import Supervisor
 
 app = typer.Typer()
 
@@ -82,7 +82,7 @@ def prepare_embedded(home: Path | None) -> dict[str, str]:
 def supervised(env: dict[str, str], *, host: str, port: int, workers: int = 1) -> Iterator[tuple[Supervisor, Path]]:
     """The API on host:port and `workers` worker slots as children restarted when they die, once the API
     answers; yields the supervisor and the folder of their logs, and stops the children on the way out."""
-    from api.serve import Supervisor, embedded_children, wait_healthy
+    from api.supervisor import Supervisor, embedded_children, wait_healthy
 
     url = f"http://{host}:{port}"
     log_dir = Path(rest.settings().home) / "logs"
@@ -123,7 +123,7 @@ def demo(home: Annotated[Path, typer.Option(help="state folder of the demo")] = 
     """The main job on the embedded default: DINO pretraining on the synthetic maritime set, then kNN evaluation
     of its teacher against a random-init baseline, through the REST API and a Celery worker, with no server."""
     from api.cli.data import make_synthetic
-    from api.serve import free_port
+    from api.supervisor import free_port
 
     started = time.monotonic()
     env = prepare_embedded(home)

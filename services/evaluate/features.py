@@ -2,7 +2,7 @@
 
 One pass over the split decodes each image once and computes every feature set asked for: the
 backbone's pooled output (kNN, t-SNE, Grad-CAM's embedding target) and, for a ViT linear probe,
-DINO's concatenated CLS tokens of the last blocks (`services.evaluate.linear.vit_feature_fn`).
+DINO's concatenated CLS tokens of the last blocks (`services.evaluate.linear_heads.vit_feature_fn`).
 """
 
 from __future__ import annotations

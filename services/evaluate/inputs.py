@@ -20,8 +20,8 @@ import torch
 from torch import nn
 
 from services.evaluate.artifacts import npz_bytes
+from services.evaluate.corruption_scores import RobustnessTable
 from services.evaluate.features import FeatureFn, backbone_output, extract_feature_sets, extract_features
-from services.evaluate.robustness import RobustnessTable
 from services.job_context import JobContext
 from services.models import load_backbone
 from shared.specs.evaluate import EvaluateSpec
@@ -99,7 +99,7 @@ def prepare_inputs(spec: EvaluateSpec, ctx: JobContext,
 
     `on_features(done, total)` follows the extraction over all splits together.
     """
-    from services.evaluate.linear import vit_feature_fn
+    from services.evaluate.linear_heads import vit_feature_fn
 
     model = load_backbone(spec.backbone, spec.source, ctx).to(ctx.device).eval()
     check_model(spec, model)
@@ -187,7 +187,7 @@ def load_baseline(spec: EvaluateSpec, ctx: JobContext, size: int) -> RobustnessT
     and to come from the same images as this job's at input `size` px (the released CIFAR-10-C
     files, or on-the-fly corruptions with the same severity table): errors of other images do not
     normalize these."""
-    from services.evaluate.robustness import LEGACY_SOURCES, table_source
+    from services.evaluate.corruption_scores import LEGACY_SOURCES, table_source
 
     opts = spec.robustness
     if "robustness" not in spec.protocols or opts.baseline_job is None:

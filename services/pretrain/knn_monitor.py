@@ -2,7 +2,7 @@
 
 Features of a labelled train split and a held-out split (both with the evaluation transform)
 are extracted with the backbone in eval mode; the held-out samples are classified by DINO's
-weighted k-NN (`services.evaluate.knn.knn_scores`, Caron et al. 2021 `eval_knn.py`). The
+weighted k-NN (`services.evaluate.knn_classifier.knn_scores`, Caron et al. 2021 `eval_knn.py`). The
 backbone's train/eval mode is restored afterwards, so the monitor leaves training unchanged.
 """
 
@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader
 
-from services.evaluate.knn import chunk_size_for, knn_scores
+from services.evaluate.knn_classifier import chunk_size_for, knn_scores
 
 
 @torch.no_grad()

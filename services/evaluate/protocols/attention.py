@@ -29,7 +29,7 @@ class AttentionResult(ProtocolResult):
 @register_protocol("attention", weight=0.5)
 def attention_protocol(inputs: EvaluationInputs, needed: Needed, report: Report) -> AttentionResult:
     """DINO's last-block CLS attention per head and its threshold masks; attention.png."""
-    from services.evaluate.attention import attention_masks, attention_png, cls_attention, display_images
+    from services.evaluate.attention_maps import attention_masks, attention_png, cls_attention, display_images
 
     opts = inputs.spec.attention
     _, images, _ = inputs.sample_test_images(opts.n_images)

@@ -44,8 +44,8 @@ class ProbeModel(nn.Module):
 @register_protocol("gradcam", weight=1.0, needs=("linear",))
 def gradcam_protocol(inputs: EvaluationInputs, needed: Needed, report: Report) -> GradcamResult:
     """Grad-CAM of test images for the linear probe's predicted class or the class's mean embedding; gradcam.png."""
-    from services.evaluate.attention import display_images
-    from services.evaluate.gradcam import (
+    from services.evaluate.attention_maps import display_images
+    from services.evaluate.cam_maps import (
         EmbeddingSimilarityTarget,
         class_targets,
         default_target_layer,

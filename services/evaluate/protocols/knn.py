@@ -14,7 +14,7 @@ import numpy as np
 
 from services.evaluate.figures import confusion_png
 from services.evaluate.inputs import EvaluationInputs
-from services.evaluate.knn import chunk_size_for, knn_scores
+from services.evaluate.knn_classifier import chunk_size_for, knn_scores
 from services.evaluate.registry import Needed, ProtocolResult, Report, register_protocol
 from services.evaluate.scores import accuracy_interval, interval_entry, scores_report, topk_accuracy, with_intervals
 

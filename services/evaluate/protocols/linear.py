@@ -81,7 +81,7 @@ def linear_features_name(n_last_blocks: int | None, avgpool: bool) -> str:
 @register_protocol("linear", weight=2.0, needs=("knn",))
 def linear_protocol(inputs: EvaluationInputs, needed: Needed, report: Report) -> LinearResult:
     """DINOv2's grid of linear heads on the stored features: the best on the val split, its test numbers."""
-    from services.evaluate.linear import linear_probe
+    from services.evaluate.linear_heads import linear_probe
 
     spec, ctx, classes = inputs.spec, inputs.ctx, inputs.classes
     opts, feats = spec.linear, inputs.features

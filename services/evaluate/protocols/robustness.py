@@ -19,13 +19,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from services.evaluate.corruption_scores import RobustnessTable
 from services.evaluate.features import FeatureFn, backbone_output, extract_features
 from services.evaluate.inputs import EvaluationInputs
-from services.evaluate.knn import chunk_size_for, knn_scores
+from services.evaluate.knn_classifier import chunk_size_for, knn_scores
 from services.evaluate.protocols.knn import headline_k
 from services.evaluate.protocols.linear import LinearResult
 from services.evaluate.registry import Needed, ProtocolResult, Report, register_protocol
-from services.evaluate.robustness import RobustnessTable
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,7 @@ def robustness_classifier(inputs: EvaluationInputs, linear: LinearResult | None)
 @register_protocol("robustness", weight=4.0, needs=("linear",))
 def robustness_protocol(inputs: EvaluationInputs, needed: Needed, report: Report) -> RobustnessResult:
     """Accuracy per corruption x severity, mCE against the baseline job; robustness.png and robustness_table.json."""
-    from services.evaluate.robustness import robustness_png, robustness_summary, table_source
+    from services.evaluate.corruption_scores import robustness_png, robustness_summary, table_source
 
     opts = inputs.spec.robustness
     classifier = robustness_classifier(inputs, needed.get(LinearResult))
@@ -129,7 +129,7 @@ def on_the_fly_table(inputs: EvaluationInputs, classifier: Classifier, report: R
     """Corrupt a stratified subset of the test split at the model's input size with the severity
     table `parameter_set` and classify it."""
     from services.data.subset import stratified_subset
-    from services.evaluate.robustness import robustness_table
+    from services.evaluate.corruption_scores import robustness_table
 
     spec, test, transform = inputs.spec, inputs.splits.test, inputs.splits.transform
     opts = spec.robustness

@@ -30,7 +30,7 @@ class TsneResult(ProtocolResult):
 def tsne_protocol(inputs: EvaluationInputs, needed: Needed, report: Report) -> TsneResult:
     """t-SNE of a stratified subset of the test features; tsne.png and tsne.npz (coordinates, labels)."""
     from services.data.subset import stratified_subset
-    from services.evaluate.tsne import tsne_embedding, tsne_png
+    from services.evaluate.tsne_embedding import tsne_embedding, tsne_png
 
     spec, test, classes = inputs.spec, inputs.features.test, inputs.classes
     opts = spec.tsne

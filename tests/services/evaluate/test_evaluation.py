@@ -13,11 +13,11 @@ import torch
 from pydantic import ValidationError
 
 from services.data.subset import stratified_subset
+from services.evaluate.corruption_scores import RobustnessTable
 from services.evaluate.evaluation import Progress, headline, run
-from services.evaluate.knn import knn_scores
+from services.evaluate.knn_classifier import knn_scores
 from services.evaluate.protocols.knn import headline_k
 from services.evaluate.registry import ProtocolResult, run_order
-from services.evaluate.robustness import RobustnessTable
 from services.evaluate.scores import wilson_interval
 from services.job_context import JobStopped, LocalContext
 from shared.specs.evaluate import EvaluateSpec

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from services.evaluate.robustness import (
+from services.evaluate.corruption_scores import (
     LEGACY_SOURCES,
     RobustnessTable,
     robustness_png,

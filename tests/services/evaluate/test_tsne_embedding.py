@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from services.evaluate.tsne import tsne_embedding, tsne_png
+from services.evaluate.tsne_embedding import tsne_embedding, tsne_png
 
 from .conftest import png_size
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from services.evaluate.attention import attention_masks, attention_png, cls_attention, display_images
+from services.evaluate.attention_maps import attention_masks, attention_png, cls_attention, display_images
 
 from .conftest import png_size
 

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from services.evaluate.linear import cosine_lr, linear_probe, vit_feature_fn, vit_features
+from services.evaluate.linear_heads import cosine_lr, linear_probe, vit_feature_fn, vit_features
 from services.job_context import JobStopped
 from shared.specs.evaluate import DINOV2_LRS, LINEAR_LRS
 
@@ -120,7 +120,7 @@ def test_probe_is_deterministic_by_seed_and_follows_cosine_schedule() -> None:
 
 
 def test_a_diverged_head_scores_nothing_and_is_never_chosen() -> None:
-    from services.evaluate.linear import _leader, _scores
+    from services.evaluate.linear_heads import _leader, _scores
 
     x, y = _separable(20, 4, 2, seed=6)
     heads = nn.ModuleList(nn.Linear(4, 2) for _ in range(3))

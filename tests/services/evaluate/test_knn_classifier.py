@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from services.evaluate.knn import chunk_size_for, knn_scores
+from services.evaluate.knn_classifier import chunk_size_for, knn_scores
 
 
 def dino_knn_probs(train: torch.Tensor, labels: torch.Tensor, test: torch.Tensor, k: int, t: float,

@@ -5,8 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from services.evaluate.attention import display_images
-from services.evaluate.gradcam import (
+from services.evaluate.attention_maps import display_images
+from services.evaluate.cam_maps import (
     EmbeddingSimilarityTarget,
     class_targets,
     default_target_layer,
