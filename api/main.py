@@ -9,7 +9,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 
 from api.auth_throttle import FailedAuthThrottle
 from api.collectors import DatabaseCollector, RequestMetrics
-from api.errors import install_error_handlers
+from api.http_errors import install_error_handlers
 from api.request_limits import RequestBodyLimit
 from api.routes import accounts, compare, datasets, health, jobs, queue
 from shared.settings import Settings, get_settings

@@ -15,7 +15,7 @@ A scan is cached for `max_age` seconds (the NAS is slow to walk).
 
 FiftyOne's datasets are read only where FiftyOne is installed (`bosun[fiftyone]`): a worker reads
 them through FiftyOne's public API and stores one `dataset_catalog` row per dataset
-(worker.catalog: at worker start, every few minutes when the stored rows are older than that,
+(worker.catalog_refresh: at worker start, every few minutes when the stored rows are older than that,
 and on `python -m worker --refresh-catalog`). The API lists those rows, each with the time of the
 refresh that wrote it in its details; a dataset the refresh could not read is an entry of
 `errors`. `replace_stored` is the write side of those rows.

@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> None:
 
     settings = get_settings()
     if args.refresh_catalog:
-        from worker.catalog import RefreshError, refresh
+        from worker.catalog_refresh import RefreshError, refresh
 
         try:
             print(refresh(settings, worker=name, max_age=None))

@@ -2,7 +2,7 @@
 
 Nothing else runs on this thread, so a long dispatch pass (worker.dispatcher) never makes a
 healthy worker look dead. The monitor also starts and stops the worker's refresh of the dataset
-catalog (worker.catalog), on its own thread as well.
+catalog (worker.catalog_refresh), on its own thread as well.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from shared.prometheus import (
     WORKER_HEARTBEAT,
 )
 from shared.settings import Settings
-from worker.catalog import CatalogRefresh
+from worker.catalog_refresh import CatalogRefresh
 from worker.gpu import GpuMetrics
 from worker.periodic import Periodic
 

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from api.auth import TokenError, create_token, create_user, list_tokens, revoke_token, token_state
 from api.deps import AdminUser, Limit, NamePath, Offset, SessionDep
-from api.errors import AUTHENTICATED, responses
+from api.http_errors import AUTHENTICATED, responses
 from api.schemas import (
     AuditEntryPublic,
     AuditPublic,

@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.deps import CurrentUser, SessionDep
-from api.errors import AUTHENTICATED, responses
+from api.http_errors import AUTHENTICATED, responses
 from api.schemas import Status
 from api.validation import unprocessable
 from shared.db import Job

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api.deps import CurrentUser, SessionDep, SettingsDep
-from api.errors import AUTHENTICATED
+from api.http_errors import AUTHENTICATED
 from shared.catalog import DatasetCatalog, list_datasets
 
 router = APIRouter(prefix="/datasets", tags=["datasets"], responses=AUTHENTICATED)

@@ -21,7 +21,7 @@ from api.deps import (
     SettingsDep,
     StoreDep,
 )
-from api.errors import AUTHENTICATED, responses
+from api.http_errors import AUTHENTICATED, responses
 from api.schemas import (
     ArtifactPublic,
     ArtifactsPublic,

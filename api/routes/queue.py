@@ -24,7 +24,7 @@ from api.deps import (
     SessionDep,
     SettingsDep,
 )
-from api.errors import AUTHENTICATED, responses
+from api.http_errors import AUTHENTICATED, responses
 from api.routes.jobs import to_public
 from api.schemas import (
     JobPublic,

@@ -1,7 +1,7 @@
 """`python -m services.data`: data commands that need the research stack (the `bosun data` CLI runs them).
 
 `catalog` prints every FiftyOne dataset's catalog entry as JSON; workers run it to refresh the
-catalog the API lists (worker.catalog). A DatasetError (a missing path, FiftyOne not installed:
+catalog the API lists (worker.catalog_refresh). A DatasetError (a missing path, FiftyOne not installed:
 `install bosun[fiftyone]`) ends a command with its one-line reason on stderr and exit status 1.
 """
 

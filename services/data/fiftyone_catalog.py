@@ -1,7 +1,7 @@
 """What each FiftyOne dataset holds, read through FiftyOne's public API for the dataset catalog.
 
 The API lists FiftyOne datasets without FiftyOne: a worker runs `python -m services.data catalog`
-(worker.catalog), which prints what this module finds as JSON, and stores it in the database,
+(worker.catalog_refresh), which prints what this module finds as JSON, and stores it in the database,
 where `GET /api/v1/datasets` reads it (shared.catalog). Per dataset, one aggregation pass
 (FiftyOne batches `Count` and `CountValues` into one query) gives:
 

@@ -19,11 +19,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from services.backbones import load_backbone
 from services.evaluate.artifacts import npz_bytes
 from services.evaluate.corruption_scores import RobustnessTable
 from services.evaluate.features import FeatureFn, backbone_output, extract_feature_sets, extract_features
 from services.job_context import JobContext
-from services.models import load_backbone
 from shared.specs.evaluate import EvaluateSpec
 
 

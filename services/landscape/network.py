@@ -26,8 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from services.backbones import build_backbone, load_weights
 from services.job_context import JobContext, load_torch
-from services.models import build_backbone, load_weights
 from shared.specs.common import ModelSource
 from shared.specs.landscape import LandscapeSpec
 

@@ -19,8 +19,8 @@ import timm
 import torch
 import torch.nn as nn
 
+from services.backbones import load_source
 from services.job_context import JobContext
-from services.models import load_source
 from shared.specs.common import BackboneSpec, ModelSource
 
 TRAINING_ONLY_KWARGS = frozenset({"drop_path_rate", "drop_rate"})
@@ -60,10 +60,10 @@ def patch_size_of(model: nn.Module) -> int:
 def load_source_weights(backbone: nn.Module, source: ModelSource, ctx: JobContext, name: str) -> None:
     """Load the weights `source` names into `backbone`, the timm model `name` (nothing for kind 'random').
 
-    Every source an evaluation reads serves a pretraining too (`services.models.read_source`):
+    Every source an evaluation reads serves a pretraining too (`services.backbones.read_source`):
     another job's `checkpoint.pt`, a DINO, timm or `.safetensors` file or a Hugging Face cache
     folder below the data root. The weights are fitted to the backbone as built for this run
-    (`services.models.fit_weights`): its `in_chans` (the source's `first_conv`), its patch grid.
+    (`services.backbones.fit_weights`): its `in_chans` (the source's `first_conv`), its patch grid.
     """
     load_source(backbone, source, ctx, name)
 

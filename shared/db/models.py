@@ -316,7 +316,7 @@ class DispatchState(Base):
 
 class CatalogEntry(Base):
     """One dataset of the part of the catalog only a worker can read (FiftyOne's), as its last refresh
-    found it. A refresh replaces every row of its source at once (worker.catalog); the API lists the
+    found it. A refresh replaces every row of its source at once (worker.catalog_refresh); the API lists the
     rows (shared.catalog). A dataset the refresh could not read keeps a row with its `error`."""
 
     __tablename__ = "dataset_catalog"

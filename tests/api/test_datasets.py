@@ -122,7 +122,7 @@ def listed(api) -> dict[str, dict]:  # noqa: ANN001
 
 def test_worker_refresh_stores_what_the_api_lists(api, embedded_settings, tmp_path: Path,  # noqa: ANN001
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    from worker.catalog import refresh
+    from worker.catalog_refresh import refresh
     from worker.monitor import Monitor
 
     fo_env = fiftyone_env(tmp_path)

@@ -12,8 +12,8 @@ import timm
 import torch
 from pydantic import ValidationError
 
+from services.backbones import WeightsError, adapt_first_conv, fit_weights, load_backbone
 from services.job_context import LocalContext, load_torch
-from services.models import WeightsError, adapt_first_conv, fit_weights, load_backbone
 from shared.specs.common import BackboneSpec, ModelSource
 from tests.services.weights_files import (
     HF_REVISION,

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
+from services.backbones import load_backbone
 from services.job_context import LocalContext, WeightsFileError, load_torch, save_torch
-from services.models import load_backbone
 from services.pretrain.rng import capture_rng, restore_rng
 from shared.specs.common import BackboneSpec, ModelSource
 
@@ -56,7 +56,7 @@ def test_plain_pickle_and_garbage_are_refused_naming_the_file(tmp_path: Path) ->
 
 
 def test_backbone_from_a_malicious_file_fails_with_the_file_named(tmp_path: Path) -> None:
-    """The path a job takes: services.models.load_backbone on `source: {kind: file}`."""
+    """The path a job takes: services.backbones.load_backbone on `source: {kind: file}`."""
     ctx = LocalContext(tmp_path / "job", data_root=tmp_path / "data")
     marker = tmp_path / "pwned"
     (tmp_path / "data" / "models").mkdir(parents=True)

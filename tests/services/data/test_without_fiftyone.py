@@ -32,7 +32,7 @@ from shared.db.migrate import upgrade
 from shared.settings import Settings
 from shared.specs.dataset import FiftyOneDataset, FolderDataset
 from shared.specs.evaluate import EvaluateSpec
-from worker.catalog import RefreshError, refresh
+from worker.catalog_refresh import RefreshError, refresh
 from worker.processes import one_line
 
 torch.set_num_threads(1)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import torch
 
-from services.models import WeightsError
+from services.backbones import WeightsError
 from services.pretrain.pretrain_job import prepare, run
 from shared.specs.pretrain import PretrainSpec
 from tests.services.pretrain.helpers import local
