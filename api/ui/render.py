@@ -21,8 +21,8 @@ STATIC = HERE / "static"
 templates = Jinja2Templates(directory=HERE / "templates")
 
 PAGE_HEADERS = {
-    # Scripts and styles of this site only (data reaches scripts as JSON blocks, never inline code);
-    # plotly compiles its WebGL shaders with eval, so only the landscape page allows that.
+    # Scripts of this site only, no inline code (data reaches the scripts as JSON fetched from here);
+    # inline styles are allowed for the widths of progress bars.
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
                                "img-src 'self' data: blob:; frame-ancestors 'none'; base-uri 'self'; "
                                "form-action 'self'",

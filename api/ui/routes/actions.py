@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, status
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
+from sqlalchemy.orm import Session
 
 from api.deps import SessionDep, SettingsDep
 from api.routes import jobs as rest_jobs
@@ -26,11 +27,13 @@ from api.ui.session import CheckedForm, UiUser
 router = APIRouter(include_in_schema=False)
 
 
-def _after(target: str, action: Callable[[], Any], done: str) -> Response:
-    """Run `action`; back to `target` with `done` or the reason it was refused (409: a state that
-    does not allow it). 403 and 404 stay errors."""
+def _after(session: Session, target: str, action: Callable[[], Any], done: str) -> Response:
+    """Run `action` and commit; back to `target` with `done` or the reason it was refused (409: a
+    state that does not allow it). 403 and 404 stay errors. The commit comes before the redirect,
+    so the page it leads to shows the change."""
     try:
         action()
+        session.commit()
         text = done
     except HTTPException as exc:
         if exc.status_code != status.HTTP_409_CONFLICT:
@@ -41,19 +44,19 @@ def _after(target: str, action: Callable[[], Any], done: str) -> Response:
 
 @router.post("/jobs/{job_id}/cancel")
 def cancel(job: OwnedPageJob, session: SessionDep, user: UiUser, _form: CheckedForm) -> Response:
-    return _after(f"/jobs/{job.id}", lambda: rest_jobs.cancel(job=job, session=session, user=user),
+    return _after(session, f"/jobs/{job.id}", lambda: rest_jobs.cancel(job=job, session=session, user=user),
                   f"Job {job.id}: cancel requested.")
 
 
 @router.post("/jobs/{job_id}/hold")
 def hold(job: OwnedPageJob, session: SessionDep, user: UiUser, _form: CheckedForm) -> Response:
-    return _after(f"/jobs/{job.id}", lambda: rest_queue.hold(job=job, session=session, user=user),
+    return _after(session, f"/jobs/{job.id}", lambda: rest_queue.hold(job=job, session=session, user=user),
                   f"Job {job.id} held: it stays queued until released.")
 
 
 @router.post("/jobs/{job_id}/release")
 def release(job: OwnedPageJob, session: SessionDep, user: UiUser, _form: CheckedForm) -> Response:
-    return _after(f"/jobs/{job.id}", lambda: rest_queue.release(job=job, session=session, user=user),
+    return _after(session, f"/jobs/{job.id}", lambda: rest_queue.release(job=job, session=session, user=user),
                   f"Job {job.id} released.")
 
 
@@ -78,4 +81,4 @@ def set_priority(job: PageJob, session: SessionDep, admin: PageAdmin, form: Chec
     def change() -> None:
         rest_queue.set_priority(body=body, job=rest_queue.get_queued_job(job), session=session, admin=admin)
 
-    return _after(f"/jobs/{job.id}", change, f"Job {job.id}: priority {body.priority}.")
+    return _after(session, f"/jobs/{job.id}", change, f"Job {job.id}: priority {body.priority}.")

@@ -7,17 +7,13 @@ from fastapi.responses import JSONResponse, Response
 
 from api.deps import SessionDep
 from api.ui.deps import PageJob, UiError
-from api.ui.render import PAGE_HEADERS, page
+from api.ui.render import page
 from api.ui.session import UiUser
 from api.ui.surface import surface_of
 from shared.db import Job
 from shared.db.models import FINAL_STATUSES
 
 router = APIRouter(include_in_schema=False)
-
-# plotly compiles its WebGL shaders at run time, which needs eval; only this page allows it.
-PLOTLY_HEADERS = {"Content-Security-Policy": PAGE_HEADERS["Content-Security-Policy"].replace(
-    "script-src 'self'", "script-src 'self' 'unsafe-eval'")}
 
 
 def landscape_job(job: Job) -> Job:
@@ -28,7 +24,7 @@ def landscape_job(job: Job) -> Job:
 
 @router.get("/jobs/{job_id}/landscape")
 def landscape_page(request: Request, job: PageJob, _user: UiUser) -> Response:
-    return page(request, "landscape.html", {"job": landscape_job(job)}, headers=PLOTLY_HEADERS)
+    return page(request, "landscape.html", {"job": landscape_job(job)})
 
 
 @router.get("/jobs/{job_id}/surface.json")
