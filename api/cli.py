@@ -139,7 +139,8 @@ def serve(host: str = "127.0.0.1", port: int = 8000,
     supervisor.start()
     try:
         wait_healthy(f"http://{host}:{port}")
-        console.print(f"bosun serving on http://{host}:{port} (docs at /docs); state in {settings.home}; "
+        console.print(f"bosun serving on http://{host}:{port}: web UI at http://{host}:{port}/ (API docs at /docs); "
+                      f"state in {settings.home}; "
                       f"token in {Path(settings.home) / 'token'}; logs in {log_dir}")
         while True:
             for name in supervisor.poll():
