@@ -149,3 +149,28 @@ def test_status_badges_have_enough_contrast(browser) -> None:  # noqa: ANN001
     assert {"queued", "running", "succeeded", "failed", "cancelled", "held"} <= kinds
     ratios = {name: round(contrast(fg, bg), 2) for name, (fg, bg) in badges.items()}
     assert all(r >= 4.5 for r in ratios.values()), ratios
+
+
+def test_gallery_shows_the_jobs_images(browser, site) -> None:  # noqa: ANN001
+    """The PNG and the SVG artifact are drawn inline (naturalWidth > 0); each links to its download."""
+    ran = site.seeded.jobs["running"]
+    browser.sign_in("alice")
+    browser.get(f"/jobs/{ran}")
+    browser.wait("const i = [...document.querySelectorAll('.gallery img')];"
+                 "return i.length && i.every(e => e.complete)", "the gallery's images")
+    drawn = browser.js("return Object.fromEntries([...document.querySelectorAll('.gallery img')]"
+                       ".map(e => [e.alt, e.naturalWidth]))")
+    assert set(drawn) == {"knn_confusion.png", "loss_curve.svg"} and all(w > 0 for w in drawn.values()), drawn
+    answers = browser.driver.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        const links = [...document.querySelectorAll('.gallery figcaption a[download]')].map(a => a.href);
+        Promise.all(links.map(u => fetch(u).then(r => [u.split('/').pop(), r.status,
+                                                       r.headers.get('content-disposition')]))).then(done);""")
+    assert sorted(answers) == [["knn_confusion.png?download=1", 200, 'attachment; filename="knn_confusion.png"'],
+                               ["loss_curve.svg?download=1", 200, 'attachment; filename="loss_curve.svg"']]
+    inline = browser.driver.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        fetch(document.querySelector('.gallery img[alt="loss_curve.svg"]').src)
+          .then(r => done([r.headers.get('content-type'), r.headers.get('content-security-policy')]));""")
+    assert inline[0] == "image/svg+xml" and inline[1].startswith("sandbox")  # an SVG opened alone runs no script
+    assert browser.errors() == []

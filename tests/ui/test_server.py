@@ -214,3 +214,21 @@ def test_pages_load_neither_torch_nor_numpy(embedded_settings) -> None:  # noqa:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_drain_is_for_admins(ui) -> None:  # noqa: ANN001
+    from shared.db import Worker
+
+    with session_scope(ui.settings.database_url) as s:
+        s.add(Worker(name="gpu0@box", queues="gpu", pid=1, host="box", heartbeat_at=utcnow()))
+    csrf = sign_in(ui, "bob")
+    assert "Drain" not in ui.get("/queue").text
+    assert ui.post("/workers/gpu0@box/drain", data={"csrf": csrf}).status_code == 403
+    csrf = sign_in(ui, "alice")
+    assert 'action="/workers/gpu0%40box/drain"' in ui.get("/queue").text
+    r = ui.post("/workers/gpu0%40box/drain", data={"csrf": csrf}, follow_redirects=False)
+    assert r.status_code == 303 and "draining" in ui.get("/queue").text
+    ui.post("/workers/gpu0@box/undrain", data={"csrf": csrf})
+    with session_scope(ui.settings.database_url) as s:
+        assert s.get(Worker, "gpu0@box").state == "idle"
+    assert ui.post("/workers/nobody/drain", data={"csrf": csrf}).status_code == 404
