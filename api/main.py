@@ -1,4 +1,4 @@
-"""The FastAPI app: builds the app and mounts one router per resource."""
+"""The FastAPI app: builds the app, mounts one router per resource and the web UI (api.ui)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from api.collectors import DatabaseCollector, RequestMetrics
 from api.http_errors import install_error_handlers
 from api.request_limits import RequestBodyLimit
 from api.routes import accounts, compare, datasets, health, jobs, queue
+from api.ui import install_ui
 from shared.settings import Settings, get_settings
 from shared.storage import open_store
 
@@ -21,7 +22,8 @@ log = logging.getLogger(__name__)
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     app = FastAPI(title="bosun", version="0.1.0",
-                  description="Job service for self-supervised pretraining, evaluation and loss landscapes.")
+                  description="Job service for self-supervised pretraining, evaluation and loss landscapes.",
+                  docs_url=None, redoc_url=None)  # served by api.ui from vendored assets
     app.state.settings = settings
     app.state.store = open_store(settings)
     registry = CollectorRegistry()
@@ -36,6 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(compare.router, prefix="/api/v1")
     app.include_router(queue.router, prefix="/api/v1")
     app.include_router(accounts.router, prefix="/api/v1")
+    install_ui(app)
 
     install_error_handlers(app)
     app.add_middleware(RequestBodyLimit, max_bytes=settings.max_request_bytes)

@@ -108,7 +108,8 @@ def serve(host: str = "127.0.0.1", port: int = 8000,
     state = Path(rest.settings().home)
     try:
         with supervised(env, host=host, port=port, workers=workers) as (supervisor, log_dir):
-            console.print(f"bosun serving on http://{host}:{port} (docs at /docs); state in {state}; "
+            console.print(f"bosun serving on http://{host}:{port}: web UI at http://{host}:{port}/ (API docs at /docs); "
+                          f"state in {state}; "
                           f"token in {state / 'token'}; logs in {log_dir}")
             while True:
                 for name in supervisor.poll():
