@@ -10,7 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from api.auth import user_for_token
+from shared.accounts import user_for_token
 from shared.db import Job, User, session_scope
 from shared.settings import Settings
 from shared.specs.common import DB_ID_MAX

@@ -55,7 +55,7 @@ def db_upgrade() -> None:
 def users_add(name: str, admin: Annotated[bool, typer.Option("--admin", help="may cancel anyone's jobs")] = False,
               expires_days: ExpiresDays = None) -> None:
     """Create a user and print a new API token (the last line of the output)."""
-    from api.auth import create_user
+    from shared.accounts import create_user
     from shared.audit import record
 
     with _session() as s:
@@ -69,8 +69,7 @@ def users_add(name: str, admin: Annotated[bool, typer.Option("--admin", help="ma
 @users.command("token")
 def users_token(name: str, expires_days: ExpiresDays = None) -> None:
     """Print a new token of an existing user (the last line of the output)."""
-    from api.auth import create_token
-    from shared.accounts import user_named
+    from shared.accounts import create_token, user_named
     from shared.audit import record
 
     with _session() as s:
@@ -87,8 +86,7 @@ def users_token(name: str, expires_days: ExpiresDays = None) -> None:
 @users.command("list")
 def users_list(name: Annotated[str | None, typer.Argument(help="only this user")] = None) -> None:
     """Users and their tokens (ids, state and lifetime; never the tokens)."""
-    from api.auth import list_tokens, token_state
-    from shared.accounts import list_users
+    from shared.accounts import list_tokens, list_users, token_state
 
     table = Table("user", "role", "token", "state", "created", "expires")
     with _session() as s:
@@ -105,7 +103,7 @@ def users_list(name: Annotated[str | None, typer.Argument(help="only this user")
 @users.command("revoke")
 def users_revoke(token_id: Annotated[int, typer.Argument(help="token id, as in `bosun users list`")]) -> None:
     """Revoke a token: it stops working at once."""
-    from api.auth import TokenError, revoke_token
+    from shared.accounts import TokenError, revoke_token
     from shared.audit import record
 
     with _session() as s:

@@ -68,7 +68,7 @@ def prepare_embedded(home: Path | None) -> dict[str, str]:
     upgrade_database(settings.database_url)
     token_file = Path(settings.home) / "token"
     if not settings.token and not token_file.exists():
-        from api.auth import create_user
+        from shared.accounts import create_user
         from shared.db import session_scope
 
         with session_scope(settings.database_url) as s:

@@ -10,7 +10,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Path, Query, status
 from sqlalchemy import select
 
-from api.auth import TokenError, create_token, create_user, list_tokens, revoke_token, token_state
 from api.deps import AdminUser, Limit, NamePath, Offset, SessionDep
 from api.http_errors import AUTHENTICATED, responses
 from api.schemas import (
@@ -23,6 +22,7 @@ from api.schemas import (
     UserPublic,
     UsersPublic,
 )
+from shared.accounts import TokenError, create_token, create_user, list_tokens, revoke_token, token_state
 from shared.audit import audit_entries, record
 from shared.db import ApiToken, User
 from shared.specs.common import DB_ID_MAX

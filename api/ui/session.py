@@ -31,8 +31,8 @@ from fastapi import Depends, Request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.auth import hash_token, token_state, user_for_token
 from api.deps import SessionDep
+from shared.accounts import hash_token, token_state, user_for_token
 from shared.db import ApiToken, User
 from shared.db.models import utcnow
 from shared.settings import Settings

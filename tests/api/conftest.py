@@ -18,8 +18,8 @@ def dispatch_pass(settings) -> list[int]:  # noqa: ANN001
 @pytest.fixture
 def api(embedded_settings):  # noqa: ANN001, ANN201
     """The app on the embedded default, with an admin (alice) and a user (bob)."""
-    from api.auth import create_user
     from api.main import create_app
+    from shared.accounts import create_user
     from shared.db import session_scope
 
     with session_scope(embedded_settings.database_url) as s:

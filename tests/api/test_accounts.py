@@ -10,8 +10,8 @@ from tests.api.conftest import EVALUATE
 
 
 def test_failed_authentication_is_throttled_per_address(embedded_settings) -> None:  # noqa: ANN001
-    from api.auth import create_user
     from api.main import create_app
+    from shared.accounts import create_user
     from shared.db import session_scope
 
     with session_scope(embedded_settings.database_url) as s:

@@ -161,8 +161,8 @@ def test_a_database_restart_costs_no_request(pg_url, embedded_settings) -> None:
     """Every pooled connection dies with the server; the next requests still answer, none with a 503."""
     from fastapi.testclient import TestClient
 
-    from api.auth import create_user
     from api.main import create_app
+    from shared.accounts import create_user
     from shared.db import session_scope
     from shared.db.migrate import upgrade
     from tests.proxy import TcpProxy

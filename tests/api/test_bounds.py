@@ -19,8 +19,8 @@ BIG = [2**31, 2**63, 2**64 + 1, 10**30]
 @pytest.fixture(params=["sqlite", "postgres"])
 def backend_api(request, embedded_settings) -> Iterator[TestClient]:  # noqa: ANN001
     """The app with an admin (alice) and a user (bob), on SQLite or on a fresh Postgres database."""
-    from api.auth import create_user
     from api.main import create_app
+    from shared.accounts import create_user
     from shared.db import session_scope
     from shared.db.migrate import upgrade
     from tests.stack import postgres_database

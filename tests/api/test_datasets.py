@@ -180,7 +180,7 @@ def test_api_reads_stored_fiftyone_datasets_without_fiftyone_pymongo_or_torch(em
     code = (
         "import json, sys\n"
         "from fastapi.testclient import TestClient\n"
-        "from api.auth import create_user\n"
+        "from shared.accounts import create_user\n"
         "from api.main import create_app\n"
         "from shared.db import session_scope\n"
         "from shared.settings import Settings\n"

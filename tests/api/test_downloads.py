@@ -43,7 +43,7 @@ def test_store_outage_is_503_before_any_byte(api, embedded_settings) -> None:  #
 @pytest.fixture
 def served(embedded_settings, tmp_path: Path):  # noqa: ANN001, ANN201
     """The API under uvicorn on the embedded settings, a user's CLI environment, and one job of that user."""
-    from api.auth import create_user
+    from shared.accounts import create_user
     from shared.db import session_scope
 
     with session_scope(embedded_settings.database_url) as s:

@@ -45,8 +45,8 @@ def seed(settings) -> tuple[str, int]:  # noqa: ANN001
     """An admin's token, and the id of a running pretraining with POINTS points per metric among JOBS jobs."""
     from sqlalchemy import insert
 
-    from api.auth import create_user
     from api.schemas import JOB_CREATE
+    from shared.accounts import create_user
     from shared.db import Job, JobMetric, session_scope
     from shared.db.models import utcnow
     from tests.stack import tiny_dino_spec

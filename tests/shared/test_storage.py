@@ -84,7 +84,7 @@ def test_checkpoint_commit_marker_guards_half_written_checkpoints(tmp_path: Path
 
 
 def _add_job(settings, job_id: int) -> None:  # noqa: ANN001
-    from api.auth import create_user
+    from shared.accounts import create_user
     from shared.db import Job, session_scope
 
     with session_scope(settings.database_url) as s:

@@ -25,7 +25,7 @@ def db(tmp_path):  # noqa: ANN001, ANN201
 
 @pytest.fixture
 def job_id(db):  # noqa: ANN001, ANN201
-    from api.auth import create_user
+    from shared.accounts import create_user
 
     with session_scope(db) as s:
         user, _ = create_user(session=s, name="ana")

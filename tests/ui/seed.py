@@ -13,8 +13,8 @@ from datetime import timedelta
 
 from sqlalchemy import insert, select, update
 
-from api.auth import create_user
 from api.schemas import JOB_CREATE
+from shared.accounts import create_user
 from shared.db import Artifact, Job, JobLog, JobMetric, Worker, session_scope
 from shared.db.models import JobStatus, Tile, utcnow
 from shared.dispatch import run_pass

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import insert, update
 
-from api.auth import create_token, create_user, revoke_token
+from shared.accounts import create_token, create_user, revoke_token
 from shared.db import ApiToken, Job, JobMetric, session_scope
 from shared.db.models import utcnow
 from shared.job_lifecycle import create_job
@@ -193,7 +193,7 @@ def test_pages_load_neither_torch_nor_numpy(embedded_settings) -> None:  # noqa:
     code = (
         "import re, sys\n"
         "from fastapi.testclient import TestClient\n"
-        "from api.auth import create_user\n"
+        "from shared.accounts import create_user\n"
         "from api.main import create_app\n"
         "from shared.db import session_scope\n"
         "from shared.job_lifecycle import create_job\n"

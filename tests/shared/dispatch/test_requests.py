@@ -37,7 +37,7 @@ def test_a_request_is_heard_once_its_transaction_commits(db) -> None:  # noqa: A
 
 def test_a_new_job_asks_for_a_pass_by_itself_once_committed(db) -> None:  # noqa: ANN001
     """The INSERT of a job is the request (a trigger): the submit path spends no statement on it."""
-    from api.auth import create_user
+    from shared.accounts import create_user
     from shared.job_lifecycle import create_job
 
     with session_scope(db) as s:
