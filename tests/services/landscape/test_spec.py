@@ -94,3 +94,15 @@ def test_the_api_answers_a_refused_combination_with_a_422_naming_it():
         job_create_from({"type": "landscape", "spec": {**BASE, "metric": "dino_loss"}})
     assert info.value.status_code == 422
     assert "needs a DINO pretraining checkpoint" in info.value.detail[0]["msg"]
+
+
+def test_the_readme_dino_loss_example_is_a_valid_spec():
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    (block,) = [b for b in re.findall(r"```yaml\n(.*?)```", readme, flags=re.S) if "metric: dino_loss" in b]
+    spec = LandscapeSpec.model_validate(yaml.safe_load(block))
+    assert spec.metric == "dino_loss" and spec.dino.teacher_temp == 0.07 and spec.source.kind == "file"
