@@ -3,10 +3,11 @@
 Caron et al. 2021 (facebookresearch/dino `main_dino.py::DINOLoss`, here
 `services.pretrain.losses.dino_loss.DINOLoss`): the cross-entropy between the teacher's centred,
 sharpened outputs on the 2 global crops and the student's outputs on every crop, over all pairs
-of different views. The surface is drawn in the student's weights (backbone and DINO head); the
-teacher stays at the checkpoint, with the checkpoint's centre, so the value at the origin is the
-loss the student was minimising at that step, and a point off the origin is that same objective
-with the student moved. The teacher temperature is the one of the checkpoint's last trained epoch
+of different views. The surface is drawn in the student's weights (backbone and DINO head, less
+what pretraining froze: the last layer's weight norm under `norm_last_layer`); the teacher stays
+at the checkpoint, with the checkpoint's centre, so the value at the origin is the loss the
+student was minimising at that step, and a point off the origin is that same objective with the
+student moved. The teacher temperature is the one of the checkpoint's last trained epoch
 (the end of its warm-up schedule), the student temperature the loss's own (0.1).
 
 The checkpoint is the pretraining trainer's state (`Trainer.state`: format, method_name 'dino',

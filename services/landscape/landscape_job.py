@@ -104,6 +104,9 @@ def _draw_directions(spec: LandscapeSpec, ctx: JobContext, model: nn.Module, cla
                                    ignore=spec.ignore, norm=spec.norm)
     if spec.metric == "probe_ce":  # the probe stays where it was fitted
         directions = [{k: v for k, v in d.items() if not k.startswith("head.")} for d in directions]
+    if spec.metric == "dino_loss":  # what pretraining froze (the last layer's weight norm) stays too
+        frozen = {name for name, p in model.named_parameters() if not p.requires_grad}
+        directions = [{k: v for k, v in d.items() if k not in frozen} for d in directions]
     return directions
 
 

@@ -12,7 +12,7 @@ from ssl_checkpoints import EXPORTED_CHECKPOINT, landscape_raw
 
 from services.job_context import FanOut, LocalContext, load_torch
 from services.landscape import landscape_job
-from services.landscape.directions import random_directions
+from services.landscape.directions import load_directions, random_directions
 from services.landscape.network import load_dino
 from services.landscape.surface import Surface
 from services.pretrain.methods import build_method
@@ -88,6 +88,10 @@ def test_a_dino_loss_job_end_to_end(tmp_path, data_root, dino_pretraining) -> No
     assert result["origin"]["loss"] == surface.loss[1, 1] and result["origin"]["acc"] is None
     assert result["min_loss"] == surface.loss.min() == surface.loss[1, 1]  # the trained student sits in a basin
     assert any("teacher fixed, teacher temperature 0.06, student temperature 0.1" in line for line in ctx.logs)
+    directions = load_directions(ctx.artifact_path(landscape_job.DIRECTIONS).read_bytes())
+    assert any(name.startswith("backbone.") for name in directions[0])
+    assert any(name.startswith("head.mlp.") for name in directions[0])
+    assert not any(name.endswith("weight.original0") for name in directions[0])  # the frozen weight norm
     heatmap = ctx.artifact_path("loss_heatmap.svg").read_text()
     for words in ("DINO loss (student vs. fixed teacher)", "vit_tiny_patch16_224", "job 6", "dino-training.pt",
                   "synthetic-maritime train, 8 images", "trained point"):
