@@ -46,7 +46,11 @@ def test_origin_is_the_checkpoints_dino_loss_on_the_fixed_crops(dino_pretraining
     again = landscape_job.load_evaluator(landscape_spec, context(tmp_path, data_root, 2), directions=directions)
     assert len(evaluator.data) == 4 + 1  # 2 global and 2 local crops, then the teacher's targets
     assert all(torch.equal(a, b) for a, b in zip(evaluator.data, again.data))  # the same crops every time
-    results = evaluator([(0, 0, -0.5, 0.0), (1, 0, 0.0, 0.0), (2, 0, 0.5, 0.0)])
+    points = [(0, 0, -0.5, 0.0), (1, 0, 0.0, 0.0), (2, 0, 0.5, 0.0)]
+    results = evaluator(points)
+    stacked = landscape_job.load_evaluator(spec(mode="1d", x=[-0.5, 0.5, 3], y=None, points_per_forward=3), ctx,
+                                           directions=directions)(points)
+    assert [r["loss"] for r in stacked] == pytest.approx([r["loss"] for r in results], rel=1e-5)  # vmap = loop
 
     # independently: the pretraining method, rebuilt and loaded from the checkpoint, and its own DINOLoss
     method = build_method(pretrain_spec, num_classes=6, img_size=32)
