@@ -10,9 +10,13 @@ into `surface_partial.png` by `save_partial`, and the task finishing the last ti
 another, with a checkpoint after each. A job run again reuses the stored directions and every
 finished tile, so an interrupted job ends with exactly the surface of an uninterrupted one.
 
+Metric 'probe_ce' first fits its linear probe on the origin's features and stores it as
+`probe.pt` (reused on a rerun, loaded by every tile task); metric 'dino_loss' scores fixed
+multi-crop views against the checkpoint teacher's targets (`dino_objective.py`).
+
 `assemble` writes `surface.npz` (x, y, loss, accuracy; see `surface.py`), the plots of
-`plots.render_plots` (1D curve, or 2D contour, heat map and 3D surface, PNG and SVG) and
-`result.json`.
+`plots.render_plots` (1D curve, or 2D contour, heat map and 3D surface, PNG and SVG), titled with
+the metric, model, job, checkpoint and subset (`labels.py`), and `result.json`.
 """
 
 from __future__ import annotations
@@ -28,6 +32,13 @@ import torch
 from torch import nn
 
 from services.job_context import FanOut, JobContext, JobStopped
+from services.landscape.dino_objective import (
+    DinoCheckpoint,
+    StudentDinoLoss,
+    fixed_views,
+    multicrop_transform,
+    teacher_targets,
+)
 from services.landscape.directions import (
     Direction,
     directions_to_bytes,
@@ -36,9 +47,11 @@ from services.landscape.directions import (
     random_directions,
 )
 from services.landscape.grid import Grid, Tile, evaluate_tile, split_tiles
-from services.landscape.network import build_model, self_distillation_loss, state_digest
+from services.landscape.labels import metric_label, plot_title
+from services.landscape.network import build_model, input_geometry, load_dino, self_distillation_loss, state_digest
 from services.landscape.perturb import base_state
 from services.landscape.plots import plot_curve, plot_heatmap, render_plots
+from services.landscape.probe import PROBE, fit_probe, probe_from_bytes, probe_to_bytes, subset_features
 from services.landscape.surface import Surface, assemble_surface
 from shared.specs.landscape import LandscapeSpec
 
@@ -60,14 +73,15 @@ class Evaluator:
     base: dict[str, torch.Tensor]
     directions: list[Direction]
     data: tuple[torch.Tensor, ...]
+    loss_fn: Callable[[nn.Module, Sequence[torch.Tensor]], torch.Tensor] | None = None
 
     def __call__(self, points: Sequence[Sequence[float]],
                  on_points: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
         spec = self.spec
-        return evaluate_tile(self.model, self.base, self.directions, points, self.data, metric=spec.metric,
+        kind = "ce" if spec.metric in ("ce", "probe_ce") else "dino"
+        return evaluate_tile(self.model, self.base, self.directions, points, self.data, metric=kind,
                              bn_mode=spec.bn_mode, points_per_forward=spec.points_per_forward, amp=spec.amp,
-                             loss_fn=self_distillation_loss if spec.metric == "dino" else None,
-                             batch_size=spec.batch_size, on_points=on_points)
+                             loss_fn=self.loss_fn, batch_size=spec.batch_size, on_points=on_points)
 
 
 def _dataset(spec: LandscapeSpec, ctx: JobContext):  # noqa: ANN202
@@ -86,8 +100,14 @@ def _draw_directions(spec: LandscapeSpec, ctx: JobContext, model: nn.Module, cla
     if spec.mode == "interpolate":
         model_b = build_model(spec, spec.source_b, ctx, classes, seed_offset=1)
         return [interpolation_direction(model, model_b, dir_type=spec.dir_type)]
-    return random_directions(model, count=2 if spec.is_2d else 1, seed=spec.seed, dir_type=spec.dir_type,
-                             ignore=spec.ignore, norm=spec.norm)
+    directions = random_directions(model, count=2 if spec.is_2d else 1, seed=spec.seed, dir_type=spec.dir_type,
+                                   ignore=spec.ignore, norm=spec.norm)
+    if spec.metric == "probe_ce":  # the probe stays where it was fitted
+        directions = [{k: v for k, v in d.items() if not k.startswith("head.")} for d in directions]
+    if spec.metric == "dino_loss":  # what pretraining froze (the last layer's weight norm) stays too
+        frozen = {name for name, p in model.named_parameters() if not p.requires_grad}
+        directions = [{k: v for k, v in d.items() if k not in frozen} for d in directions]
+    return directions
 
 
 def ensure_directions(spec: LandscapeSpec, ctx: JobContext, model: nn.Module,
@@ -109,25 +129,80 @@ def ensure_directions(spec: LandscapeSpec, ctx: JobContext, model: nn.Module,
     return stored
 
 
-def load_evaluator(spec: LandscapeSpec, ctx: JobContext, *, directions: list[Direction] | None = None,
-                   model: nn.Module | None = None, dataset: Any = None) -> Evaluator:
-    """Model, directions (the stored artifact unless given) and subset, moved to the context's device."""
+def _subset_indices(spec: LandscapeSpec, dataset: Any) -> list[int]:
     from services.data.subset import stratified_subset
+
+    return stratified_subset(dataset.targets, spec.subset_count(len(dataset)), seed=spec.seed)
+
+
+def _eval_subset(spec: LandscapeSpec, ctx: JobContext, dataset: Any) -> tuple[torch.Tensor, ...]:
     from services.landscape.eval_subset import load_subset
 
+    return load_subset(dataset, _subset_indices(spec, dataset), ctx.device)
+
+
+def ensure_probe(spec: LandscapeSpec, ctx: JobContext, backbone: nn.Module,
+                 data: tuple[torch.Tensor, ...], classes: Sequence[str]) -> dict[str, torch.Tensor]:
+    """The job's linear probe (metric 'probe_ce'): the stored artifact, else fitted on the subset's features now."""
+    try:
+        return probe_from_bytes(ctx.fetch_artifact(ctx.job_id, PROBE).read_bytes())
+    except FileNotFoundError:
+        pass
+    images, labels = data[0], data[1]
+    features = subset_features(backbone.to(ctx.device), images, spec.batch_size)
+    backbone.cpu()
+    head = fit_probe(features, labels, len(classes), seed=spec.seed)
+    with torch.no_grad():
+        accuracy = (head(features.cpu()).argmax(1) == labels.cpu()).float().mean().item()
+    ctx.save_artifact(PROBE, probe_to_bytes(head), "application/octet-stream")
+    ctx.log(f"fitted a linear probe on {len(labels)} images' features (seed {spec.seed}): accuracy {accuracy:.3f}")
+    return {k: v.detach().clone() for k, v in head.state_dict().items()}
+
+
+def _dino_data(spec: LandscapeSpec, ctx: JobContext, dataset: Any,
+               checkpoint: DinoCheckpoint) -> tuple[torch.Tensor, ...]:
+    """The fixed multi-crop views of the subset and the fixed teacher's targets on them, on the device."""
+    from services.data.builders import open_split
+    from services.data.stats import normalization
+    from services.pretrain.backbone import patch_size_of
+
+    size, channels = input_geometry(spec)
+    mean, std = normalization(spec.dataset, ctx.data_root, channels)
+    transform = multicrop_transform(checkpoint.options, size, channels, mean, std,
+                                    patch_size_of(checkpoint.student.backbone))
+    views = [v.to(ctx.device) for v in fixed_views(open_split(spec.dataset, spec.split, ctx, transform),
+                                                   _subset_indices(spec, dataset), spec.seed)]
+    checkpoint.teacher.to(ctx.device)
+    targets = teacher_targets(checkpoint, views, spec.batch_size)
+    checkpoint.teacher.cpu()
+    return (*views, targets)
+
+
+def load_evaluator(spec: LandscapeSpec, ctx: JobContext, *, directions: list[Direction] | None = None,
+                   model: nn.Module | None = None, dataset: Any = None, data: tuple[torch.Tensor, ...] | None = None,
+                   dino: DinoCheckpoint | None = None) -> Evaluator:
+    """Model, directions (the stored artifact unless given) and subset, moved to the context's device."""
     dataset = dataset if dataset is not None else _dataset(spec, ctx)
-    if model is None:
-        model = build_model(spec, spec.source, ctx, dataset.classes)
+    loss_fn = self_distillation_loss if spec.metric == "dino" else None
+    if spec.metric == "dino_loss":
+        dino = dino if dino is not None else load_dino(spec, spec.source, ctx)
+        model = dino.student
+        data = _dino_data(spec, ctx, dataset, dino)
+        loss_fn = StudentDinoLoss(dino.ncrops, dino.student_temp)
+    elif model is None:
+        probe = None
+        if spec.metric == "probe_ce":
+            probe = probe_from_bytes(ctx.fetch_artifact(ctx.job_id, PROBE).read_bytes())
+        model = build_model(spec, spec.source, ctx, dataset.classes, probe=probe)
     if directions is None:
         directions = load_directions(ctx.fetch_artifact(ctx.job_id, DIRECTIONS).read_bytes())
         recorded = json.loads(ctx.fetch_artifact(ctx.job_id, ORIGIN).read_text())["sha256"]
         if recorded != state_digest(model):
             raise RuntimeError(f"this task built another model than the one job {ctx.job_id}'s directions "
                                "were drawn for")
-    indices = stratified_subset(dataset.targets, spec.subset_count(len(dataset)), seed=spec.seed)
     model = model.to(ctx.device).eval()
-    data = load_subset(dataset, indices, ctx.device)
-    return Evaluator(spec, model, base_state(model, directions), directions, data)
+    data = data if data is not None else _eval_subset(spec, ctx, dataset)
+    return Evaluator(spec, model, base_state(model, directions), directions, data, loss_fn)
 
 
 def run_tile(spec: LandscapeSpec, tile: dict[str, Any], ctx: JobContext) -> list[dict[str, Any]]:
@@ -145,7 +220,8 @@ def save_partial(spec: LandscapeSpec, results: Sequence[dict[str, Any]], ctx: Jo
     """Draw the points finished so far into `surface_partial.png` (blank where points are missing)."""
     surface = assemble_surface(Grid.from_spec(spec), results)
     plot = plot_heatmap if surface.is_2d else plot_curve
-    ctx.save_artifact(PARTIAL, plot(surface, log_scale=spec.log_scale), "image/png")
+    ctx.save_artifact(PARTIAL, plot(surface, log_scale=spec.log_scale, metric_label=metric_label(spec),
+                                    title=plot_title(spec, ctx.job_id)), "image/png")
 
 
 def _origin(surface: Surface) -> dict[str, Any]:
@@ -165,11 +241,13 @@ def assemble(spec: LandscapeSpec, results: Sequence[dict[str, Any]], ctx: JobCon
     if surface.missing:
         raise ValueError(f"cannot assemble the surface: {surface.missing} grid points have no result")
     ctx.save_artifact(SURFACE, surface.to_npz(), "application/octet-stream")
-    plots = render_plots(surface, log_scale=spec.log_scale)
+    plots = render_plots(surface, log_scale=spec.log_scale, metric_label=metric_label(spec),
+                         title=plot_title(spec, ctx.job_id))
     for name, data in plots.items():
         ctx.save_artifact(name, data)
     finite = surface.loss[np.isfinite(surface.loss)]
-    result = {"mode": spec.mode, "metric": spec.metric, "backbone": spec.backbone.name, "source": spec.source.kind,
+    result = {"mode": spec.mode, "metric": spec.metric, "metric_label": metric_label(spec),
+              "backbone": spec.backbone.name, "source": spec.source.kind,
               "shape": list(surface.loss.shape), "points": int(surface.loss.size),
               "tiles": len(split_tiles(Grid.from_spec(spec), spec.tile_size)),
               "origin": _origin(surface),
@@ -203,12 +281,23 @@ def _evaluate_here(spec: LandscapeSpec, ctx: JobContext, tiles: list[Tile],
 def run(spec: LandscapeSpec, ctx: JobContext) -> dict[str, Any] | FanOut:
     """Directions, then tiles: handed to the runner where the context fans out, else evaluated here and assembled."""
     dataset = _dataset(spec, ctx)
-    model = build_model(spec, spec.source, ctx, dataset.classes)
+    data, dino = None, None
+    if spec.metric == "dino_loss":
+        dino = load_dino(spec, spec.source, ctx)
+        model = dino.student
+        ctx.log(f"DINO loss of epoch {dino.epoch}: student moved, teacher fixed, teacher temperature "
+                f"{dino.teacher_temp:g}, student temperature {dino.student_temp:g}, {dino.ncrops} crops")
+    else:
+        model = build_model(spec, spec.source, ctx, dataset.classes)
+    if spec.metric == "probe_ce":
+        data = _eval_subset(spec, ctx, dataset)
+        probe = ensure_probe(spec, ctx, model, data, dataset.classes)
+        model = build_model(spec, spec.source, ctx, dataset.classes, probe=probe)
     directions = ensure_directions(spec, ctx, model, dataset.classes)
     grid = Grid.from_spec(spec)
     tiles = split_tiles(grid, spec.tile_size)
     ctx.log(f"{spec.mode} landscape of {spec.backbone.name} ({spec.metric}): {grid.size} points in {len(tiles)} tiles")
     if getattr(ctx, "fans_out", False):
         return FanOut([tile.to_dict() for tile in tiles])
-    evaluator = load_evaluator(spec, ctx, directions=directions, model=model, dataset=dataset)
+    evaluator = load_evaluator(spec, ctx, directions=directions, model=model, dataset=dataset, data=data, dino=dino)
     return assemble(spec, _evaluate_here(spec, ctx, tiles, evaluator), ctx)

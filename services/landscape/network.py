@@ -4,12 +4,16 @@ Metric 'ce' scores a classifier, as Li et al. 2018 do (tomgoldstein/loss-landsca
 `evaluation.eval_loss`): the backbone plus a linear head over its features. The head comes from
 the checkpoint's `classifier` entry, the state_dict of a linear layer {weight (C, D), bias (C,)}
 with optionally `classes` (checked against the dataset's); a random-init source gets a random
-head, the untrained baseline. A checkpoint without a classifier (DINO, SimCLR) needs metric
-'dino': the DINO self-distillation cross-entropy (Caron et al. 2021, facebookresearch/dino
-`DINOLoss`) between the backbone's outputs on an image and on its mirror image, with DINO's
+head, the untrained baseline. Metric 'dino' is a stand-in for checkpoints without a classifier,
+not their training loss: mirror-view consistency, the DINO cross-entropy (Caron et al. 2021,
+facebookresearch/dino `DINOLoss`) between the backbone's outputs on an image and on its mirror image, with DINO's
 teacher (0.04) and student (0.1) temperatures. Both sides are the network at the grid point
 (the EMA teacher and the projection head are not exported with a checkpoint, and the centre is
 left out), and the two views are fixed, so every grid point is scored on the same inputs.
+
+Metric 'dino_loss' scores the real DINO objective of a pretraining checkpoint around its student
+(`dino_objective.py`), metric 'probe_ce' the cross-entropy of a linear probe fitted to an SSL
+checkpoint's features and held fixed (`probe.py`).
 
 Random initialisation is seeded with the spec's seed before the model is built, so the job and
 its tile tasks, in different processes, build the same weights; `state_digest` checks it.
@@ -28,6 +32,7 @@ from torch import nn
 
 from services.backbones import build_backbone, load_weights
 from services.job_context import JobContext, load_torch
+from services.landscape.dino_objective import DinoCheckpoint, load_dino_checkpoint
 from shared.specs.common import ModelSource
 from shared.specs.landscape import LandscapeSpec
 
@@ -94,7 +99,8 @@ def _head(state: dict[str, Any] | None, features: int, classes: Sequence[str], o
         return head
     entry = state.get(CLASSIFIER_KEY)
     if not isinstance(entry, dict):
-        raise ValueError(f"metric 'ce' needs a classifier: {origin} has no {CLASSIFIER_KEY!r} entry; use metric 'dino'")
+        raise ValueError(f"metric 'ce' needs a classifier: {origin} has no {CLASSIFIER_KEY!r} entry; use metric "
+                         "'probe_ce' (a linear probe on its features) or 'dino_loss'")
     recorded = entry.get("classes")
     if recorded is not None and list(recorded) != list(classes):
         raise ValueError(f"{origin}: classifier classes {list(recorded)} differ from the dataset's {list(classes)}")
@@ -107,15 +113,38 @@ def _head(state: dict[str, Any] | None, features: int, classes: Sequence[str], o
     return head
 
 
+def input_geometry(spec: LandscapeSpec) -> tuple[int, int]:
+    """(image size, channels) of the backbone's input, as the landscape's dataset transform uses them."""
+    from services.data.transforms import input_size_for
+
+    size = spec.dataset.image_size or input_size_for(spec.backbone.name, spec.backbone.kwargs)
+    return int(size), int(spec.backbone.kwargs.get("in_chans", 3))
+
+
+def load_dino(spec: LandscapeSpec, source: ModelSource, ctx: JobContext) -> DinoCheckpoint:
+    """Student, fixed teacher, centre and temperatures of the DINO checkpoint `source` names (metric 'dino_loss')."""
+    state, origin = source_state(source, ctx)
+    size, channels = input_geometry(spec)
+    torch.manual_seed(spec.seed)
+    return load_dino_checkpoint(spec, state, origin, in_chans=channels, img_size=size)
+
+
 def build_model(spec: LandscapeSpec, source: ModelSource, ctx: JobContext, classes: Sequence[str], *,
-                seed_offset: int = 0) -> nn.Module:
+                seed_offset: int = 0, probe: dict[str, torch.Tensor] | None = None) -> nn.Module:
     """The network at one end of the landscape, in eval mode on the CPU: a Classifier for 'ce', the
-    backbone for 'dino'."""
+    backbone for 'dino', the DINO student (backbone and head) for 'dino_loss', and for 'probe_ce'
+    the backbone with the fitted `probe` as head (the bare backbone while there is no probe yet)."""
+    if spec.metric == "dino_loss":
+        return load_dino(spec, source, ctx).student
     state, origin = source_state(source, ctx)
     torch.manual_seed(spec.seed + seed_offset)
     backbone = _backbone(spec, state, source, origin)
-    if spec.metric == "dino":
+    if spec.metric == "dino" or (spec.metric == "probe_ce" and probe is None):
         return backbone.eval()
+    if spec.metric == "probe_ce":
+        head = nn.Linear(backbone.num_features, len(classes))
+        head.load_state_dict(probe)
+        return Classifier(backbone, head).eval()
     return Classifier(backbone, _head(state, backbone.num_features, classes, origin)).eval()
 
 

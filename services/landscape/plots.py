@@ -4,6 +4,8 @@ The kinds of tomgoldstein/loss-landscape `plot_1D.py` and `plot_2D.py` (contour 
 map, 3D surface), drawn on bare `matplotlib.figure.Figure` objects so no pyplot state or GUI
 backend is involved in a worker. Missing points (NaN) are left blank, so a partial surface plots.
 `log_scale` plots log10 of the loss, which keeps the basin visible next to steep walls.
+`metric_label` names what the values are (the colour bar, the loss axis) and `title` heads the
+figure; the trained point (step 0 along every direction) is marked with a star.
 """
 
 from __future__ import annotations
@@ -23,13 +25,30 @@ Format = Literal["png", "svg"]
 _TINY = np.finfo(np.float64).tiny
 
 
-def _values(surface: Surface, log_scale: bool) -> tuple[np.ndarray, str]:
+def _values(surface: Surface, log_scale: bool, metric_label: str = "loss") -> tuple[np.ndarray, str]:
     """The plotted loss (log10 if asked) and its axis label; raises when no point is there yet."""
     if np.isnan(surface.loss).all():
         raise ValueError("the surface has no evaluated points to plot")
     if log_scale:
-        return np.log10(np.maximum(surface.loss, _TINY)), "log10 loss"
-    return surface.loss, "loss"
+        return np.log10(np.maximum(surface.loss, _TINY)), f"log10 {metric_label}"
+    return surface.loss, metric_label
+
+
+def _mark_trained(ax, surface: Surface, z: np.ndarray | None = None) -> None:  # noqa: ANN001
+    """A star at step 0 along every direction, where the trained weights are (when the grid holds it)."""
+    i = int(np.argmin(np.abs(surface.x)))
+    if abs(surface.x[i]) > 1e-12:
+        return
+    if not surface.is_2d:
+        ax.plot([0.0], [surface.loss[i]], "r*", markersize=12, label="trained point")
+        return
+    j = int(np.argmin(np.abs(surface.y)))
+    if abs(surface.y[j]) > 1e-12:
+        return
+    if z is None:
+        ax.plot([0.0], [0.0], "r*", markersize=12, label="trained point")
+    else:
+        ax.scatter([0.0], [0.0], [z[j, i]], color="r", marker="*", s=120, label="trained point")
 
 
 def _levels(z: np.ndarray, count: int) -> np.ndarray:
@@ -52,15 +71,19 @@ def _require(surface: Surface, two_d: bool) -> None:
         raise ValueError(f"this plot needs a {'2D' if two_d else '1D'} surface")
 
 
-def plot_curve(surface: Surface, *, log_scale: bool = False, fmt: Format = "png") -> bytes:
+def plot_curve(surface: Surface, *, log_scale: bool = False, fmt: Format = "png", metric_label: str = "loss",
+               title: str | None = None) -> bytes:
     """Loss (and accuracy, where known) along the one direction, as `plot_1D.py` draws it."""
     _require(surface, two_d=False)
-    _values(surface, log_scale)
+    _, label = _values(surface, False, metric_label)
     fig = Figure(figsize=(6, 4))
     ax = fig.add_subplot()
-    ax.plot(surface.x, surface.loss, "b-", marker=".", label="loss")
+    ax.plot(surface.x, surface.loss, "b-", marker=".", label=label)
+    _mark_trained(ax, surface)
     ax.set_xlabel("step along direction")
-    ax.set_ylabel("loss", color="b")
+    ax.set_ylabel(label, color="b")
+    if title:
+        ax.set_title(title, fontsize=8)
     if log_scale:
         ax.set_yscale("log")
     if not np.isnan(surface.accuracy).all():
@@ -71,56 +94,66 @@ def plot_curve(surface: Surface, *, log_scale: bool = False, fmt: Format = "png"
     return _encode(fig, fmt)
 
 
-def plot_contour(surface: Surface, *, log_scale: bool = False, levels: int = 30, fmt: Format = "png") -> bytes:
+def plot_contour(surface: Surface, *, log_scale: bool = False, levels: int = 30, fmt: Format = "png",
+                 metric_label: str = "loss", title: str | None = None) -> bytes:
     """Contour lines of the loss over the two directions."""
     _require(surface, two_d=True)
-    z, label = _values(surface, log_scale)
+    z, label = _values(surface, log_scale, metric_label)
     fig = Figure(figsize=(5, 5))
     ax = fig.add_subplot()
     lines = ax.contour(surface.x, surface.y, np.ma.masked_invalid(z), levels=_levels(z, levels), cmap="summer")
     ax.clabel(lines, inline=True, fontsize=7, fmt="%.2f")
     ax.set_xlabel("direction 1")
     ax.set_ylabel("direction 2")
-    ax.set_title(label)
+    _mark_trained(ax, surface)
+    ax.set_title(f"{title}\n{label}" if title else label, fontsize=8 if title else None)
     ax.set_aspect("equal", adjustable="box")
     return _encode(fig, fmt)
 
 
-def plot_heatmap(surface: Surface, *, log_scale: bool = False, fmt: Format = "png") -> bytes:
+def plot_heatmap(surface: Surface, *, log_scale: bool = False, fmt: Format = "png", metric_label: str = "loss",
+                 title: str | None = None) -> bytes:
     """The loss as a colour map; missing points stay blank."""
     _require(surface, two_d=True)
-    z, label = _values(surface, log_scale)
+    z, label = _values(surface, log_scale, metric_label)
     fig = Figure(figsize=(5.5, 5))
     ax = fig.add_subplot()
     cmap = colormaps["viridis"].with_extremes(bad="white")
     image = ax.pcolormesh(surface.x, surface.y, np.ma.masked_invalid(z), cmap=cmap, shading="nearest")
     fig.colorbar(image, ax=ax, label=label)
+    _mark_trained(ax, surface)
+    if title:
+        ax.set_title(title, fontsize=8)
     ax.set_xlabel("direction 1")
     ax.set_ylabel("direction 2")
     return _encode(fig, fmt)
 
 
-def plot_surface_3d(surface: Surface, *, log_scale: bool = False, fmt: Format = "png") -> bytes:
+def plot_surface_3d(surface: Surface, *, log_scale: bool = False, fmt: Format = "png", metric_label: str = "loss",
+                    title: str | None = None) -> bytes:
     """The loss as a 3D surface over the two directions."""
     _require(surface, two_d=True)
-    z, label = _values(surface, log_scale)
+    z, label = _values(surface, log_scale, metric_label)
     fig = Figure(figsize=(6, 5))
     ax = fig.add_subplot(projection="3d")
     xx, yy = np.meshgrid(surface.x, surface.y)
     low, high = _levels(z, 2)
     ax.plot_surface(xx, yy, z, cmap="coolwarm", vmin=low, vmax=high, linewidth=0, antialiased=False)
+    _mark_trained(ax, surface, z)
+    if title:
+        ax.set_title(title, fontsize=8)
     ax.set_xlabel("direction 1")
     ax.set_ylabel("direction 2")
     ax.set_zlabel(label)
     return _encode(fig, fmt)
 
 
-def render_plots(surface: Surface, *, log_scale: bool = False,
-                 formats: tuple[Format, ...] = ("png", "svg")) -> dict[str, bytes]:
+def render_plots(surface: Surface, *, log_scale: bool = False, formats: tuple[Format, ...] = ("png", "svg"),
+                 metric_label: str = "loss", title: str | None = None) -> dict[str, bytes]:
     """Every plot that fits the surface, by artifact name ('loss_curve.png', 'loss_contour.svg', ...)."""
     if surface.is_2d:
         kinds = {"contour": plot_contour, "heatmap": plot_heatmap, "surface3d": plot_surface_3d}
     else:
         kinds = {"curve": plot_curve}
-    return {f"loss_{kind}.{fmt}": plot(surface, log_scale=log_scale, fmt=fmt)
+    return {f"loss_{kind}.{fmt}": plot(surface, log_scale=log_scale, fmt=fmt, metric_label=metric_label, title=title)
             for kind, plot in kinds.items() for fmt in formats}

@@ -4,6 +4,13 @@ Follows the options of Li et al. 2018, "Visualizing the Loss Landscape of Neural
 (tomgoldstein/loss-landscape `plot_surface.py`): random filter-normalized directions over the
 weights or the whole state, biases and BN parameters ignored by default, or one direction from
 one checkpoint to another for a 1D interpolation. No torch here: the API validates this spec.
+
+The metric says what a point is scored by. 'ce': the cross-entropy of a classifier checkpoint's
+own head. 'probe_ce': the cross-entropy of a linear probe fitted once to an SSL checkpoint's
+frozen features and held fixed. 'dino_loss': the DINO training loss of a pretraining
+checkpoint, the student moved and the teacher, centre and crops fixed; `dino` gives the options
+the checkpoint was pretrained with. 'dino': mirror-view consistency of the backbone alone, a
+cheap stand-in that is not the training loss. Combinations that cannot work are refused here.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from shared.specs.common import BackboneSpec, ModelSource, SpecModel
 from shared.specs.dataset import DatasetSpec
+from shared.specs.pretrain import DinoOptions
 
 MAX_AXIS_POINTS = 201
 
@@ -48,7 +56,14 @@ class LandscapeSpec(SpecModel):
     points_per_forward: int = Field(default=1, ge=1, le=64, description="grid points evaluated in one vmapped forward")
     bn_mode: Literal["eval", "recalibrate"] = Field(
         default="eval", description="'recalibrate': re-estimate BN running stats on the subset at every point")
-    metric: Literal["ce", "dino"] = Field(default="ce", description="'dino': self-distillation loss, no accuracy")
+    metric: Literal["ce", "probe_ce", "dino_loss", "dino"] = Field(
+        default="ce",
+        description="'ce': the checkpoint's classifier; 'probe_ce': a linear probe fitted to the checkpoint's "
+                    "features, then fixed; 'dino_loss': the DINO training loss, student moved, teacher fixed "
+                    "(no accuracy); 'dino': mirror-view consistency, a stand-in (no accuracy)")
+    dino: DinoOptions | None = Field(
+        default=None, description="metric 'dino_loss': the `dino` options of the pretraining run (head sizes, "
+                                  "crops, teacher temperature schedule); default DINO's")
     amp: Literal["bf16", "fp16"] | None = Field(default=None, description="autocast dtype of the forward passes")
     log_scale: bool = False
 
@@ -72,6 +87,21 @@ class LandscapeSpec(SpecModel):
             raise ValueError("y is only used when mode is '2d'")
         if self.subset_size is not None and self.subset_fraction is not None:
             raise ValueError("give subset_size or subset_fraction, not both")
+        return self
+
+    @model_validator(mode="after")
+    def _metric_for_source(self) -> LandscapeSpec:
+        if self.dino is not None and self.metric != "dino_loss":
+            raise ValueError("dino options are only used with metric 'dino_loss'")
+        if self.metric in ("dino_loss", "probe_ce") and self.mode == "interpolate":
+            raise ValueError(f"metric {self.metric!r} draws a surface around one checkpoint: use mode '1d' or '2d'")
+        if self.metric == "dino_loss":
+            if self.source.kind == "random":
+                raise ValueError("metric 'dino_loss' needs a DINO pretraining checkpoint as source, not a random init")
+            if self.source.kind == "job":
+                raise ValueError("metric 'dino_loss' needs the pretraining trainer's checkpoint (student, teacher, "
+                                 "DINO head, centre) as a file below the data root; a job's exported "
+                                 "checkpoint.pt holds the backbones only")
         return self
 
     @property

@@ -20,3 +20,11 @@ def data() -> tuple[torch.Tensor, torch.Tensor]:
     images = torch.randn(12, 3, 16, 16, generator=generator)
     labels = torch.randint(0, 4, (12,), generator=generator)
     return images, labels
+
+
+@pytest.fixture(scope="session")
+def dino_pretraining(tmp_path_factory, data_root):  # noqa: ANN001, ANN201
+    """A 1-epoch tiny DINO pretraining run in-process: (its context, its spec)."""
+    from ssl_checkpoints import pretrain_tiny_dino
+
+    return pretrain_tiny_dino(tmp_path_factory.mktemp("pretrain"), data_root)

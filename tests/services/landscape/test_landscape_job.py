@@ -131,7 +131,7 @@ def backbone_checkpoint(data_root: Path, name: str, **extra: Any) -> str:
 
 def test_metric_ce_needs_a_classifier_in_the_checkpoint(tmp_path, data_root) -> None:  # noqa: ANN001
     path = backbone_checkpoint(data_root, "no-classifier")
-    with pytest.raises(ValueError, match="metric 'ce' needs a classifier.*use metric 'dino'"):
+    with pytest.raises(ValueError, match="metric 'ce' needs a classifier.*'probe_ce'"):
         landscape_job.run(spec(source={"kind": "file", "path": path}), context(tmp_path, data_root))
 
 

@@ -68,3 +68,13 @@ def test_wrong_shapes_and_empty_surfaces_are_refused():
         render_plots(empty)
     with pytest.raises(ValueError, match="format"):
         plot_curve(one_d, fmt="jpg")
+
+
+def test_the_metric_label_and_title_name_the_surface():
+    surface = _surface(Grid.from_ranges([-1, 1, 5], [-1, 1, 5]))
+    title = "DINO loss (student vs. fixed teacher) · vit_tiny · job 3"
+    for name, data in render_plots(surface, formats=("svg",), metric_label="DINO loss", title=title).items():
+        text = data.decode()
+        assert "DINO loss" in text and "job 3" in text, name
+    curve = plot_curve(_surface(Grid.from_ranges([-1, 1, 5])), fmt="svg", metric_label="linear-probe cross-entropy")
+    assert "linear-probe cross-entropy" in curve.decode()

@@ -53,3 +53,56 @@ def test_unknown_fields_and_choices_are_rejected():
     assert "xrange" in _error(xrange=[0, 1, 3])
     assert "metric" in _error(metric="mse")
     assert "unknown timm backbone" in _error(backbone={"name": "resnet_9000"})
+
+
+FILE = {"kind": "file", "path": "dino-training.pt"}
+
+
+@pytest.mark.parametrize("metric,source", [
+    ("dino_loss", FILE), ("probe_ce", FILE), ("probe_ce", {"kind": "job", "job": 4}), ("probe_ce", {"kind": "random"}),
+    ("ce", {"kind": "job", "job": 4}), ("dino", FILE),
+])
+def test_metrics_accept_the_checkpoints_they_can_score(metric, source):
+    spec = LandscapeSpec.model_validate({**BASE, "metric": metric, "source": source})
+    assert spec.metric == metric and spec.dino is None
+
+
+@pytest.mark.parametrize("fields,message", [
+    ({"metric": "dino_loss"}, "metric 'dino_loss' needs a DINO pretraining checkpoint as source, not a random init"),
+    ({"metric": "dino_loss", "source": {"kind": "job", "job": 4}}, "exported checkpoint.pt holds the backbones only"),
+    ({"metric": "dino_loss", "mode": "interpolate", "source": FILE, "source_b": FILE}, "use mode '1d' or '2d'"),
+    ({"metric": "probe_ce", "mode": "interpolate", "source_b": {"kind": "job", "job": 4}}, "use mode '1d' or '2d'"),
+    ({"metric": "ce", "dino": {"out_dim": 32}}, "dino options are only used with metric 'dino_loss'"),
+    ({"metric": "dino_loss", "source": FILE, "dino": {"out_dim": 1}}, "out_dim"),
+])
+def test_metrics_refuse_checkpoints_they_cannot_score(fields, message):
+    assert message in _error(**fields)
+
+
+def test_dino_loss_takes_the_pretraining_runs_dino_options():
+    spec = LandscapeSpec.model_validate({**BASE, "metric": "dino_loss", "source": FILE,
+                                         "dino": {"out_dim": 32, "local_crops_number": 2, "teacher_temp": 0.07}})
+    assert (spec.dino.out_dim, spec.dino.crops_per_image, spec.dino.teacher_temp) == (32, 4, 0.07)
+
+
+def test_the_api_answers_a_refused_combination_with_a_422_naming_it():
+    from fastapi import HTTPException
+
+    from api.validation import job_create_from
+
+    with pytest.raises(HTTPException) as info:
+        job_create_from({"type": "landscape", "spec": {**BASE, "metric": "dino_loss"}})
+    assert info.value.status_code == 422
+    assert "needs a DINO pretraining checkpoint" in info.value.detail[0]["msg"]
+
+
+def test_the_readme_dino_loss_example_is_a_valid_spec():
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    (block,) = [b for b in re.findall(r"```yaml\n(.*?)```", readme, flags=re.S) if "metric: dino_loss" in b]
+    spec = LandscapeSpec.model_validate(yaml.safe_load(block))
+    assert spec.metric == "dino_loss" and spec.dino.teacher_temp == 0.07 and spec.source.kind == "file"
