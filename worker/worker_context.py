@@ -145,11 +145,11 @@ class WorkerContext:
                               "time": utcnow()})
         # The worker label is the worker's name, as on its heartbeat and busy gauges; never the
         # child's pid, which would add series with every job.
-        name = worker_name(self.worker)
+        worker = worker_name(self.worker)
         if name == "loss":
-            TRAIN_LOSS.labels(type=self.job_type, worker=name).set(float(value))
+            TRAIN_LOSS.labels(type=self.job_type, worker=worker).set(float(value))
         elif name == "images_per_s":
-            TRAIN_IMAGES_PER_SECOND.labels(type=self.job_type, worker=name).set(float(value))
+            TRAIN_IMAGES_PER_SECOND.labels(type=self.job_type, worker=worker).set(float(value))
         self._flush_metrics_if_due()
 
     def save_checkpoint(self, state: dict[str, Any], step: int) -> None:
