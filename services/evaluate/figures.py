@@ -95,6 +95,13 @@ def source_text(source: Any) -> str:
     return "random init" if kind == "random" else ""
 
 
+def suptitle(fig: Any, text: str) -> Any:
+    """The figure's title, each line wrapped to the figure's width (8 pt), so a long title or source never clips."""
+    chars = max(20, int(fig.get_size_inches()[0] * 72 / (0.6 * (FONT_PT + 1))))
+    lines = [part for line in text.splitlines() for part in textwrap.wrap(line, chars) or [line]]
+    return fig.suptitle("\n".join(lines))
+
+
 def new_figure(width_in: float, height_in: float) -> Any:
     """A pyplot-free figure of the given size in inches, with constrained layout, on an Agg canvas."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -231,7 +238,7 @@ def heatmap_figure(values: np.ndarray, row_labels: Sequence[str], col_labels: Se
                 vmax=vmax, cell_in=cell)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    fig.suptitle((label or FigureLabel()).title(title))
+    suptitle(fig, (label or FigureLabel()).title(title))
     return fig
 
 
@@ -271,7 +278,7 @@ def confusion_figure(matrix: np.ndarray, class_names: Sequence[str], *, title: s
                 colorbar="% of true class", vmin=0, vmax=100, cell_in=cell, show_rows=False)
     counts_ax.set(xlabel="predicted", ylabel="true", title="counts")
     norm_ax.set(xlabel="predicted", title="normalised by true class")
-    fig.suptitle((label or FigureLabel()).title(title))
+    suptitle(fig, (label or FigureLabel()).title(title))
     return fig
 
 
@@ -338,7 +345,7 @@ def image_grid_figure(rows: Sequence[Sequence[np.ndarray]], *, col_titles: Seque
         bar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=axes, shrink=0.9, aspect=20 * max(n_rows, 1))
         bar.set_label(colorbar)
     if title or label:
-        fig.suptitle((label or FigureLabel()).title(title))
+        suptitle(fig, (label or FigureLabel()).title(title))
     return fig
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from services.evaluate.figures import COLUMN_IN, FigureLabel, figure_png, new_figure, styled
+from services.evaluate.figures import COLUMN_IN, FigureLabel, figure_png, new_figure, styled, suptitle
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def tsne_figure(coords: np.ndarray, labels: Any, class_names: Sequence[str], *, 
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_aspect("equal", adjustable="datalim")
-    fig.suptitle((label or FigureLabel()).title(title))
+    suptitle(fig, (label or FigureLabel()).title(title))
     return fig
 
 

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from services.evaluate.figures import COLUMN_IN, FONT_PT, FigureLabel, encode, new_figure, source_text, styled
+from services.evaluate.figures import COLUMN_IN, FONT_PT, FigureLabel, encode, new_figure, source_text, styled, suptitle
 from services.landscape.surface import Surface
 
 Format = Literal["png", "svg"]
@@ -80,7 +80,7 @@ def _require(surface: Surface, two_d: bool) -> None:
 
 
 def _title(fig: Any, what: str, label: FigureLabel | None) -> None:
-    fig.suptitle((label or FigureLabel()).title(what))
+    suptitle(fig, (label or FigureLabel()).title(what))
 
 
 def _mark_origin(fig: Any, ax: Any) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from services.evaluate.figures import COLUMN_IN, FigureLabel, new_figure, save_figure, styled
+from services.evaluate.figures import COLUMN_IN, FigureLabel, new_figure, save_figure, styled, suptitle
 
 TRAINING_CURVES = "training_curves.png"
 PANELS = (("loss", "loss"), ("lr", "learning rate"), ("knn_top1", "kNN top-1 (%)"))
@@ -47,7 +47,7 @@ def training_curves_figure(curves: Mapping[str, Mapping[int, float]], *, niter_p
         ax.set_ylabel(name)
         ax.grid(True, linewidth=0.3, alpha=0.5)
     axes[-1].set_xlabel("epoch")
-    fig.suptitle((label or FigureLabel()).title(title))
+    suptitle(fig, (label or FigureLabel()).title(title))
     return fig
 
 

@@ -93,3 +93,10 @@ def test_image_grid_is_print_ready_with_colour_bar_and_blank_note(rows: int, col
     assert fig.get_size_inches()[0] <= PAGE_IN + 1e-9
     _, svg = assert_figure(fig, "grid", "weight", "all-zero map", "evaluate job 12")
     assert svg_text(svg).count("all-zero") == 1
+
+
+def test_a_long_title_and_source_wrap_inside_the_figure() -> None:
+    label = FigureLabel("evaluate", 3, "pretrained/" + "a_very_long_folder_name/" * 6 + "dino_vitsmall16.pth", 300)
+    title = "t-SNE of vit_small_patch16_224 features (test split, perplexity 30, 2000 points of 10 classes)"
+    fig = heatmap_figure(np.eye(3), ["a", "b", "c"], ["x", "y", "z"], title=title, label=label)
+    assert_figure(fig, "dino_vitsmall16.pth", "epoch 300")
