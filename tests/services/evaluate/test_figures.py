@@ -68,7 +68,7 @@ def test_heatmap_accepts_nan_and_rejects_wrong_labels() -> None:
 def test_robustness_figure_is_print_ready() -> None:
     corruptions = ["gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "motion_blur", "fog", "contrast"]
     table = RobustnessTable(corruptions, [1, 2, 3, 4, 5], np.linspace(0.9, 0.1, 35).reshape(7, 5), 0.93, 100)
-    fig = robustness_figure(table, title="accuracy under corruption (%)", label=LABEL)
+    fig = robustness_figure(table, title="accuracy under corruption (%, on the fly, cifar10c parameters)", label=LABEL)
     assert_figure(fig, "accuracy under corruption", "clean 93.0", "top-1 accuracy (%)", "gaussian_noise", "mean")
 
 
