@@ -97,21 +97,30 @@ def display_images(images: torch.Tensor) -> np.ndarray:
     return x.permute(0, 2, 3, 1).numpy()
 
 
-def attention_png(images: np.ndarray, attention: torch.Tensor, threshold: float = 0.6, *,
-                  cell_px: int = 96) -> bytes:
+def attention_figure(images: np.ndarray, attention: torch.Tensor, threshold: float = 0.6, *,
+                     label: Any = None) -> Any:
     """One row per image: the image, the image outside the union of the heads' masks darkened,
-    then each head's attention map. The PNG is (B * cell_px) x ((2 + heads) * cell_px) pixels."""
-    from services.evaluate.figures import image_grid_png
+    then each head's attention map, all heads on one colour scale (0 to the largest weight) named
+    by the colour bar; a head whose map is all zero says so in its cell."""
+    from services.evaluate.figures import image_grid_figure
 
     images = np.asarray(images)
     if images.ndim != 4 or images.shape[0] != attention.shape[0]:
         raise ValueError(f"{images.shape} display images for {attention.shape[0]} attention maps")
     size = images.shape[1:3]
-    maps = _upsample(attention.detach().cpu().numpy(), size)
+    maps = _upsample(attention.detach().cpu().float().numpy(), size)
     masks = _upsample(attention_masks(attention, threshold).any(dim=1).cpu().numpy(), size)
     rows = []
     for image, head_maps, mask in zip(images, maps, masks, strict=True):
         masked = np.where(mask[..., None], image, (image * 0.25).astype(image.dtype))
         rows.append([image, masked, *head_maps])
     titles = ["image", f"mask {threshold:.0%}"] + [f"head {h}" for h in range(attention.shape[1])]
-    return image_grid_png(rows, col_titles=titles, cell_px=cell_px)
+    return image_grid_figure(rows, col_titles=titles, title="CLS attention of the last block", label=label,
+                             colorbar="attention weight", vmin=0.0)
+
+
+def attention_png(images: np.ndarray, attention: torch.Tensor, threshold: float = 0.6, *, label: Any = None) -> bytes:
+    """`attention_figure` as 300 dpi PNG bytes."""
+    from services.evaluate.figures import figure_png
+
+    return figure_png(attention_figure(images, attention, threshold, label=label))

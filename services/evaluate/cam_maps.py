@@ -117,11 +117,23 @@ def overlay_png(image: np.ndarray, cam: np.ndarray, weight: float = 0.5) -> byte
     return buf.getvalue()
 
 
-def gradcam_png(images: np.ndarray, cams: np.ndarray, titles: Sequence[str] = (), *, cell_px: int = 96) -> bytes:
-    """Grid of (image, overlay) pairs, one row per image, (B * cell_px) x (2 * cell_px) pixels."""
-    from services.evaluate.figures import image_grid_png
+def gradcam_figure(images: np.ndarray, cams: np.ndarray, titles: Sequence[str] = (), *, label: Any = None) -> Any:
+    """Grid of (image, overlay) pairs, one row per image titled by `titles`, with a colour bar of
+    the JET scale the overlays use (a map normalised to [0, 1]); an all-zero map (no gradient
+    reached the target layer) is marked in its cell rather than shown as a blue wash."""
+    from services.evaluate.figures import image_grid_figure
 
     if len(images) != len(cams):
         raise ValueError(f"{len(images)} images for {len(cams)} heat maps")
     rows = [[image, overlay(image, cam)] for image, cam in zip(images, cams, strict=True)]
-    return image_grid_png(rows, col_titles=["image", "Grad-CAM"], row_titles=list(titles), cell_px=cell_px)
+    notes = {(i, 1): "all-zero map" for i, cam in enumerate(cams) if not np.any(np.asarray(cam) > 0)}
+    return image_grid_figure(rows, col_titles=["image", "Grad-CAM"], row_titles=list(titles), title="Grad-CAM",
+                             label=label, cmap="jet", colorbar="Grad-CAM (normalised)", vmin=0.0, vmax=1.0,
+                             notes=notes)
+
+
+def gradcam_png(images: np.ndarray, cams: np.ndarray, titles: Sequence[str] = (), *, label: Any = None) -> bytes:
+    """`gradcam_figure` as 300 dpi PNG bytes."""
+    from services.evaluate.figures import figure_png
+
+    return figure_png(gradcam_figure(images, cams, titles, label=label))

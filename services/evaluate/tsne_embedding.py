@@ -7,12 +7,13 @@ re-running the embedding.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from services.evaluate.figures import figure_png, new_figure
+from services.evaluate.figures import COLUMN_IN, FigureLabel, figure_png, new_figure, styled, suptitle
 
 log = logging.getLogger(__name__)
 
@@ -40,25 +41,37 @@ def tsne_embedding(features: Any, *, perplexity: float = 30.0, learning_rate: fl
     return tsne.fit_transform(features)
 
 
-def tsne_png(coords: np.ndarray, labels: Any, class_names: Sequence[str], *, title: str = "t-SNE",
-             point_size: float = 8.0) -> bytes:
-    """Scatter plot of 2-D coordinates coloured by class, with a legend naming every class present."""
+@styled
+def tsne_figure(coords: np.ndarray, labels: Any, class_names: Sequence[str], *, title: str = "t-SNE",
+                label: FigureLabel | None = None, point_size: float = 4.0) -> Any:
+    """Scatter plot of 2-D coordinates coloured by class, one column wide, with a legend below
+    naming every class present (up to 20 classes; more colours could not be told apart)."""
     from matplotlib import colormaps
 
     coords, labels = np.asarray(coords), np.asarray(labels).astype(np.int64)
     if coords.ndim != 2 or coords.shape[1] != 2 or len(coords) != len(labels):
         raise ValueError(f"t-SNE plot needs (N, 2) coordinates and N labels, got {coords.shape} and {len(labels)}")
     cmap = colormaps["tab10" if len(class_names) <= 10 else "tab20"]
-    fig = new_figure(6.5, 5.0)
+    present = np.unique(labels)
+    legend_rows = math.ceil(len(present) / 3) if len(present) <= 20 else 0
+    fig = new_figure(COLUMN_IN, COLUMN_IN * 0.9 + 0.15 * legend_rows + 0.3)
     ax = fig.add_subplot()
-    for index in np.unique(labels):
+    for index in present:
         if not 0 <= index < len(class_names):
             raise ValueError(f"label {index} has no class name ({len(class_names)} classes)")
         points = coords[labels == index]
         ax.scatter(points[:, 0], points[:, 1], s=point_size, color=cmap(index % cmap.N),
                    label=str(class_names[index]), alpha=0.8, linewidths=0)
-    ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7, markerscale=2, frameon=False)
+    if legend_rows:
+        fig.legend(loc="outside lower center", ncols=3, markerscale=2, frameon=False, handletextpad=0.2,
+                   columnspacing=0.8)
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.set_title(title)
-    return figure_png(fig)
+    ax.set_aspect("equal", adjustable="datalim")
+    suptitle(fig, (label or FigureLabel()).title(title))
+    return fig
+
+
+def tsne_png(coords: np.ndarray, labels: Any, class_names: Sequence[str], **kwargs: Any) -> bytes:
+    """`tsne_figure` as 300 dpi PNG bytes."""
+    return figure_png(tsne_figure(coords, labels, class_names, **kwargs))

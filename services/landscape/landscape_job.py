@@ -47,10 +47,10 @@ from services.landscape.directions import (
     random_directions,
 )
 from services.landscape.grid import Grid, Tile, evaluate_tile, split_tiles
-from services.landscape.labels import metric_label, plot_title
+from services.landscape.labels import metric_label
 from services.landscape.network import build_model, input_geometry, load_dino, self_distillation_loss, state_digest
 from services.landscape.perturb import base_state
-from services.landscape.plots import plot_curve, plot_heatmap, render_plots
+from services.landscape.plots import figure_label, plot_curve, plot_heatmap, render_plots
 from services.landscape.probe import PROBE, fit_probe, probe_from_bytes, probe_to_bytes, subset_features
 from services.landscape.surface import Surface, assemble_surface
 from shared.specs.landscape import LandscapeSpec
@@ -220,8 +220,8 @@ def save_partial(spec: LandscapeSpec, results: Sequence[dict[str, Any]], ctx: Jo
     """Draw the points finished so far into `surface_partial.png` (blank where points are missing)."""
     surface = assemble_surface(Grid.from_spec(spec), results)
     plot = plot_heatmap if surface.is_2d else plot_curve
-    ctx.save_artifact(PARTIAL, plot(surface, log_scale=spec.log_scale, metric_label=metric_label(spec),
-                                    title=plot_title(spec, ctx.job_id)), "image/png")
+    ctx.save_artifact(PARTIAL, plot(surface, log_scale=spec.log_scale, metric=metric_label(spec),
+                                    label=figure_label(spec, ctx)), "image/png")
 
 
 def _origin(surface: Surface) -> dict[str, Any]:
@@ -241,8 +241,8 @@ def assemble(spec: LandscapeSpec, results: Sequence[dict[str, Any]], ctx: JobCon
     if surface.missing:
         raise ValueError(f"cannot assemble the surface: {surface.missing} grid points have no result")
     ctx.save_artifact(SURFACE, surface.to_npz(), "application/octet-stream")
-    plots = render_plots(surface, log_scale=spec.log_scale, metric_label=metric_label(spec),
-                         title=plot_title(spec, ctx.job_id))
+    plots = render_plots(surface, log_scale=spec.log_scale, metric=metric_label(spec),
+                         label=figure_label(spec, ctx))
     for name, data in plots.items():
         ctx.save_artifact(name, data)
     finite = surface.loss[np.isfinite(surface.loss)]

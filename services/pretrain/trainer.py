@@ -101,6 +101,7 @@ class Trainer:
                                        world_size=self.dist.world_size)
         self.train_set = SeededAugmentation(data.train, self.opts.seed)
         self.knn_history: dict[int, float] = {}
+        self.curves: dict[str, dict[int, float]] = {"loss": {}, "lr": {}}
         self.last_loss = math.nan
 
     def _sam(self) -> SAM | None:
@@ -173,7 +174,8 @@ class Trainer:
                 "iteration": iteration, "niter_per_ep": self.niter, "method": self.method.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(),
                 "rng": rng_ranks[0], "rng_ranks": rng_ranks, "world_size": self.dist.world_size,
-                "last_loss": self.last_loss, "knn_history": dict(self.knn_history)}
+                "last_loss": self.last_loss, "knn_history": dict(self.knn_history),
+                "curves": {name: dict(values) for name, values in self.curves.items()}}
 
     def save_checkpoint(self, epoch: int, iteration: int) -> None:
         """Checkpoint resuming at `iteration` of `epoch`, under step = completed epochs.
@@ -202,6 +204,7 @@ class Trainer:
         restore_rng(checkpoint.get("rng_ranks", [checkpoint["rng"]])[self.dist.rank])
         self.last_loss = checkpoint["last_loss"]
         self.knn_history = dict(checkpoint["knn_history"])
+        self.curves.update({name: dict(values) for name, values in checkpoint.get("curves", {}).items()})
         return checkpoint["epoch"], checkpoint["iteration"]
 
     # ---------------------------------------------------------------- monitoring
@@ -214,6 +217,7 @@ class Trainer:
             values["gpu_memory_gb"] = torch.cuda.max_memory_allocated() / 2**30
         for name, value in values.items():
             self.ctx.log_metric(name, value, step)
+        self.curves["loss"][step], self.curves["lr"][step] = float(loss), float(group["lr"])
 
     def monitor_knn(self, epoch: int) -> None:
         every = self.spec.knn_every
@@ -271,9 +275,28 @@ class Trainer:
                 self.ctx.log(f"epoch {epoch + 1}/{self.epochs}: loss {self.last_loss:.4f}{knn}")
             if (epoch + 1) % self.spec.checkpoint_every == 0 or epoch + 1 == self.epochs:
                 self.save_checkpoint(epoch + 1, 0)
+                if self.dist.is_main:
+                    self.save_curves(epoch + 1)
         if self.dist.is_main:
             self.export()
         return self.result()
+
+    def save_curves(self, epoch: int) -> None:
+        """Redraw `training_curves.png`/`.svg` from the metrics so far, at each checkpoint and the end.
+
+        A figure that cannot be drawn is logged, not raised: it must not cost a run its checkpoint.
+        """
+        from services.evaluate.figures import FigureLabel, source_text
+        from services.pretrain.curves import save_training_curves
+
+        curves = {**self.curves, "knn_top1": dict(self.knn_history)}
+        label = FigureLabel("pretrain", getattr(self.ctx, "job_id", None), source_text(self.spec.source), epoch)
+        try:
+            save_training_curves(self.ctx, curves, niter_per_epoch=self.niter, label=label,
+                                 title=f"{self.spec.method} pretraining of {self.spec.backbone.name}")
+        except (ValueError, RuntimeError, OSError) as exc:
+            log.exception("training curves at epoch %d", epoch)
+            self.ctx.log(f"training curves not drawn at epoch {epoch}: {exc}")
 
     def export(self) -> None:
         """Save the artifact `checkpoint.pt` that evaluation and landscape jobs load."""

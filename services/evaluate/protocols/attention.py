@@ -1,7 +1,7 @@
 """The attention protocol: DINO's last-block CLS attention maps and threshold masks (`visualize_attention.py`).
 
 For a few stratified test images: each head's map and the union of the heads' masks holding
-`threshold` of the attention mass, in `attention.png`. ViT only; `services.evaluate.inputs.check_model`
+`threshold` of the attention mass, in `attention.png` (and `.svg`). ViT only; `services.evaluate.inputs.check_model`
 refuses other backbones before any feature is extracted.
 """
 
@@ -29,12 +29,15 @@ class AttentionResult(ProtocolResult):
 @register_protocol("attention", weight=0.5)
 def attention_protocol(inputs: EvaluationInputs, needed: Needed, report: Report) -> AttentionResult:
     """DINO's last-block CLS attention per head and its threshold masks; attention.png."""
-    from services.evaluate.attention_maps import attention_masks, attention_png, cls_attention, display_images
+    from services.evaluate.attention_maps import attention_figure, attention_masks, cls_attention, display_images
+    from services.evaluate.figures import FigureLabel, save_figure
 
     opts = inputs.spec.attention
     _, images, _ = inputs.sample_test_images(opts.n_images)
     attention = cls_attention(inputs.model, images).cpu()
-    inputs.ctx.save_artifact("attention.png", attention_png(display_images(images), attention, opts.threshold))
+    label = FigureLabel.of("evaluate", inputs.ctx, inputs.spec.source)
+    save_figure(inputs.ctx, "attention.png", attention_figure(display_images(images), attention, opts.threshold,
+                                                              label=label))
     masks = attention_masks(attention, opts.threshold)
     return AttentionResult(n_images=int(images.shape[0]), heads=int(attention.shape[1]),
                            grid=list(attention.shape[2:]), threshold=opts.threshold,

@@ -3,7 +3,7 @@
 With target 'class' the map explains the linear probe's logit of the predicted class, through
 backbone, probe features and head as one model; with 'embedding' it explains the cosine
 similarity of the backbone embedding to the mean train embedding of the image's class. Writes
-`gradcam.png`.
+`gradcam.png` (and `.svg`).
 """
 
 from __future__ import annotations
@@ -49,9 +49,10 @@ def gradcam_protocol(inputs: EvaluationInputs, needed: Needed, report: Report) -
         EmbeddingSimilarityTarget,
         class_targets,
         default_target_layer,
+        gradcam_figure,
         gradcam_maps,
-        gradcam_png,
     )
+    from services.evaluate.figures import FigureLabel, save_figure
 
     model, classes, feats = inputs.model, inputs.classes, inputs.features
     target = inputs.spec.resolved_gradcam_target()
@@ -74,7 +75,8 @@ def gradcam_protocol(inputs: EvaluationInputs, needed: Needed, report: Report) -
         cams = gradcam_maps(model, images, targets, target_layer=layer, reshape_transform=reshape)
         titles = [classes[t] for t in labels.tolist()]
     report(0.9, "plotting")
-    inputs.ctx.save_artifact("gradcam.png", gradcam_png(display_images(images), cams, titles))
+    label = FigureLabel.of("evaluate", inputs.ctx, inputs.spec.source)
+    save_figure(inputs.ctx, "gradcam.png", gradcam_figure(display_images(images), cams, titles, label=label))
     return GradcamResult(n_images=int(images.shape[0]), target=target, layer=module_name(model, layer), titles=titles)
 
 

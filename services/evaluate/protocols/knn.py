@@ -1,7 +1,7 @@
 """The kNN protocol: DINO's weighted k-NN classifier (`eval_knn.py`) on the stored features.
 
 Top-1/top-5 accuracy for every listed k, each with its 95% Wilson interval over the n test
-images; precision, recall, F1, the per-class table and the confusion matrix (`knn_confusion.png`)
+images; precision, recall, F1, the per-class table and the confusion matrix (`knn_confusion.png` and `.svg`)
 at the headline k, the listed k closest to DINO's 20.
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from services.evaluate.figures import confusion_png
+from services.evaluate.figures import FigureLabel, confusion_figure, save_figure
 from services.evaluate.inputs import EvaluationInputs
 from services.evaluate.knn_classifier import chunk_size_for, knn_scores
 from services.evaluate.registry import Needed, ProtocolResult, Report, register_protocol
@@ -75,8 +75,9 @@ def knn_protocol(inputs: EvaluationInputs, needed: Needed, report: Report) -> Kn
             head_scores = scores
         report((i + 1) / len(opts.k), f"k={k}")
     summary = scores_report(head_scores, test.labels, classes)
-    ctx.save_artifact("knn_confusion.png", confusion_png(np.array(summary["confusion_matrix"]), classes,
-                                                         title=f"kNN (k={k_head}) confusion matrix"))
+    save_figure(ctx, "knn_confusion.png", confusion_figure(
+        np.array(summary["confusion_matrix"]), classes, title=f"kNN (k={k_head}) confusion matrix",
+        label=FigureLabel.of("evaluate", ctx, inputs.spec.source)))
     n = len(test.labels)
     return KnnResult(k=k_head, top1=summary["top1"], top5=summary["top5"], n=n,
                      top1_ci=accuracy_interval(summary["top1"], n), top5_ci=accuracy_interval(summary["top5"], n),

@@ -6,7 +6,7 @@ One head per rate of `linear.lrs`; the val split picks the head (and its best ep
 the test split never picks anything and its numbers are honest. The result holds the chosen
 head's test scores, the chosen rate and every rate's val scores (`lr_search`), and warnings when
 the rate lies at an edge of the grid or the probe falls below kNN beyond the noise. Writes
-`linear_confusion.png` and the chosen head as `linear_head.pt`; the head also travels in the
+`linear_confusion.png` (and `.svg`) and the chosen head as `linear_head.pt`; the head also travels in the
 result, for the protocols that classify or explain with it (robustness, Grad-CAM).
 """
 
@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from services.evaluate.artifacts import torch_bytes
-from services.evaluate.figures import confusion_png
+from services.evaluate.figures import FigureLabel, confusion_figure, save_figure
 from services.evaluate.inputs import EvaluationInputs
 from services.evaluate.protocols.knn import KnnResult
 from services.evaluate.registry import Needed, ProtocolResult, Report, register_protocol
@@ -106,8 +106,9 @@ def linear_protocol(inputs: EvaluationInputs, needed: Needed, report: Report) ->
     with torch.no_grad():
         test_scores = probe.head(x_test.float())
     summary = scores_report(test_scores, y_test, classes)
-    ctx.save_artifact("linear_confusion.png", confusion_png(np.array(summary["confusion_matrix"]), classes,
-                                                            title=f"linear probe (lr {probe.lr:g}) confusion matrix"))
+    save_figure(ctx, "linear_confusion.png", confusion_figure(
+        np.array(summary["confusion_matrix"]), classes, title=f"linear probe (lr {probe.lr:g}) confusion matrix",
+        label=FigureLabel.of("evaluate", ctx, spec.source)))
     ctx.save_artifact("linear_head.pt", torch_bytes({"state_dict": probe.head.state_dict(), "classes": classes,
                                                      "n_last_blocks": opts.n_last_blocks, "avgpool": opts.avgpool,
                                                      "lr": probe.lr}))

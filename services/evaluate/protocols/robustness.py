@@ -6,7 +6,7 @@ made on the fly from a stratified subset of the test split, at the model's input
 severity table the spec's `parameter_set` names or its size picks (CIFAR-10-C-style corruptions),
 or read from CIFAR-10-C's released files; the result's `source` tells the two apart. With a
 baseline job's table (of the same source) the summary adds CE and mCE. Writes
-`robustness_table.json` (the table a later job can use as its baseline) and `robustness.png`.
+`robustness_table.json` (the table a later job can use as its baseline) and `robustness.png` (and `.svg`).
 """
 
 from __future__ import annotations
@@ -105,7 +105,8 @@ def robustness_classifier(inputs: EvaluationInputs, linear: LinearResult | None)
 @register_protocol("robustness", weight=4.0, needs=("linear",))
 def robustness_protocol(inputs: EvaluationInputs, needed: Needed, report: Report) -> RobustnessResult:
     """Accuracy per corruption x severity, mCE against the baseline job; robustness.png and robustness_table.json."""
-    from services.evaluate.corruption_scores import robustness_png, robustness_summary, table_source
+    from services.evaluate.corruption_scores import robustness_summary, table_source
+    from services.evaluate.figures import FigureLabel, robustness_figure, save_figure
 
     opts = inputs.spec.robustness
     classifier = robustness_classifier(inputs, needed.get(LinearResult))
@@ -120,7 +121,9 @@ def robustness_protocol(inputs: EvaluationInputs, needed: Needed, report: Report
     inputs.ctx.save_artifact("robustness_table.json", json.dumps({"table": table.to_dict(), "summary": summary,
                                                                   **info}, indent=2))
     images = f"on the fly, {parameter_set} parameters" if parameter_set else "CIFAR-10-C files"
-    inputs.ctx.save_artifact("robustness.png", robustness_png(table, title=f"accuracy under corruption (%, {images})"))
+    save_figure(inputs.ctx, "robustness.png", robustness_figure(
+        table, title=f"accuracy under corruption (%, {images})",
+        label=FigureLabel.of("evaluate", inputs.ctx, inputs.spec.source)))
     return RobustnessResult(summary, classifier.name, source, opts.baseline_job, parameter_set)
 
 

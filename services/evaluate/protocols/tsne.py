@@ -1,6 +1,6 @@
 """The t-SNE protocol: a map of a stratified subset of the test features (van der Maaten & Hinton 2008).
 
-Writes `tsne.png` and `tsne.npz` (coordinates, labels, the subset's indices, class names), so a
+Writes `tsne.png` (and `.svg`) and `tsne.npz` (coordinates, labels, the subset's indices, class names), so a
 notebook can re-plot the map without re-running the embedding.
 """
 
@@ -30,7 +30,8 @@ class TsneResult(ProtocolResult):
 def tsne_protocol(inputs: EvaluationInputs, needed: Needed, report: Report) -> TsneResult:
     """t-SNE of a stratified subset of the test features; tsne.png and tsne.npz (coordinates, labels)."""
     from services.data.subset import stratified_subset
-    from services.evaluate.tsne_embedding import tsne_embedding, tsne_png
+    from services.evaluate.figures import FigureLabel, save_figure
+    from services.evaluate.tsne_embedding import tsne_embedding, tsne_figure
 
     spec, test, classes = inputs.spec, inputs.features.test, inputs.classes
     opts = spec.tsne
@@ -41,7 +42,8 @@ def tsne_protocol(inputs: EvaluationInputs, needed: Needed, report: Report) -> T
                             max_iter=opts.max_iter, seed=spec.seed)
     report(0.9, "plotting")
     title = f"t-SNE of {spec.backbone.name} features ({spec.test_split}, perplexity {perplexity:g})"
-    inputs.ctx.save_artifact("tsne.png", tsne_png(coords, labels, classes, title=title))
+    save_figure(inputs.ctx, "tsne.png", tsne_figure(coords, labels, classes, title=title,
+                                                    label=FigureLabel.of("evaluate", inputs.ctx, spec.source)))
     inputs.ctx.save_artifact("tsne.npz", npz_bytes(coords=coords, labels=labels, indices=indices,
                                                    classes=np.array(classes)))
     return TsneResult(n_points=int(len(indices)), perplexity=perplexity, learning_rate=opts.learning_rate,

@@ -3,7 +3,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from services.evaluate.attention_maps import attention_masks, attention_png, cls_attention, display_images
+from services.evaluate.attention_maps import (
+    attention_figure,
+    attention_masks,
+    attention_png,
+    cls_attention,
+    display_images,
+)
+from services.evaluate.figures import FigureLabel, encode
+from tests.services.figure_checks import assert_figure, png_pixels, svg_text
 
 from .conftest import png_size
 
@@ -64,11 +72,24 @@ def test_masks_reject_bad_threshold() -> None:
         attention_masks(torch.rand(1, 2, 2, 2), 0.0)
 
 
-def test_attention_png_has_one_cell_per_head_and_image(vit: torch.nn.Module) -> None:
+def test_attention_figure_has_one_cell_per_head_and_image(vit: torch.nn.Module) -> None:
     images = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(2))
     attention = cls_attention(vit, images)
-    png = attention_png(display_images(images), attention, 0.6, cell_px=40)
-    assert png_size(png) == ((2 + 3) * 40, 3 * 40)
+    fig = attention_figure(display_images(images), attention, 0.6, label=FigureLabel("evaluate", 5, "random init"))
+    image_axes = [ax for ax in fig.axes if ax.images and ax.get_label() != "<colorbar>"]
+    assert len(image_axes) == 3 * (2 + 3)
+    assert any(ax.get_label() == "<colorbar>" and ax.get_ylabel() == "attention weight" for ax in fig.axes)
+    _, svg = assert_figure(fig, "CLS attention of the last block", "evaluate job 5", "head 2", "attention weight")
+    assert "all-zero map" not in svg_text(svg)
+    assert png_size(attention_png(display_images(images), attention, 0.6)) == png_pixels(encode(fig))
+
+
+def test_an_all_zero_head_is_marked(vit: torch.nn.Module) -> None:
+    images = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    attention = cls_attention(vit, images)
+    attention[:, 1] = 0
+    _, svg = assert_figure(attention_figure(display_images(images), attention, 0.6), "all-zero map")
+    assert svg_text(svg).count("all-zero") == 1
 
 
 def test_non_vit_models_raise() -> None:

@@ -10,10 +10,13 @@ from services.evaluate.cam_maps import (
     EmbeddingSimilarityTarget,
     class_targets,
     default_target_layer,
+    gradcam_figure,
     gradcam_maps,
     gradcam_png,
     overlay_png,
 )
+from services.evaluate.figures import FigureLabel
+from tests.services.figure_checks import assert_figure, svg_text
 
 from .conftest import png_size
 
@@ -39,7 +42,10 @@ def test_vit_class_target_maps_and_png(vit: nn.Module) -> None:
     head = nn.Linear(vit.num_features, 3)
     cams = gradcam_maps(vit, images, class_targets([0, 2]), head=head)
     assert cams.shape == (2, 32, 32) and cams.min() >= 0 and cams.max() <= 1 and cams.max() > 0.5
-    assert png_size(gradcam_png(display_images(images), cams, ["a", "b"], cell_px=48)) == (96, 96)
+    fig = gradcam_figure(display_images(images), cams, ["ship > sea", "buoy > buoy"], label=FigureLabel("evaluate", 3))
+    png, svg = assert_figure(fig, "Grad-CAM (normalised)", "evaluate job 3", "ship > sea")
+    assert "all-zero" not in svg_text(svg)
+    assert png_size(gradcam_png(display_images(images), cams, ["a", "b"])) == png_size(png)
     assert png_size(overlay_png(display_images(images)[0], cams[0])) == (32, 32)
 
 
@@ -51,7 +57,9 @@ def test_cnn_embedding_similarity_target(resnet: nn.Module) -> None:
         reference = resnet(images[:1])[0]
     cams = gradcam_maps(resnet, images, [EmbeddingSimilarityTarget(reference)] * 2)
     assert cams.shape == (2, 32, 32) and np.isfinite(cams).all()
-    assert png_size(gradcam_png(display_images(images), cams, cell_px=32)) == (64, 64)
+    cams[1] = 0
+    _, svg = assert_figure(gradcam_figure(display_images(images), cams), "Grad-CAM", "all-zero map")
+    assert svg_text(svg).count("all-zero") == sum(not (cam > 0).any() for cam in cams) >= 1
 
 
 def test_cam_highlights_the_region_the_class_sees() -> None:

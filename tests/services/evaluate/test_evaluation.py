@@ -15,12 +15,14 @@ from pydantic import ValidationError
 from services.data.subset import stratified_subset
 from services.evaluate.corruption_scores import RobustnessTable
 from services.evaluate.evaluation import Progress, headline, run
+from services.evaluate.figures import FigureLabel, confusion_figure
 from services.evaluate.knn_classifier import knn_scores
 from services.evaluate.protocols.knn import headline_k
 from services.evaluate.registry import ProtocolResult, run_order
 from services.evaluate.scores import wilson_interval
 from services.job_context import JobStopped, LocalContext
 from shared.specs.evaluate import EvaluateSpec
+from tests.services.figure_checks import assert_figure, svg_text
 
 from .conftest import png_size
 
@@ -83,17 +85,31 @@ def test_progress_spans_follow_the_weights() -> None:
     assert ctx.seen == [(pytest.approx(1.0), "robustness: past the end"), (pytest.approx(0.15), "features 5/10")]
 
 
+FIGURES = ("knn_confusion.png", "linear_confusion.png", "robustness.png", "tsne.png", "attention.png", "gradcam.png")
+
+
+def assert_print_artifacts(ctx: LocalContext, name: str) -> None:
+    """The figure `name` is a 300 dpi PNG with an SVG sibling whose title names the job."""
+    from PIL import Image
+
+    png = ctx.artifact_path(name).read_bytes()
+    assert min(png_size(png)) > 300, name
+    assert Image.open(io.BytesIO(png)).info["dpi"] == pytest.approx((300, 300), abs=0.1), name
+    assert f"evaluate job {ctx.job_id}" in svg_text(ctx.artifact_path(name[:-4] + ".svg").read_bytes()), name
+
+
 def test_every_protocol_writes_its_artifacts(full: tuple[dict[str, Any], LocalContext]) -> None:
     result, ctx = full
     assert result["protocols"] == ALL and result["classes"][0] == "sailing_boat"
     assert list(result) == ["backbone", "source", "classes", "n_train", "n_test", "protocols", *ALL, "headline",
                             "headline_intervals"]
-    for name in ("knn_confusion.png", "linear_confusion.png", "robustness.png", "tsne.png"):
-        width, height = png_size(ctx.artifact_path(name).read_bytes())
-        assert width > 100 and height > 100, name
-    # attention: one row per image, image + mask + one map per head (ViT-Tiny has 3 heads), 96 px cells
-    assert png_size(ctx.artifact_path("attention.png").read_bytes()) == (5 * 96, 2 * 96)
-    assert png_size(ctx.artifact_path("gradcam.png").read_bytes()) == (2 * 96, 2 * 96)
+    for name in FIGURES:
+        assert_print_artifacts(ctx, name)
+    # attention: one row per image, image + mask + one map per head (ViT-Tiny has 3 heads)
+    assert "head 2" in svg_text(ctx.artifact_path("attention.svg").read_bytes())
+    confusion = confusion_figure(np.array(result["knn"]["confusion_matrix"]), result["classes"], title="kNN",
+                                 label=FigureLabel("evaluate", ctx.job_id))
+    assert_figure(confusion, "kNN", f"evaluate job {ctx.job_id}", *result["classes"])
     assert json.loads(ctx.artifact_path("result.json").read_text()) == json.loads(json.dumps(result))
     tsne = np.load(ctx.artifact_path("tsne.npz"))
     assert tsne["coords"].shape == (20, 2) and np.isfinite(tsne["coords"]).all()
@@ -317,7 +333,7 @@ def test_robustness_reads_cifar10c_files(cifar_root: Path) -> None:
     assert fog.tolist() == [robust["clean_accuracy"]] * 2  # the clean images, whatever the model
     assert set(snow.tolist()) <= {0.0, 10.0}  # one black image: one prediction, right for one class at most
     assert robust["clean_accuracy"] == pytest.approx(100 * result["knn"]["per_k"]["20"]["top1"])
-    assert png_size(ctx.artifact_path("robustness.png").read_bytes())[0] > 100
+    assert_print_artifacts(ctx, "robustness.png")
 
 
 def test_single_channel_thermal_backbone(jobs_root: Path, data_root: Path) -> None:
@@ -328,4 +344,4 @@ def test_single_channel_thermal_backbone(jobs_root: Path, data_root: Path) -> No
     result = run(spec, ctx)
     assert np.array(result["robustness"]["accuracy"]).shape == (2, 1)
     assert ctx.logs[0].endswith("input 32 px") and result["attention"]["heads"] == 3
-    assert png_size(ctx.artifact_path("attention.png").read_bytes()) == (5 * 96, 2 * 96)
+    assert_print_artifacts(ctx, "attention.png")

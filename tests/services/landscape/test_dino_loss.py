@@ -17,6 +17,7 @@ from services.landscape.network import load_dino
 from services.landscape.surface import Surface
 from services.pretrain.methods import build_method
 from shared.specs.landscape import LandscapeSpec
+from tests.services.figure_checks import svg_text
 
 torch.set_num_threads(1)
 
@@ -96,9 +97,9 @@ def test_a_dino_loss_job_end_to_end(tmp_path, data_root, dino_pretraining) -> No
     assert any(name.startswith("backbone.") for name in directions[0])
     assert any(name.startswith("head.mlp.") for name in directions[0])
     assert not any(name.endswith("weight.original0") for name in directions[0])  # the frozen weight norm
-    heatmap = ctx.artifact_path("loss_heatmap.svg").read_text()
+    heatmap = " ".join(svg_text(ctx.artifact_path("loss_heatmap.svg").read_bytes()).split())  # titles wrap
     for words in ("DINO loss (student vs. fixed teacher)", "vit_tiny_patch16_224", "job 6", "dino-training.pt",
-                  "synthetic-maritime train, 8 images", "trained point"):
+                  "synthetic-maritime train, 8 images", "trained model"):
         assert words in heatmap, words
 
 

@@ -1,11 +1,24 @@
 import xml.etree.ElementTree as ET
+from itertools import combinations
 
 import numpy as np
 import pytest
 
+from services.evaluate.figures import COLUMN_IN, FigureLabel
 from services.landscape.grid import Grid
-from services.landscape.plots import plot_contour, plot_curve, render_plots
+from services.landscape.plots import (
+    FINE_POINTS,
+    contour_figure,
+    curve_figure,
+    fine_grid,
+    heatmap_figure,
+    plot_contour,
+    plot_curve,
+    render_plots,
+    surface_3d_figure,
+)
 from services.landscape.surface import assemble_surface
+from tests.services.figure_checks import assert_figure, at_300_dpi, png_pixels, svg_text
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -70,11 +83,65 @@ def test_wrong_shapes_and_empty_surfaces_are_refused():
         plot_curve(one_d, fmt="jpg")
 
 
-def test_the_metric_label_and_title_name_the_surface():
-    surface = _surface(Grid.from_ranges([-1, 1, 5], [-1, 1, 5]))
-    title = "DINO loss (student vs. fixed teacher) · vit_tiny · job 3"
-    for name, data in render_plots(surface, formats=("svg",), metric_label="DINO loss", title=title).items():
-        text = data.decode()
-        assert "DINO loss" in text and "job 3" in text, name
-    curve = plot_curve(_surface(Grid.from_ranges([-1, 1, 5])), fmt="svg", metric_label="linear-probe cross-entropy")
-    assert "linear-probe cross-entropy" in curve.decode()
+LABEL = FigureLabel("landscape", 9, "test_vit, job 7 checkpoint.pt")
+KINDS_2D = {"contour": contour_figure, "heatmap": heatmap_figure, "surface3d": surface_3d_figure}
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS_2D))
+@pytest.mark.parametrize("log_scale", [False, True])
+def test_two_dimensional_figures_are_print_ready(kind, log_scale):
+    fig = KINDS_2D[kind](_surface(Grid.from_ranges([-1, 1, 7], [-1, 1, 5])), log_scale=log_scale,
+                         metric="cross-entropy loss", label=LABEL)
+    assert tuple(fig.get_size_inches()) == pytest.approx((COLUMN_IN, fig.get_size_inches()[1]))
+    metric = "log10 cross-entropy loss" if log_scale else "cross-entropy loss"
+    assert_figure(fig, metric, "landscape job 9", "job 7 checkpoint.pt")
+    bars = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    assert len(bars) == 1 and bars[0].get_ylabel() == metric
+
+
+def test_curve_figure_is_print_ready_and_marks_the_trained_model():
+    fig = curve_figure(_surface(Grid.from_ranges([-1, 1, 9]), keep=6), metric="cross-entropy loss", label=LABEL)
+    _, svg = assert_figure(fig, "cross-entropy loss along one direction", "accuracy (%)", "landscape job 9")
+    assert "trained model" in svg_text(svg)
+
+
+def test_contours_are_smooth_labelled_apart_and_mark_the_origin():
+    surface = _surface(Grid.from_ranges([-1, 1, 7], [-1, 1, 5]))
+    fig = contour_figure(surface, metric="cross-entropy loss", label=LABEL)
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    labels = [t for t in ax.texts if t.get_text()]
+    assert len(labels) >= 2
+    boxes = [t.get_window_extent(renderer) for t in labels]
+    frame = ax.get_window_extent(renderer)
+    for a, b in combinations(boxes, 2):
+        assert not a.overlaps(b)
+    assert all(frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
+               for box in boxes)
+    origin = [line for line in ax.get_lines() if line.get_label() == "trained model (0, 0)"]
+    assert len(origin) == 1 and list(origin[0].get_xydata()[0]) == [0.0, 0.0]
+    assert len(ax.collections[0].get_paths()) > 0 and len(ax.collections[0].levels) >= 10
+
+
+def test_a_coarse_grid_is_interpolated_through_its_points():
+    surface = _surface(Grid.from_ranges([-1, 1, 7], [-1, 1, 5]))
+    x, y, fine = fine_grid(surface.x, surface.y, surface.loss)
+    assert fine.shape == (FINE_POINTS, FINE_POINTS) and np.isfinite(fine).all()
+    ix = [int(np.argmin(np.abs(x - v))) for v in surface.x]
+    iy = [int(np.argmin(np.abs(y - v))) for v in surface.y]
+    assert np.allclose(fine[np.ix_(iy, ix)], surface.loss, atol=1e-9)
+    partial = _surface(Grid.from_ranges([-1, 1, 7], [-1, 1, 6]), keep=20)
+    _, _, fine_partial = fine_grid(partial.x, partial.y, partial.loss)
+    assert np.isnan(fine_partial).any() and np.isfinite(fine_partial).any()
+
+
+def test_render_plots_names_the_metric_and_job_in_every_svg():
+    plots = render_plots(_surface(Grid.from_ranges([-1, 1, 5], [-1, 1, 5])), metric="DINO self-distillation loss",
+                         label=LABEL)
+    for name, data in plots.items():
+        if name.endswith(".svg"):
+            text = svg_text(data)
+            assert "DINO self-distillation loss" in text and "landscape job 9" in text, name
+        else:
+            assert at_300_dpi(png_pixels(data)[0], COLUMN_IN), name
