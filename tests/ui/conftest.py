@@ -30,6 +30,7 @@ class Site:
     url: str
     settings: object
     seeded: Seeded
+    shots: Path = SHOTS
 
 
 @pytest.fixture(scope="session")
@@ -49,6 +50,36 @@ def site(tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> Iterator[
         yield Site(url, settings, seeded)
     finally:
         proc.kill()
+
+
+@pytest.fixture(scope="session")
+def server_site(tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> Iterator[Site]:
+    """The same pages on the team's stack: Postgres, Redis and an S3 server (moto) behind the API."""
+    import uuid
+
+    from shared.db.migrate import upgrade
+    from shared.settings import Settings
+    from shared.storage import S3Store
+    from tests.stack import moto_server, postgres_database, redis_database
+
+    with postgres_database() as db, redis_database() as broker, moto_server() as s3:
+        home = tmp_path_factory.mktemp("ui-server") / "home"
+        home.mkdir()
+        bucket = f"bosun-ui-{uuid.uuid4().hex[:8]}"
+        store = {"storage_url": f"s3://{bucket}", "s3_endpoint": s3, "s3_access_key": "ui-access",
+                 "s3_secret_key": "ui-secret-key"}
+        S3Store(bucket, endpoint=s3, access_key="ui-access", secret_key="ui-secret-key").ensure_bucket()
+        settings = Settings(home=home, data_root=data_root, database_url=db, broker_url=broker, **store)
+        upgrade(db)
+        seeded = seed(settings)
+        shots = SHOTS / "server"
+        shots.mkdir(parents=True, exist_ok=True)
+        env = stack_env(home, data_root=str(data_root), database_url=db, broker_url=broker, **store)
+        proc, url = start_api(env, shots / "api.log")
+        try:
+            yield Site(url, settings, seeded, shots)
+        finally:
+            proc.kill()
 
 
 @pytest.fixture(scope="session")
@@ -111,7 +142,7 @@ class Browser:
                        "!u.startsWith(location.origin) && !u.startsWith('data:') && !u.startsWith('blob:'))")
 
     def screenshot(self, name: str) -> Path:
-        path = SHOTS / f"{name}.png"
+        path = self.site.shots / f"{name}.png"
         height = self.js("return Math.min(document.documentElement.scrollHeight, 4000)")
         self.driver.set_window_size(1400, max(1000, height))
         self.driver.save_screenshot(str(path))

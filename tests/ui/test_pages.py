@@ -40,6 +40,19 @@ def test_every_page_loads_clean_and_draws(browser, site) -> None:  # noqa: ANN00
         assert browser.screenshot(name).stat().st_size > 10_000
 
 
+def test_every_page_loads_on_the_server_stack(chrome, server_site) -> None:  # noqa: ANN001
+    from tests.ui.conftest import Browser
+
+    browser = Browser(chrome, server_site)
+    browser.console()
+    browser.sign_in("alice")
+    for name, path, drawn in pages(server_site.seeded.jobs):
+        browser.get(path)
+        browser.wait(drawn, f"{path} drawn on the server stack", timeout=40)
+        assert browser.errors() == [], path
+        assert browser.screenshot(name).stat().st_size > 10_000
+
+
 def test_sign_in_page(browser) -> None:  # noqa: ANN001
     browser.driver.delete_all_cookies()
     browser.get("/jobs")
