@@ -9,7 +9,7 @@ VENV := $(HOME)/.cache/bosun/venv-$(VENV_KEY)
 PY := .venv/bin/python
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: demo test test-fast venv services lock bench clean
+.PHONY: demo test test-fast lint venv services lock bench clean
 
 $(VENV)/.complete:
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON)"; exit 1; }
@@ -33,11 +33,15 @@ services: venv
 demo: venv
 	.venv/bin/bosun demo
 
-test: venv services
+test: venv services lint
 	$(PY) -m pytest -q -ra tests
 
+# ruff's rules and line length are in pyproject.toml.
+lint: venv
+	.venv/bin/ruff check .
+
 # The unit tests: no Postgres/Redis/S3 stacks, no worker or API processes.
-test-fast: venv
+test-fast: venv lint
 	$(PY) -m pytest -q -ra -m "not integration" --ignore=tests/integration --ignore=tests/deploy tests
 
 bench: venv services

@@ -52,5 +52,5 @@ class _Forward:
     def __init__(self, source: CollectorRegistry) -> None:
         self.source = source
 
-    def collect(self):  # noqa: ANN201
+    def collect(self):
         return self.source.collect()

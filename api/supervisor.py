@@ -29,7 +29,7 @@ class Child:
     def start(self) -> None:
         out = subprocess.DEVNULL
         if self.log_path:
-            self._log = open(self.log_path, "ab")  # noqa: SIM115
+            self._log = open(self.log_path, "ab")
             out = self._log
         # A new session per child: killing one's process group never takes the supervisor with it.
         self.process = subprocess.Popen(self.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT,

@@ -84,7 +84,7 @@ def check_data_paths(spec: BaseModel, data_root: Path) -> None:
             raise unprocessable(loc, f"{rel!r} does not exist below BOSUN_DATA_ROOT")
 
 
-def _robustness(spec: BaseModel):  # noqa: ANN202
+def _robustness(spec: BaseModel):
     """The robustness block of an evaluate spec that runs the robustness protocol, else None."""
     if "robustness" in getattr(spec, "protocols", ()):
         return spec.robustness

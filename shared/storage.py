@@ -284,7 +284,7 @@ def _store_outage(exc: BaseException) -> bool:
     return isinstance(exc, StoreUnavailable)
 
 
-def open_store(settings, *, retry_seconds: float = 0.0) -> ObjectStore:  # noqa: ANN001
+def open_store(settings, *, retry_seconds: float = 0.0) -> ObjectStore:
     """The store named by `settings.storage_url` (file://folder or s3://bucket[/prefix]).
 
     `retry_seconds`: how long a call rides out an outage before it raises (workers pass

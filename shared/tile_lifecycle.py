@@ -122,7 +122,7 @@ def unsent_tiles(*, session: Session, job_id: int | None = None) -> list[tuple[i
     return [(int(tile_id), queue) for tile_id, queue in session.execute(stmt)]
 
 
-def dispatch_tiles(*, session: Session, settings, job_id: int | None = None) -> list[int]:  # noqa: ANN001
+def dispatch_tiles(*, session: Session, settings, job_id: int | None = None) -> list[int]:
     """Send `run_tile` for every unsent pending tile; the conditional mark keeps two senders apart."""
     from shared.queueing import send_run_tile
 

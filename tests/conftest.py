@@ -48,7 +48,7 @@ def s3_endpoint() -> Iterator[str]:
 
 
 @pytest.fixture
-def embedded_settings(tmp_path: Path, data_root: Path):  # noqa: ANN201
+def embedded_settings(tmp_path: Path, data_root: Path):
     """Settings of the embedded default in a temp home, migrated."""
     from shared.db.migrate import upgrade
     from shared.settings import Settings

@@ -10,19 +10,19 @@ from shared.settings import Settings
 
 
 @pytest.fixture(params=["sqlite"])
-def db(request, tmp_path):  # noqa: ANN001, ANN201
+def db(request, tmp_path):
     url = f"sqlite:///{tmp_path / 'sched.db'}" if request.param == "sqlite" else request.getfixturevalue("pg_url")
     upgrade(url)
     return url
 
 
 @pytest.fixture
-def settings(db, tmp_path):  # noqa: ANN001, ANN201
+def settings(db, tmp_path):
     return Settings(home=tmp_path, database_url=db)
 
 
 @pytest.fixture
-def sent(monkeypatch):  # noqa: ANN001, ANN201
+def sent(monkeypatch):
     """Every message the dispatcher publishes, captured (none reaches a worker, as if the broker lost
     them): ('run', job, queue), ('join', job, attempt, rank, queue) and ('tile', tile, queue)."""
     messages: list[tuple] = []

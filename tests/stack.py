@@ -29,7 +29,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for(check, timeout: float, what: str, interval: float = 0.1):  # noqa: ANN001, ANN201
+def wait_for(check, timeout: float, what: str, interval: float = 0.1):
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
@@ -37,13 +37,13 @@ def wait_for(check, timeout: float, what: str, interval: float = 0.1):  # noqa: 
             value = check()
             if value:
                 return value
-        except Exception as exc:  # noqa: BLE001 - keep polling until the deadline
+        except Exception as exc:
             last = exc
         time.sleep(interval)
     raise TimeoutError(f"timed out after {timeout} s waiting for {what} (last error: {last})")
 
 
-def fresh_queue(client, timeout: float = 60.0, **params) -> dict:  # noqa: ANN001, ANN003
+def fresh_queue(client, timeout: float = 60.0, **params) -> dict:
     """GET /api/v1/queue once a dispatch pass has run after this call (the view is the last pass's)."""
     from datetime import datetime
 
@@ -119,7 +119,7 @@ class Proc:
 
     def __init__(self, argv: list[str], env: dict[str, str], log: Path) -> None:
         self.log = log
-        self._fh = open(log, "ab")  # noqa: SIM115
+        self._fh = open(log, "ab")
         self.popen = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=self._fh, stderr=subprocess.STDOUT,
                                       start_new_session=True)
 

@@ -66,7 +66,7 @@ class Dispatcher(threading.Thread):
                 self._guarded("reaper", reap)
             self._guarded("dispatch pass", dispatch)
 
-    def _guarded(self, what: str, step) -> None:  # noqa: ANN001
+    def _guarded(self, what: str, step) -> None:
         try:
             step(self.settings)
         except Exception as exc:  # an outage: the next wake-up retries

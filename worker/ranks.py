@@ -48,7 +48,7 @@ def rank_address(settings: Settings) -> str:
     return settings.worker_address or socket.gethostname()
 
 
-def leader_rendezvous(settings: Settings, job_id: int, attempt: int, world_size: int):  # noqa: ANN201
+def leader_rendezvous(settings: Settings, job_id: int, attempt: int, world_size: int):
     """Rank 0's rendezvous: it publishes the process group's address on the job's rank rows."""
     from services.distributed import Rendezvous
 

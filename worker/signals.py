@@ -15,7 +15,7 @@ _dispatcher = None
 
 
 @worker_ready.connect
-def _start_monitor(sender=None, **_: object) -> None:  # noqa: ANN001
+def _start_monitor(sender=None, **_: object) -> None:
     global _monitor, _dispatcher
     from worker.dispatcher import Dispatcher
     from worker.monitor import Monitor

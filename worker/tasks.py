@@ -15,15 +15,15 @@ from worker.runner import run_job as run_claimed_job
 
 
 @app.task(name=RUN_JOB, bind=True, acks_late=True, reject_on_worker_lost=True)
-def run_job(self, job_id: int) -> str:  # noqa: ANN001
+def run_job(self, job_id: int) -> str:
     return run_claimed_job(get_settings(), int(job_id), f"{self.request.hostname}/{os.getpid()}")
 
 
 @app.task(name=RUN_TILE, bind=True, acks_late=True, reject_on_worker_lost=True)
-def run_tile(self, tile_id: int) -> str:  # noqa: ANN001
+def run_tile(self, tile_id: int) -> str:
     return run_claimed_tile(get_settings(), int(tile_id), f"{self.request.hostname}/{os.getpid()}")
 
 
 @app.task(name=JOIN_JOB, bind=True, acks_late=True, reject_on_worker_lost=True)
-def join_job(self, job_id: int, attempt: int, rank: int) -> str:  # noqa: ANN001
+def join_job(self, job_id: int, attempt: int, rank: int) -> str:
     return run_rank(get_settings(), int(job_id), int(attempt), int(rank), f"{self.request.hostname}/{os.getpid()}")

@@ -68,7 +68,7 @@ def to_public(job: Job) -> JobPublic:
                             for r in job.ranks] if job.gpus > 1 else [])
 
 
-def resolve(*, session, settings, job_in: JobCreateBase) -> JobResolved:  # noqa: ANN001
+def resolve(*, session, settings, job_in: JobCreateBase) -> JobResolved:
     """Every check of a submission beyond its schema, storing nothing; the job as it would be stored.
 
     The GPU rule of its type, the files it reads (below the data root), the jobs it reads from
@@ -92,7 +92,7 @@ def resolve(*, session, settings, job_in: JobCreateBase) -> JobResolved:  # noqa
                        queue=queue_for(job_in.gpus), spec=job_in.spec.model_dump(mode="json"))
 
 
-def submit(*, session, settings, owner: User, job_in: JobCreateBase) -> Job:  # noqa: ANN001
+def submit(*, session, settings, owner: User, job_in: JobCreateBase) -> Job:
     """Validate and store as queued; the INSERT asks for a dispatch pass, and the dispatcher loop of
     a worker sends the job once its turn comes and a slot is free. Four statements: the token
     lookup, BEGIN, INSERT ... RETURNING, COMMIT.

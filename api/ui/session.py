@@ -44,11 +44,11 @@ SESSION_HOURS = 7 * 24
 KEY_FILE = "ui-session.key"
 
 
-class SignInRequired(Exception):  # noqa: N818 - a signal to redirect, not an error of the code
+class SignInRequired(Exception):
     """The request has no valid session; pages answer with the sign-in page."""
 
 
-class CsrfRefused(Exception):  # noqa: N818
+class CsrfRefused(Exception):
     """A POST without this session's CSRF token or from another origin."""
 
 

@@ -84,7 +84,7 @@ class Evaluator:
                              loss_fn=self.loss_fn, batch_size=spec.batch_size, on_points=on_points)
 
 
-def _dataset(spec: LandscapeSpec, ctx: JobContext):  # noqa: ANN202
+def _dataset(spec: LandscapeSpec, ctx: JobContext):
     """The split to score, with the deterministic evaluation transform at the backbone's input size."""
     from services.data.builders import open_split
     from services.data.stats import normalization

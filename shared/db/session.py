@@ -26,7 +26,7 @@ def _create_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001
+        def _sqlite_pragmas(dbapi_conn, _record) -> None:
             # WAL lets the API read while a worker writes; foreign keys are off by default in SQLite.
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
@@ -44,11 +44,11 @@ def _create_engine(url: str) -> Engine:
 IDLE_PING_SECONDS = 10.0
 
 
-def _note_checkin(_dbapi_conn, record) -> None:  # noqa: ANN001
+def _note_checkin(_dbapi_conn, record) -> None:
     record.info["checked_in"] = time.monotonic()
 
 
-def _ping_if_idle(dbapi_conn, record, _proxy) -> None:  # noqa: ANN001
+def _ping_if_idle(dbapi_conn, record, _proxy) -> None:
     """Ping a pooled connection only when it sat idle a while (a server restart or an idle timeout may
     have closed it); a dead one is dropped and the pool retries the checkout with a new connection.
 

@@ -6,7 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 
-def dispatch_pass(settings) -> list[int]:  # noqa: ANN001
+def dispatch_pass(settings) -> list[int]:
     """One dispatch pass, as a worker's dispatcher loop runs it (the API only asks for passes)."""
     from shared.db import session_scope
     from shared.dispatch import run_pass
@@ -16,7 +16,7 @@ def dispatch_pass(settings) -> list[int]:  # noqa: ANN001
 
 
 @pytest.fixture
-def api(embedded_settings):  # noqa: ANN001, ANN201
+def api(embedded_settings):
     """The app on the embedded default, with an admin (alice) and a user (bob)."""
     from api.main import create_app
     from shared.accounts import create_user
@@ -40,7 +40,7 @@ RANDOM = {"knn_top1": 0.42, "knn_top5": 0.9}
 
 
 @pytest.fixture
-def compared_jobs(api, embedded_settings) -> dict[str, int]:  # noqa: ANN001
+def compared_jobs(api, embedded_settings) -> dict[str, int]:
     """Jobs inserted directly, for GET /compare and `bosun compare`'s table: a pretrain job, two finished
     evaluate jobs and a running one."""
     from sqlalchemy import select
@@ -71,7 +71,7 @@ def interval(low: float, high: float, n: int = 300) -> dict[str, Any]:
 
 
 @pytest.fixture
-def measured(api, embedded_settings) -> dict[str, int]:  # noqa: ANN001
+def measured(api, embedded_settings) -> dict[str, int]:
     """Finished evaluate jobs whose results carry headline intervals: a best job, one within its
     noise on kNN but not on the linear probe, one clearly worse, and one whose intervals are
     partly unreadable."""

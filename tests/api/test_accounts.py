@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from tests.api.conftest import EVALUATE
 
 
-def test_failed_authentication_is_throttled_per_address(embedded_settings) -> None:  # noqa: ANN001
+def test_failed_authentication_is_throttled_per_address(embedded_settings) -> None:
     from api.main import create_app
     from shared.accounts import create_user
     from shared.db import session_scope
@@ -30,7 +30,7 @@ def test_failed_authentication_is_throttled_per_address(embedded_settings) -> No
     assert client.get("/api/v1/jobs", headers=good).status_code == 200
 
 
-def test_admin_lists_creates_expires_and_revokes_tokens(api) -> None:  # noqa: ANN001
+def test_admin_lists_creates_expires_and_revokes_tokens(api) -> None:
     r = api.get("/api/v1/users", headers=api.as_("bob"))
     assert r.status_code == 403
     made = api.post("/api/v1/users", json={"name": "carol", "expires_days": 0.00002}, headers=api.as_("alice"))
@@ -52,7 +52,7 @@ def test_admin_lists_creates_expires_and_revokes_tokens(api) -> None:  # noqa: A
     assert api.post("/api/v1/users/nobody/tokens", json={}, headers=api.as_("alice")).status_code == 404
 
 
-def test_admin_and_owner_actions_are_audited(api, embedded_settings) -> None:  # noqa: ANN001
+def test_admin_and_owner_actions_are_audited(api, embedded_settings) -> None:
     from shared.db import Worker, session_scope
 
     with session_scope(embedded_settings.database_url) as s:

@@ -9,7 +9,7 @@ import pytest
 from tests.api.conftest import EVALUATE
 
 
-def spec(**changes):  # noqa: ANN003, ANN201
+def spec(**changes):
     out = copy.deepcopy(EVALUATE)
     for path, value in changes.items():
         node = out
@@ -20,11 +20,11 @@ def spec(**changes):  # noqa: ANN003, ANN201
     return out
 
 
-def locs(response) -> list[str]:  # noqa: ANN001
+def locs(response) -> list[str]:
     return [".".join(str(p) for p in err["loc"]) for err in response.json()["detail"]]
 
 
-def test_valid_submission_is_accepted(api) -> None:  # noqa: ANN001
+def test_valid_submission_is_accepted(api) -> None:
     r = api.post("/api/v1/jobs", json={"type": "evaluate", "spec": EVALUATE}, headers=api.as_("bob"))
     assert r.status_code == 201, r.text
     body = r.json()
@@ -32,7 +32,7 @@ def test_valid_submission_is_accepted(api) -> None:  # noqa: ANN001
     assert body["spec"]["knn"] == {"k": [10, 20, 100, 200], "temperature": 0.07}  # defaults resolved and stored
 
 
-def test_malformed_json(api) -> None:  # noqa: ANN001
+def test_malformed_json(api) -> None:
     r = api.post("/api/v1/jobs", content=b'{"type": "evaluate", "spec": ',
                  headers={**api.as_("bob"), "content-type": "application/json"})
     assert r.status_code == 422
@@ -60,7 +60,7 @@ def test_malformed_json(api) -> None:  # noqa: ANN001
     ({"type": "evaluate", "spec": spec(source={"kind": "job", "job": 999})}, "body.spec.source.job"),
     ({"type": "evaluate", "spec": EVALUATE, "depends_on": [999]}, "body.depends_on"),
 ])
-def test_bad_input_names_the_field(api, body, field) -> None:  # noqa: ANN001
+def test_bad_input_names_the_field(api, body, field) -> None:
     r = api.post("/api/v1/jobs", json=body, headers=api.as_("bob"))
     assert r.status_code == 422, r.text
     assert field in locs(r), (field, r.json())
@@ -68,21 +68,21 @@ def test_bad_input_names_the_field(api, body, field) -> None:  # noqa: ANN001
 
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic YWxpY2U6eA=="}])
-def test_missing_or_wrong_token(api, headers) -> None:  # noqa: ANN001
+def test_missing_or_wrong_token(api, headers) -> None:
     r = api.post("/api/v1/jobs", json={"type": "evaluate", "spec": EVALUATE}, headers=headers)
     assert r.status_code == 401
     assert "Authorization" in r.json()["detail"]
     assert api.get("/api/v1/jobs", headers=headers).status_code == 401
 
 
-def test_unknown_job_is_404(api) -> None:  # noqa: ANN001
+def test_unknown_job_is_404(api) -> None:
     r = api.get("/api/v1/jobs/4242", headers=api.as_("bob"))
     assert r.status_code == 404 and "4242" in r.json()["detail"]
     assert api.get("/api/v1/jobs/0", headers=api.as_("bob")).status_code == 422
     assert api.get("/api/v1/jobs/1/artifacts/x.png", headers=api.as_("bob")).status_code == 404
 
 
-def test_only_owner_or_admin_may_cancel(api) -> None:  # noqa: ANN001
+def test_only_owner_or_admin_may_cancel(api) -> None:
     job = api.post("/api/v1/jobs", json={"type": "evaluate", "spec": EVALUATE}, headers=api.as_("alice")).json()
     assert api.get(f"/api/v1/jobs/{job['id']}", headers=api.as_("bob")).status_code == 200  # everyone reads
     r = api.post(f"/api/v1/jobs/{job['id']}/cancel", headers=api.as_("bob"))
@@ -94,7 +94,7 @@ def test_only_owner_or_admin_may_cancel(api) -> None:  # noqa: ANN001
     assert again.status_code == 409
 
 
-def test_filters_and_pagination(api) -> None:  # noqa: ANN001
+def test_filters_and_pagination(api) -> None:
     for who in ("alice", "bob", "bob"):
         api.post("/api/v1/jobs", json={"type": "evaluate", "spec": EVALUATE}, headers=api.as_(who))
     page = api.get("/api/v1/jobs", params={"owner": "bob", "limit": 1}, headers=api.as_("alice")).json()
@@ -104,7 +104,7 @@ def test_filters_and_pagination(api) -> None:  # noqa: ANN001
     assert api.get("/api/v1/jobs", params={"limit": 0}, headers=api.as_("bob")).status_code == 422
 
 
-def test_database_down_is_503(embedded_settings) -> None:  # noqa: ANN001
+def test_database_down_is_503(embedded_settings) -> None:
     from fastapi.testclient import TestClient
 
     from api.main import create_app
@@ -118,7 +118,7 @@ def test_database_down_is_503(embedded_settings) -> None:  # noqa: ANN001
     assert client.get("/healthz").status_code == 200
 
 
-def test_broker_down_accepts_and_the_job_waits_in_the_database(api, embedded_settings) -> None:  # noqa: ANN001
+def test_broker_down_accepts_and_the_job_waits_in_the_database(api, embedded_settings) -> None:
     from fastapi.testclient import TestClient
 
     from api.main import create_app
@@ -140,7 +140,7 @@ def test_broker_down_accepts_and_the_job_waits_in_the_database(api, embedded_set
     assert job["status"] == "queued" and job["enqueued_at"] is None
 
 
-def test_robustness_inputs_are_checked_and_become_dependencies(api) -> None:  # noqa: ANN001
+def test_robustness_inputs_are_checked_and_become_dependencies(api) -> None:
     robust = {**EVALUATE, "dataset": {"kind": "cifar10", "path": "synthetic-maritime"},
               "protocols": ["knn", "robustness"],
               "robustness": {"cifar10c_path": "no-cifar10c", "corruptions": ["fog"], "severities": [1]}}
@@ -157,7 +157,7 @@ def test_robustness_inputs_are_checked_and_become_dependencies(api) -> None:  # 
     assert r.status_code == 422 and "body.spec.robustness.baseline_job" in locs(r)
 
 
-def test_a_database_restart_costs_no_request(pg_url, embedded_settings) -> None:  # noqa: ANN001
+def test_a_database_restart_costs_no_request(pg_url, embedded_settings) -> None:
     """Every pooled connection dies with the server; the next requests still answer, none with a 503."""
     from fastapi.testclient import TestClient
 

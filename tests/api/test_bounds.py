@@ -17,7 +17,7 @@ BIG = [2**31, 2**63, 2**64 + 1, 10**30]
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def backend_api(request, embedded_settings) -> Iterator[TestClient]:  # noqa: ANN001
+def backend_api(request, embedded_settings) -> Iterator[TestClient]:
     """The app with an admin (alice) and a user (bob), on SQLite or on a fresh Postgres database."""
     from api.main import create_app
     from shared.accounts import create_user
@@ -25,7 +25,7 @@ def backend_api(request, embedded_settings) -> Iterator[TestClient]:  # noqa: AN
     from shared.db.migrate import upgrade
     from tests.stack import postgres_database
 
-    def build(settings) -> TestClient:  # noqa: ANN001
+    def build(settings) -> TestClient:
         with session_scope(settings.database_url) as s:
             _, alice = create_user(session=s, name="alice", admin=True)
             _, bob = create_user(session=s, name="bob")
@@ -41,16 +41,16 @@ def backend_api(request, embedded_settings) -> Iterator[TestClient]:  # noqa: AN
         yield build(embedded_settings.model_copy(update={"database_url": url}))
 
 
-def submit(api, spec=None, **extra):  # noqa: ANN001, ANN003, ANN201
+def submit(api, spec=None, **extra):
     return api.post("/api/v1/jobs", json={"type": "evaluate", "spec": spec or EVALUATE, **extra},
                     headers=api.as_("bob"))
 
 
-def fields(response) -> list[str]:  # noqa: ANN001
+def fields(response) -> list[str]:
     return [".".join(str(p) for p in err["loc"]) for err in response.json()["detail"]]
 
 
-def test_out_of_range_ids_and_offsets_are_422_not_503(backend_api) -> None:  # noqa: ANN001
+def test_out_of_range_ids_and_offsets_are_422_not_503(backend_api) -> None:
     api = backend_api
     job = submit(api).json()["id"]
     bob = api.as_("bob")
@@ -84,13 +84,13 @@ def test_out_of_range_ids_and_offsets_are_422_not_503(backend_api) -> None:  # n
     ({"source": {"kind": "job", "job": 1, "artifact": "check\x00point.pt"}}, "body.spec.source.artifact"),
     ({"backbone": {"name": "resnet18", "kwargs": {"act_layer": "re\x00lu"}}}, "body.spec.backbone.kwargs"),
 ])
-def test_nul_bytes_in_the_spec_are_422_naming_the_field(backend_api, spec_change, field) -> None:  # noqa: ANN001
+def test_nul_bytes_in_the_spec_are_422_naming_the_field(backend_api, spec_change, field) -> None:
     r = submit(backend_api, {**copy.deepcopy(EVALUATE), **spec_change})
     assert r.status_code == 422 and any(f.startswith(field) for f in fields(r)), r.text
     assert "NUL" in r.text or "kwargs" in field
 
 
-def test_nul_bytes_in_names_and_parameters_are_422(backend_api) -> None:  # noqa: ANN001
+def test_nul_bytes_in_names_and_parameters_are_422(backend_api) -> None:
     api = backend_api
     job = submit(api).json()["id"]
     r = submit(api, name="evil\x00name")
@@ -112,7 +112,7 @@ def test_nul_bytes_in_names_and_parameters_are_422(backend_api) -> None:  # noqa
     ({"img_size": list(range(100))}, "body.spec.backbone.kwargs.img_size"),
     ({"not an identifier": 1}, "body.spec.backbone.kwargs"),
 ])
-def test_timm_kwargs_are_typed_and_bounded(api, kwargs, field) -> None:  # noqa: ANN001
+def test_timm_kwargs_are_typed_and_bounded(api, kwargs, field) -> None:
     r = submit(api, {**EVALUATE, "backbone": {"name": "resnet18", "kwargs": kwargs}})
     assert r.status_code == 422 and any(f.startswith(field) for f in fields(r)), r.text
     ok = submit(api, {**EVALUATE, "backbone": {"name": "resnet18", "kwargs": {"drop_path_rate": 0.1, "in_chans": 3,
@@ -120,13 +120,13 @@ def test_timm_kwargs_are_typed_and_bounded(api, kwargs, field) -> None:  # noqa:
     assert ok.status_code == 201, ok.text
 
 
-def test_spec_over_its_cap_is_422(api) -> None:  # noqa: ANN001
+def test_spec_over_its_cap_is_422(api) -> None:
     spec = {**EVALUATE, "name_padding": "x" * 70_000}
     r = submit(api, spec)
     assert r.status_code == 422 and "body.spec" in fields(r) and "BOSUN_MAX_SPEC_BYTES" in r.text
 
 
-def test_body_over_the_cap_is_413_without_reading_it(api) -> None:  # noqa: ANN001
+def test_body_over_the_cap_is_413_without_reading_it(api) -> None:
     body = b'{"type": "evaluate", "spec": {"pad": "' + b"x" * (2 * 1024 * 1024) + b'"}}'
     started = time.perf_counter()
     r = api.post("/api/v1/jobs", content=body, headers={**api.as_("bob"), "content-type": "application/json"})
@@ -144,7 +144,7 @@ def test_body_over_the_cap_is_413_without_reading_it(api) -> None:  # noqa: ANN0
     assert api.get("/api/v1/jobs", headers=api.as_("bob")).json()["count"] == 0
 
 
-def test_body_cap_refuses_a_declared_length_before_the_body_is_sent(embedded_settings) -> None:  # noqa: ANN001
+def test_body_cap_refuses_a_declared_length_before_the_body_is_sent(embedded_settings) -> None:
     """Over a real socket: the 413 comes back while the client has sent only the headers."""
     from tests.stack import stack_env, start_api
 
@@ -161,7 +161,7 @@ def test_body_cap_refuses_a_declared_length_before_the_body_is_sent(embedded_set
         proc.kill()
 
 
-def test_only_an_unreachable_database_is_503(backend_api) -> None:  # noqa: ANN001
+def test_only_an_unreachable_database_is_503(backend_api) -> None:
     """A healthy database answers 4xx for values it refuses; the 503 test of a dead one is in test_bad_input."""
     r = backend_api.get(f"/api/v1/jobs/{2**40}", headers=backend_api.as_("bob"))
     assert r.status_code == 422 and "Retry-After" not in r.headers

@@ -9,11 +9,11 @@ from tests.api.conftest import RANDOM, TRAINED, interval
 NO_NOISE = {"intervals": {}, "within_noise": []}
 
 
-def get(api, query: str):  # noqa: ANN001, ANN201
+def get(api, query: str):
     return api.get(f"/api/v1/compare?{query}", headers=api.as_("alice"))
 
 
-def test_rows_in_the_order_asked_with_every_metric_as_a_column(api, compared_jobs: dict[str, int]) -> None:  # noqa: ANN001
+def test_rows_in_the_order_asked_with_every_metric_as_a_column(api, compared_jobs: dict[str, int]) -> None:
     jobs = compared_jobs
     order = [jobs["random"], jobs["trained"], jobs["running"], jobs["random"]]
     r = get(api, "jobs=" + ",".join(map(str, order)))
@@ -28,7 +28,7 @@ def test_rows_in_the_order_asked_with_every_metric_as_a_column(api, compared_job
     assert running["metrics"] == {} and running["status"] == "running" and running["source"] == "file w.pth"
 
 
-def test_differences_inside_overlapping_intervals_are_marked(api, measured: dict[str, int]) -> None:  # noqa: ANN001
+def test_differences_inside_overlapping_intervals_are_marked(api, measured: dict[str, int]) -> None:
     r = get(api, "jobs=" + ",".join(str(measured[n]) for n in ("close", "best", "worse", "odd")))
     assert r.status_code == 200, r.text
     rows = {row["name"]: row for row in r.json()["rows"]}
@@ -42,7 +42,7 @@ def test_differences_inside_overlapping_intervals_are_marked(api, measured: dict
     assert rows["odd"]["intervals"] == {} and rows["odd"]["within_noise"] == []
 
 
-def test_an_interval_touching_the_best_one_is_within_noise(api, measured: dict[str, int]) -> None:  # noqa: ANN001
+def test_an_interval_touching_the_best_one_is_within_noise(api, measured: dict[str, int]) -> None:
     from api.routes.compare import MetricInterval, overlaps
 
     assert overlaps(MetricInterval(**interval(0.5, 0.6)), MetricInterval(**interval(0.6, 0.7)))
@@ -58,7 +58,7 @@ def test_an_interval_touching_the_best_one_is_within_noise(api, measured: dict[s
     ("jobs={random},{pretrain}", 422, "is a pretrain job"),
     ("jobs=" + ",".join(str(i) for i in range(1, 60)), 422, "at most 50 jobs"),
 ])
-def test_bad_job_lists_name_the_parameter(api, compared_jobs: dict[str, int], query: str, status: int,  # noqa: ANN001
+def test_bad_job_lists_name_the_parameter(api, compared_jobs: dict[str, int], query: str, status: int,
                                           fragment: str) -> None:
     r = get(api, query.format(**compared_jobs))
     assert r.status_code == status, r.text
@@ -69,7 +69,7 @@ def test_bad_job_lists_name_the_parameter(api, compared_jobs: dict[str, int], qu
         assert detail[0]["loc"] == ["query", "jobs"] and fragment in detail[0]["msg"]
 
 
-def test_missing_parameter_and_missing_token(api) -> None:  # noqa: ANN001
+def test_missing_parameter_and_missing_token(api) -> None:
     r = api.get("/api/v1/compare", headers=api.as_("bob"))
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "jobs"]
     assert api.get("/api/v1/compare?jobs=1").status_code == 401

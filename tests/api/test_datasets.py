@@ -82,7 +82,7 @@ def test_scan_is_cached_briefly(nas: Path) -> None:
     assert list_datasets(nas, max_age=0).count == first.count + 1
 
 
-def test_route_needs_a_token_and_lists(api, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+def test_route_needs_a_token_and_lists(api, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("FIFTYONE_DATABASE_URI", raising=False)
     assert api.get("/api/v1/datasets").status_code == 401
     response = api.get("/api/v1/datasets", headers=api.as_("bob"))
@@ -114,13 +114,13 @@ def fiftyone_env(tmp_path: Path) -> dict[str, str]:
     return {"FIFTYONE_DATABASE_URI": uri, "FIFTYONE_DATABASE_NAME": f"catalog-{uuid.uuid4().hex[:8]}"}
 
 
-def listed(api) -> dict[str, dict]:  # noqa: ANN001
+def listed(api) -> dict[str, dict]:
     response = api.get("/api/v1/datasets", headers=api.as_("bob"))
     assert response.status_code == 200, response.text
     return {d["name"]: d for d in response.json()["data"]}
 
 
-def test_worker_refresh_stores_what_the_api_lists(api, embedded_settings, tmp_path: Path,  # noqa: ANN001
+def test_worker_refresh_stores_what_the_api_lists(api, embedded_settings, tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     from worker.catalog_refresh import refresh
     from worker.monitor import Monitor
@@ -169,7 +169,7 @@ def test_worker_refresh_stores_what_the_api_lists(api, embedded_settings, tmp_pa
     assert "seaset-thermal" not in found and found["seaset"]["details"]["refreshed_by"] == "cli@test"
 
 
-def test_api_reads_stored_fiftyone_datasets_without_fiftyone_pymongo_or_torch(embedded_settings) -> None:  # noqa: ANN001
+def test_api_reads_stored_fiftyone_datasets_without_fiftyone_pymongo_or_torch(embedded_settings) -> None:
     from shared.catalog import DatasetInfo, replace_stored
     from shared.db import session_scope
 

@@ -12,7 +12,7 @@ from tests.api.conftest import EVALUATE
 from tests.stack import bosun, stack_env, start_api
 
 
-def add_artifact(settings, job_id: int, name: str, data: bytes) -> str:  # noqa: ANN001
+def add_artifact(settings, job_id: int, name: str, data: bytes) -> str:
     """Record an artifact as the worker does: the object, then its row (size, sha256)."""
     from shared.db import Artifact, session_scope
     from shared.storage import artifact_key, open_store
@@ -26,7 +26,7 @@ def add_artifact(settings, job_id: int, name: str, data: bytes) -> str:  # noqa:
     return key
 
 
-def test_store_outage_is_503_before_any_byte(api, embedded_settings) -> None:  # noqa: ANN001
+def test_store_outage_is_503_before_any_byte(api, embedded_settings) -> None:
     from api.main import create_app
 
     job = api.post("/api/v1/jobs", json={"type": "evaluate", "spec": EVALUATE}, headers=api.as_("bob")).json()["id"]
@@ -41,7 +41,7 @@ def test_store_outage_is_503_before_any_byte(api, embedded_settings) -> None:  #
 
 
 @pytest.fixture
-def served(embedded_settings, tmp_path: Path):  # noqa: ANN001, ANN201
+def served(embedded_settings, tmp_path: Path):
     """The API under uvicorn on the embedded settings, a user's CLI environment, and one job of that user."""
     from shared.accounts import create_user
     from shared.db import session_scope
@@ -61,7 +61,7 @@ def served(embedded_settings, tmp_path: Path):  # noqa: ANN001, ANN201
 
 
 def test_cli_download_checks_size_and_digest_and_never_leaves_a_partial_file(served, embedded_settings,
-                                                                            tmp_path: Path) -> None:  # noqa: ANN001
+                                                                            tmp_path: Path) -> None:
     env, _client, job = served
     data = bytes(range(256)) * 4000
     key = add_artifact(embedded_settings, job, "surface.npz", data)
@@ -81,7 +81,7 @@ def test_cli_download_checks_size_and_digest_and_never_leaves_a_partial_file(ser
     assert list(target.parent.iterdir()) == []
 
 
-def test_cli_refuses_unknown_keys_and_sends_every_valid_one(served, tmp_path: Path) -> None:  # noqa: ANN001
+def test_cli_refuses_unknown_keys_and_sends_every_valid_one(served, tmp_path: Path) -> None:
     import yaml
 
     env, client, parent = served

@@ -5,7 +5,7 @@ from __future__ import annotations
 from tests.api.conftest import EVALUATE
 
 
-def test_rerun_submits_the_resolved_spec_again(api) -> None:  # noqa: ANN001
+def test_rerun_submits_the_resolved_spec_again(api) -> None:
     first = api.post("/api/v1/jobs", json={"type": "evaluate", "spec": EVALUATE, "name": "knn", "priority": 5},
                      headers=api.as_("alice")).json()
     again = api.post(f"/api/v1/jobs/{first['id']}/rerun", headers=api.as_("bob"))
@@ -16,7 +16,7 @@ def test_rerun_submits_the_resolved_spec_again(api) -> None:  # noqa: ANN001
     assert api.post("/api/v1/jobs/999/rerun", headers=api.as_("bob")).status_code == 404
 
 
-def test_listings_of_a_new_job_are_empty(api) -> None:  # noqa: ANN001
+def test_listings_of_a_new_job_are_empty(api) -> None:
     job = api.post("/api/v1/jobs", json={"type": "evaluate", "spec": EVALUATE}, headers=api.as_("bob")).json()
     for what in ("metrics", "logs", "artifacts"):
         r = api.get(f"/api/v1/jobs/{job['id']}/{what}", headers=api.as_("alice"))
@@ -24,7 +24,7 @@ def test_listings_of_a_new_job_are_empty(api) -> None:  # noqa: ANN001
     assert job["created_at"].endswith("Z") or "+00:00" in job["created_at"]  # times are UTC, marked as such
 
 
-def test_job_pages_are_small_stable_and_counted(api) -> None:  # noqa: ANN001
+def test_job_pages_are_small_stable_and_counted(api) -> None:
     bob = api.as_("bob")
     ids = [api.post("/api/v1/jobs", json={"type": "evaluate", "spec": EVALUATE, "name": f"j{i}"},
                     headers=bob).json()["id"]
@@ -55,7 +55,7 @@ def test_job_pages_are_small_stable_and_counted(api) -> None:  # noqa: ANN001
                                                                        for e in r.json()["detail"]}
 
 
-def test_validate_runs_every_check_and_stores_nothing(api) -> None:  # noqa: ANN001
+def test_validate_runs_every_check_and_stores_nothing(api) -> None:
     bob = api.as_("bob")
     source = api.post("/api/v1/jobs", json={"type": "evaluate", "spec": EVALUATE}, headers=bob).json()["id"]
     spec = {**EVALUATE, "source": {"kind": "job", "job": source}}

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 
-def test_api_does_not_import_torch(embedded_settings) -> None:  # noqa: ANN001
+def test_api_does_not_import_torch(embedded_settings) -> None:
     code = (
         "import sys\n"
         "from fastapi.testclient import TestClient\n"

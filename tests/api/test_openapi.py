@@ -52,7 +52,7 @@ def closure(schemas: dict[str, Any], start: str) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def openapi(tmp_path_factory) -> dict[str, Any]:  # noqa: ANN001
+def openapi(tmp_path_factory) -> dict[str, Any]:
     from fastapi.testclient import TestClient
 
     from api.main import create_app
@@ -64,7 +64,7 @@ def openapi(tmp_path_factory) -> dict[str, Any]:  # noqa: ANN001
 
 @pytest.mark.parametrize("path", ["/api/v1/jobs", "/api/v1/jobs/validate"])
 @pytest.mark.parametrize("job_type", job_types(), ids=lambda t: t.name)
-def test_every_spec_field_of_every_type_is_in_the_schema_with_its_default(openapi, job_type, path) -> None:  # noqa: ANN001
+def test_every_spec_field_of_every_type_is_in_the_schema_with_its_default(openapi, job_type, path) -> None:
     schemas = openapi["components"]["schemas"]
     body = openapi["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]
     variant = body["discriminator"]["mapping"][job_type.name].rsplit("/", 1)[-1]
@@ -93,7 +93,7 @@ def test_every_spec_field_of_every_type_is_in_the_schema_with_its_default(openap
     assert checked >= len(job_type.spec.model_fields) + 10  # nested blocks were walked, not just the top
 
 
-def test_every_type_is_a_variant_and_the_type_filter_lists_them(openapi) -> None:  # noqa: ANN001
+def test_every_type_is_a_variant_and_the_type_filter_lists_them(openapi) -> None:
     body = openapi["paths"]["/api/v1/jobs"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert set(body["discriminator"]["mapping"]) == {t.name for t in job_types()}
     params = {p["name"]: p for p in openapi["paths"]["/api/v1/jobs"]["get"]["parameters"]}

@@ -12,13 +12,13 @@ from shared.db.models import utcnow
 from tests.api.conftest import EVALUATE
 
 
-def submit(api, who: str, **kw) -> dict:  # noqa: ANN001, ANN003
+def submit(api, who: str, **kw) -> dict:
     r = api.post("/api/v1/jobs", json={"type": "evaluate", "spec": EVALUATE, **kw}, headers=api.as_(who))
     assert r.status_code == 201, r.json()
     return r.json()
 
 
-def test_queue_lists_positions_and_reasons(api) -> None:  # noqa: ANN001
+def test_queue_lists_positions_and_reasons(api) -> None:
     first, second = submit(api, "bob"), submit(api, "bob", name="later")
     cpu = submit(api, "bob", gpus=0)
     assert cpu["queue"] == "cpu" and first["queue"] == "gpu" and first["enqueued_at"] is None
@@ -33,7 +33,7 @@ def test_queue_lists_positions_and_reasons(api) -> None:  # noqa: ANN001
     assert [e["id"] for e in only_cpu["data"]] == [cpu["id"]]
 
 
-def test_queue_pages_through_the_last_pass(api) -> None:  # noqa: ANN001
+def test_queue_pages_through_the_last_pass(api) -> None:
     jobs = [submit(api, "bob")["id"] for _ in range(5)]
     assert api.get("/api/v1/queue", headers=api.as_("bob")).json()["count"] == 0  # no pass has run yet
     api.dispatch()
@@ -42,13 +42,13 @@ def test_queue_pages_through_the_last_pass(api) -> None:  # noqa: ANN001
     assert api.get("/api/v1/queue", params={"limit": 0}, headers=api.as_("bob")).status_code == 422
 
 
-def test_multi_gpu_is_for_pretrain_jobs(api) -> None:  # noqa: ANN001
+def test_multi_gpu_is_for_pretrain_jobs(api) -> None:
     r = api.post("/api/v1/jobs", json={"type": "evaluate", "spec": EVALUATE, "gpus": 2}, headers=api.as_("bob"))
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "gpus"]
     assert "only pretrain jobs run on several GPUs" in r.json()["detail"][0]["msg"]
 
 
-def test_priority_hold_and_limits_are_controlled(api) -> None:  # noqa: ANN001
+def test_priority_hold_and_limits_are_controlled(api) -> None:
     first, second = submit(api, "bob"), submit(api, "bob")
     path = f"/api/v1/jobs/{second['id']}"
     assert api.patch(path + "/priority", json={"priority": 5}, headers=api.as_("bob")).status_code == 403
@@ -76,7 +76,7 @@ def test_priority_hold_and_limits_are_controlled(api) -> None:  # noqa: ANN001
     assert api.get("/api/v1/users/nobody/limits", headers=api.as_("bob")).status_code == 404
 
 
-def test_drain_shows_in_workers_and_metrics(api, embedded_settings) -> None:  # noqa: ANN001
+def test_drain_shows_in_workers_and_metrics(api, embedded_settings) -> None:
     with session_scope(embedded_settings.database_url) as s:
         s.add(Worker(name="w1@box", queues="cpu,gpu", pid=1, heartbeat_at=utcnow()))
     assert api.post("/api/v1/workers/w1@box/drain", headers=api.as_("bob")).status_code == 403
@@ -89,7 +89,7 @@ def test_drain_shows_in_workers_and_metrics(api, embedded_settings) -> None:  # 
     assert api.post("/api/v1/workers/w1@box/undrain", headers=api.as_("alice")).json()["state"] in ("idle", "busy")
 
 
-def test_usage_per_day_and_gpu_seconds_metric(api, embedded_settings) -> None:  # noqa: ANN001
+def test_usage_per_day_and_gpu_seconds_metric(api, embedded_settings) -> None:
     job = submit(api, "bob")
     now = utcnow()
     with session_scope(embedded_settings.database_url) as s:

@@ -73,7 +73,7 @@ def fuzz(url: str, token: str) -> tuple[Counter, list[str]]:
             @settings(max_examples=examples, derandomize=True, deadline=None, database=None,
                       phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
             @given(case=operation.as_strategy(generation_mode=mode))
-            def run(case) -> None:  # noqa: ANN001
+            def run(case) -> None:
                 # run() is called within this loop iteration, so `operation` is the one it was made for
                 revoking_own = (operation.path == "/api/v1/tokens/{token_id}"  # noqa: B023
                                 and case.path_parameters.get("token_id") == 2)

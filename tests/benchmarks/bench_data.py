@@ -24,14 +24,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-import timm  # noqa: E402
-import torch  # noqa: E402
-from torch.utils.data import DataLoader  # noqa: E402
+import timm
+import torch
+from torch.utils.data import DataLoader
 
-from services.data.builders import build_dataset  # noqa: E402
-from services.data.synthetic import make_synthetic  # noqa: E402
-from services.data.transforms import DinoMultiCrop, TwoViewTransform, eval_transform  # noqa: E402
-from shared.specs.dataset import SyntheticMaritimeDataset  # noqa: E402
+from services.data.builders import build_dataset
+from services.data.synthetic import make_synthetic
+from services.data.transforms import DinoMultiCrop, TwoViewTransform, eval_transform
+from shared.specs.dataset import SyntheticMaritimeDataset
 
 
 def pipelines(size: int) -> dict[str, object]:
@@ -42,7 +42,7 @@ def pipelines(size: int) -> dict[str, object]:
     }
 
 
-def loader_rate(dataset, transform, *, batch: int, workers: int, batches: int) -> float:  # noqa: ANN001
+def loader_rate(dataset, transform, *, batch: int, workers: int, batches: int) -> float:
     """Images/s drawn through a DataLoader, after one warm-up batch (worker start-up excluded)."""
     dataset.transform = transform
     loader = DataLoader(dataset, batch_size=batch, shuffle=True, num_workers=workers, drop_last=True,

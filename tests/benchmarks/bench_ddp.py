@@ -22,15 +22,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-import torch  # noqa: E402
-import torch.multiprocessing as mp  # noqa: E402
+import torch
+import torch.multiprocessing as mp
 
-from services.distributed import Rendezvous  # noqa: E402
-from services.job_context import LocalContext  # noqa: E402
-from services.pretrain.methods import build_method  # noqa: E402
-from services.pretrain.trainer import PretrainData, Trainer  # noqa: E402
-from shared.job_types import parse_spec  # noqa: E402
-from tests.stack import tiny_dino_spec  # noqa: E402
+from services.distributed import Rendezvous
+from services.job_context import LocalContext
+from services.pretrain.methods import build_method
+from services.pretrain.trainer import PretrainData, Trainer
+from shared.job_types import parse_spec
+from tests.stack import tiny_dino_spec
 
 
 class Sized(torch.utils.data.Dataset):
@@ -40,11 +40,11 @@ class Sized(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return self.n
 
-    def __getitem__(self, index: int):  # noqa: ANN204
+    def __getitem__(self, index: int):
         raise IndexError(index)
 
 
-def images_per_s(rank: int, world: int, batch: int, steps: int, device: str, ports, out) -> None:  # noqa: ANN001
+def images_per_s(rank: int, world: int, batch: int, steps: int, device: str, ports, out) -> None:
     torch.set_num_threads(1)
     raw = tiny_dino_spec(epochs=1, knn_every=0)
     raw["dino"]["batch_size_per_gpu"] = batch

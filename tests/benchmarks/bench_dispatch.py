@@ -24,21 +24,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import insert  # noqa: E402
+from sqlalchemy import insert
 
-from api.client import Client  # noqa: E402
-from shared.db import Job, User, Worker, session_scope  # noqa: E402
-from shared.db.models import utcnow  # noqa: E402
-from shared.dispatch import run_pass  # noqa: E402
-from shared.settings import Settings  # noqa: E402
-from tests.stack import bosun, postgres_database, stack_env, start_api  # noqa: E402
+from api.client import Client
+from shared.db import Job, User, Worker, session_scope
+from shared.db.models import utcnow
+from shared.dispatch import run_pass
+from shared.settings import Settings
+from tests.stack import bosun, postgres_database, stack_env, start_api
 
 SIZES = (1_000, 5_000, 10_000)
 SPEC = {"backbone": {"name": "resnet18"}, "dataset": {"kind": "synthetic-maritime", "image_size": 16},
         "protocols": ["knn"], "knn": {"k": [3]}}
 
 
-def job_row(owner: int, i: int, **kw) -> dict:  # noqa: ANN003
+def job_row(owner: int, i: int, **kw) -> dict:
     return {"type": "evaluate", "name": f"bench{i}", "spec": SPEC, "status": "queued", "priority": 0, "queue": "gpu",
             "gpus": 1, "held": False, "preempt_requested": False, "owner_id": owner, "attempts": 0, "max_attempts": 3,
             "cancel_requested": False, "progress": 0.0, "message": "",
@@ -61,7 +61,7 @@ def pass_time(settings: Settings) -> float:
     return statistics.median(times)
 
 
-def p50(call, n: int) -> float:  # noqa: ANN001
+def p50(call, n: int) -> float:
     times = []
     for _ in range(n):
         t = time.perf_counter()

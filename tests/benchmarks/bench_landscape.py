@@ -24,14 +24,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-import timm  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
+import timm
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, TensorDataset
 
-from services.landscape.directions import random_directions  # noqa: E402
-from services.landscape.grid import Grid, evaluate_tile  # noqa: E402
-from services.landscape.perturb import base_state  # noqa: E402
+from services.landscape.directions import random_directions
+from services.landscape.grid import Grid, evaluate_tile
+from services.landscape.perturb import base_state
 
 
 def parse_args() -> argparse.Namespace:

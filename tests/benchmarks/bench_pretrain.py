@@ -32,15 +32,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-import torch  # noqa: E402
+import torch
 
-from services.data.synthetic import make_synthetic  # noqa: E402
-from services.job_context import LocalContext  # noqa: E402
-from services.pretrain.data.loaders import train_loader  # noqa: E402
-from services.pretrain.multicrop import MultiCropWrapper  # noqa: E402
-from services.pretrain.pretrain_job import prepare  # noqa: E402
-from services.pretrain.trainer import Trainer  # noqa: E402
-from shared.specs.pretrain import PretrainSpec  # noqa: E402
+from services.data.synthetic import make_synthetic
+from services.job_context import LocalContext
+from services.pretrain.data.loaders import train_loader
+from services.pretrain.multicrop import MultiCropWrapper
+from services.pretrain.pretrain_job import prepare
+from services.pretrain.trainer import Trainer
+from shared.specs.pretrain import PretrainSpec
 
 DEFAULT_BACKBONE = "vit_tiny_patch16_224"
 DEFAULT_KWARGS = {"patch_size": 8}

@@ -29,9 +29,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from api.client import Client  # noqa: E402
-from tests.benchmarks.import_share import import_share  # noqa: E402
-from tests.stack import Proc, bosun, postgres_database, redis_database, stack_env, start_api, start_worker, wait_for  # noqa: E402
+from api.client import Client
+from tests.benchmarks.import_share import import_share
+from tests.stack import Proc, bosun, postgres_database, redis_database, stack_env, start_api, start_worker, wait_for
 
 JOB = {"backbone": {"name": "resnet18"},
        "dataset": {"kind": "synthetic-maritime", "image_size": 16, "max_per_split": 6},
@@ -103,7 +103,7 @@ class BosunPath:
         return ts(done["started_at"]) - sent
 
 
-def per_second(action, clients: int = 8, seconds: float = 5.0) -> float:  # noqa: ANN001
+def per_second(action, clients: int = 8, seconds: float = 5.0) -> float:
     """Calls of `action()` per second from `clients` threads, each with its own state (`action` makes one)."""
     import threading
 
@@ -130,7 +130,7 @@ def submit_throughput(url: str, token: str, db: str) -> tuple[float, float]:
 
     from shared.db import Job, User, session_scope
 
-    def submitter():  # noqa: ANN202
+    def submitter():
         client = Client(url, token)
         return lambda: client.submit("evaluate", JOB)
 
@@ -140,7 +140,7 @@ def submit_throughput(url: str, token: str, db: str) -> tuple[float, float]:
         row = {c: getattr(j, c) for j in [s.scalars(select(Job).order_by(Job.id.desc()).limit(1)).one()]
                for c in ("type", "name", "spec", "priority", "queue", "gpus", "max_attempts")}
 
-    def inserter():  # noqa: ANN202
+    def inserter():
         def once() -> None:
             with session_scope(db) as s:
                 s.execute(insert(Job).values(**row, owner_id=owner))

@@ -31,7 +31,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.stack import stack_env, start_api  # noqa: E402
+from tests.stack import stack_env, start_api
 
 POINTS = 100_000
 METRICS = ("loss", "lr", "knn_top1")
@@ -41,7 +41,7 @@ EVALUATE = {"backbone": {"name": "resnet18"}, "dataset": {"kind": "synthetic-mar
             "protocols": ["knn", "linear"]}
 
 
-def seed(settings) -> tuple[str, int]:  # noqa: ANN001
+def seed(settings) -> tuple[str, int]:
     """An admin's token, and the id of a running pretraining with POINTS points per metric among JOBS jobs."""
     from sqlalchemy import insert
 
@@ -97,7 +97,7 @@ def signed_in(url: str, token: str) -> httpx.Client:
     return client
 
 
-def timed(client: httpx.Client, path: str, **kw) -> float:  # noqa: ANN003
+def timed(client: httpx.Client, path: str, **kw) -> float:
     """Milliseconds from sending the request to the last byte of a 200 answer."""
     start = time.perf_counter()
     response = client.get(path, **kw)

@@ -23,8 +23,8 @@ def _job_in_this_process(data_root: str, scratch: str) -> float:
 
     spent, depth = [0.0], [0]
 
-    def timed(real):  # noqa: ANN001, ANN202
-        def wrapper(name, *args, **kwargs):  # noqa: ANN001, ANN202
+    def timed(real):
+        def wrapper(name, *args, **kwargs):
             if depth[0] or name in sys.modules:
                 return real(name, *args, **kwargs)
             depth[0] += 1

@@ -72,7 +72,7 @@ def _context_files() -> list[Path]:
     return files
 
 
-def docker(*args: str, timeout: float = 300, check: bool = True, **kwargs) -> subprocess.CompletedProcess[str]:  # noqa: ANN003
+def docker(*args: str, timeout: float = 300, check: bool = True, **kwargs) -> subprocess.CompletedProcess[str]:
     """Run the docker CLI; raise with its output when it fails and `check` is set."""
     result = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout, **kwargs)
     if check and result.returncode != 0:

@@ -23,7 +23,7 @@ class Endpoint:
 @pytest.fixture
 def server() -> Iterator[tuple[str, type[Endpoint]]]:
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             payload = Endpoint.body.encode()
             self.send_response(Endpoint.status)
             self.send_header("content-length", str(len(payload)))

@@ -12,7 +12,7 @@ from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "deploy" / "ci"))
-import api_lock  # noqa: E402
+import api_lock
 
 API_LOCK = ROOT / "deploy" / "requirements-api.lock"
 LOCK = ROOT / "requirements.lock"

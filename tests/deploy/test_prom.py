@@ -19,7 +19,7 @@ EXPOSITION = b'# TYPE bosun_workers gauge\nbosun_workers{state="idle"} 2\nbosun_
 
 
 class _Metrics(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def do_GET(self) -> None:
         status, body = (200, EXPOSITION) if self.path == "/metrics" else (404, b"")
         self.send_response(status)
         self.send_header("Content-Type", "text/plain; version=0.0.4")

@@ -55,7 +55,7 @@ class Scraped:
 
 
 @pytest.fixture(scope="module")
-def scraped(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scraped]:  # noqa: F811
+def scraped(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scraped]:  # noqa: F811  (the fixture)
     port = free_port()
     stack.worker(name=WORKER, metrics_port=port)
     worker = f"127.0.0.1:{port}"

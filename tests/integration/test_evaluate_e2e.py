@@ -19,7 +19,7 @@ def evaluate_spec(source: dict, protocols: list[str], **blocks: dict) -> dict:
             "robustness": ROBUSTNESS, **blocks}
 
 
-def test_pretrain_evaluate_compare(stack) -> None:  # noqa: ANN001
+def test_pretrain_evaluate_compare(stack) -> None:
     if not any(w.popen.poll() is None for w in stack.workers):
         stack.worker()
     pretrain_spec = tiny_dino_spec(epochs=1)

@@ -11,7 +11,7 @@ from tests.stack import tiny_dino_spec, wait_for
 pytestmark = pytest.mark.integration
 
 
-def test_killed_worker_job_resumes_from_checkpoint(stack) -> None:  # noqa: ANN001
+def test_killed_worker_job_resumes_from_checkpoint(stack) -> None:
     first = stack.worker(name="doomed@test")
     job = stack.client.submit("pretrain", tiny_dino_spec(epochs=4), name="survives kill -9")
     wait_for(lambda: any("checkpoint at step 1" in line["text"] for line in stack.client.logs(job["id"])),
@@ -36,7 +36,7 @@ def test_killed_worker_job_resumes_from_checkpoint(stack) -> None:  # noqa: ANN0
     assert "checkpoint.pt" in {a["name"] for a in stack.client.artifacts(job["id"])}
 
 
-def test_cancel_running_job(stack) -> None:  # noqa: ANN001
+def test_cancel_running_job(stack) -> None:
     if not any(w.popen.poll() is None for w in stack.workers):
         stack.worker()
     job = stack.other.submit("pretrain", tiny_dino_spec(epochs=200), name="to cancel")

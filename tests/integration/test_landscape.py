@@ -23,16 +23,16 @@ SPEC = {"backbone": {"name": "test_resnet"}, "dataset": {"kind": "synthetic-mari
 PLOTS = [f"loss_{kind}.{fmt}" for kind in ("contour", "heatmap", "surface3d") for fmt in ("png", "svg")]
 
 
-def tiles(stack, job_id: int) -> list[Tile]:  # noqa: ANN001
+def tiles(stack, job_id: int) -> list[Tile]:
     with session_scope(stack.env["BOSUN_DATABASE_URL"]) as s:
         return list(s.scalars(select(Tile).where(Tile.job_id == job_id).order_by(Tile.index)))
 
 
-def surface(stack, job_id: int, folder: Path) -> Surface:  # noqa: ANN001
+def surface(stack, job_id: int, folder: Path) -> Surface:
     return Surface.from_npz(stack.client.download(job_id, "surface.npz", folder / f"surface-{job_id}.npz"))
 
 
-def test_landscape_tiles_survive_a_killed_worker(stack, tmp_path: Path) -> None:  # noqa: ANN001
+def test_landscape_tiles_survive_a_killed_worker(stack, tmp_path: Path) -> None:
     solo = stack.worker(name="solo@test")
     reference = stack.client.submit("landscape", SPEC, name="one worker")
     done = stack.client.wait(reference["id"], timeout=120)
@@ -79,11 +79,11 @@ def test_landscape_tiles_survive_a_killed_worker(stack, tmp_path: Path) -> None:
         assert data.startswith(b"\x89PNG\r\n\x1a\n") if name.endswith(".png") else b"<svg" in data[:2000], name
 
 
-def _registered(stack, name: str) -> bool:  # noqa: ANN001
+def _registered(stack, name: str) -> bool:
     with session_scope(stack.env["BOSUN_DATABASE_URL"]) as s:
         return s.get(Worker, name) is not None
 
 
-def _running_on(stack, job_id: int, worker: str) -> Tile | None:  # noqa: ANN001
+def _running_on(stack, job_id: int, worker: str) -> Tile | None:
     """A tile of the job that `worker` is running, if any."""
     return next((t for t in tiles(stack, job_id) if t.status == "running" and t.worker.startswith(worker)), None)

@@ -44,7 +44,7 @@ def watch_until_checkpoint(client: Client, job_id: int, timeout: float) -> dict[
     raise TimeoutError(f"no committed checkpoint of job {job_id} within {timeout} s")
 
 
-def test_resnet_lars_recipe_is_watched_live_killed_and_resumed(stack) -> None:  # noqa: ANN001
+def test_resnet_lars_recipe_is_watched_live_killed_and_resumed(stack) -> None:
     body = yaml.safe_load(RECIPE.read_text())
     doomed = stack.worker(name="recipe-doomed@test")
     job = stack.client.submit(body["type"], body["spec"], name=body["name"])

@@ -15,7 +15,7 @@ EVALUATE = {"backbone": {"name": "resnet18"}, "dataset": {"kind": "synthetic-mar
             "knn": {"k": [5, 20]}, "batch_size": 32}
 
 
-def test_submission_runs_to_succeeded_with_artifacts(stack, tmp_path) -> None:  # noqa: ANN001
+def test_submission_runs_to_succeeded_with_artifacts(stack, tmp_path) -> None:
     stack.worker()
     job = stack.other.submit("evaluate", EVALUATE, name="knn random resnet18")
     done = stack.other.wait(job["id"], timeout=180)
@@ -38,7 +38,7 @@ def test_submission_runs_to_succeeded_with_artifacts(stack, tmp_path) -> None:  
     assert any("resnet18" in line["text"] for line in stack.other.logs(job["id"]))
 
 
-def test_dependency_chain(stack) -> None:  # noqa: ANN001
+def test_dependency_chain(stack) -> None:
     if not any(w.popen.poll() is None for w in stack.workers):
         stack.worker()
     broken = stack.client.submit("evaluate",
@@ -62,7 +62,7 @@ def test_dependency_chain(stack) -> None:  # noqa: ANN001
     assert second["started_at"] >= first["finished_at"]
 
 
-def test_api_metrics_and_readiness(stack) -> None:  # noqa: ANN001
+def test_api_metrics_and_readiness(stack) -> None:
     import httpx
 
     ready = httpx.get(f"{stack.url}/readyz").json()

@@ -30,7 +30,7 @@ def ranks(db: str, job_id: int) -> list[tuple[int, int, str, str]]:
         return [(r.rank, r.attempt, r.worker, r.state) for r in rows]
 
 
-def test_a_multi_gpu_job_takes_workers_of_one_box_best_fit(db, settings, sent) -> None:  # noqa: ANN001
+def test_a_multi_gpu_job_takes_workers_of_one_box_best_fit(db, settings, sent) -> None:
     ada = add_users(db, "ada")["ada"]
     add_box(db, "big", "g0", "g1", "g2")
     add_box(db, "small", "s0", "s1")
@@ -47,7 +47,7 @@ def test_a_multi_gpu_job_takes_workers_of_one_box_best_fit(db, settings, sent) -
     assert decided.free_slots == {"gpu": 4, "cpu": 4}
 
 
-def test_a_big_job_waits_for_one_box_and_nothing_passes_it(db, settings, sent) -> None:  # noqa: ANN001
+def test_a_big_job_waits_for_one_box_and_nothing_passes_it(db, settings, sent) -> None:
     ada, ben = add_users(db, "ada", "ben").values()
     add_box(db, "a", "a0")
     add_box(db, "b", "b0")
@@ -62,7 +62,7 @@ def test_a_big_job_waits_for_one_box_and_nothing_passes_it(db, settings, sent) -
     assert sent == []
 
 
-def test_only_rank_zero_claims_and_the_ranks_stay_reserved_until_it_ends(db, settings, sent) -> None:  # noqa: ANN001
+def test_only_rank_zero_claims_and_the_ranks_stay_reserved_until_it_ends(db, settings, sent) -> None:
     ada = add_users(db, "ada")["ada"]
     add_box(db, "box", "w0", "w1")
     job, = submit(db, ada, gpus=2)
@@ -78,7 +78,7 @@ def test_only_rank_zero_claims_and_the_ranks_stay_reserved_until_it_ends(db, set
     assert ranks(db, job)[0] == (0, 1, "w0@box", "joined")
 
 
-def test_a_lost_rank_requeues_the_job_then_fails_it_once_out_of_attempts(db, settings, sent) -> None:  # noqa: ANN001
+def test_a_lost_rank_requeues_the_job_then_fails_it_once_out_of_attempts(db, settings, sent) -> None:
     ada = add_users(db, "ada")["ada"]
     add_box(db, "box", "w0", "w1", "w2")
     job, = submit(db, ada, gpus=3)
@@ -100,7 +100,7 @@ def test_a_lost_rank_requeues_the_job_then_fails_it_once_out_of_attempts(db, set
     assert [(m[2], m[3]) for m in joins] == [(1, 1), (1, 2), (2, 1), (2, 2)]
 
 
-def test_a_draining_worker_is_left_out_of_a_gang(db, settings, sent) -> None:  # noqa: ANN001
+def test_a_draining_worker_is_left_out_of_a_gang(db, settings, sent) -> None:
     ada = add_users(db, "ada")["ada"]
     add_box(db, "box", "w0", "w1", "w2")
     with session_scope(db) as s:
@@ -111,7 +111,7 @@ def test_a_draining_worker_is_left_out_of_a_gang(db, settings, sent) -> None:  #
     assert [r[2] for r in ranks(db, job)] == ["w1@box", "w2@box"]
 
 
-def claimed_gang(db: str, settings) -> int:  # noqa: ANN001
+def claimed_gang(db: str, settings) -> int:
     """A 3-GPU job of ada's claimed by rank 0 on w0@box, ranks 1 and 2 (w1, w2) joined; attempt 1."""
     from shared.job_lifecycle import join_rank
 
@@ -126,7 +126,7 @@ def claimed_gang(db: str, settings) -> int:  # noqa: ANN001
     return job
 
 
-def test_a_joined_rank_that_stops_beating_is_stale(db, settings, sent) -> None:  # noqa: ANN001
+def test_a_joined_rank_that_stops_beating_is_stale(db, settings, sent) -> None:
     from datetime import timedelta
 
     from shared.job_lifecycle import beat_rank, stale_ranks

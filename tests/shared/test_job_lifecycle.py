@@ -12,13 +12,13 @@ from shared.dispatch.snapshot import queued_jobs
 from shared.job_lifecycle import claim_job, create_job, finish_job, heartbeat, reap_stale, request_cancel
 
 
-def ready_to_dispatch(*, session) -> list[Job]:  # noqa: ANN001
+def ready_to_dispatch(*, session) -> list[Job]:
     ready = [j.id for j in queued_jobs(session=session) if not j.waits_for]
     return [session.get(Job, job_id) for job_id in ready]
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def db(request, tmp_path):  # noqa: ANN001, ANN201
+def db(request, tmp_path):
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'jobs.db'}"
         upgrade(url)
@@ -30,7 +30,7 @@ def db(request, tmp_path):  # noqa: ANN001, ANN201
 
 
 @pytest.fixture
-def owner(db):  # noqa: ANN001, ANN201
+def owner(db):
     from shared.accounts import create_user
 
     with session_scope(db) as s:
@@ -38,7 +38,7 @@ def owner(db):  # noqa: ANN001, ANN201
     return user
 
 
-def new_job(db: str, owner, **kw) -> int:  # noqa: ANN001
+def new_job(db: str, owner, **kw) -> int:
     with session_scope(db) as s:
         return create_job(session=s, job_type="evaluate", spec={}, owner=s.merge(owner), **kw).id
 
@@ -48,7 +48,7 @@ def status_of(db: str, job_id: int) -> Job:
         return s.get(Job, job_id)
 
 
-def test_only_one_worker_claims_a_job(db, owner) -> None:  # noqa: ANN001
+def test_only_one_worker_claims_a_job(db, owner) -> None:
     job_id = new_job(db, owner)
     with session_scope(db) as s:
         first = claim_job(session=s, job_id=job_id, worker="a/1")
@@ -58,7 +58,7 @@ def test_only_one_worker_claims_a_job(db, owner) -> None:  # noqa: ANN001
     assert second is None
 
 
-def test_finish_needs_the_current_lease(db, owner) -> None:  # noqa: ANN001
+def test_finish_needs_the_current_lease(db, owner) -> None:
     job_id = new_job(db, owner)
     with session_scope(db) as s:
         claim_job(session=s, job_id=job_id, worker="a/1")
@@ -70,7 +70,7 @@ def test_finish_needs_the_current_lease(db, owner) -> None:  # noqa: ANN001
     assert job.status == "succeeded" and job.result == {"x": 1} and job.progress == 1.0
 
 
-def test_reaper_requeues_then_fails_with_worker_lost(db, owner) -> None:  # noqa: ANN001
+def test_reaper_requeues_then_fails_with_worker_lost(db, owner) -> None:
     job_id = new_job(db, owner, max_attempts=2)
     for attempt in (1, 2):
         with session_scope(db) as s:
@@ -90,7 +90,7 @@ def test_reaper_requeues_then_fails_with_worker_lost(db, owner) -> None:  # noqa
     assert job.status == "failed" and job.error.startswith("worker lost") and job.attempts == 2
 
 
-def test_heartbeat_reports_cancel_and_lost_lease(db, owner) -> None:  # noqa: ANN001
+def test_heartbeat_reports_cancel_and_lost_lease(db, owner) -> None:
     job_id = new_job(db, owner)
     with session_scope(db) as s:
         claim_job(session=s, job_id=job_id, worker="a/1")
@@ -102,7 +102,7 @@ def test_heartbeat_reports_cancel_and_lost_lease(db, owner) -> None:  # noqa: AN
         assert heartbeat(session=s, job_id=job_id, worker="other/2", attempt=1) is None
 
 
-def test_dependencies_dispatch_and_cascade(db, owner) -> None:  # noqa: ANN001
+def test_dependencies_dispatch_and_cascade(db, owner) -> None:
     a = new_job(db, owner)
     b = new_job(db, owner, depends_on=[a])
     c = new_job(db, owner, depends_on=[b])
@@ -122,7 +122,7 @@ def test_dependencies_dispatch_and_cascade(db, owner) -> None:  # noqa: ANN001
     assert status_of(db, late).error == f"dependency job {c} cancelled"
 
 
-def test_cancel_queued_job_is_immediate(db, owner) -> None:  # noqa: ANN001
+def test_cancel_queued_job_is_immediate(db, owner) -> None:
     job_id = new_job(db, owner)
     with session_scope(db) as s:
         request_cancel(session=s, job=s.get(Job, job_id), reason="cancelled by ana")

@@ -11,11 +11,11 @@ from shared.db.migrate import alembic_config, upgrade
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def url(request, tmp_path):  # noqa: ANN001, ANN201
+def url(request, tmp_path):
     return f"sqlite:///{tmp_path / 'm.db'}" if request.param == "sqlite" else request.getfixturevalue("pg_url")
 
 
-def test_up_down_and_up_again(url) -> None:  # noqa: ANN001
+def test_up_down_and_up_again(url) -> None:
     upgrade(url)
     tables = set(inspect(get_engine(url)).get_table_names())
     assert {"jobs", "dispatch_state", "job_ranks"} <= tables

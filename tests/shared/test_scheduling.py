@@ -33,7 +33,7 @@ HOUR = timedelta(hours=1)
 
 
 @pytest.fixture
-def sent(monkeypatch):  # noqa: ANN001, ANN201
+def sent(monkeypatch):
     """Messages the dispatcher publishes, captured instead of going to a broker."""
     messages: list[tuple[int, str]] = []
     monkeypatch.setattr("shared.queueing.send_run_job",
@@ -55,7 +55,7 @@ def add_workers(db: str, *names: str, queues: str = "gpu,cpu") -> None:
             s.add(Worker(name=name, queues=queues, pid=1, heartbeat_at=utcnow()))
 
 
-def submit(db: str, user_id: int, n: int = 1, **kw) -> list[int]:  # noqa: ANN003
+def submit(db: str, user_id: int, n: int = 1, **kw) -> list[int]:
     ids = []
     with session_scope(db) as s:
         owner = s.get(User, user_id)
@@ -98,7 +98,7 @@ def test_decayed_usage_is_the_integral_of_the_halving_weight() -> None:
     assert decayed_gpu_seconds(1, now - 2 * HOUR, now - HOUR, now, h) < decayed_gpu_seconds(1, now - HOUR, now, now, h)
 
 
-def test_second_users_first_job_takes_the_next_free_slot(db, settings, sent) -> None:  # noqa: ANN001
+def test_second_users_first_job_takes_the_next_free_slot(db, settings, sent) -> None:
     users = add_users(db, "ana", "ben")
     first = submit(db, users["ana"])[0]
     ran(db, first, utcnow() - 2 * HOUR, utcnow() - HOUR)
@@ -116,7 +116,7 @@ def test_second_users_first_job_takes_the_next_free_slot(db, settings, sent) -> 
     assert dispatch(db, settings) == []  # the sent, unclaimed job holds the only slot
 
 
-def test_priority_beats_fair_share_and_equal_users_alternate(db, settings, sent) -> None:  # noqa: ANN001
+def test_priority_beats_fair_share_and_equal_users_alternate(db, settings, sent) -> None:
     users = add_users(db, "ana", "ben")
     a_jobs = submit(db, users["ana"], 3)
     b_jobs = submit(db, users["ben"], 3)
@@ -135,7 +135,7 @@ def test_priority_beats_fair_share_and_equal_users_alternate(db, settings, sent)
     assert a_jobs[0] not in sent
 
 
-def test_limits_make_jobs_wait_with_a_reason(db, settings, sent) -> None:  # noqa: ANN001
+def test_limits_make_jobs_wait_with_a_reason(db, settings, sent) -> None:
     users = add_users(db, "ana", "ben")
     with session_scope(db) as s:
         s.get(User, users["ana"]).max_gpus = 1
@@ -155,7 +155,7 @@ def test_limits_make_jobs_wait_with_a_reason(db, settings, sent) -> None:  # noq
     assert view[b_jobs[2]] == (NO_FREE_GPU, 1) and view[b_jobs[3]][0] == USER_LIMIT  # waiting beyond 1 queued
 
 
-def test_dependency_hold_and_cpu_queue(db, settings, sent) -> None:  # noqa: ANN001
+def test_dependency_hold_and_cpu_queue(db, settings, sent) -> None:
     users = add_users(db, "ana")
     parent = submit(db, users["ana"])[0]
     child = submit(db, users["ana"], depends_on=[parent])[0]
@@ -171,7 +171,7 @@ def test_dependency_hold_and_cpu_queue(db, settings, sent) -> None:  # noqa: ANN
     assert view[child][0] == DEPENDENCY and view[held][0] == HELD and view[parent] == (NO_FREE_GPU, 1)
 
 
-def test_drained_worker_is_not_a_slot_and_claims_nothing(db, settings, sent) -> None:  # noqa: ANN001
+def test_drained_worker_is_not_a_slot_and_claims_nothing(db, settings, sent) -> None:
     users = add_users(db, "ana")
     job = submit(db, users["ana"])[0]
     add_workers(db, "w1@box")
@@ -189,7 +189,7 @@ def test_drained_worker_is_not_a_slot_and_claims_nothing(db, settings, sent) -> 
     assert dispatch(db, settings) == [job]
 
 
-def test_preemption_requeues_the_lowest_priority_job_without_using_an_attempt(db, settings, sent) -> None:  # noqa: ANN001
+def test_preemption_requeues_the_lowest_priority_job_without_using_an_attempt(db, settings, sent) -> None:
     users = add_users(db, "ana", "ben")
     low, mid = submit(db, users["ana"], priority=-5)[0], submit(db, users["ana"], priority=0)[0]
     add_workers(db, "w1@box", "w2@box")
@@ -220,7 +220,7 @@ def test_preemption_requeues_the_lowest_priority_job_without_using_an_attempt(db
     assert queue_view(db, on)[low] == (NO_FREE_GPU, 1)
 
 
-def test_a_cancel_is_not_mistaken_for_a_preemption(db, settings, sent) -> None:  # noqa: ANN001
+def test_a_cancel_is_not_mistaken_for_a_preemption(db, settings, sent) -> None:
     users = add_users(db, "ana")
     job = submit(db, users["ana"])[0]
     with session_scope(db) as s:
@@ -232,7 +232,7 @@ def test_a_cancel_is_not_mistaken_for_a_preemption(db, settings, sent) -> None: 
         assert s.get(Job, job).status == "cancelled"
 
 
-def test_usage_by_day_and_total(db, settings) -> None:  # noqa: ANN001
+def test_usage_by_day_and_total(db, settings) -> None:
     users = add_users(db, "ana", "ben")
     now = datetime(2026, 3, 2, 12, tzinfo=UTC)
     a, b = submit(db, users["ana"])[0], submit(db, users["ben"])[0]
@@ -249,7 +249,7 @@ def test_usage_by_day_and_total(db, settings) -> None:  # noqa: ANN001
 
 
 @pytest.mark.parametrize("db", ["sqlite", "postgres"], indirect=True)
-def test_concurrent_dispatchers_never_overcommit(db, settings, sent) -> None:  # noqa: ANN001
+def test_concurrent_dispatchers_never_overcommit(db, settings, sent) -> None:
     users = add_users(db, "ana")
     submit(db, users["ana"], 6)
     add_workers(db, "w1@box", "w2@box")

@@ -12,7 +12,7 @@ from shared.storage import LocalStore, ObjectNotFound, S3Store, StoreUnavailable
 
 
 @pytest.fixture(params=["local", "s3"])
-def store(request, tmp_path):  # noqa: ANN001, ANN201
+def store(request, tmp_path):
     if request.param == "local":
         return LocalStore(tmp_path / "objects")
     endpoint = request.getfixturevalue("s3_endpoint")
@@ -22,7 +22,7 @@ def store(request, tmp_path):  # noqa: ANN001, ANN201
     return s3
 
 
-def test_round_trip_and_listing(store, tmp_path: Path) -> None:  # noqa: ANN001
+def test_round_trip_and_listing(store, tmp_path: Path) -> None:
     data = bytes(range(256)) * 9000  # > 2 MiB: several chunks when streamed
     source = tmp_path / "blob.bin"
     source.write_bytes(data)
@@ -48,7 +48,7 @@ def test_round_trip_and_listing(store, tmp_path: Path) -> None:  # noqa: ANN001
 
 
 @pytest.mark.parametrize("key", ["", "/abs", "jobs/../../etc/passwd"])
-def test_bad_keys_are_refused(store, key: str) -> None:  # noqa: ANN001
+def test_bad_keys_are_refused(store, key: str) -> None:
     with pytest.raises(ValueError):
         store.put_bytes(key, b"x")
 
@@ -59,7 +59,7 @@ def test_unreachable_s3_raises_store_unavailable() -> None:
         s3.ping()
 
 
-def test_checkpoint_commit_marker_guards_half_written_checkpoints(tmp_path: Path, embedded_settings) -> None:  # noqa: ANN001
+def test_checkpoint_commit_marker_guards_half_written_checkpoints(tmp_path: Path, embedded_settings) -> None:
     """A checkpoint upload that never got its marker is invisible; the committed one loads."""
     import torch
 
@@ -83,7 +83,7 @@ def test_checkpoint_commit_marker_guards_half_written_checkpoints(tmp_path: Path
     ctx.close()
 
 
-def _add_job(settings, job_id: int) -> None:  # noqa: ANN001
+def _add_job(settings, job_id: int) -> None:
     from shared.accounts import create_user
     from shared.db import Job, session_scope
 

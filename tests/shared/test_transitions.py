@@ -17,14 +17,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def db(tmp_path):  # noqa: ANN001, ANN201
+def db(tmp_path):
     url = f"sqlite:///{tmp_path / 'moves.db'}"
     upgrade(url)
     return url
 
 
 @pytest.fixture
-def job_id(db):  # noqa: ANN001, ANN201
+def job_id(db):
     from shared.accounts import create_user
 
     with session_scope(db) as s:
@@ -34,7 +34,7 @@ def job_id(db):  # noqa: ANN001, ANN201
 
 @pytest.mark.parametrize(("table", "states"), [(JOB_MOVES, JobStatus), (RANK_MOVES, RankState),
                                                (TILE_MOVES, TileStatus)])
-def test_every_state_has_a_row_and_final_states_have_no_way_out(table, states) -> None:  # noqa: ANN001
+def test_every_state_has_a_row_and_final_states_have_no_way_out(table, states) -> None:
     assert set(table) == set(states)
     for targets in table.values():
         assert targets <= set(states)
@@ -49,7 +49,7 @@ def test_the_moves_a_job_makes() -> None:
     assert INITIAL[Job] == {JobStatus.queued, JobStatus.cancelled}
 
 
-def test_a_move_and_a_racing_second_one(db, job_id) -> None:  # noqa: ANN001
+def test_a_move_and_a_racing_second_one(db, job_id) -> None:
     with session_scope(db) as s:
         first = move(s, Job, source=JobStatus.queued, target=JobStatus.cancelled, where=[Job.id == job_id],
                      error="asked")
@@ -64,7 +64,7 @@ def test_a_move_and_a_racing_second_one(db, job_id) -> None:  # noqa: ANN001
                                                 (JobStatus.succeeded, JobStatus.running),
                                                 (JobStatus.cancelled, JobStatus.queued),
                                                 ((JobStatus.running, JobStatus.queued), JobStatus.failed)])
-def test_an_illegal_move_raises_and_writes_nothing(db, job_id, source, target) -> None:  # noqa: ANN001
+def test_an_illegal_move_raises_and_writes_nothing(db, job_id, source, target) -> None:
     with session_scope(db) as s, pytest.raises(IllegalMove, match="is not an allowed move"):
         move(s, Job, source=source, target=target, where=[Job.id == job_id])
     with session_scope(db) as s:
@@ -77,7 +77,7 @@ def test_a_new_row_starts_only_in_an_initial_state() -> None:
         check_initial(Job, JobStatus.running)
 
 
-def test_the_lifecycle_functions_move_through_the_table(db, job_id) -> None:  # noqa: ANN001
+def test_the_lifecycle_functions_move_through_the_table(db, job_id) -> None:
     with session_scope(db) as s:
         job = claim_job(session=s, job_id=job_id, worker="w@box/1")
         assert job.status == "running"

@@ -107,7 +107,7 @@ def chrome() -> Iterator[object]:
 class Browser:
     """The shared browser, signed in as one user at a time, with the checks every test uses."""
 
-    def __init__(self, driver, site: Site) -> None:  # noqa: ANN001
+    def __init__(self, driver, site: Site) -> None:
         self.driver, self.site = driver, site
 
     def get(self, path: str) -> None:
@@ -122,10 +122,10 @@ class Browser:
         self.driver.find_element(By.ID, "signin").click()
         wait_for(lambda: "/login" not in self.driver.current_url, 20, f"{who} signed in")
 
-    def js(self, script: str, *args):  # noqa: ANN002, ANN201
+    def js(self, script: str, *args):
         return self.driver.execute_script(script, *args)
 
-    def wait(self, script: str, what: str, timeout: float = 20.0):  # noqa: ANN201
+    def wait(self, script: str, what: str, timeout: float = 20.0):
         """Until the script returns something truthy (polled in the page)."""
         return wait_for(lambda: self.js(script), timeout, what, interval=0.2)
 
@@ -151,7 +151,7 @@ class Browser:
 
 
 @pytest.fixture
-def browser(chrome, site: Site) -> Browser:  # noqa: ANN001
+def browser(chrome, site: Site) -> Browser:
     b = Browser(chrome, site)
     b.console()  # drop what earlier tests left in the log
     return b

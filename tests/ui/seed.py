@@ -59,7 +59,7 @@ def figure(kind: str, title: str) -> bytes:
     return buffer.getvalue()
 
 
-def add_artifact(settings, job_id: int, name: str, data: bytes, content_type: str) -> None:  # noqa: ANN001
+def add_artifact(settings, job_id: int, name: str, data: bytes, content_type: str) -> None:
     """The object, then its row, as the worker's context stores an artifact."""
     info = open_store(settings).put_bytes(artifact_key(job_id, name), data, content_type)
     with session_scope(settings.database_url) as s:
@@ -67,12 +67,12 @@ def add_artifact(settings, job_id: int, name: str, data: bytes, content_type: st
                        content_type=content_type))
 
 
-def add_metrics(settings, job_id: int, name: str, steps: range, fn) -> None:  # noqa: ANN001
+def add_metrics(settings, job_id: int, name: str, steps: range, fn) -> None:
     with session_scope(settings.database_url) as s:
         s.execute(insert(JobMetric), [{"job_id": job_id, "name": name, "step": k, "value": fn(k)} for k in steps])
 
 
-def add_log(settings, job_id: int, lines: list[str], attempt: int = 1) -> None:  # noqa: ANN001
+def add_log(settings, job_id: int, lines: list[str], attempt: int = 1) -> None:
     with session_scope(settings.database_url) as s:
         s.add_all(JobLog(job_id=job_id, attempt=attempt, text=text) for text in lines)
 
@@ -81,17 +81,17 @@ def loss(k: int) -> float:
     return 2.5 * math.exp(-k / 800) + 0.3 + 0.05 * math.sin(k / 7)
 
 
-def run(settings, job_id: int, worker: str) -> None:  # noqa: ANN001
+def run(settings, job_id: int, worker: str) -> None:
     with session_scope(settings.database_url) as s:
         claim_job(session=s, job_id=job_id, worker=worker)
 
 
-def end(settings, job_id: int, worker: str, status: JobStatus, **kw) -> None:  # noqa: ANN001, ANN003
+def end(settings, job_id: int, worker: str, status: JobStatus, **kw) -> None:
     with session_scope(settings.database_url) as s:
         assert finish_job(session=s, job_id=job_id, worker=worker, attempt=1, status=status, **kw)
 
 
-def seed(settings) -> Seeded:  # noqa: ANN001
+def seed(settings) -> Seeded:
     out = Seeded()
     with session_scope(settings.database_url) as s:
         users = {}
@@ -102,7 +102,7 @@ def seed(settings) -> Seeded:  # noqa: ANN001
                    Worker(name="bosun-gpu1@box1", queues="gpu", pid=2, gpu="1", host="box1", heartbeat_at=now,
                           state="draining")])
 
-        def job(key: str, owner: str, job_type: str, spec: dict, name: str, **kw) -> None:  # noqa: ANN003
+        def job(key: str, owner: str, job_type: str, spec: dict, name: str, **kw) -> None:
             out.jobs[key] = create_job(session=s, job_type=job_type, spec=resolved(job_type, spec), owner=users[owner],
                                        name=name, **kw).id
 
@@ -156,7 +156,7 @@ def seed(settings) -> Seeded:  # noqa: ANN001
     return out
 
 
-def seed_tiles(settings, job_id: int) -> None:  # noqa: ANN001
+def seed_tiles(settings, job_id: int) -> None:
     """An 11 x 11 grid in 11 tiles (one per row), every one done: a bowl with its floor at the origin."""
     xs = [-1.0 + 0.2 * k for k in range(11)]
     with session_scope(settings.database_url) as s:

@@ -19,20 +19,20 @@ fetch(path, {method: 'POST', headers, body: token === null ? '' : 'csrf=' + enco
 """
 
 
-def status_of(site, job_id: int) -> tuple[str, str | None]:  # noqa: ANN001
+def status_of(site, job_id: int) -> tuple[str, str | None]:
     with session_scope(site.settings.database_url) as s:
         job = s.get(Job, job_id)
         return job.status, job.error
 
 
-def confirm(browser, accept: bool) -> str:  # noqa: ANN001
+def confirm(browser, accept: bool) -> str:
     alert = WebDriverWait(browser.driver, 10).until(expected_conditions.alert_is_present())
     text = alert.text
     alert.accept() if accept else alert.dismiss()
     return text
 
 
-def test_owner_cancels_from_the_job_page(browser, site) -> None:  # noqa: ANN001
+def test_owner_cancels_from_the_job_page(browser, site) -> None:
     job = site.seeded.jobs["cancel_me"]
     browser.sign_in("bob")
     browser.get(f"/jobs/{job}")
@@ -49,7 +49,7 @@ def test_owner_cancels_from_the_job_page(browser, site) -> None:  # noqa: ANN001
     browser.screenshot("job-cancelled")
 
 
-def test_non_owner_sees_no_button_and_a_forced_post_is_refused(browser, site) -> None:  # noqa: ANN001
+def test_non_owner_sees_no_button_and_a_forced_post_is_refused(browser, site) -> None:
     job = site.seeded.jobs["queued"]  # bob's
     browser.sign_in("carol")
     browser.get(f"/jobs/{job}")
@@ -66,7 +66,7 @@ def test_non_owner_sees_no_button_and_a_forced_post_is_refused(browser, site) ->
     browser.console()  # the refused fetches are logged as failed loads; that is the point
 
 
-def test_admin_sees_every_action_and_a_post_without_csrf_is_refused(browser, site) -> None:  # noqa: ANN001
+def test_admin_sees_every_action_and_a_post_without_csrf_is_refused(browser, site) -> None:
     job = site.seeded.jobs["queued"]
     browser.sign_in("alice")
     browser.get(f"/jobs/{job}")
@@ -78,7 +78,7 @@ def test_admin_sees_every_action_and_a_post_without_csrf_is_refused(browser, sit
     browser.console()
 
 
-def test_session_cookie_is_httponly_signed_and_ends_at_sign_out(browser, site) -> None:  # noqa: ANN001
+def test_session_cookie_is_httponly_signed_and_ends_at_sign_out(browser, site) -> None:
     browser.sign_in("bob")
     cookie = next(c for c in browser.driver.get_cookies() if c["name"] == "bosun_session")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Lax" and cookie["path"] == "/"

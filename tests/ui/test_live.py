@@ -14,7 +14,7 @@ pytestmark = pytest.mark.integration
 CHART = "document.querySelector('#curves .chart[data-metric=\"{}\"]')"
 
 
-def test_running_curve_gains_points_and_log_follows(browser, site) -> None:  # noqa: ANN001
+def test_running_curve_gains_points_and_log_follows(browser, site) -> None:
     ran = site.seeded.jobs["running"]
     browser.sign_in("alice")
     browser.get(f"/jobs/{ran}")
@@ -41,7 +41,7 @@ def test_running_curve_gains_points_and_log_follows(browser, site) -> None:  # n
     assert browser.errors() == []
 
 
-def test_jobs_table_and_state_panel_update_in_place(browser, site) -> None:  # noqa: ANN001
+def test_jobs_table_and_state_panel_update_in_place(browser, site) -> None:
     ran = site.seeded.jobs["running"]
     browser.sign_in("alice")
     browser.get("/jobs")
@@ -66,7 +66,7 @@ def test_jobs_table_and_state_panel_update_in_place(browser, site) -> None:  # n
     assert browser.errors() == []
 
 
-def test_zoom_fetches_detail_and_controls_apply(browser, site) -> None:  # noqa: ANN001
+def test_zoom_fetches_detail_and_controls_apply(browser, site) -> None:
     ran = site.seeded.jobs["running"]
     browser.sign_in("alice")
     browser.get(f"/jobs/{ran}")

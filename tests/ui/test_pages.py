@@ -30,7 +30,7 @@ def pages(jobs: dict[str, int]) -> list[tuple[str, str, str]]:
     ]
 
 
-def test_every_page_loads_clean_and_draws(browser, site) -> None:  # noqa: ANN001
+def test_every_page_loads_clean_and_draws(browser, site) -> None:
     browser.sign_in("alice")
     for name, path, drawn in pages(site.seeded.jobs):
         browser.get(path)
@@ -40,7 +40,7 @@ def test_every_page_loads_clean_and_draws(browser, site) -> None:  # noqa: ANN00
         assert browser.screenshot(name).stat().st_size > 10_000
 
 
-def test_every_page_loads_on_the_server_stack(chrome, server_site) -> None:  # noqa: ANN001
+def test_every_page_loads_on_the_server_stack(chrome, server_site) -> None:
     from tests.ui.conftest import Browser
 
     browser = Browser(chrome, server_site)
@@ -53,7 +53,7 @@ def test_every_page_loads_on_the_server_stack(chrome, server_site) -> None:  # n
         assert browser.screenshot(name).stat().st_size > 10_000
 
 
-def test_sign_in_page(browser) -> None:  # noqa: ANN001
+def test_sign_in_page(browser) -> None:
     browser.driver.delete_all_cookies()
     browser.get("/jobs")
     assert "/login?next=%2Fjobs" in browser.driver.current_url
@@ -62,7 +62,7 @@ def test_sign_in_page(browser) -> None:  # noqa: ANN001
     browser.screenshot("login")
 
 
-def test_docs_render_offline(browser, site) -> None:  # noqa: ANN001
+def test_docs_render_offline(browser, site) -> None:
     """No session needed; every host but this one is unresolvable in this browser."""
     browser.driver.delete_all_cookies()
     browser.get("/docs")
@@ -82,7 +82,7 @@ return [...document.querySelectorAll('input, select, textarea')]
 """
 
 
-def test_form_controls_have_labels(browser, site) -> None:  # noqa: ANN001
+def test_form_controls_have_labels(browser, site) -> None:
     browser.driver.delete_all_cookies()
     browser.get("/login")
     assert browser.js(LABELLED) == []
@@ -95,7 +95,7 @@ def test_form_controls_have_labels(browser, site) -> None:  # noqa: ANN001
         assert browser.js(LABELLED) == [], path
 
 
-def test_keyboard_reaches_sign_in(browser) -> None:  # noqa: ANN001
+def test_keyboard_reaches_sign_in(browser) -> None:
     """The token field has the focus when the page opens; Tab reaches the sign-in button, Shift+Tab
     goes back through the field and the home link to the skip link; Enter on the button with a wrong token answers
     with an error the page announces (role=alert)."""
@@ -147,7 +147,7 @@ def contrast(fg: str, bg: str) -> float:
     return (lighter + 0.05) / (darker + 0.05)
 
 
-def test_status_badges_have_enough_contrast(browser) -> None:  # noqa: ANN001
+def test_status_badges_have_enough_contrast(browser) -> None:
     """Every status badge's text against its background, as the browser computes them from the CSS: >= 4.5:1."""
     browser.sign_in("alice")
     browser.get("/jobs")
@@ -164,7 +164,7 @@ def test_status_badges_have_enough_contrast(browser) -> None:  # noqa: ANN001
     assert all(r >= 4.5 for r in ratios.values()), ratios
 
 
-def test_gallery_shows_the_jobs_images(browser, site) -> None:  # noqa: ANN001
+def test_gallery_shows_the_jobs_images(browser, site) -> None:
     """The PNG and the SVG artifact are drawn inline (naturalWidth > 0); each links to its download."""
     ran = site.seeded.jobs["running"]
     browser.sign_in("alice")

@@ -19,7 +19,7 @@ from tests.ui.seed import EVALUATE, LANDSCAPE, resolved, seed_tiles
 
 
 @pytest.fixture
-def ui(embedded_settings):  # noqa: ANN001, ANN201
+def ui(embedded_settings):
     """The app, users alice (admin) and bob, and a queued job of bob's."""
     from api.main import create_app
 
@@ -49,7 +49,7 @@ def job_status(client: TestClient) -> tuple[str, bool, int]:
         return job.status, job.held, job.priority
 
 
-def test_pages_need_a_session_and_the_cookie_is_signed(ui) -> None:  # noqa: ANN001
+def test_pages_need_a_session_and_the_cookie_is_signed(ui) -> None:
     r = ui.get(f"/jobs/{ui.job}?x=1", follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == f"/login?next=%2Fjobs%2F{ui.job}%3Fx%3D1"
     assert ui.get(f"/jobs/{ui.job}/series.json").status_code == 401
@@ -68,7 +68,7 @@ def test_pages_need_a_session_and_the_cookie_is_signed(ui) -> None:  # noqa: ANN
         assert ui.get("/jobs", follow_redirects=False).status_code == 303, forged
 
 
-def test_revoking_or_expiring_the_token_ends_its_sessions(ui) -> None:  # noqa: ANN001
+def test_revoking_or_expiring_the_token_ends_its_sessions(ui) -> None:
     with session_scope(ui.settings.database_url) as s:
         bob = s.get(ApiToken, 2).user
         row, short = create_token(session=s, user=bob, expires_days=1 / 24)
@@ -84,7 +84,7 @@ def test_revoking_or_expiring_the_token_ends_its_sessions(ui) -> None:  # noqa: 
     assert ui.get("/jobs", follow_redirects=False).status_code == 303
 
 
-def test_sign_in_refuses_bad_tokens_forms_and_foreign_targets(ui) -> None:  # noqa: ANN001
+def test_sign_in_refuses_bad_tokens_forms_and_foreign_targets(ui) -> None:
     form = ui.get("/login").text
     csrf = re.search(r'name="csrf" value="([^"]+)"', form).group(1)
     r = ui.post("/login", data={"token": "bsn_wrong", "csrf": csrf})
@@ -97,7 +97,7 @@ def test_sign_in_refuses_bad_tokens_forms_and_foreign_targets(ui) -> None:  # no
     assert r.status_code == 303 and r.headers["location"] == "/jobs"
 
 
-def test_failed_sign_ins_count_towards_the_auth_throttle(embedded_settings) -> None:  # noqa: ANN001
+def test_failed_sign_ins_count_towards_the_auth_throttle(embedded_settings) -> None:
     from api.main import create_app
 
     client = TestClient(create_app(embedded_settings.model_copy(update={"auth_failure_limit": 2})))
@@ -106,7 +106,7 @@ def test_failed_sign_ins_count_towards_the_auth_throttle(embedded_settings) -> N
         assert client.post("/login", data={"token": "bsn_wrong", "csrf": csrf}).status_code == expected
 
 
-def test_posts_need_the_csrf_token_and_this_origin(ui) -> None:  # noqa: ANN001
+def test_posts_need_the_csrf_token_and_this_origin(ui) -> None:
     csrf = sign_in(ui, "bob")
     assert ui.post(f"/jobs/{ui.job}/hold", data={}).status_code == 403
     foreign = ui.post(f"/jobs/{ui.job}/hold", data={"csrf": csrf}, headers={"Origin": "http://evil.example"})
@@ -118,7 +118,7 @@ def test_posts_need_the_csrf_token_and_this_origin(ui) -> None:  # noqa: ANN001
     assert "held" in ui.get(r.headers["location"]).text
 
 
-def test_actions_follow_the_rest_permissions(ui) -> None:  # noqa: ANN001
+def test_actions_follow_the_rest_permissions(ui) -> None:
     csrf = sign_in(ui, "bob")
     assert ui.post(f"/jobs/{ui.job}/priority", data={"csrf": csrf, "priority": "5"}).status_code == 403
     assert "Set priority" not in ui.get(f"/jobs/{ui.job}").text
@@ -137,7 +137,7 @@ def test_actions_follow_the_rest_permissions(ui) -> None:  # noqa: ANN001
     assert {"priority", "release", "cancel"} <= {e["action"] for e in audit}  # recorded as from the REST API
 
 
-def test_series_are_downsampled_in_the_database_keeping_extremes(embedded_settings) -> None:  # noqa: ANN001
+def test_series_are_downsampled_in_the_database_keeping_extremes(embedded_settings) -> None:
     from api.ui.series import MAX_POINTS, metric_series
 
     with session_scope(embedded_settings.database_url) as s:
@@ -170,7 +170,7 @@ def test_spec_diff_shows_only_differing_fields() -> None:
     assert spec_diff([a, a]) == []
 
 
-def test_surface_comes_from_the_tiles(embedded_settings) -> None:  # noqa: ANN001
+def test_surface_comes_from_the_tiles(embedded_settings) -> None:
     from api.ui.surface import surface_of
 
     with session_scope(embedded_settings.database_url) as s:
@@ -185,7 +185,7 @@ def test_surface_comes_from_the_tiles(embedded_settings) -> None:  # noqa: ANN00
     assert (surface["done"], surface["total"], surface["tiles_left"]) == (121, 121, 0)
 
 
-def test_pages_load_neither_torch_nor_numpy(embedded_settings) -> None:  # noqa: ANN001
+def test_pages_load_neither_torch_nor_numpy(embedded_settings) -> None:
     """The API image has neither: serving every page, a surface and a series must not import them."""
     import subprocess
     import sys
@@ -216,7 +216,7 @@ def test_pages_load_neither_torch_nor_numpy(embedded_settings) -> None:  # noqa:
     assert out.stdout.strip() == "[]"
 
 
-def test_drain_is_for_admins(ui) -> None:  # noqa: ANN001
+def test_drain_is_for_admins(ui) -> None:
     from shared.db import Worker
 
     with session_scope(ui.settings.database_url) as s:

@@ -22,26 +22,26 @@ class FakeNvml(types.ModuleType):
         self.broken: set[str] = set()
         self.inits = 0
 
-    def nvmlInit(self) -> None:  # noqa: N802 (NVML's names)
+    def nvmlInit(self) -> None:
         self.inits += 1
 
-    def nvmlDeviceGetCount(self) -> int:  # noqa: N802
+    def nvmlDeviceGetCount(self) -> int:
         return 2
 
-    def nvmlDeviceGetHandleByIndex(self, index: int) -> str:  # noqa: N802
+    def nvmlDeviceGetHandleByIndex(self, index: int) -> str:
         if index not in (0, 1):
             raise RuntimeError(f"invalid index {index}")
         return f"gpu{index}"
 
-    def nvmlDeviceGetHandleByUUID(self, uuid: str) -> str:  # noqa: N802
+    def nvmlDeviceGetHandleByUUID(self, uuid: str) -> str:
         return {"GPU-aaaa": "gpu0", "GPU-bbbb": "gpu1"}[uuid]
 
-    def nvmlDeviceGetUtilizationRates(self, handle: str) -> types.SimpleNamespace:  # noqa: N802
+    def nvmlDeviceGetUtilizationRates(self, handle: str) -> types.SimpleNamespace:
         if handle in self.broken:
             raise RuntimeError("GPU is lost")
         return types.SimpleNamespace(gpu=40 if handle == "gpu0" else 90)
 
-    def nvmlDeviceGetMemoryInfo(self, handle: str) -> types.SimpleNamespace:  # noqa: N802
+    def nvmlDeviceGetMemoryInfo(self, handle: str) -> types.SimpleNamespace:
         return types.SimpleNamespace(used=GIB, total=80 * GIB)
 
 

@@ -16,20 +16,20 @@ from worker import ranks as runner
 
 
 @pytest.fixture
-def claimed(db, settings, sent, monkeypatch):  # noqa: ANN001, ANN201
+def claimed(db, settings, sent, monkeypatch):
     """A 3-GPU job claimed by rank 0 on w0@box, ranks 1 and 2 joined."""
     monkeypatch.setattr(runner, "RANK_REPORT_SECONDS", 0.5)
     return claimed_gang(db, settings)
 
 
-def test_a_rank_that_failed_on_its_own_error_fails_the_job(db, settings, claimed) -> None:  # noqa: ANN001
+def test_a_rank_that_failed_on_its_own_error_fails_the_job(db, settings, claimed) -> None:
     with session_scope(db) as s:
         end_rank(session=s, job_id=claimed, attempt=1, rank=2, state=RankState.failed, error="ValueError: bad crop")
     verdict = runner.peer_failure(settings, claimed, 1, "w0@box/1", RankLost("rank 0: a collective failed"))
     assert verdict == "rank 2 on w2@box: ValueError: bad crop"
 
 
-def test_a_silent_rank_requeues_the_job_and_its_worker_counts_as_dead(db, settings, claimed) -> None:  # noqa: ANN001
+def test_a_silent_rank_requeues_the_job_and_its_worker_counts_as_dead(db, settings, claimed) -> None:
     with session_scope(db) as s:
         end_rank(session=s, job_id=claimed, attempt=1, rank=2, state=RankState.left, error="RankLost: peer gone")
     verdict = runner.peer_failure(settings, claimed, 1, "w0@box/1", RankLost("rank 0: a collective failed"))

@@ -12,7 +12,7 @@ from worker.service_loader import load_service, service_module
 
 
 @pytest.mark.parametrize("job_type", job_types(), ids=lambda t: t.name)
-def test_service_resolves(job_type) -> None:  # noqa: ANN001
+def test_service_resolves(job_type) -> None:
     run = load_service(job_type.name)
     assert callable(run) and list(inspect.signature(run).parameters)[:2] == ["spec", "ctx"]
     assert job_type.service_module in PRELOAD

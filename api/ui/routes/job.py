@@ -27,7 +27,7 @@ Step = Annotated[int | None, Query(ge=0, le=DB_ID_MAX)]
 LOG_POLL_LIMIT = 500
 
 
-def state_context(*, session, job: Job, user: User) -> dict[str, Any]:  # noqa: ANN001
+def state_context(*, session, job: Job, user: User) -> dict[str, Any]:
     """What the polled state panel shows: the job, its ranks or tiles, and the actions this user may take."""
     tiles = tile_progress(session=session, job_id=job.id) if job.type == "landscape" else None
     return {"job": job, "ranks": job.ranks if job.gpus > 1 else [], "tiles": tiles,

@@ -32,7 +32,7 @@ def job_filters(owner: Text = "", type_: Annotated[str, Query(alias="type", max_
 FiltersDep = Annotated[JobFilters, Depends(job_filters)]
 
 
-def _table(session, filters: JobFilters) -> dict:  # noqa: ANN001
+def _table(session, filters: JobFilters) -> dict:
     jobs, count = jobs_page(session=session, filters=filters)
     return {"jobs": jobs, "count": count, "filters": filters, "page_size": PAGE_SIZE,
             "columns": [("id", "Job"), ("name", "Name"), ("type", "Type"), ("owner", "Owner"), ("status", "Status"),

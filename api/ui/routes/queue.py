@@ -27,7 +27,7 @@ router = APIRouter(include_in_schema=False)
 USAGE_DAYS = 7
 
 
-def queue_context(*, session, settings, user) -> dict[str, Any]:  # noqa: ANN001
+def queue_context(*, session, settings, user) -> dict[str, Any]:
     view = rest.queue(session=session, settings=settings, _user=user, queue_=None, limit=500, offset=0)
     week = rest.usage(session=session, _user=user, days=USAGE_DAYS)
     ids = {w.job for w in view.workers if w.job} | {r.id for r in view.running}
@@ -56,7 +56,7 @@ def queue_live(request: Request, session: SessionDep, settings: SettingsDep, use
     return page(request, "_queue_live.html", queue_context(session=session, settings=settings, user=user))
 
 
-def _drain(action: str, name: str, session, settings, admin) -> Response:  # noqa: ANN001
+def _drain(action: str, name: str, session, settings, admin) -> Response:
     with as_page_error():
         worker = rest.get_worker(name, session)
     try:

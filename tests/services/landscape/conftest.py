@@ -23,7 +23,7 @@ def data() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @pytest.fixture(scope="session")
-def dino_pretraining(tmp_path_factory, data_root):  # noqa: ANN001, ANN201
+def dino_pretraining(tmp_path_factory, data_root):
     """A 1-epoch tiny DINO pretraining run in-process: (its context, its spec)."""
     from ssl_checkpoints import pretrain_tiny_dino
 

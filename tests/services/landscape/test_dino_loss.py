@@ -22,11 +22,11 @@ from tests.services.figure_checks import svg_text
 torch.set_num_threads(1)
 
 
-def spec(**changes) -> LandscapeSpec:  # noqa: ANN003
+def spec(**changes) -> LandscapeSpec:
     return LandscapeSpec.model_validate(landscape_raw(**changes))
 
 
-def context(tmp_path, data_root, job_id: int = 1, cls: type[LocalContext] = LocalContext) -> LocalContext:  # noqa: ANN001
+def context(tmp_path, data_root, job_id: int = 1, cls: type[LocalContext] = LocalContext) -> LocalContext:
     return cls(tmp_path / f"job{job_id}", job_id=job_id, data_root=data_root)
 
 
@@ -38,7 +38,7 @@ def surface_of(ctx: LocalContext) -> Surface:
     return Surface.from_npz(ctx.artifact_path(landscape_job.SURFACE))
 
 
-def test_origin_is_the_checkpoints_dino_loss_on_the_fixed_crops(dino_pretraining, tmp_path, data_root) -> None:  # noqa: ANN001
+def test_origin_is_the_checkpoints_dino_loss_on_the_fixed_crops(dino_pretraining, tmp_path, data_root) -> None:
     pretrain_ctx, pretrain_spec = dino_pretraining
     landscape_spec = spec(mode="1d", x=[-0.5, 0.5, 3], y=None)
     ctx = context(tmp_path, data_root)
@@ -68,7 +68,7 @@ def test_origin_is_the_checkpoints_dino_loss_on_the_fixed_crops(dino_pretraining
     assert pretrain_ctx.logs[-1].startswith("epoch 1/1: loss")
 
 
-def test_the_surface_is_the_same_in_one_tile_or_three(tmp_path, data_root, dino_pretraining) -> None:  # noqa: ANN001
+def test_the_surface_is_the_same_in_one_tile_or_three(tmp_path, data_root, dino_pretraining) -> None:
     whole = context(tmp_path, data_root, 3)
     result = landscape_job.run(spec(tile_size=9), whole)
     assert result["tiles"] == 1
@@ -84,7 +84,7 @@ def test_the_surface_is_the_same_in_one_tile_or_three(tmp_path, data_root, dino_
     assert len(np.unique(np.round(surface_of(whole).loss, 5))) > 5
 
 
-def test_a_dino_loss_job_end_to_end(tmp_path, data_root, dino_pretraining) -> None:  # noqa: ANN001
+def test_a_dino_loss_job_end_to_end(tmp_path, data_root, dino_pretraining) -> None:
     ctx = context(tmp_path, data_root, 6)
     result = landscape_job.run(spec(points_per_forward=2), ctx)
     surface = surface_of(ctx)
@@ -103,13 +103,13 @@ def test_a_dino_loss_job_end_to_end(tmp_path, data_root, dino_pretraining) -> No
         assert words in heatmap, words
 
 
-def test_an_exported_checkpoint_is_refused_naming_what_it_lacks(tmp_path, data_root, dino_pretraining) -> None:  # noqa: ANN001
+def test_an_exported_checkpoint_is_refused_naming_what_it_lacks(tmp_path, data_root, dino_pretraining) -> None:
     shutil.copyfile(data_root / EXPORTED_CHECKPOINT, data_root / "exported-copy.pt")
     with pytest.raises(ValueError, match="backbones only: no DINO head, no centre"):
         landscape_job.run(spec(source={"kind": "file", "path": "exported-copy.pt"}), context(tmp_path, data_root))
 
 
-def test_options_that_do_not_fit_the_checkpoint_are_refused(tmp_path, data_root, dino_pretraining) -> None:  # noqa: ANN001
+def test_options_that_do_not_fit_the_checkpoint_are_refused(tmp_path, data_root, dino_pretraining) -> None:
     options = {**landscape_raw()["dino"], "out_dim": 64}
     with pytest.raises(ValueError, match="does not fit backbone 'vit_tiny_patch16_224' with the spec's dino options"):
         landscape_job.run(spec(dino=options), context(tmp_path, data_root))

@@ -65,7 +65,7 @@ def assert_same_surface(a: Surface, b: Surface) -> None:
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
 
 
-def test_in_process_run_stores_the_surface_plots_and_result(reference) -> None:  # noqa: ANN001
+def test_in_process_run_stores_the_surface_plots_and_result(reference) -> None:
     result, ctx = reference
     surface = surface_of(ctx)
     assert surface.loss.shape == (3, 3) and surface.missing == 0
@@ -82,7 +82,7 @@ def test_in_process_run_stores_the_surface_plots_and_result(reference) -> None: 
     assert fractions == [n / 9 for n in range(1, 10)] + [1.0]  # every point, then the assembly
 
 
-def test_tiles_run_apart_in_any_order_and_twice_give_the_same_surface(tmp_path, data_root, reference) -> None:  # noqa: ANN001
+def test_tiles_run_apart_in_any_order_and_twice_give_the_same_surface(tmp_path, data_root, reference) -> None:
     parent = context(tmp_path, data_root, 7, FanOutContext)
     fanned = landscape_job.run(spec(), parent)
     assert isinstance(fanned, FanOut)
@@ -100,7 +100,7 @@ def test_tiles_run_apart_in_any_order_and_twice_give_the_same_surface(tmp_path, 
     assert assembled == reference[0]
 
 
-def test_a_run_stopped_midway_resumes_without_redoing_directions_or_tiles(tmp_path, data_root, reference) -> None:  # noqa: ANN001
+def test_a_run_stopped_midway_resumes_without_redoing_directions_or_tiles(tmp_path, data_root, reference) -> None:
     first = context(tmp_path, data_root, stop_after_checks=1)
     with pytest.raises(JobStopped):
         landscape_job.run(spec(), first)
@@ -113,7 +113,7 @@ def test_a_run_stopped_midway_resumes_without_redoing_directions_or_tiles(tmp_pa
     assert_same_surface(surface_of(second), surface_of(reference[1]))
 
 
-def test_a_tile_task_refuses_a_model_other_than_the_directions_origin(tmp_path, data_root) -> None:  # noqa: ANN001
+def test_a_tile_task_refuses_a_model_other_than_the_directions_origin(tmp_path, data_root) -> None:
     parent = context(tmp_path, data_root, 3, FanOutContext)
     fanned = landscape_job.run(spec(), parent)
     with pytest.raises(RuntimeError, match="another model"):
@@ -129,13 +129,13 @@ def backbone_checkpoint(data_root: Path, name: str, **extra: Any) -> str:
     return f"{name}.pt"
 
 
-def test_metric_ce_needs_a_classifier_in_the_checkpoint(tmp_path, data_root) -> None:  # noqa: ANN001
+def test_metric_ce_needs_a_classifier_in_the_checkpoint(tmp_path, data_root) -> None:
     path = backbone_checkpoint(data_root, "no-classifier")
     with pytest.raises(ValueError, match="metric 'ce' needs a classifier.*'probe_ce'"):
         landscape_job.run(spec(source={"kind": "file", "path": path}), context(tmp_path, data_root))
 
 
-def test_the_checkpoints_classifier_is_the_head(tmp_path, data_root) -> None:  # noqa: ANN001
+def test_the_checkpoints_classifier_is_the_head(tmp_path, data_root) -> None:
     classes = ["sailing_boat", "motorboat", "ship", "buoy", "bird", "kayak"]
     head = {"weight": torch.randn(6, 96), "bias": torch.randn(6)}
     path = backbone_checkpoint(data_root, "with-classifier", classifier={**head, "classes": classes})
@@ -146,7 +146,7 @@ def test_the_checkpoints_classifier_is_the_head(tmp_path, data_root) -> None:  #
         build_model(spec(), model_source(path), context(tmp_path, data_root), classes[::-1])
 
 
-def test_dino_metric_on_a_checkpoint_without_classes_draws_a_curve(tmp_path, data_root) -> None:  # noqa: ANN001
+def test_dino_metric_on_a_checkpoint_without_classes_draws_a_curve(tmp_path, data_root) -> None:
     path = backbone_checkpoint(data_root, "ssl")
     ctx = context(tmp_path, data_root)
     landscape_spec = spec(source={"kind": "file", "path": path}, metric="dino", mode="1d", x=[-0.5, 0.5, 5], y=None,

@@ -19,7 +19,7 @@ from shared.specs.landscape import LandscapeSpec
 torch.set_num_threads(1)
 
 
-def spec(**changes) -> LandscapeSpec:  # noqa: ANN003
+def spec(**changes) -> LandscapeSpec:
     raw = {"backbone": BACKBONE, "dataset": DATASET, "subset_size": 12, "batch_size": 6, "metric": "probe_ce",
            "source": {"kind": "file", "path": EXPORTED_CHECKPOINT}, "mode": "1d", "x": [-0.5, 0.5, 3]}
     return LandscapeSpec.model_validate({**raw, **changes})
@@ -34,7 +34,7 @@ def test_fit_probe_is_seeded_and_separates_separable_features() -> None:
     assert (first(features).argmax(1) == labels).all()
 
 
-def test_the_probe_is_fitted_once_stored_and_not_moved(tmp_path, data_root, dino_pretraining) -> None:  # noqa: ANN001
+def test_the_probe_is_fitted_once_stored_and_not_moved(tmp_path, data_root, dino_pretraining) -> None:
     ctx = LocalContext(tmp_path / "job1", data_root=data_root)
     result = landscape_job.run(spec(), ctx)
     probe = probe_from_bytes(ctx.artifact_path(PROBE).read_bytes())
@@ -55,7 +55,7 @@ def test_the_probe_is_fitted_once_stored_and_not_moved(tmp_path, data_root, dino
     assert "linear-probe cross-entropy" in ctx.artifact_path("loss_curve.svg").read_text()
 
 
-def test_a_rerun_reuses_the_stored_probe(tmp_path, data_root, dino_pretraining) -> None:  # noqa: ANN001
+def test_a_rerun_reuses_the_stored_probe(tmp_path, data_root, dino_pretraining) -> None:
     first = LocalContext(tmp_path / "job2", job_id=2, data_root=data_root)
     landscape_job.run(spec(), first)
     stored = first.artifact_path(PROBE).read_bytes()

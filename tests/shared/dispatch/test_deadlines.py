@@ -17,19 +17,19 @@ from tests.shared.test_scheduling import add_users, add_workers, submit
 LONG_AGO = timedelta(minutes=10)
 
 
-def dispatch(settings) -> list[int]:  # noqa: ANN001
+def dispatch(settings) -> list[int]:
     with session_scope(settings.database_url) as s:
         return run_pass(session=s, settings=settings)
 
 
-def age(db: str, model, **where) -> None:  # noqa: ANN001, ANN003
+def age(db: str, model, **where) -> None:
     """Move the time a message was sent back past the deadline."""
     column = model.updated_at if model is JobRank else model.enqueued_at
     with session_scope(db) as s:
         s.execute(update(model).filter_by(**where).values({column: utcnow() - LONG_AGO}))
 
 
-def test_a_lost_job_message_is_sent_again_and_runs_once(db, settings, sent) -> None:  # noqa: ANN001
+def test_a_lost_job_message_is_sent_again_and_runs_once(db, settings, sent) -> None:
     users = add_users(db, "ana")
     add_workers(db, "w1@box")
     job = submit(db, users["ana"])[0]
@@ -45,7 +45,7 @@ def test_a_lost_job_message_is_sent_again_and_runs_once(db, settings, sent) -> N
         assert s.get(Job, job).attempts == 1
 
 
-def test_a_job_its_worker_left_unclaimed_goes_to_another_free_one(db, settings, sent) -> None:  # noqa: ANN001
+def test_a_job_its_worker_left_unclaimed_goes_to_another_free_one(db, settings, sent) -> None:
     users = add_users(db, "ana")
     add_workers(db, "a@box")
     job = submit(db, users["ana"])[0]
@@ -55,7 +55,7 @@ def test_a_job_its_worker_left_unclaimed_goes_to_another_free_one(db, settings, 
     assert dispatch(settings) == [job] and sent[-1] == ("run", job, "direct.b_box")
 
 
-def test_a_job_sent_to_a_worker_that_stays_busy_goes_to_another(db, settings, sent) -> None:  # noqa: ANN001
+def test_a_job_sent_to_a_worker_that_stays_busy_goes_to_another(db, settings, sent) -> None:
     users = add_users(db, "ana")
     add_workers(db, "w1@box")
     job = submit(db, users["ana"])[0]
@@ -70,7 +70,7 @@ def test_a_job_sent_to_a_worker_that_stays_busy_goes_to_another(db, settings, se
     assert sent[-1] == ("run", job, "direct.w2_box")
 
 
-def test_a_lost_rank_message_is_sent_again_and_joins_once(db, settings, sent) -> None:  # noqa: ANN001
+def test_a_lost_rank_message_is_sent_again_and_joins_once(db, settings, sent) -> None:
     users = add_users(db, "ana")
     add_workers(db, "w0@box", "w1@box")
     job = submit(db, users["ana"], gpus=2)[0]
@@ -88,7 +88,7 @@ def test_a_lost_rank_message_is_sent_again_and_joins_once(db, settings, sent) ->
         assert not join_rank(session=s, job_id=job, attempt=1, rank=1, worker="w1@box")  # the duplicate
 
 
-def test_a_lost_tile_message_is_sent_again(db, settings, sent) -> None:  # noqa: ANN001
+def test_a_lost_tile_message_is_sent_again(db, settings, sent) -> None:
     users = add_users(db, "ana")
     job = submit(db, users["ana"])[0]
     with session_scope(db) as s:

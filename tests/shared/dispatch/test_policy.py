@@ -25,11 +25,11 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 OWNERS = {1: Owner("ana"), 2: Owner("ben"), 3: Owner("cat")}
 
 
-def job(id_: int, owner: int, **kw) -> QueuedJob:  # noqa: ANN003
+def job(id_: int, owner: int, **kw) -> QueuedJob:
     return QueuedJob(id=id_, owner_id=owner, created_at=T0 + timedelta(seconds=id_), **kw)
 
 
-def workers(*names: str, host: str = "box", **kw) -> list[WorkerSlot]:  # noqa: ANN003
+def workers(*names: str, host: str = "box", **kw) -> list[WorkerSlot]:
     return [WorkerSlot(name=n, queues=frozenset({"gpu", "cpu"}), host=host, **kw) for n in names]
 
 

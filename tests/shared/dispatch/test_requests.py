@@ -11,13 +11,13 @@ from shared.dispatch.requests import RequestListener, request_dispatch, wait_for
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def db(request, tmp_path):  # noqa: ANN001, ANN201
+def db(request, tmp_path):
     url = f"sqlite:///{tmp_path / 'requests.db'}" if request.param == "sqlite" else request.getfixturevalue("pg_url")
     upgrade(url)
     return url
 
 
-def test_a_request_is_heard_once_its_transaction_commits(db) -> None:  # noqa: ANN001
+def test_a_request_is_heard_once_its_transaction_commits(db) -> None:
     listener = RequestListener(db)
     listener.start()
     try:
@@ -35,7 +35,7 @@ def test_a_request_is_heard_once_its_transaction_commits(db) -> None:  # noqa: A
         listener.join(5)
 
 
-def test_a_new_job_asks_for_a_pass_by_itself_once_committed(db) -> None:  # noqa: ANN001
+def test_a_new_job_asks_for_a_pass_by_itself_once_committed(db) -> None:
     """The INSERT of a job is the request (a trigger): the submit path spends no statement on it."""
     from shared.accounts import create_user
     from shared.job_lifecycle import create_job
