@@ -191,8 +191,9 @@ def save_artifacts(client: Client, jobs: list[dict[str, Any]], folder: Path) -> 
     for job in jobs:
         if job["status"] != "succeeded":
             continue
-        for name in DEMO_ARTIFACTS:
-            saved.append(client.download(job["id"], name, folder / f"job{job['id']}" / name))
+        target = folder / f"job{job['id']}"
+        target.mkdir(parents=True, exist_ok=True)
+        saved += [client.download(job["id"], name, target / name) for name in DEMO_ARTIFACTS]
     return saved
 
 
