@@ -135,13 +135,16 @@ class Nuisance:
         return 0.5 + self.rng.uniform(0, 1.0) * self.t
 
     def light(self, rgb: np.ndarray) -> np.ndarray:
-        """Exposure, white balance, gamma and sensor noise of the RGB camera, as uint8."""
+        """Exposure, white balance, gamma and sensor noise of the RGB camera, as uint8 from 1 to 255.
+
+        No channel is 0: where one channel is exactly 0 beside negative bicubic overshoot in the
+        others, torchvision's hue jitter divides by a zero maximum and DINO's views turn NaN."""
         r, t = self.rng, self.t
         values = rgb.astype(np.float32) / 255.0
         values = values ** math.exp(r.uniform(-0.4, 0.4) * t)
         values = values * math.exp(r.uniform(-0.35, 0.25) * t) * (1 + r.uniform(-0.15, 0.15, 3) * t)
         values = values * 255.0 + r.normal(0.0, 7.0 * t, values.shape)
-        return np.clip(values, 0, 255).astype(np.uint8)
+        return np.clip(values, 1, 255).astype(np.uint8)
 
     def thermal(self, celsius: np.ndarray) -> np.ndarray:
         """The thermal camera's scene offset, fixed-pattern column noise and temporal noise (degC)."""
