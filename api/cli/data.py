@@ -38,18 +38,22 @@ def research_command(*args: str) -> None:
 @app.command("make-synthetic")
 def make_synthetic(name: str = "synthetic-maritime", n_images: int = 240, image_size: int = 128, seed: int = 0,
                    overwrite: bool = False,
+                   difficulty: Annotated[str, typer.Option(
+                       help="nuisance variation: 'easy' (the original set), 'hard', or a level in [0, 1]")] = "easy",
                    fiftyone: Annotated[str | None, typer.Option(
                        help="also register it as FiftyOne datasets NAME and NAME-thermal")] = None) -> None:
     """Write the synthetic maritime set (RGB + 16-bit thermal scenes, boxes, crops) below the data root."""
     root = Path(rest.settings().data_root) / name
     if fiftyone:
         research_command("make-synthetic", str(root), "--n-images", str(n_images), "--image-size", str(image_size),
-                         "--seed", str(seed), *(["--overwrite"] if overwrite else []), "--fiftyone", fiftyone)
+                         "--seed", str(seed), "--difficulty", difficulty, *(["--overwrite"] if overwrite else []),
+                         "--fiftyone", fiftyone)
         return
     from services.data.synthetic import make_synthetic as write_synthetic  # numpy and PIL, no torch
 
     try:
-        summary = write_synthetic(root, n_images=n_images, image_size=image_size, seed=seed, overwrite=overwrite)
+        summary = write_synthetic(root, n_images=n_images, image_size=image_size, seed=seed, overwrite=overwrite,
+                                  difficulty=difficulty)
     except (FileExistsError, ValueError) as exc:
         fail(str(exc))
     print(json.dumps(summary))

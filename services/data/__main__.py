@@ -22,6 +22,8 @@ def _parser() -> argparse.ArgumentParser:
     make.add_argument("--image-size", type=int, default=128)
     make.add_argument("--seed", type=int, default=0)
     make.add_argument("--overwrite", action="store_true")
+    make.add_argument("--difficulty", default="easy",
+                      help="nuisance variation: 'easy' (the original set), 'hard', or a level in [0, 1]")
     make.add_argument("--fiftyone", metavar="NAME", default=None,
                       help="also register the set as FiftyOne datasets NAME (RGB) and NAME-thermal")
     stats = sub.add_parser("stats", help="per-channel mean/std of a dataset's train split, stored in its stats.json")
@@ -85,7 +87,7 @@ def _run(args: argparse.Namespace) -> None:
         from services.data.synthetic import make_synthetic
 
         summary = make_synthetic(args.root, n_images=args.n_images, image_size=args.image_size, seed=args.seed,
-                                 overwrite=args.overwrite)
+                                 overwrite=args.overwrite, difficulty=args.difficulty)
         if args.fiftyone:
             from services.data.fiftyone_synthetic import write_fiftyone
 

@@ -61,7 +61,8 @@ def run(spec: EvaluateSpec, ctx: JobContext) -> dict[str, Any]:
     order = run_order(spec.protocols)
     progress = Progress(ctx, order)
     inputs = prepare_inputs(spec, ctx, on_features=progress.features)
-    result: dict[str, Any] = {"backbone": spec.backbone.name, "source": spec.source.kind, "classes": inputs.classes,
+    result: dict[str, Any] = {"backbone": spec.backbone.name, "features": spec.features, "source": spec.source.kind,
+                              "classes": inputs.classes,
                               "n_train": len(inputs.splits.train), "n_test": len(inputs.splits.test),
                               "protocols": list(spec.protocols)}
     results: dict[str, ProtocolResult] = {}

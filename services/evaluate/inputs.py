@@ -1,8 +1,9 @@
 """What every protocol of an evaluate job reads: the model, the splits and their features, built once.
 
-`prepare_inputs` builds the backbone, checks up front what only the built model or other jobs
-can tell (a ViT for attention maps and DINO's multi-block linear features, a usable robustness
-baseline of the same image source), opens the splits and extracts the features of every split in one pass each
+`prepare_inputs` builds the backbone (for `features: pixels`, a flattening of the inputs: the
+raw-pixel baseline), checks up front what only the built model or other jobs can tell (a ViT for
+attention maps and DINO's multi-block linear features, a usable robustness baseline of the same
+image source), opens the splits and extracts the features of every split in one pass each
 (`features.npz`), so a spec a protocol cannot run on fails before any feature is extracted.
 The result, `EvaluationInputs`, is frozen: protocols share it and never write to it; what one
 protocol hands another (the linear head) travels in its result instead.
@@ -101,12 +102,14 @@ def prepare_inputs(spec: EvaluateSpec, ctx: JobContext,
     """
     from services.evaluate.linear_heads import vit_feature_fn
 
-    model = load_backbone(spec.backbone, spec.source, ctx).to(ctx.device).eval()
+    model = (nn.Flatten() if spec.features == "pixels"
+             else load_backbone(spec.backbone, spec.source, ctx).to(ctx.device).eval())
     check_model(spec, model)
     baseline = load_baseline(spec, ctx, input_size(spec))
     splits = load_splits(spec, ctx)
     train, test, val = splits.train, splits.test, splits.val
-    ctx.log(f"{spec.backbone.name} on {ctx.device}; {len(train)} train / {len(test)} test images"
+    name = "pixels" if spec.features == "pixels" else spec.backbone.name
+    ctx.log(f"{name} on {ctx.device}; {len(train)} train / {len(test)} test images"
             f"{f' / {len(val)} val' if val is not None else ''}, {len(train.classes)} classes, input {splits.size} px")
 
     fns: dict[str, FeatureFn] = {"knn": backbone_output}

@@ -38,8 +38,10 @@ def distinct_severities(levels: list[int]) -> list[int]:
 class DatasetOptions(SpecModel):
     """What every kind takes: input size, subset size and which statistics normalize the inputs."""
 
-    image_size: int | None = Field(default=None, ge=8, le=1024, description="resize to this size; default: the backbone's input size")
-    max_per_split: int | None = Field(default=None, ge=1, description="use at most this many samples of each split (deterministic)")
+    image_size: int | None = Field(default=None, ge=8, le=1024,
+        description="resize to this size; default: the backbone's input size")
+    max_per_split: int | None = Field(default=None, ge=1,
+        description="use at most this many samples of each split (deterministic)")
     normalize: Literal["imagenet", "dataset"] = Field(
         default="imagenet",
         description="'imagenet': ImageNet mean/std; 'dataset': the dataset's own, from `bosun data stats` (stats.json)")
@@ -65,7 +67,8 @@ class ThermalWindow(SpecModel):
     window_c: tuple[float, float] = Field(
         default=(10.0, 50.0), description="temperatures (degC) mapped to 0 and 1; outside is clipped")
     channels: Literal["replicate", "single"] = Field(
-        default="replicate", description="'replicate': 1 channel copied to 3 (RGB backbones); 'single': 1 channel (in_chans=1)")
+        default="replicate",
+            description="'replicate': 1 channel copied to 3 (RGB backbones); 'single': 1 channel (in_chans=1)")
 
     @field_validator("window_c")
     @classmethod
@@ -179,14 +182,18 @@ class FiftyOneDataset(DatasetOptions, ThermalWindow):
     kind: Literal["fiftyone"]
     dataset_name: str = Field(min_length=1, description="name of the FiftyOne dataset")
     label_field: str = Field(default="ground_truth", min_length=1, description="sample field holding fo.Detections")
-    crops: Literal["largest", "all"] = Field(default="all", description="crop every detection, or only each frame's largest")
-    min_crop_size: int = Field(default=0, ge=0, description="skip detections whose longer box side is below this (pixels)")
-    classes: list[str] | None = Field(default=None, min_length=1, description="keep only these labels (after remap), in this order")
+    crops: Literal["largest", "all"] = Field(default="all",
+        description="crop every detection, or only each frame's largest")
+    min_crop_size: int = Field(default=0, ge=0,
+        description="skip detections whose longer box side is below this (pixels)")
+    classes: list[str] | None = Field(default=None, min_length=1,
+        description="keep only these labels (after remap), in this order")
     remap: dict[str, str] = Field(default_factory=dict, description="rename labels before filtering, {old: new}")
     split_seed: int = 0
     split: SplitFractions = Field(default_factory=SplitFractions)
     square: bool = Field(default=True, description="square windows around each box (edge-padded at frame borders)")
-    margin: float = Field(default=1.25, ge=1.0, le=4.0, description="window side over box side: context around the object")
+    margin: float = Field(default=1.25, ge=1.0, le=4.0,
+        description="window side over box side: context around the object")
     modality: Literal["rgb", "thermal"] = "rgb"
 
     @field_validator("classes")

@@ -194,6 +194,11 @@ class GradcamSpec(SpecModel):
 class EvaluateSpec(SpecModel):
     backbone: BackboneSpec
     source: ModelSource = Field(default_factory=ModelSource)
+    features: Literal["backbone", "pixels"] = Field(
+        default="backbone",
+        description="'backbone': the model's features; 'pixels': the normalized input pixels themselves, flattened "
+                    "(the raw-pixel baseline a learned representation should beat; the backbone only sets the "
+                    "input size and channels, no weights are read)")
     dataset: DatasetSpec
     train_split: str = "train"
     test_split: str = "test"
@@ -212,6 +217,19 @@ class EvaluateSpec(SpecModel):
     @classmethod
     def _run_order(cls, protocols: list[str]) -> list[str]:
         return [p for p in PROTOCOLS if p in protocols]
+
+    @model_validator(mode="after")
+    def _pixels_have_no_model(self) -> EvaluateSpec:
+        if self.features != "pixels":
+            return self
+        if self.source.kind != "random":
+            raise ValueError("features 'pixels' reads no weights; leave source unset (kind 'random')")
+        needs_model = [p for p in self.protocols if p in ("attention", "gradcam")]
+        if needs_model:
+            raise ValueError(f"features 'pixels' has no network to explain; drop {', '.join(needs_model)}")
+        if "linear" in self.protocols and self.linear.n_last_blocks is not None:
+            raise ValueError("linear.n_last_blocks needs a ViT; features 'pixels' has none")
+        return self
 
     @field_validator("linear")
     @classmethod

@@ -3,6 +3,8 @@ in a fresh state folder."""
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,16 +15,34 @@ from tests.stack import ROOT, stack_env
 
 pytestmark = pytest.mark.integration
 
+ROWS = ("raw pixels", "random init", "DINO teacher", "DINO student")
 
-def test_demo_prints_the_knn_table(tmp_path: Path) -> None:
-    env = stack_env(tmp_path / "home")
-    env["COLUMNS"] = "120"
-    out = subprocess.run([sys.executable, "-m", "api.cli", "demo", "--home", str(tmp_path / "home")], env=env,
-                         cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+def test_demo_prints_the_knn_table_and_saves_its_artifacts(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    env = stack_env(home)
+    env["COLUMNS"] = "160"
+    out = subprocess.run([sys.executable, "-m", "api.cli", "demo", "--home", str(home)], env=env,
+                         cwd=ROOT, capture_output=True, text=True, timeout=1800)
+    (tmp_path / "demo.out").write_text(out.stdout)  # the table and progress, for whoever reads a failed run
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    assert "job 1 succeeded" in out.stdout and "job 2 succeeded" in out.stdout and "job 3 succeeded" in out.stdout
-    rows = {line.split("│")[1].strip(): line for line in out.stdout.splitlines() if line.startswith("│")}
-    assert set(rows) == {"random init", "DINO, 4 epochs"}
-    top1 = [float(cell) for cell in rows["DINO, 4 epochs"].split("│")[3:5]]
-    assert all(value > 2 / 6 for value in top1)  # well above chance (1/6) on the synthetic classes
-    assert (tmp_path / "home" / "data" / "synthetic-maritime" / "annotations.json").exists()
+    for job in range(1, 6):
+        assert f"job {job} succeeded" in out.stdout, out.stdout[-3000:]
+    rows = {re.sub(r", \d+ epochs$", "", line.split("│")[1].strip()): line.split("│")[2:]
+            for line in out.stdout.splitlines() if line.startswith("│")}
+    assert set(rows) == set(ROWS), out.stdout[-3000:]
+    top1 = {name: float(cells[2].split()[0]) for name, cells in rows.items()}
+    for name, cells in rows.items():
+        assert int(cells[1]) >= 300, name  # held-out test crops behind every accuracy
+        low, high = (float(v) for v in re.findall(r"[\d.]+", cells[2].split("[")[1]))
+        assert low < top1[name] < high, name  # each accuracy shows its 95% interval
+    assert all(accuracy > 1 / 6 for accuracy in top1.values()), top1  # every row above chance (6 classes)
+
+    paths = [Path(line.strip()) for line in out.stdout.splitlines() if line.strip().startswith(str(home))]
+    assert {p.name for p in paths} == {"knn_confusion.png", "result.json"} and len(paths) == 8
+    assert all(p.is_file() and p.stat().st_size > 0 for p in paths)  # readable after the server has stopped
+    teacher = next(p for p in paths if p.name == "result.json" and p.parent.name == "job4")
+    saved = json.loads(teacher.read_text())["knn"]["per_k"]["10"]["top1"]
+    assert saved == pytest.approx(top1["DINO teacher"], abs=6e-4)
+    meta = json.loads((home / "data" / "synthetic-maritime" / "annotations.json").read_text())
+    assert meta["difficulty"] == 1.0

@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.cli.jobs import job_options, read_job_file
-from api.cli.serve import DEMO_JOBS, submit_demo_jobs
+from api.cli.serve import DEMO_JOBS, DEMO_ROWS, submit_demo_jobs
 from api.client import Client
 
 
@@ -21,26 +21,40 @@ def client(api) -> Client:  # noqa: ANN001
     return client
 
 
-def test_the_demo_folder_holds_its_three_job_files() -> None:
-    assert sorted(p.name for p in DEMO_JOBS.glob("*.yaml")) == ["evaluate-random.yaml", "evaluate-teacher.yaml",
-                                                                 "pretrain.yaml"]
+def test_the_demo_folder_holds_its_job_files() -> None:
+    assert sorted(p.name for p in DEMO_JOBS.glob("*.yaml")) == [
+        "evaluate-pixels.yaml", "evaluate-random.yaml", "evaluate-student.yaml", "evaluate-teacher.yaml",
+        "pretrain.yaml"]
+    assert sorted(f"{name}.yaml" for _, name in DEMO_ROWS) == sorted(
+        p.name for p in DEMO_JOBS.glob("evaluate-*.yaml"))
 
 
-@pytest.mark.parametrize("name", ["pretrain", "evaluate-random"])
+@pytest.mark.parametrize("name", ["pretrain", "evaluate-random", "evaluate-pixels"])
 def test_a_demo_job_file_passes_every_check_as_written(client: Client, name: str) -> None:
     body = read_job_file(DEMO_JOBS / f"{name}.yaml")
     resolved = client.validate(body["type"], body["spec"], **job_options(body))
     assert resolved["name"].startswith("demo: ") and resolved["queue"] == "gpu"
 
 
-def test_the_demo_evaluates_the_teacher_of_its_own_pretraining(client: Client) -> None:
+def test_every_demo_job_uses_the_pretrained_backbone() -> None:
+    backbone = read_job_file(DEMO_JOBS / "pretrain.yaml")["spec"]["backbone"]
+    for _, name in DEMO_ROWS:
+        spec = read_job_file(DEMO_JOBS / f"{name}.yaml")["spec"]
+        assert spec["backbone"] == backbone and spec["dataset"]["image_size"] == 32, name
+
+
+def test_the_demo_evaluates_the_teacher_and_student_of_its_own_pretraining(client: Client) -> None:
     older = read_job_file(DEMO_JOBS / "evaluate-random.yaml")
     client.submit(older["type"], older["spec"])  # the demo's pretraining is not job 1 here
-    pretrain, teacher, baseline = submit_demo_jobs(client)
-    assert (pretrain["id"], teacher["id"], baseline["id"]) == (2, 3, 4)
-    assert pretrain["type"] == "pretrain" and pretrain["spec"]["dino"]["epochs"] == 4
-    assert teacher["spec"]["source"] == {**teacher["spec"]["source"], "kind": "job", "job": 2}
-    assert teacher["depends_on"] == [2] and baseline["depends_on"] == []
-    assert baseline["spec"]["source"]["kind"] == "random"
-    assert [j["name"] for j in (pretrain, teacher, baseline)] == [
-        "demo: DINO ViT-T/8 on synthetic maritime", "demo: kNN of the DINO teacher", "demo: kNN of random init"]
+    pretrain, pixels, baseline, teacher, student = submit_demo_jobs(client)
+    assert [j["id"] for j in (pretrain, pixels, baseline, teacher, student)] == [2, 3, 4, 5, 6]
+    epochs = read_job_file(DEMO_JOBS / "pretrain.yaml")["spec"]["dino"]["epochs"]
+    assert pretrain["type"] == "pretrain" and pretrain["spec"]["dino"]["epochs"] == epochs
+    for job, weights in ((teacher, "teacher"), (student, "student")):
+        assert job["spec"]["source"] == {**job["spec"]["source"], "kind": "job", "job": 2, "weights": weights}
+        assert job["depends_on"] == [2]
+    assert baseline["depends_on"] == [] and pixels["depends_on"] == []
+    assert baseline["spec"]["source"]["kind"] == "random" and pixels["spec"]["features"] == "pixels"
+    assert [j["name"] for j in (pretrain, pixels, baseline, teacher, student)] == [
+        "demo: DINO ViT on hard synthetic maritime", "demo: kNN of raw pixels", "demo: kNN of random init",
+        "demo: kNN of the DINO teacher", "demo: kNN of the DINO student"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
 from pathlib import Path
@@ -104,3 +105,57 @@ def test_classes_are_learnable_from_pixels(data_root: Path, modality: str) -> No
     train = build_dataset(spec, "train", data_root=data_root)
     test = build_dataset(spec, "test", data_root=data_root)
     assert one_nn_accuracy(train, test) > 2 * (1 / len(CLASSES))
+
+
+EASY_FINGERPRINT = "93bea753e723fb4bb9bff28f87f5c3cfe59e7f9730b4adab24e46b53e136bae2"
+"""sha256 over the names and bytes of every file of make_synthetic(n_images=6, image_size=48, seed=5) as the
+generator wrote it before it had a difficulty: "easy" must keep writing exactly these files."""
+
+
+def fingerprint(root: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def test_easy_writes_the_original_set_byte_for_byte(tmp_path: Path) -> None:
+    summary = make_synthetic(tmp_path / "easy", n_images=6, image_size=48, seed=5, difficulty="easy")
+    assert fingerprint(tmp_path / "easy") == EASY_FINGERPRINT and summary["difficulty"] == 0.0
+    make_synthetic(tmp_path / "zero", n_images=6, image_size=48, seed=5, difficulty=0.0)
+    assert fingerprint(tmp_path / "zero") == EASY_FINGERPRINT
+
+
+def test_hard_differs_from_easy_and_is_deterministic_per_seed(tmp_path: Path) -> None:
+    for name, seed in (("a", 5), ("b", 5), ("c", 6)):
+        make_synthetic(tmp_path / name, n_images=6, image_size=48, seed=seed, difficulty="hard")
+    assert fingerprint(tmp_path / "a") == fingerprint(tmp_path / "b")
+    assert fingerprint(tmp_path / "a") not in (fingerprint(tmp_path / "c"), EASY_FINGERPRINT)
+    meta = json.loads((tmp_path / "a" / "annotations.json").read_text())
+    assert meta["difficulty"] == 1.0
+    easy_rgb, _, easy_objects = render_scene(5, 2, "ship", 48)
+    hard_rgb, _, hard_objects = render_scene(5, 2, "ship", 48, "hard")
+    assert hard_objects[0].label == "ship" and not np.array_equal(easy_rgb, hard_rgb)
+
+
+@pytest.mark.parametrize("difficulty", ["medium", 1.5, -0.1])
+def test_unknown_difficulty_is_refused(tmp_path: Path, difficulty: str | float) -> None:
+    with pytest.raises(ValueError, match="difficulty"):
+        make_synthetic(tmp_path / "s", n_images=6, image_size=32, difficulty=difficulty)
+
+
+def test_hard_crops_defeat_raw_pixels(tmp_path: Path) -> None:
+    """1-NN on 12x12 pixels: far above chance on the easy set, near it on the hard one (same scenes' classes)."""
+    from services.data.builders import build_dataset
+    from shared.specs.dataset import SyntheticMaritimeDataset
+    from tests.services.data.helpers import one_nn_accuracy
+
+    spec = SyntheticMaritimeDataset(kind="synthetic-maritime", path="set")
+    scores = {}
+    for difficulty in ("easy", "hard"):
+        make_synthetic(tmp_path / difficulty / "set", n_images=180, image_size=48, seed=1, difficulty=difficulty)
+        train = build_dataset(spec, "train", data_root=tmp_path / difficulty)
+        test = build_dataset(spec, "test", data_root=tmp_path / difficulty)
+        scores[difficulty] = one_nn_accuracy(train, test)
+    assert scores["easy"] > 0.6 and scores["hard"] < scores["easy"] - 0.25, scores
