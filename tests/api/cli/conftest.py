@@ -20,7 +20,7 @@ def bosun(*args: str, env: dict[str, str] | None = None) -> Result:
 
 
 @pytest.fixture
-def cli_as(api, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:  # noqa: ANN001
+def cli_as(api, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
     """`cli_as("bob")`: the REST commands from then on reach the test app as bob."""
     from api.cli import rest
     from api.client import Client

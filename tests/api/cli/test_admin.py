@@ -20,7 +20,7 @@ def test_db_upgrade_makes_the_state_folder_and_the_newest_schema(tmp_path: Path)
     assert revision == sorted(p.name for p in (ROOT / "shared" / "migrations" / "versions").glob("0*.py"))[-1][:4]
 
 
-def test_cli_users_list_token_revoke_and_audit(embedded_settings) -> None:  # noqa: ANN001
+def test_cli_users_list_token_revoke_and_audit(embedded_settings) -> None:
     env = stack_env(embedded_settings.home, data_root=str(embedded_settings.data_root))
     token = bosun(env, "users", "add", "dora").strip().splitlines()[-1]
     second = bosun(env, "users", "token", "dora", "--expires-days", "30")
@@ -40,7 +40,7 @@ def test_cli_users_list_token_revoke_and_audit(embedded_settings) -> None:  # no
                        ("cli", "token-revoke", "user dora")]
 
 
-def test_unknown_user_or_token_ends_with_an_error(embedded_settings) -> None:  # noqa: ANN001
+def test_unknown_user_or_token_ends_with_an_error(embedded_settings) -> None:
     env = stack_env(embedded_settings.home)
     for args, message in ((["users", "token", "nobody"], "error: no user 'nobody'"),
                           (["users", "revoke", "99"], "error: no token 99")):

@@ -7,7 +7,7 @@ from rich.console import Console
 from api.cli.compare import comparison_table
 
 
-def test_cli_table_marks_the_best_of_each_metric(api, compared_jobs: dict[str, int]) -> None:  # noqa: ANN001
+def test_cli_table_marks_the_best_of_each_metric(api, compared_jobs: dict[str, int]) -> None:
     jobs = compared_jobs
     comparison = api.get(f"/api/v1/compare?jobs={jobs['trained']},{jobs['random']}", headers=api.as_("alice")).json()
     console = Console(record=True, width=80)
@@ -26,7 +26,7 @@ def test_cli_table_marks_the_best_of_each_metric(api, compared_jobs: dict[str, i
     assert 'font-weight: bold">92.5' not in styled  # a metric of one job only has no best
 
 
-def test_cli_table_shows_intervals_and_marks_noise(api, measured: dict[str, int]) -> None:  # noqa: ANN001
+def test_cli_table_shows_intervals_and_marks_noise(api, measured: dict[str, int]) -> None:
     comparison = api.get(f"/api/v1/compare?jobs={measured['best']},{measured['close']}",
                          headers=api.as_("alice")).json()
     console = Console(record=True, width=100)

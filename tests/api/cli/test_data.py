@@ -13,7 +13,7 @@ from tests.api.cli.conftest import bosun
 from tests.stack import ROOT, stack_env
 
 
-def test_cli_data_list_prints_the_catalog(cli_as, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+def test_cli_data_list_prints_the_catalog(cli_as, monkeypatch: pytest.MonkeyPatch) -> None:
     cli_as("alice")
     monkeypatch.delenv("FIFTYONE_DATABASE_URI", raising=False)
     result = bosun("data", "list")

@@ -15,7 +15,7 @@ from api.client import Client
 
 
 @pytest.fixture
-def client(api) -> Client:  # noqa: ANN001
+def client(api) -> Client:
     client = Client("http://testserver", api.tokens["bob"])
     client.http = TestClient(api.app, headers=api.as_("bob"))
     return client

@@ -10,7 +10,7 @@ from tests.api.cli.conftest import bosun
 from tests.api.conftest import EVALUATE
 
 
-def test_submit_dry_run_prints_the_resolved_job_and_stores_nothing(api, cli_as, tmp_path: Path) -> None:  # noqa: ANN001
+def test_submit_dry_run_prints_the_resolved_job_and_stores_nothing(api, cli_as, tmp_path: Path) -> None:
     cli_as("bob")
     job_file = tmp_path / "knn.yaml"
     job_file.write_text(yaml.safe_dump({"type": "evaluate", "name": "knn", "spec": EVALUATE}))
@@ -35,7 +35,7 @@ def test_submit_dry_run_prints_the_resolved_job_and_stores_nothing(api, cli_as, 
     assert listed.exit_code == 0 and "2-2 of 2 jobs" in listed.output and "│ 1 " in listed.output
 
 
-def test_submit_refuses_an_unknown_key_naming_the_closest(cli_as, tmp_path: Path) -> None:  # noqa: ANN001
+def test_submit_refuses_an_unknown_key_naming_the_closest(cli_as, tmp_path: Path) -> None:
     cli_as("bob")
     job_file = tmp_path / "knn.yaml"
     job_file.write_text(yaml.safe_dump({"type": "evaluate", "spec": EVALUATE, "priorty": 3}))
@@ -43,7 +43,7 @@ def test_submit_refuses_an_unknown_key_naming_the_closest(cli_as, tmp_path: Path
     assert result.exit_code == 2 and "unknown key 'priorty' in knn.yaml: did you mean 'priority'?" in result.output
 
 
-def test_a_missing_job_ends_the_command_with_the_api_error(cli_as) -> None:  # noqa: ANN001
+def test_a_missing_job_ends_the_command_with_the_api_error(cli_as) -> None:
     cli_as("bob")
     result = bosun("status", "41")
     assert result.exit_code == 1 and result.output.startswith("error: HTTP 404")

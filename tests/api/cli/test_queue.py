@@ -9,18 +9,18 @@ from tests.api.cli.conftest import bosun
 from tests.api.conftest import EVALUATE
 
 
-def submit(api, n: int) -> list[int]:  # noqa: ANN001
+def submit(api, n: int) -> list[int]:
     return [api.post("/api/v1/jobs", json={"type": "evaluate", "spec": EVALUATE, "name": f"q{i}"},
                      headers=api.as_("bob")).json()["id"] for i in range(n)]
 
 
-def client_of(api, who: str) -> Client:  # noqa: ANN001
+def client_of(api, who: str) -> Client:
     client = Client("http://testserver", api.tokens[who])
     client.http = TestClient(api.app, headers=api.as_(who))
     return client
 
 
-def test_queue_lists_every_waiting_job_past_the_first_page(api, cli_as) -> None:  # noqa: ANN001
+def test_queue_lists_every_waiting_job_past_the_first_page(api, cli_as) -> None:
     ids = submit(api, 130)  # the API's page is 100 entries unless asked for more
     api.dispatch()
     cli_as("bob")
@@ -32,7 +32,7 @@ def test_queue_lists_every_waiting_job_past_the_first_page(api, cli_as) -> None:
     assert "130 queued; free slots {}" in result.output
 
 
-def test_whole_queue_reads_the_pages_of_one_pass(api) -> None:  # noqa: ANN001
+def test_whole_queue_reads_the_pages_of_one_pass(api) -> None:
     ids = submit(api, 5)
     api.dispatch()
     client = client_of(api, "bob")
@@ -42,7 +42,7 @@ def test_whole_queue_reads_the_pages_of_one_pass(api) -> None:  # noqa: ANN001
     pages = []
     read_page = client.queue
 
-    def queue_with_a_pass_after_the_first_page(queue=None, **page):  # noqa: ANN001, ANN003, ANN202
+    def queue_with_a_pass_after_the_first_page(queue=None, **page):
         pages.append(page.get("offset", 0))
         if len(pages) == 2:
             api.dispatch()

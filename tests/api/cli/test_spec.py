@@ -17,7 +17,7 @@ def test_spec_lists_the_types() -> None:
 
 
 @pytest.mark.parametrize("job_type", job_types(), ids=lambda t: t.name)
-def test_spec_of_a_type_shows_every_field_with_type_default_and_description(job_type) -> None:  # noqa: ANN001
+def test_spec_of_a_type_shows_every_field_with_type_default_and_description(job_type) -> None:
     rows = list(field_rows(job_type.spec))
     paths = {row[0] for row in rows}
     assert set(job_type.spec.model_fields) <= paths

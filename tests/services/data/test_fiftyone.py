@@ -16,11 +16,11 @@ from services.data.images import DatasetError
 from shared.specs.dataset import FiftyOneDataset
 
 
-def spec(**fields) -> FiftyOneDataset:  # noqa: ANN003
+def spec(**fields) -> FiftyOneDataset:
     return FiftyOneDataset(kind="fiftyone", **{"dataset_name": "synthetic", **fields})
 
 
-def frame_ids(dataset) -> set[str]:  # noqa: ANN001
+def frame_ids(dataset) -> set[str]:
     return {Path(p).name.split("_")[0] for p in dataset.paths}
 
 
@@ -90,7 +90,7 @@ def test_cached_crops_need_neither_mongodb_nor_frames(synthetic_fiftyone: str, d
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     built = build_dataset(spec(image_size=16), "train", data_root=data_root, cache_dir=tmp_path)
 
-    def refuse(*_args, **_kwargs):  # noqa: ANN002, ANN003, ANN202
+    def refuse(*_args, **_kwargs):
         raise AssertionError("touched MongoDB or decoded a frame")
 
     monkeypatch.setattr(fiftyone_crops, "read_frames", refuse)
