@@ -144,7 +144,15 @@ class JobProcess:
         if self.outcome is not None:
             self.process.join(10)
             return True
-        return not self.process.is_alive()
+        if self.process.is_alive():
+            return False
+        # It ended: it may have reported between the poll above and its exit, so read what it left.
+        try:
+            if self._conn.poll(0):
+                self.outcome = self._conn.recv()
+        except (EOFError, OSError):
+            pass
+        return True
 
     def stop(self) -> None:
         """Ask it to stop at its next check (it checkpoints)."""

@@ -159,7 +159,10 @@ def test_ten_thousand_waiting_jobs_keep_leases_and_order(tmp_path: Path, data_ro
             lost = s.scalars(select(JobLog.text).where(JobLog.text.like("%lost%"))).all()
             started = dict(s.execute(select(Job.id, Job.started_at).where(Job.started_at.is_not(None))).all())
             attempts = set(s.scalars(select(Job.attempts).where(Job.started_at.is_not(None))))
-        assert seen_dead == [] and lost == [] and attempts == {1}, stack.logs()
+            again = s.scalars(select(Job.id).where(Job.attempts > 1)).all()
+            why = [(log.job_id, log.attempt, log.text) for log in s.scalars(
+                select(JobLog).where(JobLog.job_id.in_(again)).order_by(JobLog.id))]
+        assert seen_dead == [] and lost == [] and attempts == {1}, (seen_dead, lost, why, stack.logs())
         assert len(started) > URGENT, "the workers ran jobs during the soak"
         first = sorted(started, key=lambda j: started[j])[:URGENT]
         assert sorted(first) == urgent  # priority first
