@@ -52,13 +52,20 @@ def alive_workers(*, session: Session, settings: Settings, now: datetime) -> lis
 def busy_worker_names(*, session: Session) -> set[str]:
     """Workers running a job or a landscape tile (`Job.worker` is `name/pid`), or given a rank of a
     multi-GPU job that is running or sent."""
-    holders = session.scalars(select(Job.worker).where(Job.status == JobStatus.running.value)).all()
-    holders += session.scalars(select(Tile.worker).where(Tile.status == TileStatus.running.value)).all()
-    holders += session.scalars(select(JobRank.worker).join(Job, Job.id == JobRank.job_id).where(or_(
-        and_(Job.status == JobStatus.running.value, JobRank.attempt == Job.attempts),
-        and_(Job.status == JobStatus.queued.value, Job.enqueued_at.is_not(None), JobRank.attempt == Job.attempts + 1),
-    ))).all()
-    return {worker_name(w) for w in holders if w}
+    return busy_names(session=session, ranks=ranks_in_flight(session=session), running=running_rows(session=session))
+
+
+def busy_names(*, session: Session, ranks: list[tuple[int, int, str, str]],
+               running: list[tuple[RunningJob, str]]) -> set[str]:
+    """The busy workers from the ranks in flight and the running jobs already read; the running tiles
+    are read only while a landscape job has handed its lease to them."""
+    from shared.tile_lifecycle import TILE_LEASES
+
+    busy = {worker_name(w) for _, _, w, _ in ranks if w} | {worker_name(j.worker) for j, _ in running if j.worker}
+    if any(holder in TILE_LEASES for _, holder in running):
+        busy |= {worker_name(w) for w in session.scalars(
+            select(Tile.worker).where(Tile.status == TileStatus.running.value)) if w}
+    return busy
 
 
 def limits_of(user: User, settings: Settings) -> tuple[int, int]:
@@ -158,16 +165,10 @@ def owners(*, session: Session, settings: Settings) -> dict[int, Owner]:
 def read_snapshot(*, session: Session, settings: Settings, now: datetime,
                   unclaimed: dict[int, frozenset[str]] | None = None) -> Snapshot:
     """Everything one pass decides on, in as few statements as it takes: the ranks in flight are
-    read once for both the queued jobs and the busy workers, and the running tiles only while a
-    landscape job has handed its lease to them."""
-    from shared.tile_lifecycle import TILE_LEASES
-
+    read once for both the queued jobs and the busy workers."""
     ranks = ranks_in_flight(session=session)
     running = running_rows(session=session)
-    busy = {worker_name(w) for _, _, w, _ in ranks if w} | {worker_name(j.worker) for j, _ in running if j.worker}
-    if any(holder in TILE_LEASES for _, holder in running):
-        busy |= {worker_name(w) for w in session.scalars(
-            select(Tile.worker).where(Tile.status == TileStatus.running.value)) if w}
+    busy = busy_names(session=session, ranks=ranks, running=running)
     return Snapshot(queued=queued_jobs(session=session, unclaimed=unclaimed, ranks=ranks),
                     running=[job for job, _ in running],
                     workers=worker_slots(session=session, settings=settings, now=now, busy=busy),
