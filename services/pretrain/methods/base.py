@@ -64,12 +64,13 @@ class PretrainMethod(nn.Module):
         return {}
 
     def feature_backbone(self) -> nn.Module:
-        """The backbone whose features are monitored and exported as `teacher`."""
-        raise NotImplementedError
+        """The backbone whose features are monitored and exported as `teacher`: the student's,
+        unless the method keeps a teacher of its own (DINO)."""
+        return self.student_backbone()
 
     def student_backbone(self) -> nn.Module:
         """The backbone the optimizer trains, into which the starting weights are loaded."""
-        raise NotImplementedError
+        return self.student.backbone
 
     def classifier(self) -> nn.Linear | None:
         """The trained linear classifier over the backbone's features, for methods that have one."""

@@ -17,7 +17,6 @@ from typing import Any
 import torch
 import torch.distributed as dist
 import torch.distributed.nn.functional as dist_nn
-import torch.nn as nn
 
 from services.pretrain.backbone import backbone_kwargs, create_backbone
 from services.pretrain.heads import ProjectionHead
@@ -71,12 +70,6 @@ class ContrastiveMethod(PretrainMethod):
         dist.all_gather(all_labels, labels)
         return supcon_loss(features, labels, self.options.temperature, self.options.base_temperature,
                            batch=(all_features, torch.cat(all_labels)), offset=offset)
-
-    def feature_backbone(self) -> nn.Module:
-        return self.student.backbone
-
-    def student_backbone(self) -> nn.Module:
-        return self.student.backbone
 
 
 @register_method("simclr")

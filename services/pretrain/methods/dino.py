@@ -87,9 +87,6 @@ class DinoMethod(PretrainMethod):
     def feature_backbone(self) -> nn.Module:
         return self.teacher.backbone
 
-    def student_backbone(self) -> nn.Module:
-        return self.student.backbone
-
 
 @register_method("dino")
 def build_dino(spec: PretrainSpec, *, num_classes: int, in_chans: int = 3, img_size: int | None = None) -> DinoMethod:

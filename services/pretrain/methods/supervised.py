@@ -62,12 +62,6 @@ class SupervisedMethod(PretrainMethod):
         images, targets = inputs
         return self.criterion(self.run_student(images), targets)
 
-    def feature_backbone(self) -> nn.Module:
-        return self.student.backbone
-
-    def student_backbone(self) -> nn.Module:
-        return self.student.backbone
-
     def classifier(self) -> nn.Linear:
         return self.student.head
 
