@@ -26,7 +26,9 @@ Offset = Annotated[int, Query(ge=0, le=DB_ID_MAX)]
 bearer = HTTPBearer(auto_error=False, description="API token from `bosun users add NAME`")
 
 
-def get_settings_dep(request: Request) -> Settings:
+# Dependencies that do no I/O are coroutines: FastAPI runs a plain function in its thread pool,
+# one hand-off per dependency per request.
+async def get_settings_dep(request: Request) -> Settings:
     return request.app.state.settings
 
 
@@ -41,7 +43,7 @@ def get_db(settings: SettingsDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_db)]
 
 
-def get_store(request: Request) -> ObjectStore:
+async def get_store(request: Request) -> ObjectStore:
     return request.app.state.store
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import bindparam, delete, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from shared.db.models import DispatchState, Job, JobLog, JobRank, JobStatus, RankState, Tile, TileStatus, utcnow
@@ -35,6 +35,17 @@ class Expired:
     ranks: list[RankSend] = field(default_factory=list)
 
 
+# Run by every pass (built once; see shared.dispatch.snapshot)
+EXPIRE_JOBS = (update(Job).where(Job.status == JobStatus.queued.value, Job.enqueued_at < bindparam("cutoff"))
+               .values(enqueued_at=None).returning(Job.id))
+EXPIRE_TILES = (update(Tile).where(Tile.status == TileStatus.pending.value, Tile.enqueued_at < bindparam("cutoff"))
+                .values(enqueued_at=None).returning(Tile.id))
+STALE_RANKS = (select(JobRank.job_id, JobRank.attempt, JobRank.rank, JobRank.worker)
+               .join(Job, Job.id == JobRank.job_id)
+               .where(Job.status == JobStatus.running.value, JobRank.attempt == Job.attempts, JobRank.rank > 0,
+                      JobRank.state == RankState.sent.value, JobRank.updated_at < bindparam("cutoff")))
+
+
 def expire_unclaimed(*, session: Session, settings: Settings, now: datetime) -> Expired:
     """Make every job, tile and rank sent and not claimed before the deadline due to be sent again.
 
@@ -43,39 +54,38 @@ def expire_unclaimed(*, session: Session, settings: Settings, now: datetime) -> 
     back to the planner (`enqueued_at` cleared), which prefers another worker for it; a rank of a
     running job is sent again to its worker.
     """
-    cutoff = now - timedelta(seconds=settings.redispatch_seconds)
-    jobs = session.execute(update(Job).where(Job.status == JobStatus.queued.value, Job.enqueued_at < cutoff)
-                           .values(enqueued_at=None).returning(Job.id)
-                           .execution_options(synchronize_session=False)).scalars().all()
-    tiles = session.execute(update(Tile).where(Tile.status == TileStatus.pending.value, Tile.enqueued_at < cutoff)
-                            .values(enqueued_at=None).returning(Tile.id)
-                            .execution_options(synchronize_session=False)).scalars().all()
+    cutoff = {"cutoff": now - timedelta(seconds=settings.redispatch_seconds)}
+    connection = session.connection()
+    jobs = connection.execute(EXPIRE_JOBS, cutoff).scalars().all()
+    tiles = connection.execute(EXPIRE_TILES, cutoff).scalars().all()
     went_to: dict[int, set[str]] = {}
     if jobs:
-        for job_id, worker in session.execute(select(JobRank.job_id, JobRank.worker).where(JobRank.job_id.in_(jobs))):
+        for job_id, worker in connection.execute(select(JobRank.job_id, JobRank.worker)
+                                                 .where(JobRank.job_id.in_(jobs))):
             went_to.setdefault(job_id, set()).add(worker)
-    stale = session.execute(select(JobRank.job_id, JobRank.attempt, JobRank.rank, JobRank.worker)
-                            .join(Job, Job.id == JobRank.job_id)
-                            .where(Job.status == JobStatus.running.value, JobRank.attempt == Job.attempts,
-                                   JobRank.rank > 0, JobRank.state == RankState.sent.value,
-                                   JobRank.updated_at < cutoff)).all()
+    stale = connection.execute(STALE_RANKS, cutoff).all()
     for job_id, attempt, rank, _ in stale:
-        session.execute(update(JobRank).where(JobRank.job_id == job_id, JobRank.rank == rank,
-                                              JobRank.attempt == attempt,
-                                              JobRank.state == RankState.sent.value).values(updated_at=now))
+        connection.execute(update(JobRank).where(JobRank.job_id == job_id, JobRank.rank == rank,
+                                                 JobRank.attempt == attempt,
+                                                 JobRank.state == RankState.sent.value).values(updated_at=now))
     return Expired(jobs=list(jobs), unclaimed_by={j: frozenset(w) for j, w in went_to.items()}, tiles=list(tiles),
                    ranks=[RankSend(*row) for row in stale])
+
+
+MARK_SENT = (update(Job).where(Job.id == bindparam("job_id"), Job.status == JobStatus.queued.value,
+                               Job.enqueued_at.is_(None)).values(enqueued_at=bindparam("now")))
+FORGET_RANKS = delete(JobRank).where(JobRank.job_id == bindparam("job_id"))
 
 
 def assign_ranks(*, session: Session, job_id: int, attempt: int, workers: list[str], now: datetime) -> None:
     """Record which worker runs each rank of the job's next attempt (replacing an earlier dispatch's);
     a 1-GPU or CPU job has the one rank 0."""
-    session.execute(delete(JobRank).where(JobRank.job_id == job_id))
     check_initial(JobRank, RankState.sent)
-    session.add_all([JobRank(job_id=job_id, rank=rank, attempt=attempt, worker=name, state=RankState.sent.value,
-                             updated_at=now)
-                     for rank, name in enumerate(workers)])
-    session.flush()
+    connection = session.connection()
+    connection.execute(FORGET_RANKS, {"job_id": job_id})
+    connection.execute(insert(JobRank), [{"job_id": job_id, "rank": rank, "attempt": attempt, "worker": name,
+                                          "state": RankState.sent.value, "updated_at": now}
+                                         for rank, name in enumerate(workers)])
 
 
 def ask_preemptions(*, session: Session, decided: Plan) -> None:
@@ -155,8 +165,7 @@ def run_pass(*, session: Session, settings: Settings) -> list[int]:
                        owners=snap.owners, preempt_priority=settings.preempt_priority)
     sends = []
     for job in decided.dispatch:
-        if session.execute(update(Job).where(Job.id == job.id, Job.status == JobStatus.queued.value,
-                                             Job.enqueued_at.is_(None)).values(enqueued_at=now)).rowcount:
+        if session.connection().execute(MARK_SENT, {"job_id": job.id, "now": now}).rowcount:
             assign_ranks(session=session, job_id=job.id, attempt=job.attempts + 1, workers=decided.ranks[job.id],
                          now=now)
             sends.append(JobSend(job.id, job.attempts + 1, tuple(decided.ranks[job.id])))

@@ -6,7 +6,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select, text
+from sqlalchemy import Row, and_, bindparam, or_, select, text
 from sqlalchemy.orm import Session, aliased
 
 from shared.db.models import (
@@ -35,9 +35,15 @@ def lock_dispatch(session: Session) -> None:
 
     Postgres: a transaction-level advisory lock. SQLite: an (empty) write takes the database's
     write lock at once, and SQLite admits one writer at a time.
+
+    On Postgres the pass' transaction also commits without waiting for its WAL flush
+    (`synchronous_commit` off for this transaction only): everything it writes is derived again
+    by the next pass. A crash that loses it leaves a job queued and unmarked, which the next pass
+    sends again, and a duplicate message is harmless because the claim is one conditional UPDATE.
     """
     if session.bind.dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": DISPATCH_LOCK_KEY})
+        session.execute(text("SELECT set_config('synchronous_commit', 'off', true), pg_advisory_xact_lock(:key)"),
+                        {"key": DISPATCH_LOCK_KEY})
     else:
         session.execute(text("UPDATE workers SET state = state WHERE 0 = 1"))
 
@@ -63,16 +69,40 @@ def busy_names(*, session: Session, ranks: list[tuple[int, int, str, str]],
 
     busy = {worker_name(w) for _, _, w, _ in ranks if w} | {worker_name(j.worker) for j, _ in running if j.worker}
     if any(holder in TILE_LEASES for _, holder in running):
-        busy |= {worker_name(w) for w in session.scalars(
-            select(Tile.worker).where(Tile.status == TileStatus.running.value)) if w}
+        busy |= {worker_name(w) for w in session.connection().execute(RUNNING_TILE_WORKERS).scalars() if w}
     return busy
 
 
-def limits_of(user: User, settings: Settings) -> tuple[int, int]:
+def limits_of(user: User | Row, settings: Settings) -> tuple[int, int]:
     """(max concurrent GPUs, max queued jobs) of a user; 0 means unlimited."""
     gpus = user.max_gpus if user.max_gpus is not None else settings.max_gpus_per_user
     queued = user.max_queued_jobs if user.max_queued_jobs is not None else settings.max_queued_jobs_per_user
     return gpus, queued
+
+
+# A pass runs these statements every time: they are built once, and run on the session's connection
+# (Core, no ORM state), which at a short queue is most of a pass' time.
+_parent = aliased(Job)
+RANKS_IN_FLIGHT = (
+    select(JobRank.job_id, JobRank.rank, JobRank.worker, Job.status).join(Job, Job.id == JobRank.job_id)
+    .where(or_(and_(Job.status == JobStatus.running.value, JobRank.attempt == Job.attempts),
+               and_(Job.status == JobStatus.queued.value, Job.enqueued_at.is_not(None),
+                    JobRank.attempt == Job.attempts + 1))))
+UNFINISHED_PARENTS = (
+    select(job_dependencies.c.job_id, _parent.id, _parent.status)
+    .join(Job, Job.id == job_dependencies.c.job_id).join(_parent, _parent.id == job_dependencies.c.parent_id)
+    .where(Job.status == JobStatus.queued.value, _parent.status != JobStatus.succeeded.value)
+    .order_by(job_dependencies.c.job_id, _parent.id))
+QUEUED = (select(Job.id, Job.owner_id, Job.created_at, Job.queue, Job.gpus, Job.priority, Job.enqueued_at, Job.held,
+                 Job.name, Job.type, Job.attempts)
+          .where(Job.status == JobStatus.queued.value).order_by(Job.id))
+RUNNING = (select(Job.id, Job.owner_id, Job.started_at, Job.queue, Job.gpus, Job.priority, Job.preempt_requested,
+                  Job.cancel_requested, Job.worker, Job.attempts, Job.holder)
+           .where(Job.status == JobStatus.running.value).order_by(Job.id))
+RUNNING_TILE_WORKERS = select(Tile.worker).where(Tile.status == TileStatus.running.value)
+ALIVE = (select(Worker.name, Worker.queues, Worker.host, Worker.state)
+         .where(Worker.heartbeat_at > bindparam("since")).order_by(Worker.name))
+OWNERS = select(User.id, User.name, User.max_gpus, User.max_queued_jobs)
 
 
 @dataclass
@@ -89,11 +119,7 @@ class Snapshot:
 def ranks_in_flight(*, session: Session) -> list[tuple[int, int, str, str]]:
     """(job id, rank, worker, job status) of every rank of a running job's attempt and of a queued
     job's sent, unclaimed dispatch: the workers they hold count as busy."""
-    return [tuple(r) for r in session.execute(
-        select(JobRank.job_id, JobRank.rank, JobRank.worker, Job.status).join(Job, Job.id == JobRank.job_id)
-        .where(or_(and_(Job.status == JobStatus.running.value, JobRank.attempt == Job.attempts),
-                   and_(Job.status == JobStatus.queued.value, Job.enqueued_at.is_not(None),
-                        JobRank.attempt == Job.attempts + 1))))]
+    return [tuple(r) for r in session.connection().execute(RANKS_IN_FLIGHT)]
 
 
 def queued_jobs(*, session: Session, unclaimed: dict[int, frozenset[str]] | None = None,
@@ -102,21 +128,15 @@ def queued_jobs(*, session: Session, unclaimed: dict[int, frozenset[str]] | None
     `unclaimed`: the workers that left a job's expired message unclaimed; `ranks`: the ranks in
     flight, when already read (`ranks_in_flight`)."""
     unclaimed = unclaimed or {}
-    parent = aliased(Job)
+    connection = session.connection()
     waits: dict[int, list[tuple[int, str]]] = defaultdict(list)
-    for child, pid, status in session.execute(
-            select(job_dependencies.c.job_id, parent.id, parent.status)
-            .join(Job, Job.id == job_dependencies.c.job_id).join(parent, parent.id == job_dependencies.c.parent_id)
-            .where(Job.status == JobStatus.queued.value, parent.status != JobStatus.succeeded.value)
-            .order_by(job_dependencies.c.job_id, parent.id)):
+    for child, pid, status in connection.execute(UNFINISHED_PARENTS):
         waits[child].append((pid, status))
     waits_for = {child: tuple(parents) for child, parents in waits.items()}
     if ranks is None:
         ranks = ranks_in_flight(session=session)
     assigned = {job_id for job_id, rank, _, status in ranks if rank == 0 and status == JobStatus.queued.value}
-    rows = session.execute(select(Job.id, Job.owner_id, Job.created_at, Job.queue, Job.gpus, Job.priority,
-                                  Job.enqueued_at, Job.held, Job.name, Job.type, Job.attempts)
-                           .where(Job.status == JobStatus.queued.value).order_by(Job.id)).tuples()
+    rows = connection.execute(QUEUED).tuples()
     none: frozenset[str] = frozenset()
     return [QueuedJob(id_, owner, as_utc(created), queue, gpus, priority, enqueued, held, waits_for.get(id_, ()),
                       id_ in assigned, unclaimed.get(id_, none), attempts, name, type_)
@@ -125,9 +145,7 @@ def queued_jobs(*, session: Session, unclaimed: dict[int, frozenset[str]] | None
 
 def running_rows(*, session: Session) -> list[tuple[RunningJob, str]]:
     """Every running job, with who holds its lease (LeaseHolder)."""
-    rows = session.execute(select(Job.id, Job.owner_id, Job.started_at, Job.queue, Job.gpus, Job.priority,
-                                  Job.preempt_requested, Job.cancel_requested, Job.worker, Job.attempts, Job.holder)
-                           .where(Job.status == JobStatus.running.value).order_by(Job.id))
+    rows = session.connection().execute(RUNNING)
     return [(RunningJob(id=r.id, owner_id=r.owner_id, started_at=as_utc(r.started_at or utcnow()), queue=r.queue,
                         gpus=r.gpus, priority=r.priority, preempt_requested=r.preempt_requested,
                         cancel_requested=r.cancel_requested, worker=r.worker or "", attempts=r.attempts), r.holder)
@@ -143,7 +161,7 @@ def worker_slots(*, session: Session, settings: Settings, now: datetime,
                  busy: set[str] | None = None) -> list[WorkerSlot]:
     """Alive workers with whether each holds work (`busy`: the busy names, when already known; the
     busy queries are skipped when no worker could take any)."""
-    alive = alive_workers(session=session, settings=settings, now=now)
+    alive = session.connection().execute(ALIVE, {"since": now - timedelta(seconds=settings.lease_seconds)}).all()
     if busy is None:
         busy = (busy_worker_names(session=session) if any(w.state != WorkerState.draining.value for w in alive)
                 else set())
@@ -156,7 +174,7 @@ def worker_slots(*, session: Session, settings: Settings, now: datetime,
 def owners(*, session: Session, settings: Settings) -> dict[int, Owner]:
     """Every user's name and effective limits, by id."""
     result = {}
-    for user in session.scalars(select(User)):
+    for user in session.connection().execute(OWNERS):
         gpus, queued = limits_of(user, settings)
         result[user.id] = Owner(name=user.name, max_gpus=gpus, max_queued=queued)
     return result

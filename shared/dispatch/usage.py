@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from shared.db.models import Job, JobStatus, User, utcnow
@@ -28,6 +28,13 @@ def decayed_gpu_seconds(gpus: int, start: datetime, end: datetime, now: datetime
     return gpus * (math.exp(-rate * max(age_end, 0.0)) - math.exp(-rate * max(age_start, 0.0))) / rate
 
 
+RECENT_ATTEMPTS = (select(Job.owner_id, Job.gpus, Job.status, Job.started_at, Job.finished_at, Job.heartbeat_at)
+                   .where(Job.started_at.is_not(None), Job.gpus > 0,
+                          or_(Job.status == JobStatus.running.value, Job.finished_at >= bindparam("horizon"),
+                              Job.heartbeat_at >= bindparam("horizon"))))
+"""The last attempt of every job that held GPUs since `horizon` (a pass runs it every time: built once)."""
+
+
 def user_usage(*, session: Session, settings: Settings, now: datetime) -> dict[int, float]:
     """Decayed GPU-seconds per user id, from the last attempt of every job that ran.
 
@@ -36,12 +43,7 @@ def user_usage(*, session: Session, settings: Settings, now: datetime) -> dict[i
     """
     half_life = settings.fair_share_half_life_hours * 3600.0
     horizon = now - timedelta(seconds=10 * half_life)
-    rows = session.execute(
-        select(Job.owner_id, Job.gpus, Job.status, Job.started_at, Job.finished_at, Job.heartbeat_at)
-        .where(Job.started_at.is_not(None), Job.gpus > 0,
-               or_(Job.status == JobStatus.running.value, Job.finished_at >= horizon,
-                   Job.heartbeat_at >= horizon))
-    ).all()
+    rows = session.connection().execute(RECENT_ATTEMPTS, {"horizon": horizon}).all()
     usage: dict[int, float] = defaultdict(float)
     for owner_id, gpus, status, started, finished, beat in rows:
         end = attempt_end(status, finished, beat, now)
