@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     # A job, rank or tile sent and not claimed within this time is sent again, whatever the state of
     # the worker it went to (the message may be lost); the conditional claim makes a duplicate harmless.
     redispatch_seconds: float = Field(default=30.0, gt=0)
+    # While the last pass left no worker slot free, passes asked by other processes (submissions,
+    # holds, releases) run at most once per this interval; a slot freed on a worker asks at once.
+    dispatch_coalesce_seconds: float = Field(default=0.25, ge=0)
     # Celery's Redis transport redelivers an unacked message after this long. The lease reaper
     # re-queues lost jobs long before, and a task drops a message whose job is not queued.
     visibility_timeout_seconds: int = 30 * 24 * 3600

@@ -3,7 +3,8 @@
 Every worker runs one; their passes are serialized by the dispatch lock (shared.dispatch). A
 pass runs at once when one is asked for (`request_dispatch`, heard through
 shared.dispatch.requests) and otherwise every `reaper_interval_seconds`; the reaper runs at most
-once per interval. The worker's own heartbeat (worker.monitor) and every lease beat
+once per interval. While every worker slot is taken, asks from other processes are served at most
+once per `dispatch_coalesce_seconds`. The worker's own heartbeat (worker.monitor) and every lease beat
 (worker.attempt) have threads of their own and never wait on a pass.
 """
 
@@ -43,6 +44,15 @@ def dispatch(settings: Settings) -> list[int]:
         return run_pass(session=s, settings=settings)
 
 
+def saturated(settings: Settings) -> bool:
+    """Whether the last pass left no worker slot free (it stored its free slots per queue)."""
+    from shared.dispatch import last_decisions
+
+    with session_scope(settings.database_url) as s:
+        decisions = last_decisions(session=s)
+    return decisions.planned_at is not None and not any(decisions.free_slots.values())
+
+
 class Dispatcher(threading.Thread):
     """Runs the reaper and the dispatch passes until stopped; an error is logged and the loop goes on."""
 
@@ -57,20 +67,28 @@ class Dispatcher(threading.Thread):
         interval = self.settings.reaper_interval_seconds
         reaped_at = -interval
         request_dispatch()  # a first pass at start
+        heard_not_before = 0.0
         while not self.stopped.is_set():
-            wait_for_request(max(0.0, reaped_at + interval - time.monotonic()))
+            wait_for_request(max(0.0, reaped_at + interval - time.monotonic()), heard_not_before)
             if self.stopped.is_set():
                 break
             if time.monotonic() - reaped_at >= interval:
                 reaped_at = time.monotonic()
                 self._guarded("reaper", reap)
             self._guarded("dispatch pass", dispatch)
+            # With every slot taken, the asks heard from other processes (each submission's INSERT)
+            # can send nothing: they are served together, at most one pass per coalesce interval, so
+            # a burst of submissions does not keep a core busy with passes over a long queue. A slot
+            # freed in this process (its job ended, the worker joined) asks locally and never waits.
+            busy = self._guarded("reading the last pass", saturated)
+            heard_not_before = time.monotonic() + self.settings.dispatch_coalesce_seconds if busy else 0.0
 
-    def _guarded(self, what: str, step) -> None:
+    def _guarded(self, what: str, step):
         try:
-            step(self.settings)
+            return step(self.settings)
         except Exception as exc:  # an outage: the next wake-up retries
             log.warning("%s failed: %s", what, exc)
+            return None
 
     def stop(self, timeout: float = 5.0) -> None:
         self.stopped.set()

@@ -3,7 +3,7 @@
 A request made with a session travels with that session's transaction, so a pass never runs
 before the change that asked for it is visible: on Postgres a NOTIFY (delivered at commit), on
 SQLite a bump of `dispatch_state.requested`, which each dispatcher loop polls. A request always
-wakes this process' own dispatcher loop too (a worker asking after its job ended). Inserting a
+wakes this process' own dispatcher loop too (a worker asking after its job ended), at once. Inserting a
 job asks by itself: a trigger on `jobs` does the same in the database (migration 0008).
 """
 
@@ -24,7 +24,39 @@ log = logging.getLogger(__name__)
 CHANNEL = "bosun_dispatch"
 POLL_SECONDS = 0.05  # SQLite: how often a loop looks for a request (one indexed read of one row)
 
-_wanted = threading.Event()
+class _Requests:
+    """The asks this process' dispatcher loop has not served yet: `local` ones (made in this process:
+    a slot freed here, a worker joined) and `heard` ones (made elsewhere, heard by the listener)."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self.local = self.heard = False
+
+    def ask(self, *, local: bool) -> None:
+        with self._changed:
+            if local:
+                self.local = True
+            else:
+                self.heard = True
+            self._changed.notify_all()
+
+    def wait(self, timeout: float, heard_not_before: float = 0.0) -> bool:
+        """Block until a local ask, a heard ask at or after `heard_not_before` (monotonic), or
+        `timeout`; True when asked. Clears what it served."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                now = time.monotonic()
+                if self.local or (self.heard and now >= heard_not_before):
+                    self.local = self.heard = False
+                    return True
+                if now >= deadline:
+                    return False
+                until = min(deadline, heard_not_before) if self.heard else deadline
+                self._changed.wait(max(until - now, 0.0))
+
+
+_requests = _Requests()
 
 
 def request_dispatch(*, session: Session | None = None) -> None:
@@ -35,14 +67,15 @@ def request_dispatch(*, session: Session | None = None) -> None:
         else:
             session.execute(update(DispatchState).where(DispatchState.id == 1)
                             .values(requested=DispatchState.requested + 1))
-    _wanted.set()
+    _requests.ask(local=True)
 
 
-def wait_for_request(timeout: float) -> bool:
-    """Block until a pass is asked for or `timeout` passes; True when asked. Clears the request."""
-    asked = _wanted.wait(timeout)
-    _wanted.clear()
-    return asked
+def wait_for_request(timeout: float, heard_not_before: float = 0.0) -> bool:
+    """Block until a pass is asked for or `timeout` passes; True when asked. Clears the request.
+
+    An ask heard from another process waits until `heard_not_before` (time.monotonic()); one made
+    in this process never waits (see worker.dispatcher: a saturated queue's passes are spaced)."""
+    return _requests.wait(timeout, heard_not_before)
 
 
 class RequestListener(threading.Thread):
@@ -74,10 +107,10 @@ class RequestListener(threading.Thread):
         dsn = make_url(self.database_url).set(drivername="postgresql").render_as_string(hide_password=False)
         with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as conn:
             conn.execute(f"LISTEN {CHANNEL}")
-            _wanted.set()  # anything asked while not listening
+            _requests.ask(local=False)  # anything asked while not listening
             while not self.stopped.is_set():
                 for _ in conn.notifies(timeout=1.0, stop_after=1):
-                    _wanted.set()
+                    _requests.ask(local=False)
 
     def _poll(self) -> None:
         seen = None
@@ -85,7 +118,7 @@ class RequestListener(threading.Thread):
             with session_scope(self.database_url) as s:
                 now = s.scalar(select(DispatchState.requested).where(DispatchState.id == 1))
             if seen is not None and now != seen:
-                _wanted.set()
+                _requests.ask(local=False)
             seen = now
             time.sleep(POLL_SECONDS)
 

@@ -57,3 +57,27 @@ def test_a_new_job_asks_for_a_pass_by_itself_once_committed(db) -> None:
     finally:
         listener.stop()
         listener.join(5)
+
+
+def test_a_heard_ask_waits_for_its_time_and_a_local_one_does_not() -> None:
+    """The dispatcher loop spaces the passes asked by other processes while every slot is taken;
+    an ask made in this process (a slot freed here) is served at once."""
+    import threading
+    import time
+
+    from shared.dispatch.requests import _requests
+
+    wait_for_request(0)
+    _requests.ask(local=False)
+    started = time.monotonic()
+    assert wait_for_request(5.0, heard_not_before=started + 0.3)
+    assert time.monotonic() - started >= 0.29  # served at its time, not before
+    _requests.ask(local=False)
+    assert not wait_for_request(0.1, heard_not_before=time.monotonic() + 1.0)  # the timeout comes first
+    assert wait_for_request(0)  # ... and the ask is still there for the next wait
+
+    threading.Timer(0.1, request_dispatch).start()
+    started = time.monotonic()
+    assert wait_for_request(5.0, heard_not_before=started + 3.0)
+    assert time.monotonic() - started < 2.0  # the local ask cut the wait short
+    assert not wait_for_request(0)
