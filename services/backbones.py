@@ -340,12 +340,18 @@ def load_source(model: nn.Module, source: ModelSource, ctx: JobContext, backbone
 
 
 def load_backbone(spec: BackboneSpec, source: ModelSource, ctx: JobContext) -> nn.Module:
-    """Build the backbone and load the weights the spec names (random init needs no weights).
+    """Build the backbone and load the weights the spec names (random init needs no weights)."""
+    return backbone_with(spec, read_source(source, ctx, spec.name), source, ctx)
+
+
+def backbone_with(spec: BackboneSpec, weights: SourceWeights | None, source: ModelSource,
+                  ctx: JobContext) -> nn.Module:
+    """Build the backbone and load `weights`, what `read_source` read of `source` (None: random init).
 
     A bosun checkpoint records the kwargs its backbone was built with (image size, patch size...),
     a Hugging Face snapshot its `model_args`; they are the base, and the spec's own kwargs override them.
+    The first convolution is fitted to the backbone's `in_chans` as `source.first_conv` says.
     """
-    weights = read_source(source, ctx, spec.name)
     if weights is None:
         return build_backbone(spec)
     recorded = weights.recorded
