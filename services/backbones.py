@@ -70,6 +70,16 @@ class SourceWeights:
     origin: str
     recorded: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def epoch(self) -> int | None:
+        """The epochs the weights were trained for, where the file says: `epoch` of a bosun
+        `checkpoint.pt`, a trainer checkpoint or a facebookresearch/dino checkpoint, else `epochs`
+        of a bosun `checkpoint.pt` written before it had `epoch`; None when it says neither."""
+        value = self.state.get("epoch")
+        if value is None and isinstance(self.state.get("backbone"), dict) and "method" in self.state:
+            value = self.state.get("epochs")
+        return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
 
 def _below(path: Path, root: Path, origin: str) -> Path:
     """`path`, after checking that it (symbolic links followed) stays below the data root."""
