@@ -110,13 +110,15 @@ def load_dino(spec: LandscapeSpec, source: ModelSource, ctx: JobContext) -> Dino
 
 
 def build_model(spec: LandscapeSpec, source: ModelSource, ctx: JobContext, classes: Sequence[str], *,
-                seed_offset: int = 0, probe: dict[str, torch.Tensor] | None = None) -> nn.Module:
+                seed_offset: int = 0, probe: dict[str, torch.Tensor] | None = None,
+                weights: SourceWeights | None = None) -> nn.Module:
     """The network at one end of the landscape, in eval mode on the CPU: a Classifier for 'ce', the
     backbone for 'dino', the DINO student (backbone and head) for 'dino_loss', and for 'probe_ce'
-    the backbone with the fitted `probe` as head (the bare backbone while there is no probe yet)."""
+    the backbone with the fitted `probe` as head (the bare backbone while there is no probe yet).
+    `weights`: what `source_state` already read of `source` (read here when None)."""
     if spec.metric == "dino_loss":
         return load_dino(spec, source, ctx).student
-    weights = source_state(source, ctx, spec.backbone.name)
+    weights = weights if weights is not None else source_state(source, ctx, spec.backbone.name)
     torch.manual_seed(spec.seed + seed_offset)
     backbone = backbone_with(spec.backbone, weights, source, ctx)
     if spec.metric == "dino" or (spec.metric == "probe_ce" and probe is None):

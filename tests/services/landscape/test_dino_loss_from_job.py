@@ -15,6 +15,7 @@ from services.pretrain.export import DINO_KEY, dino_method_state
 from services.pretrain.methods import build_method
 from shared.specs.common import BackboneSpec, ModelSource
 from shared.specs.landscape import LandscapeSpec
+from tests.services.figure_checks import svg_text
 
 torch.set_num_threads(1)
 
@@ -52,6 +53,9 @@ def test_a_landscape_of_the_job_scores_its_dino_loss(dino_pretraining, data_root
     assert result["metric"] == "dino_loss" and result["source"] == "job" and result["shape"] == [3]
     assert any("DINO loss of epoch 1: student moved, teacher fixed, teacher temperature 0.06" in line
                for line in ctx.logs)
+    curve = " ".join(svg_text(ctx.artifact_path("loss_curve.svg").read_bytes()).split())
+    for words in ("DINO loss (student vs. fixed teacher)", "landscape job 21", "job 1 checkpoint.pt", "epoch 1"):
+        assert words in curve, words
 
     # independently: the pretraining method loaded from the trainer's own checkpoint, on the same crops
     crops = list(landscape_job.load_evaluator(spec, sibling(pretrain_ctx, data_root, 21)).data[:-1])
