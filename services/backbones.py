@@ -70,6 +70,16 @@ class SourceWeights:
     origin: str
     recorded: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def epoch(self) -> int | None:
+        """The epochs the weights were trained for, where the file says: `epoch` of a bosun
+        `checkpoint.pt`, a trainer checkpoint or a facebookresearch/dino checkpoint, else `epochs`
+        of a bosun `checkpoint.pt` written before it had `epoch`; None when it says neither."""
+        value = self.state.get("epoch")
+        if value is None and isinstance(self.state.get("backbone"), dict) and "method" in self.state:
+            value = self.state.get("epochs")
+        return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
 
 def _below(path: Path, root: Path, origin: str) -> Path:
     """`path`, after checking that it (symbolic links followed) stays below the data root."""
@@ -340,12 +350,18 @@ def load_source(model: nn.Module, source: ModelSource, ctx: JobContext, backbone
 
 
 def load_backbone(spec: BackboneSpec, source: ModelSource, ctx: JobContext) -> nn.Module:
-    """Build the backbone and load the weights the spec names (random init needs no weights).
+    """Build the backbone and load the weights the spec names (random init needs no weights)."""
+    return backbone_with(spec, read_source(source, ctx, spec.name), source, ctx)
+
+
+def backbone_with(spec: BackboneSpec, weights: SourceWeights | None, source: ModelSource,
+                  ctx: JobContext) -> nn.Module:
+    """Build the backbone and load `weights`, what `read_source` read of `source` (None: random init).
 
     A bosun checkpoint records the kwargs its backbone was built with (image size, patch size...),
     a Hugging Face snapshot its `model_args`; they are the base, and the spec's own kwargs override them.
+    The first convolution is fitted to the backbone's `in_chans` as `source.first_conv` says.
     """
-    weights = read_source(source, ctx, spec.name)
     if weights is None:
         return build_backbone(spec)
     recorded = weights.recorded

@@ -188,17 +188,6 @@ def _aligned(baseline: RobustnessTable, table: RobustnessTable) -> np.ndarray:
     return baseline.accuracy[np.ix_(rows, cols)]
 
 
-def robustness_png(table: RobustnessTable, title: str = "accuracy under corruption (%)") -> bytes:
-    """Heat map of accuracy (percent), corruptions x severities, with a per-corruption mean column."""
-    from services.evaluate.figures import heatmap_png
-
-    values = 100.0 * np.column_stack([table.accuracy, table.accuracy.mean(axis=1)])
-    cols = [str(s) for s in table.severities] + ["mean"]
-    title = f"{title}; clean {100 * table.clean_accuracy:.1f}"
-    return heatmap_png(values, table.corruptions, cols, title=title, fmt="{:.0f}", cmap="magma",
-                       colorbar="top-1 accuracy (%)", vmin=0, vmax=100, xlabel="severity")
-
-
 def tensor_predictor(scores_fn: Callable[[Any], Any], *, mean: Sequence[float], std: Sequence[float],
                      device: str = "cpu") -> Predictor:
     """A `Predictor` around a torch function of normalized NCHW images to class scores (e.g.

@@ -20,10 +20,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from services.backbones import load_backbone
+from services.backbones import backbone_with, read_source
 from services.evaluate.artifacts import npz_bytes
 from services.evaluate.corruption_scores import RobustnessTable
 from services.evaluate.features import FeatureFn, backbone_output, extract_feature_sets, extract_features
+from services.evaluate.figures import FigureLabel
 from services.job_context import JobContext
 from shared.specs.evaluate import EvaluateSpec
 
@@ -75,6 +76,13 @@ class EvaluationInputs:
     splits: Splits
     features: Features
     baseline: RobustnessTable | None = None
+    epoch: int | None = None
+    """The epochs the model's weights were trained for, where their file says (`SourceWeights.epoch`)."""
+
+    @property
+    def label(self) -> FigureLabel:
+        """The caption of this job's figures: the job, the model's source and its epoch where known."""
+        return FigureLabel.of("evaluate", self.ctx, self.spec.source, self.epoch)
 
     @property
     def classes(self) -> list[str]:
@@ -102,8 +110,9 @@ def prepare_inputs(spec: EvaluateSpec, ctx: JobContext,
     """
     from services.evaluate.linear_heads import vit_feature_fn
 
+    weights = None if spec.features == "pixels" else read_source(spec.source, ctx, spec.backbone.name)
     model = (nn.Flatten() if spec.features == "pixels"
-             else load_backbone(spec.backbone, spec.source, ctx).to(ctx.device).eval())
+             else backbone_with(spec.backbone, weights, spec.source, ctx).to(ctx.device).eval())
     check_model(spec, model)
     baseline = load_baseline(spec, ctx, input_size(spec))
     splits = load_splits(spec, ctx)
@@ -133,7 +142,8 @@ def prepare_inputs(spec: EvaluateSpec, ctx: JobContext,
     ctx.save_artifact("features.npz", npz_bytes(train_features=f_train["knn"], train_labels=y_train,
                                                 test_features=f_test["knn"], test_labels=y_test,
                                                 classes=np.array(list(train.classes))))
-    return EvaluationInputs(spec=spec, ctx=ctx, model=model, splits=splits, features=features, baseline=baseline)
+    return EvaluationInputs(spec=spec, ctx=ctx, model=model, splits=splits, features=features, baseline=baseline,
+                            epoch=None if weights is None else weights.epoch)
 
 
 def input_size(spec: EvaluateSpec) -> int:

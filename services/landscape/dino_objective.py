@@ -10,10 +10,13 @@ student was minimising at that step, and a point off the origin is that same obj
 student moved. The teacher temperature is the one of the checkpoint's last trained epoch
 (the end of its warm-up schedule), the student temperature the loss's own (0.1).
 
-The checkpoint is the pretraining trainer's state (`Trainer.state`: format, method_name 'dino',
-epoch, the method's state_dict with student, teacher and the loss's centre); the exported
-`checkpoint.pt` holds the two backbones only and cannot serve. Head sizes, crop counts and scales
-and the teacher-temperature schedule are the spec's `dino` options, those of the pretraining run.
+The checkpoint is either a pretraining job's exported `checkpoint.pt` (a source of kind 'job'),
+which records the backbones, the heads, the centre, the run's `dino` options, its backbone kwargs
+and epochs (`services.pretrain.export`), or the pretraining trainer's state as a file
+(`Trainer.state`: format, method_name 'dino', epoch, the method's state_dict), whose head sizes,
+crop counts and scales and teacher-temperature schedule are the spec's `dino` options, those of
+the pretraining run. An exported checkpoint of an older job, without the `dino` entry, holds the
+backbones only and is refused naming what it lacks.
 
 The crops are drawn once per subset image with a seeded generator, the same in the job and in
 every tile task, and every grid point is scored on them: a surface without augmentation noise.
@@ -32,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from shared.specs.common import BackboneSpec
 from shared.specs.landscape import LandscapeSpec
 from shared.specs.pretrain import DinoOptions
 
@@ -52,35 +56,68 @@ class DinoCheckpoint:
     options: DinoOptions
 
 
-def check_training_state(state: dict[str, Any] | None, origin: str) -> dict[str, torch.Tensor]:
-    """The method's state_dict of a DINO trainer checkpoint; raises saying what the checkpoint lacks."""
+@dataclass
+class TrainingState:
+    """What a DINO checkpoint gives to rebuild its method: the state_dict, the options, the backbone, the epoch."""
+
+    method: dict[str, torch.Tensor]
+    options: DinoOptions
+    backbone: BackboneSpec
+    epoch: int
+
+
+def check_training_state(spec: LandscapeSpec, state: dict[str, Any] | None, origin: str) -> TrainingState:
+    """The DINO method state of a trainer checkpoint or an exported `checkpoint.pt`; raises saying what it lacks."""
+    from services.pretrain.export import DINO_KEY, dino_method_state
+
     if state is None:
         raise ValueError("metric 'dino_loss' needs a DINO pretraining checkpoint, not a random init")
+    if state.get("method") == "dino" and isinstance(state.get(DINO_KEY), dict):
+        return _exported_state(spec, state, origin, dino_method_state(state))
     if state.get("method_name") != "dino" or not isinstance(state.get("method"), dict):
-        exported = " (an exported checkpoint.pt holds the backbones only: no DINO head, no centre)" \
-            if "teacher" in state else ""
+        exported = " (this exported checkpoint.pt, of a job older than the DINO heads in it, holds the backbones " \
+            "only: no DINO head, no centre)" if "teacher" in state else ""
         raise ValueError(f"metric 'dino_loss' needs a DINO pretraining checkpoint with student, teacher, DINO head "
-                         f"and the loss's centre (the trainer's checkpoint); {origin} is not one{exported}")
+                         f"and the loss's centre (a pretraining job's checkpoint.pt, or the trainer's checkpoint); "
+                         f"{origin} is not one{exported}")
     if state.get("format") != TRAINER_FORMAT:
         raise ValueError(f"{origin}: pretraining checkpoint format {state.get('format')}, expected {TRAINER_FORMAT}")
-    return state["method"]
+    options = spec.dino or DinoOptions()
+    return TrainingState(state["method"], options, spec.backbone, int(state.get("epoch", options.epochs)))
+
+
+def _exported_state(spec: LandscapeSpec, state: dict[str, Any], origin: str,
+                    method: dict[str, torch.Tensor]) -> TrainingState:
+    """An exported checkpoint's method state, with the options and backbone kwargs it records."""
+    options = DinoOptions.model_validate(state["dino"]["options"])
+    differ = sorted(k for k in (spec.dino.model_fields_set if spec.dino is not None else ())
+                    if getattr(spec.dino, k) != getattr(options, k))
+    if differ:
+        raise ValueError(f"{origin} records the dino options it was pretrained with; the spec's differ in "
+                         f"{', '.join(differ)}: leave dino out")
+    recorded = state.get("backbone") if isinstance(state.get("backbone"), dict) else {}
+    if recorded.get("name", spec.backbone.name) != spec.backbone.name:
+        raise ValueError(f"{origin} is a {recorded['name']!r} checkpoint, the spec's backbone {spec.backbone.name!r}")
+    backbone = spec.backbone.model_copy(update={"kwargs": {**recorded.get("kwargs", {}), **spec.backbone.kwargs}})
+    return TrainingState(method, options, backbone, int(state.get("epoch", state.get("epochs", options.epochs))))
 
 
 def load_dino_checkpoint(spec: LandscapeSpec, state: dict[str, Any] | None, origin: str, *, in_chans: int,
                          img_size: int) -> DinoCheckpoint:
-    """Rebuild the pretraining method as the spec's backbone and `dino` options say, and load the checkpoint."""
+    """Rebuild the pretraining method as the checkpoint (or the spec's backbone and `dino` options) says, and
+    load the checkpoint."""
     from services.pretrain.methods.dino import DinoMethod
 
-    method_state = check_training_state(state, origin)
-    options = spec.dino or DinoOptions()
-    method = DinoMethod(spec.backbone, options, in_chans=in_chans, img_size=img_size)
+    training = check_training_state(spec, state, origin)
+    options = training.options
+    method = DinoMethod(training.backbone, options, in_chans=in_chans, img_size=img_size)
     try:
-        method.load_state_dict(method_state)
+        method.load_state_dict(training.method)
     except RuntimeError as err:
         detail = str(err).splitlines()[1:3]
         raise ValueError(f"{origin} does not fit backbone {spec.backbone.name!r} with the spec's dino options "
                          f"(head sizes, out_dim): {' '.join(line.strip() for line in detail)}") from err
-    epoch = int(state.get("epoch", options.epochs))
+    epoch = training.epoch
     loss = method.dino_loss
     return DinoCheckpoint(student=method.student.eval(), teacher=method.teacher.eval(),
                           center=loss.center.detach().clone(), teacher_temp=loss.teacher_temp(max(epoch - 1, 0)),

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from services.evaluate.figures import FigureLabel
 from services.job_context import FanOut, JobContext, JobStopped
 from services.landscape.dino_objective import (
     DinoCheckpoint,
@@ -48,7 +49,14 @@ from services.landscape.directions import (
 )
 from services.landscape.grid import Grid, Tile, evaluate_tile, split_tiles
 from services.landscape.labels import metric_label
-from services.landscape.network import build_model, input_geometry, load_dino, self_distillation_loss, state_digest
+from services.landscape.network import (
+    build_model,
+    input_geometry,
+    load_dino,
+    self_distillation_loss,
+    source_state,
+    state_digest,
+)
 from services.landscape.perturb import base_state
 from services.landscape.plots import figure_label, plot_curve, plot_heatmap, render_plots
 from services.landscape.probe import PROBE, fit_probe, probe_from_bytes, probe_to_bytes, subset_features
@@ -111,15 +119,16 @@ def _draw_directions(spec: LandscapeSpec, ctx: JobContext, model: nn.Module, cla
 
 
 def ensure_directions(spec: LandscapeSpec, ctx: JobContext, model: nn.Module,
-                      classes: Sequence[str]) -> list[Direction]:
-    """The job's directions: the stored artifact when an earlier attempt wrote it, else drawn and stored now."""
+                      classes: Sequence[str], epoch: int | None = None) -> list[Direction]:
+    """The job's directions: the stored artifact when an earlier attempt wrote it, else drawn and stored now
+    (with `origin.json`: the origin's digest and `epoch`, the epochs its weights were trained for, where known)."""
     digest = state_digest(model)
     try:
         stored = load_directions(ctx.fetch_artifact(ctx.job_id, DIRECTIONS).read_bytes())
         recorded = json.loads(ctx.fetch_artifact(ctx.job_id, ORIGIN).read_text())["sha256"]
     except FileNotFoundError:
         directions = _draw_directions(spec, ctx, model, classes)
-        ctx.save_artifact(ORIGIN, json.dumps({"sha256": digest}), "application/json")
+        ctx.save_artifact(ORIGIN, json.dumps({"sha256": digest, "epoch": epoch}), "application/json")
         ctx.save_artifact(DIRECTIONS, directions_to_bytes(directions), "application/octet-stream")
         ctx.log(f"drew {len(directions)} {spec.dir_type} direction(s) with seed {spec.seed}")
         return directions
@@ -216,12 +225,21 @@ def run_tile(spec: LandscapeSpec, tile: dict[str, Any], ctx: JobContext) -> list
         done / len(points), f"tile {tile['index']}: {done}/{len(points)} points"))
 
 
+def _label(spec: LandscapeSpec, ctx: JobContext) -> FigureLabel:
+    """The figures' caption, with the origin's epoch that `origin.json` records (none before it is written)."""
+    try:
+        epoch = json.loads(ctx.fetch_artifact(ctx.job_id, ORIGIN).read_text()).get("epoch")
+    except FileNotFoundError:
+        epoch = None
+    return figure_label(spec, ctx, epoch)
+
+
 def save_partial(spec: LandscapeSpec, results: Sequence[dict[str, Any]], ctx: JobContext) -> None:
     """Draw the points finished so far into `surface_partial.png` (blank where points are missing)."""
     surface = assemble_surface(Grid.from_spec(spec), results)
     plot = plot_heatmap if surface.is_2d else plot_curve
     ctx.save_artifact(PARTIAL, plot(surface, log_scale=spec.log_scale, metric=metric_label(spec),
-                                    label=figure_label(spec, ctx)), "image/png")
+                                    label=_label(spec, ctx)), "image/png")
 
 
 def _origin(surface: Surface) -> dict[str, Any]:
@@ -242,7 +260,7 @@ def assemble(spec: LandscapeSpec, results: Sequence[dict[str, Any]], ctx: JobCon
         raise ValueError(f"cannot assemble the surface: {surface.missing} grid points have no result")
     ctx.save_artifact(SURFACE, surface.to_npz(), "application/octet-stream")
     plots = render_plots(surface, log_scale=spec.log_scale, metric=metric_label(spec),
-                         label=figure_label(spec, ctx))
+                         label=_label(spec, ctx))
     for name, data in plots.items():
         ctx.save_artifact(name, data)
     finite = surface.loss[np.isfinite(surface.loss)]
@@ -281,19 +299,21 @@ def _evaluate_here(spec: LandscapeSpec, ctx: JobContext, tiles: list[Tile],
 def run(spec: LandscapeSpec, ctx: JobContext) -> dict[str, Any] | FanOut:
     """Directions, then tiles: handed to the runner where the context fans out, else evaluated here and assembled."""
     dataset = _dataset(spec, ctx)
-    data, dino = None, None
+    data, dino, weights = None, None, None
     if spec.metric == "dino_loss":
         dino = load_dino(spec, spec.source, ctx)
-        model = dino.student
+        model, epoch = dino.student, dino.epoch
         ctx.log(f"DINO loss of epoch {dino.epoch}: student moved, teacher fixed, teacher temperature "
                 f"{dino.teacher_temp:g}, student temperature {dino.student_temp:g}, {dino.ncrops} crops")
     else:
-        model = build_model(spec, spec.source, ctx, dataset.classes)
+        weights = source_state(spec.source, ctx, spec.backbone.name)
+        model = build_model(spec, spec.source, ctx, dataset.classes, weights=weights)
+        epoch = weights.epoch if weights is not None and spec.mode != "interpolate" else None
     if spec.metric == "probe_ce":
         data = _eval_subset(spec, ctx, dataset)
         probe = ensure_probe(spec, ctx, model, data, dataset.classes)
-        model = build_model(spec, spec.source, ctx, dataset.classes, probe=probe)
-    directions = ensure_directions(spec, ctx, model, dataset.classes)
+        model = build_model(spec, spec.source, ctx, dataset.classes, probe=probe, weights=weights)
+    directions = ensure_directions(spec, ctx, model, dataset.classes, epoch)
     grid = Grid.from_spec(spec)
     tiles = split_tiles(grid, spec.tile_size)
     ctx.log(f"{spec.mode} landscape of {spec.backbone.name} ({spec.metric}): {grid.size} points in {len(tiles)} tiles")

@@ -7,9 +7,9 @@ with optionally `classes` (checked against the dataset's); a random-init source 
 head, the untrained baseline. Metric 'dino' is a stand-in for checkpoints without a classifier,
 not their training loss: mirror-view consistency, the DINO cross-entropy (Caron et al. 2021,
 facebookresearch/dino `DINOLoss`) between the backbone's outputs on an image and on its mirror image, with DINO's
-teacher (0.04) and student (0.1) temperatures. Both sides are the network at the grid point
-(the EMA teacher and the projection head are not exported with a checkpoint, and the centre is
-left out), and the two views are fixed, so every grid point is scored on the same inputs.
+teacher (0.04) and student (0.1) temperatures. Both sides are the backbone at the grid point
+(no teacher, projection head or centre: it serves checkpoints of any backbone), and the two views
+are fixed, so every grid point is scored on the same inputs.
 
 Metric 'dino_loss' scores the real DINO objective of a pretraining checkpoint around its student
 (`dino_objective.py`), metric 'probe_ce' the cross-entropy of a linear probe fitted to an SSL
@@ -23,15 +23,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from services.backbones import build_backbone, load_weights
-from services.job_context import JobContext, load_torch
+from services.backbones import SourceWeights, backbone_with, read_source
+from services.job_context import JobContext
 from services.landscape.dino_objective import DinoCheckpoint, load_dino_checkpoint
 from shared.specs.common import ModelSource
 from shared.specs.landscape import LandscapeSpec
@@ -65,31 +64,11 @@ def self_distillation_loss(model: nn.Module, batch: Sequence[torch.Tensor]) -> t
     return 0.5 * (cross_entropy(mirrored, out) + cross_entropy(out, mirrored))
 
 
-def source_state(source: ModelSource, ctx: JobContext) -> tuple[dict[str, Any] | None, str]:
-    """The checkpoint a source names, loaded on the CPU, and a description of it; (None, 'random init') for random."""
-    if source.kind == "random":
-        return None, "random init"
-    if source.kind == "file":
-        path = Path(ctx.data_root) / str(source.path)
-        if not path.is_file():
-            raise FileNotFoundError(f"source.path: no weights file {source.path!r} below the data root")
-        return load_torch(path, name=f"weights file {source.path!r}"), f"weights file {source.path}"
-    path = ctx.fetch_artifact(int(source.job), source.artifact)
-    origin = f"job {source.job} artifact {source.artifact}"
-    return load_torch(path, name=origin), origin
-
-
-def _backbone(spec: LandscapeSpec, state: dict[str, Any] | None, source: ModelSource, origin: str) -> nn.Module:
-    """The backbone with the checkpoint's weights; the kwargs it was trained with are the base of the spec's."""
-    backbone_spec = spec.backbone
-    recorded = state.get("backbone") if state is not None and isinstance(state.get("backbone"), dict) else None
-    if recorded and recorded.get("name") == backbone_spec.name:
-        backbone_spec = backbone_spec.model_copy(update={"kwargs": {**recorded.get("kwargs", {}),
-                                                                    **backbone_spec.kwargs}})
-    model = build_backbone(backbone_spec)
-    if state is not None:
-        load_weights(model, state, source.weights, origin)
-    return model
+def source_state(source: ModelSource, ctx: JobContext, backbone: str) -> SourceWeights | None:
+    """What `source` holds for the timm `backbone`, loaded on the CPU, as an evaluation reads it
+    (`services.backbones.read_source`: a weights file, a Hugging Face cache folder, another job's
+    checkpoint); None for random init."""
+    return read_source(source, ctx, backbone)
 
 
 def _head(state: dict[str, Any] | None, features: int, classes: Sequence[str], origin: str) -> nn.Linear:
@@ -123,28 +102,32 @@ def input_geometry(spec: LandscapeSpec) -> tuple[int, int]:
 
 def load_dino(spec: LandscapeSpec, source: ModelSource, ctx: JobContext) -> DinoCheckpoint:
     """Student, fixed teacher, centre and temperatures of the DINO checkpoint `source` names (metric 'dino_loss')."""
-    state, origin = source_state(source, ctx)
+    weights = source_state(source, ctx, spec.backbone.name)
     size, channels = input_geometry(spec)
     torch.manual_seed(spec.seed)
-    return load_dino_checkpoint(spec, state, origin, in_chans=channels, img_size=size)
+    return load_dino_checkpoint(spec, None if weights is None else weights.state,
+                                "random init" if weights is None else weights.origin, in_chans=channels, img_size=size)
 
 
 def build_model(spec: LandscapeSpec, source: ModelSource, ctx: JobContext, classes: Sequence[str], *,
-                seed_offset: int = 0, probe: dict[str, torch.Tensor] | None = None) -> nn.Module:
+                seed_offset: int = 0, probe: dict[str, torch.Tensor] | None = None,
+                weights: SourceWeights | None = None) -> nn.Module:
     """The network at one end of the landscape, in eval mode on the CPU: a Classifier for 'ce', the
     backbone for 'dino', the DINO student (backbone and head) for 'dino_loss', and for 'probe_ce'
-    the backbone with the fitted `probe` as head (the bare backbone while there is no probe yet)."""
+    the backbone with the fitted `probe` as head (the bare backbone while there is no probe yet).
+    `weights`: what `source_state` already read of `source` (read here when None)."""
     if spec.metric == "dino_loss":
         return load_dino(spec, source, ctx).student
-    state, origin = source_state(source, ctx)
+    weights = weights if weights is not None else source_state(source, ctx, spec.backbone.name)
     torch.manual_seed(spec.seed + seed_offset)
-    backbone = _backbone(spec, state, source, origin)
+    backbone = backbone_with(spec.backbone, weights, source, ctx)
     if spec.metric == "dino" or (spec.metric == "probe_ce" and probe is None):
         return backbone.eval()
     if spec.metric == "probe_ce":
         head = nn.Linear(backbone.num_features, len(classes))
         head.load_state_dict(probe)
         return Classifier(backbone, head).eval()
+    state, origin = (None, "random init") if weights is None else (weights.state, weights.origin)
     return Classifier(backbone, _head(state, backbone.num_features, classes, origin)).eval()
 
 

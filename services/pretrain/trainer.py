@@ -37,7 +37,6 @@ from torch.utils.data import Dataset
 
 from services.distributed import Distributed, RankLost, setup
 from services.job_context import JobContext, JobStopped
-from services.pretrain.backbone import export_kwargs
 from services.pretrain.data.loaders import (
     LoaderSettings,
     SeededAugmentation,
@@ -299,19 +298,12 @@ class Trainer:
             self.ctx.log(f"training curves not drawn at epoch {epoch}: {exc}")
 
     def export(self) -> None:
-        """Save the artifact `checkpoint.pt` that evaluation and landscape jobs load."""
-        def cpu_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-            return {k: v.detach().cpu() for k, v in module.state_dict().items()}
+        """Save the artifact `checkpoint.pt` that evaluation and landscape jobs load (`export.py`)."""
+        from services.pretrain.export import exported_checkpoint
 
-        artifact = {"student": cpu_state(self.method.student_backbone()),
-                    "teacher": cpu_state(self.method.feature_backbone()),
-                    "backbone": {"name": self.spec.backbone.name, "kwargs": export_kwargs(self.method.backbone_kwargs)},
-                    "method": self.spec.method, "epochs": self.epochs, "embed_dim": self.method.embed_dim}
-        head = self.method.classifier()
-        if head is not None:  # lets landscape jobs score cross-entropy with the trained classifier
-            artifact["classifier"] = {**cpu_state(head), "classes": list(self.data.train.classes)}
+        classes = list(self.data.train.classes) if self.method.classifier() is not None else None
         path = Path(self.ctx.scratch) / "checkpoint.pt"
-        torch.save(artifact, path)
+        torch.save(exported_checkpoint(self.spec, self.method, self.epochs, classes), path)
         self.ctx.save_artifact("checkpoint.pt", path, content_type="application/octet-stream")
 
     def result(self) -> dict[str, Any]:

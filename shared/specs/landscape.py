@@ -8,8 +8,9 @@ one checkpoint to another for a 1D interpolation. No torch here: the API validat
 The metric says what a point is scored by. 'ce': the cross-entropy of a classifier checkpoint's
 own head. 'probe_ce': the cross-entropy of a linear probe fitted once to an SSL checkpoint's
 frozen features and held fixed. 'dino_loss': the DINO training loss of a pretraining
-checkpoint, the student moved and the teacher, centre and crops fixed; `dino` gives the options
-the checkpoint was pretrained with. 'dino': mirror-view consistency of the backbone alone, a
+checkpoint (a pretraining job's checkpoint.pt, or the trainer's checkpoint file), the student
+moved and the teacher, centre and crops fixed; a job's checkpoint records its `dino` options, a
+trainer's checkpoint file needs them in `dino`. 'dino': mirror-view consistency of the backbone alone, a
 cheap stand-in that is not the training loss. Combinations that cannot work are refused here.
 """
 
@@ -62,8 +63,9 @@ class LandscapeSpec(SpecModel):
                     "features, then fixed; 'dino_loss': the DINO training loss, student moved, teacher fixed "
                     "(no accuracy); 'dino': mirror-view consistency, a stand-in (no accuracy)")
     dino: DinoOptions | None = Field(
-        default=None, description="metric 'dino_loss': the `dino` options of the pretraining run (head sizes, "
-                                  "crops, teacher temperature schedule); default DINO's")
+        default=None, description="metric 'dino_loss' from a trainer's checkpoint file: the `dino` options of the "
+                                  "pretraining run (head sizes, crops, teacher temperature schedule), default "
+                                  "DINO's; a job's checkpoint.pt records them")
     amp: Literal["bf16", "fp16"] | None = Field(default=None, description="autocast dtype of the forward passes")
     log_scale: bool = False
 
@@ -98,10 +100,6 @@ class LandscapeSpec(SpecModel):
         if self.metric == "dino_loss":
             if self.source.kind == "random":
                 raise ValueError("metric 'dino_loss' needs a DINO pretraining checkpoint as source, not a random init")
-            if self.source.kind == "job":
-                raise ValueError("metric 'dino_loss' needs the pretraining trainer's checkpoint (student, teacher, "
-                                 "DINO head, centre) as a file below the data root; a job's exported "
-                                 "checkpoint.pt holds the backbones only")
         return self
 
     @property

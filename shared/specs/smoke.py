@@ -9,7 +9,8 @@ its own optimizer, schedules, crops, head and loader settings. Only sizes are lo
   batches of the job's GPUs;
 - image size: at most `SMOKE_IMAGE_SIZE` px (the dataset, a ViT backbone's `img_size`), and DINO's
   local crops at most `SMOKE_LOCAL_CROP_SIZE` px;
-- crops: DINO keeps at most `SMOKE_LOCAL_CROPS` local crops;
+- crops: DINO keeps at most `SMOKE_LOCAL_CROPS` local crops and `SMOKE_STRIP_CROPS` vertical strips,
+  a strip at most `SMOKE_IMAGE_SIZE` px high and `SMOKE_LOCAL_CROP_SIZE` px wide;
 - landscapes: at most `SMOKE_GRID_POINTS` points per axis and `SMOKE_SUBSET` images.
 """
 
@@ -24,6 +25,7 @@ SMOKE_EPOCHS = 2
 SMOKE_IMAGE_SIZE = 32
 SMOKE_LOCAL_CROP_SIZE = 16
 SMOKE_LOCAL_CROPS = 2
+SMOKE_STRIP_CROPS = 2
 SMOKE_GRID_POINTS = 5
 SMOKE_SUBSET = 32
 
@@ -31,6 +33,13 @@ SMOKE_SUBSET = 32
 def _cap(block: dict[str, Any], key: str, most: int) -> None:
     if key in block and isinstance(block[key], int) and block[key] > most:
         block[key] = most
+
+
+def _smoke_strip_size(block: dict[str, Any]) -> None:
+    """A written strip (height, width) lowered to at most the smoke image height and local crop width."""
+    size = block.get("strip_size")
+    if isinstance(size, (list, tuple)) and len(size) == 2 and all(isinstance(side, int) for side in size):
+        block["strip_size"] = [min(size[0], SMOKE_IMAGE_SIZE), min(size[1], SMOKE_LOCAL_CROP_SIZE)]
 
 
 def smoke_job(job: dict[str, Any]) -> dict[str, Any]:
@@ -54,6 +63,8 @@ def smoke_job(job: dict[str, Any]) -> dict[str, Any]:
         if block_name == "dino":
             block["local_crops_number"] = min(int(block.get("local_crops_number", 8)), SMOKE_LOCAL_CROPS)
             block["local_crops_size"] = min(int(block.get("local_crops_size") or 96), SMOKE_LOCAL_CROP_SIZE)
+            _cap(block, "strip_crops", SMOKE_STRIP_CROPS)
+            _smoke_strip_size(block)
     dataset = spec.get("dataset")
     if isinstance(dataset, dict):
         images = max(2 * batch * gpus, 64)

@@ -30,12 +30,12 @@ class AttentionResult(ProtocolResult):
 def attention_protocol(inputs: EvaluationInputs, needed: Needed, report: Report) -> AttentionResult:
     """DINO's last-block CLS attention per head and its threshold masks; attention.png."""
     from services.evaluate.attention_maps import attention_figure, attention_masks, cls_attention, display_images
-    from services.evaluate.figures import FigureLabel, save_figure
+    from services.evaluate.figures import save_figure
 
     opts = inputs.spec.attention
     _, images, _ = inputs.sample_test_images(opts.n_images)
     attention = cls_attention(inputs.model, images).cpu()
-    label = FigureLabel.of("evaluate", inputs.ctx, inputs.spec.source)
+    label = inputs.label
     save_figure(inputs.ctx, "attention.png", attention_figure(display_images(images), attention, opts.threshold,
                                                               label=label))
     masks = attention_masks(attention, opts.threshold)

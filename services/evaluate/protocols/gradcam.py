@@ -52,7 +52,7 @@ def gradcam_protocol(inputs: EvaluationInputs, needed: Needed, report: Report) -
         gradcam_figure,
         gradcam_maps,
     )
-    from services.evaluate.figures import FigureLabel, save_figure
+    from services.evaluate.figures import save_figure
 
     model, classes, feats = inputs.model, inputs.classes, inputs.features
     target = inputs.spec.resolved_gradcam_target()
@@ -75,7 +75,7 @@ def gradcam_protocol(inputs: EvaluationInputs, needed: Needed, report: Report) -
         cams = gradcam_maps(model, images, targets, target_layer=layer, reshape_transform=reshape)
         titles = [classes[t] for t in labels.tolist()]
     report(0.9, "plotting")
-    label = FigureLabel.of("evaluate", inputs.ctx, inputs.spec.source)
+    label = inputs.label
     save_figure(inputs.ctx, "gradcam.png", gradcam_figure(display_images(images), cams, titles, label=label))
     return GradcamResult(n_images=int(images.shape[0]), target=target, layer=module_name(model, layer), titles=titles)
 

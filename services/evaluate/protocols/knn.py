@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from services.evaluate.figures import FigureLabel, confusion_figure, save_figure
+from services.evaluate.figures import confusion_figure, save_figure
 from services.evaluate.inputs import EvaluationInputs
 from services.evaluate.knn_classifier import chunk_size_for, knn_scores
 from services.evaluate.registry import Needed, ProtocolResult, Report, register_protocol
@@ -77,7 +77,7 @@ def knn_protocol(inputs: EvaluationInputs, needed: Needed, report: Report) -> Kn
     summary = scores_report(head_scores, test.labels, classes)
     save_figure(ctx, "knn_confusion.png", confusion_figure(
         np.array(summary["confusion_matrix"]), classes, title=f"kNN (k={k_head}) confusion matrix",
-        label=FigureLabel.of("evaluate", ctx, inputs.spec.source)))
+        label=inputs.label))
     n = len(test.labels)
     return KnnResult(k=k_head, top1=summary["top1"], top5=summary["top5"], n=n,
                      top1_ci=accuracy_interval(summary["top1"], n), top5_ci=accuracy_interval(summary["top5"], n),

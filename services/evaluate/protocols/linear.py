@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from services.evaluate.artifacts import torch_bytes
-from services.evaluate.figures import FigureLabel, confusion_figure, save_figure
+from services.evaluate.figures import confusion_figure, save_figure
 from services.evaluate.inputs import EvaluationInputs
 from services.evaluate.protocols.knn import KnnResult
 from services.evaluate.registry import Needed, ProtocolResult, Report, register_protocol
@@ -108,7 +108,7 @@ def linear_protocol(inputs: EvaluationInputs, needed: Needed, report: Report) ->
     summary = scores_report(test_scores, y_test, classes)
     save_figure(ctx, "linear_confusion.png", confusion_figure(
         np.array(summary["confusion_matrix"]), classes, title=f"linear probe (lr {probe.lr:g}) confusion matrix",
-        label=FigureLabel.of("evaluate", ctx, spec.source)))
+        label=inputs.label))
     ctx.save_artifact("linear_head.pt", torch_bytes({"state_dict": probe.head.state_dict(), "classes": classes,
                                                      "n_last_blocks": opts.n_last_blocks, "avgpool": opts.avgpool,
                                                      "lr": probe.lr}))

@@ -106,7 +106,7 @@ def robustness_classifier(inputs: EvaluationInputs, linear: LinearResult | None)
 def robustness_protocol(inputs: EvaluationInputs, needed: Needed, report: Report) -> RobustnessResult:
     """Accuracy per corruption x severity, mCE against the baseline job; robustness.png and robustness_table.json."""
     from services.evaluate.corruption_scores import robustness_summary, table_source
-    from services.evaluate.figures import FigureLabel, robustness_figure, save_figure
+    from services.evaluate.figures import robustness_figure, save_figure
 
     opts = inputs.spec.robustness
     classifier = robustness_classifier(inputs, needed.get(LinearResult))
@@ -123,7 +123,7 @@ def robustness_protocol(inputs: EvaluationInputs, needed: Needed, report: Report
     images = f"on the fly, {parameter_set} parameters" if parameter_set else "CIFAR-10-C files"
     save_figure(inputs.ctx, "robustness.png", robustness_figure(
         table, title=f"accuracy under corruption (%, {images})",
-        label=FigureLabel.of("evaluate", inputs.ctx, inputs.spec.source)))
+        label=inputs.label))
     return RobustnessResult(summary, classifier.name, source, opts.baseline_job, parameter_set)
 
 

@@ -30,7 +30,7 @@ class TsneResult(ProtocolResult):
 def tsne_protocol(inputs: EvaluationInputs, needed: Needed, report: Report) -> TsneResult:
     """t-SNE of a stratified subset of the test features; tsne.png and tsne.npz (coordinates, labels)."""
     from services.data.subset import stratified_subset
-    from services.evaluate.figures import FigureLabel, save_figure
+    from services.evaluate.figures import save_figure
     from services.evaluate.tsne_embedding import tsne_embedding, tsne_figure
 
     spec, test, classes = inputs.spec, inputs.features.test, inputs.classes
@@ -43,7 +43,7 @@ def tsne_protocol(inputs: EvaluationInputs, needed: Needed, report: Report) -> T
     report(0.9, "plotting")
     title = f"t-SNE of {spec.backbone.name} features ({spec.test_split}, perplexity {perplexity:g})"
     save_figure(inputs.ctx, "tsne.png", tsne_figure(coords, labels, classes, title=title,
-                                                    label=FigureLabel.of("evaluate", inputs.ctx, spec.source)))
+                                                    label=inputs.label))
     inputs.ctx.save_artifact("tsne.npz", npz_bytes(coords=coords, labels=labels, indices=indices,
                                                    classes=np.array(classes)))
     return TsneResult(n_points=int(len(indices)), perplexity=perplexity, learning_rate=opts.learning_rate,

@@ -7,14 +7,15 @@ import torch
 from services.evaluate.corruption_scores import (
     LEGACY_SOURCES,
     RobustnessTable,
-    robustness_png,
     robustness_summary,
     robustness_table,
     table_source,
     tensor_predictor,
 )
+from services.evaluate.figures import figure_files, robustness_figure
 from services.job_context import JobStopped
 from shared.specs.evaluate import RobustnessSpec
+from tests.services.figure_checks import svg_text
 
 from .conftest import png_size
 
@@ -105,8 +106,11 @@ def test_table_round_trips_and_plots() -> None:
     table = RobustnessTable(["fog", "snow", "frost"], [1, 2], np.array([[0.5, 0.4], [0.8, 0.6], [0.1, 0.0]]), 0.9, 5)
     again = RobustnessTable.from_dict(table.to_dict())
     assert again.corruptions == table.corruptions and np.array_equal(again.accuracy, table.accuracy)
-    width, height = png_size(robustness_png(table))
+    files = figure_files("robustness.png", robustness_figure(table))  # the one robustness figure
+    assert sorted(files) == ["robustness.png", "robustness.svg"]
+    width, height = png_size(files["robustness.png"])
     assert width > 100 and height > 100
+    assert "clean 90.0" in svg_text(files["robustness.svg"])
     with pytest.raises(ValueError, match="does not match"):
         RobustnessTable.from_dict({**table.to_dict(), "severities": [1]})
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pytest
 import torch
-from ssl_checkpoints import EXPORTED_CHECKPOINT, landscape_raw
+from ssl_checkpoints import landscape_raw
 
 from services.job_context import FanOut, LocalContext, load_torch
 from services.landscape import landscape_job
@@ -101,12 +100,6 @@ def test_a_dino_loss_job_end_to_end(tmp_path, data_root, dino_pretraining) -> No
     for words in ("DINO loss (student vs. fixed teacher)", "vit_tiny_patch16_224", "job 6", "dino-training.pt",
                   "synthetic-maritime train, 8 images", "trained model"):
         assert words in heatmap, words
-
-
-def test_an_exported_checkpoint_is_refused_naming_what_it_lacks(tmp_path, data_root, dino_pretraining) -> None:
-    shutil.copyfile(data_root / EXPORTED_CHECKPOINT, data_root / "exported-copy.pt")
-    with pytest.raises(ValueError, match="backbones only: no DINO head, no centre"):
-        landscape_job.run(spec(source={"kind": "file", "path": "exported-copy.pt"}), context(tmp_path, data_root))
 
 
 def test_options_that_do_not_fit_the_checkpoint_are_refused(tmp_path, data_root, dino_pretraining) -> None:

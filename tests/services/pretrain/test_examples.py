@@ -131,4 +131,4 @@ def test_follow_up_examples_wait_for_the_pretrain_job_they_load(name: str) -> No
 
 def test_landscape_example_scores_dino_loss_since_a_dino_checkpoint_has_no_classifier() -> None:
     spec = parse_spec("landscape", load("landscape-2d")["spec"])
-    assert spec.metric == "dino" and spec.is_2d
+    assert spec.metric == "dino_loss" and spec.is_2d and spec.dino is None  # the job's checkpoint.pt records them
