@@ -19,7 +19,7 @@ from torchvision.transforms import v2
 
 from services.data.input_size import input_size_for
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "DinoMultiCrop", "MatchChannels", "RandomVerticalStrip",
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "ClampUnit", "DinoMultiCrop", "MatchChannels", "RandomVerticalStrip",
            "TwoViewTransform", "eval_transform", "input_size_for", "to_tensor"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -79,13 +79,25 @@ def _blur(size: int, p: float, sigma: tuple[float, float] = (0.1, 2.0)) -> v2.Ra
     return v2.RandomApply([v2.GaussianBlur(2 * half + 1, sigma=sigma)], p=p)
 
 
+class ClampUnit(torch.nn.Module):
+    """Clamp a float image to 0..1, the range of the 8-bit images that DINO's PIL pipeline jitters.
+
+    Bicubic resizing overshoots below 0 and above 1 near edges. Where a pixel's largest channel is
+    then exactly 0 and another is negative, torchvision's hue and saturation jitter divide by that
+    zero maximum and return NaN, which a DINO view carries into the loss.
+    """
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return image.clamp(0.0, 1.0)
+
+
 def _flip_and_color_jitter(channels: int, strength: tuple[float, float, float, float]) -> list[Any]:
     """Horizontal flip, colour jitter with p=0.8 and grayscale with p=0.2; hue, saturation and grayscale
-    skip 1-channel images."""
+    skip 1-channel images. Colour images are clamped to 0..1 first (`ClampUnit`)."""
     brightness, contrast, saturation, hue = strength
     if channels == 1:
         return [v2.RandomHorizontalFlip(), v2.RandomApply([v2.ColorJitter(brightness, contrast)], p=0.8)]
-    return [v2.RandomHorizontalFlip(),
+    return [ClampUnit(), v2.RandomHorizontalFlip(),
             v2.RandomApply([v2.ColorJitter(brightness, contrast, saturation, hue)], p=0.8),
             v2.RandomGrayscale(p=0.2)]
 

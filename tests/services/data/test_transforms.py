@@ -9,6 +9,7 @@ from PIL import Image
 from torchvision.transforms import v2
 
 from services.data.transforms import (
+    ClampUnit,
     DinoMultiCrop,
     MatchChannels,
     TwoViewTransform,
@@ -115,3 +116,18 @@ def test_input_size_for() -> None:
     assert input_size_for("vit_base_patch16_384", {}) == 384
     with pytest.raises(ValueError, match="unknown timm backbone 'no_such_net'"):
         input_size_for("no_such_net", {})
+
+
+def test_colour_jitter_of_bicubic_overshoot_stays_finite() -> None:
+    # the largest channel exactly 0 beside a negative one: torchvision's hue and saturation divide by 0
+    overshoot = torch.tensor([0.0, -0.05, -0.2]).view(3, 1, 1).expand(3, 4, 4).clone()
+    assert v2.functional.adjust_hue(overshoot, 0.1).isnan().any()
+    clamped = ClampUnit()(overshoot)
+    torch.testing.assert_close(clamped, torch.zeros(3, 4, 4))
+    jitter = v2.Compose([ClampUnit(), v2.ColorJitter(0.4, 0.4, 0.2, 0.1)])
+    assert torch.isfinite(jitter(overshoot)).all()
+    torch.manual_seed(0)
+    dark_edges = torch.zeros(3, 24, 24)
+    dark_edges[0, :, 12:] = 1.0  # bicubic resizing overshoots below 0 beside the edge
+    views = DinoMultiCrop(16, 8, n_local=4, mean=(0.5,) * 3, std=(0.25,) * 3)(dark_edges)
+    assert all(torch.isfinite(v).all() for v in views)
