@@ -12,6 +12,7 @@ from services.data.transforms import (
     ClampUnit,
     DinoMultiCrop,
     MatchChannels,
+    RandomChannelShuffle,
     TwoViewTransform,
     eval_transform,
     input_size_for,
@@ -131,3 +132,34 @@ def test_colour_jitter_of_bicubic_overshoot_stays_finite() -> None:
     dark_edges[0, :, 12:] = 1.0  # bicubic resizing overshoots below 0 beside the edge
     views = DinoMultiCrop(16, 8, n_local=4, mean=(0.5,) * 3, std=(0.25,) * 3)(dark_edges)
     assert all(torch.isfinite(v).all() for v in views)
+
+
+def test_dino_multicrop_colour_and_blur_settings() -> None:
+    def jitter_of(transform: DinoMultiCrop) -> v2.ColorJitter:
+        apply = next(s for s in transform.local.transforms if isinstance(s, v2.RandomApply)
+                     and isinstance(s.transforms[0], v2.ColorJitter))
+        return apply.transforms[0]
+
+    paper = DinoMultiCrop(32, 16, n_local=1)
+    assert jitter_of(paper).brightness == (0.6, 1.4) and jitter_of(paper).hue == (-0.1, 0.1)
+    assert not any(isinstance(s, RandomChannelShuffle) for s in paper.local.transforms)
+    strong = DinoMultiCrop(32, 16, n_local=1, jitter=2.0, grayscale_p=0.5, shuffle_p=0.5, blur_sigma=(0.05, 0.3),
+                           solarize_p=0.0)
+    assert jitter_of(strong).brightness == pytest.approx((0.2, 1.8))
+    assert jitter_of(strong).hue == pytest.approx((-0.2, 0.2))
+    assert next(s for s in strong.local.transforms if isinstance(s, v2.RandomGrayscale)).p == 0.5
+    blur = next(s.transforms[0] for s in strong.global_1.transforms
+                if isinstance(s, v2.RandomApply) and isinstance(s.transforms[0], v2.GaussianBlur))
+    assert list(blur.sigma) == [0.05, 0.3]
+    solarize = next(s for s in strong.global_2.transforms if isinstance(s, v2.RandomSolarize))
+    assert solarize.p == 0.0
+
+
+def test_channel_shuffle_permutes_colour_channels_only() -> None:
+    image = torch.stack([torch.full((4, 4), v) for v in (0.1, 0.5, 0.9)])
+    torch.manual_seed(0)
+    seen = {tuple(RandomChannelShuffle(1.0)(image)[:, 0, 0].tolist()) for _ in range(30)}
+    assert len(seen) > 1 and all(sorted(s) == sorted(image[:, 0, 0].tolist()) for s in seen)
+    assert torch.equal(RandomChannelShuffle(0.0)(image), image)
+    grey = torch.rand(1, 4, 4)
+    assert torch.equal(RandomChannelShuffle(1.0)(grey), grey)
