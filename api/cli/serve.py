@@ -30,7 +30,8 @@ if TYPE_CHECKING:
 app = typer.Typer()
 
 DEMO_JOBS = Path(__file__).with_name("demo")
-"""The demo's job files: a DINO pretraining, a kNN evaluation of its teacher, and one of a random init."""
+"""The demo's job files: a DINO pretraining, and kNN evaluations of raw pixels, a random init and the
+pretraining's teacher and student."""
 
 
 @app.command()
@@ -161,12 +162,14 @@ def write_demo_set(root: Path) -> None:
     import json
 
     from services.data.synthetic import make_synthetic  # numpy and PIL, no torch
+    from services.data.synthetic_nuisance import difficulty_level
 
     meta_file = root / "annotations.json"
     if meta_file.exists():
         meta = json.loads(meta_file.read_text())
         if (len(meta["images"]), meta["image_size"], meta["seed"], meta.get("difficulty", 0.0)) == (
-                DEMO_SET["n_images"], DEMO_SET["image_size"], DEMO_SET["seed"], 1.0):
+                DEMO_SET["n_images"], DEMO_SET["image_size"], DEMO_SET["seed"],
+                difficulty_level(DEMO_SET["difficulty"])):
             return
     console.print(f"writing the synthetic maritime set ({DEMO_SET['n_images']} hard scenes) ...")
     make_synthetic(root, overwrite=True, **DEMO_SET)

@@ -19,8 +19,8 @@ from torchvision.transforms import v2
 
 from services.data.input_size import input_size_for
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "DinoMultiCrop", "MatchChannels", "RandomVerticalStrip",
-           "TwoViewTransform", "eval_transform", "input_size_for", "to_tensor"]
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "ClampUnit", "DinoMultiCrop", "MatchChannels", "RandomChannelShuffle",
+           "RandomVerticalStrip", "TwoViewTransform", "eval_transform", "input_size_for", "to_tensor"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -79,15 +79,47 @@ def _blur(size: int, p: float, sigma: tuple[float, float] = (0.1, 2.0)) -> v2.Ra
     return v2.RandomApply([v2.GaussianBlur(2 * half + 1, sigma=sigma)], p=p)
 
 
-def _flip_and_color_jitter(channels: int, strength: tuple[float, float, float, float]) -> list[Any]:
-    """Horizontal flip, colour jitter with p=0.8 and grayscale with p=0.2; hue, saturation and grayscale
-    skip 1-channel images."""
+class ClampUnit(torch.nn.Module):
+    """Clamp a float image to 0..1, the range of the 8-bit images that DINO's PIL pipeline jitters.
+
+    Bicubic resizing overshoots below 0 and above 1 near edges. Where a pixel's largest channel is
+    then exactly 0 and another is negative, torchvision's hue and saturation jitter divide by that
+    zero maximum and return NaN, which a DINO view carries into the loss.
+    """
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return image.clamp(0.0, 1.0)
+
+
+class RandomChannelShuffle(torch.nn.Module):
+    """With probability `p`, permute the colour channels of a 3-channel image (others pass unchanged).
+
+    Repainted hulls and white balance swap which channel carries an object or scene; a permuted view
+    teaches a representation to ignore that, where hue jitter of 0.1 only rotates hues a little.
+    """
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = float(p)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        if image.shape[-3] != 3 or self.p <= 0 or float(torch.rand(())) >= self.p:
+            return image
+        return image[..., torch.randperm(3), :, :]
+
+
+def _flip_and_color_jitter(channels: int, strength: tuple[float, float, float, float], grayscale_p: float = 0.2,
+                           shuffle_p: float = 0.0) -> list[Any]:
+    """Horizontal flip, colour jitter with p=0.8 and grayscale with p=`grayscale_p` (0.2), after a channel
+    shuffle with p=`shuffle_p` (none by default); hue, saturation, shuffle and grayscale skip 1-channel
+    images. Colour images are clamped to 0..1 first (`ClampUnit`)."""
     brightness, contrast, saturation, hue = strength
     if channels == 1:
         return [v2.RandomHorizontalFlip(), v2.RandomApply([v2.ColorJitter(brightness, contrast)], p=0.8)]
-    return [v2.RandomHorizontalFlip(),
-            v2.RandomApply([v2.ColorJitter(brightness, contrast, saturation, hue)], p=0.8),
-            v2.RandomGrayscale(p=0.2)]
+    shuffle = [RandomChannelShuffle(shuffle_p)] if shuffle_p > 0 else []
+    return [ClampUnit(), v2.RandomHorizontalFlip(), *shuffle,
+            v2.RandomApply([v2.ColorJitter(brightness, contrast, saturation, min(hue, 0.5))], p=0.8),
+            v2.RandomGrayscale(p=grayscale_p)]
 
 
 class RandomVerticalStrip(torch.nn.Module):
@@ -138,7 +170,9 @@ class DinoMultiCrop:
     def __init__(self, global_size: int = 224, local_size: int | None = None, *, n_local: int = 8,
                  global_scale: tuple[float, float] = (0.4, 1.0), local_scale: tuple[float, float] = (0.05, 0.4),
                  mean: Stats = IMAGENET_MEAN, std: Stats = IMAGENET_STD, channels: int = 3, n_strips: int = 0,
-                 strip_size: tuple[int, int] | None = None, strip_scale: tuple[float, float] = (0.1, 0.3)) -> None:
+                 strip_size: tuple[int, int] | None = None, strip_scale: tuple[float, float] = (0.1, 0.3),
+                 jitter: float = 1.0, grayscale_p: float = 0.2, shuffle_p: float = 0.0,
+                 blur_sigma: tuple[float, float] = (0.1, 2.0), solarize_p: float = 0.2) -> None:
         if n_local < 0 or n_strips < 0:
             raise ValueError("n_local and n_strips must be >= 0")
         self.global_size = global_size
@@ -146,7 +180,9 @@ class DinoMultiCrop:
         self.n_local = n_local
         self.n_strips = n_strips
         self.strip_size = strip_size or (global_size, max(1, round(global_size * sum(strip_scale) / 2)))
-        jitter = _flip_and_color_jitter(channels, (0.4, 0.4, 0.2, 0.1))
+        colour = _flip_and_color_jitter(channels, (0.4 * jitter, 0.4 * jitter, 0.2 * jitter, 0.1 * jitter),
+                                        grayscale_p, shuffle_p)
+        sigma = (float(blur_sigma[0]), float(blur_sigma[1]))
         start = [to_tensor(channels)]
         end = [_normalize(mean, std, channels)]
         bicubic = v2.InterpolationMode.BICUBIC
@@ -154,14 +190,14 @@ class DinoMultiCrop:
         def crop(size: int, scale: tuple[float, float]) -> v2.RandomResizedCrop:
             return v2.RandomResizedCrop(size, scale=scale, interpolation=bicubic, antialias=True)
 
-        self.global_1 = v2.Compose(start + [crop(global_size, global_scale), *jitter,
-                                            _blur(global_size, 1.0)] + end)
-        self.global_2 = v2.Compose(start + [crop(global_size, global_scale), *jitter, _blur(global_size, 0.1),
-                                            v2.RandomSolarize(0.5, p=0.2)] + end)
-        self.local = v2.Compose(start + [crop(self.local_size, local_scale), *jitter,
-                                         _blur(self.local_size, 0.5)] + end)
-        self.strip = v2.Compose(start + [RandomVerticalStrip(self.strip_size, strip_scale), *jitter,
-                                         _blur(min(self.strip_size), 0.5)] + end)
+        self.global_1 = v2.Compose(start + [crop(global_size, global_scale), *colour,
+                                            _blur(global_size, 1.0, sigma)] + end)
+        self.global_2 = v2.Compose(start + [crop(global_size, global_scale), *colour, _blur(global_size, 0.1, sigma),
+                                            v2.RandomSolarize(0.5, p=solarize_p)] + end)
+        self.local = v2.Compose(start + [crop(self.local_size, local_scale), *colour,
+                                         _blur(self.local_size, 0.5, sigma)] + end)
+        self.strip = v2.Compose(start + [RandomVerticalStrip(self.strip_size, strip_scale), *colour,
+                                         _blur(min(self.strip_size), 0.5, sigma)] + end)
 
     def __call__(self, image: Any) -> list[torch.Tensor]:
         return ([self.global_1(image), self.global_2(image)] + [self.local(image) for _ in range(self.n_local)]

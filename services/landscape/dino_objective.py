@@ -129,13 +129,14 @@ def multicrop_transform(options: DinoOptions, size: int, channels: int, mean: Se
                         std: Sequence[float], patch_size: int) -> Any:
     """DINO's multi-crop at the pretraining run's settings (`services.pretrain.data.augmentation`)."""
     from services.data.transforms import DinoMultiCrop
-    from services.pretrain.data.augmentation import local_crop_size, strip_crop_size
+    from services.pretrain.data.augmentation import colour_and_blur, local_crop_size, strip_crop_size
 
     local = local_crop_size(size, patch_size, options.local_crops_size)
     strip = strip_crop_size(size, patch_size, options.strip_size, options.strip_width_scale)
     return DinoMultiCrop(size, local, n_local=options.local_crops_number, global_scale=options.global_crops_scale,
                          local_scale=options.local_crops_scale, mean=mean, std=std, channels=channels,
-                         n_strips=options.strip_crops, strip_size=strip, strip_scale=options.strip_width_scale)
+                         n_strips=options.strip_crops, strip_size=strip, strip_scale=options.strip_width_scale,
+                         **colour_and_blur(options))
 
 
 def fixed_views(dataset: Any, indices: Sequence[int], seed: int) -> list[torch.Tensor]:

@@ -58,6 +58,9 @@ class TrainingOptions(SpecModel):
 class DinoOptions(TrainingOptions):
     """DINO (Caron et al. 2021) with main_dino.py's defaults; head sizes beyond it default to the paper's.
 
+    The colour and blur fields default to `DataAugmentationDINO`'s fixed recipe. Its blur sigma
+    (0.1-2 px) was set for 224 px crops; small crops take a proportionally smaller one.
+
     Beside the reference's global and local crops, `strip_crops` adds vertical strips: the full
     image height and a random width (`strip_width_scale` of the image width), resized to
     `strip_size` (height, width). A strip keeps the vertical order of a maritime scene, sky over
@@ -92,6 +95,14 @@ class DinoOptions(TrainingOptions):
     head_hidden_dim: int = Field(default=2048, ge=1)
     head_bottleneck_dim: int = Field(default=256, ge=1)
     head_nlayers: int = Field(default=3, ge=1, le=8)
+    color_jitter: float = Field(default=1.0, ge=0, le=5,
+                                description="scale of the colour jitter's strengths (0.4, 0.4, 0.2, 0.1)")
+    grayscale_prob: float = Field(default=0.2, ge=0, le=1)
+    channel_shuffle_prob: float = Field(default=0.0, ge=0, le=1,
+                                        description="probability of a random permutation of the colour channels")
+    blur_sigma: tuple[Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)]] = Field(
+        default=(0.1, 2.0), description="Gaussian blur sigma range in pixels of the crop")
+    solarization_prob: float = Field(default=0.2, ge=0, le=1, description="of the second global crop")
 
     _scales = field_validator("global_crops_scale", "local_crops_scale", "strip_width_scale")(
         classmethod(lambda cls, v: _check_scale(v)))

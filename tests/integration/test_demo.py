@@ -4,6 +4,7 @@ in a fresh state folder."""
 from __future__ import annotations
 
 import json
+import math
 import re
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from api.cli.jobs import read_job_file
 from tests.stack import ROOT, stack_env
 
 pytestmark = pytest.mark.integration
@@ -37,6 +39,9 @@ def test_demo_prints_the_knn_table_and_saves_its_artifacts(tmp_path: Path) -> No
         low, high = (float(v) for v in re.findall(r"[\d.]+", cells[2].split("[")[1]))
         assert low < top1[name] < high, name  # each accuracy shows its 95% interval
     assert all(accuracy > 1 / 6 for accuracy in top1.values()), top1  # every row above chance (6 classes)
+    out_dim = read_job_file(ROOT / "api" / "cli" / "demo" / "pretrain.yaml")["spec"]["dino"]["out_dim"]
+    loss = float(re.search(r"DINO loss ([\d.]+)", out.stdout).group(1))
+    assert loss < math.log(out_dim) - 1.0, loss  # no collapse: a uniform teacher costs ln(out_dim)
 
     paths = [Path(line.strip()) for line in out.stdout.splitlines() if line.strip().startswith(str(home))]
     assert {p.name for p in paths} == {"knn_confusion.png", "result.json"} and len(paths) == 8

@@ -33,6 +33,12 @@ def strip_crop_size(global_size: int, patch_size: int, requested: tuple[int, int
     return whole_patches(height), whole_patches(width)
 
 
+def colour_and_blur(dino: Any) -> dict[str, Any]:
+    """`DinoMultiCrop`'s colour, blur and solarization arguments from a spec's `dino` options."""
+    return {"jitter": dino.color_jitter, "grayscale_p": dino.grayscale_prob, "shuffle_p": dino.channel_shuffle_prob,
+            "blur_sigma": dino.blur_sigma, "solarize_p": dino.solarization_prob}
+
+
 def training_transform(spec: PretrainSpec, size: int, channels: int, mean: Sequence[float], std: Sequence[float],
                        *, patch_size: int) -> Callable[[Any], Any]:
     """The augmentation of `spec.method` at crop size `size` for `channels`-channel inputs;
@@ -45,7 +51,8 @@ def training_transform(spec: PretrainSpec, size: int, channels: int, mean: Seque
         strip = strip_crop_size(size, patch_size, dino.strip_size, dino.strip_width_scale)
         return DinoMultiCrop(size, local, n_local=dino.local_crops_number, global_scale=dino.global_crops_scale,
                              local_scale=dino.local_crops_scale, mean=mean, std=std, channels=channels,
-                             n_strips=dino.strip_crops, strip_size=strip, strip_scale=dino.strip_width_scale)
+                             n_strips=dino.strip_crops, strip_size=strip, strip_scale=dino.strip_width_scale,
+                             **colour_and_blur(dino))
     if spec.contrastive is not None:
         return TwoViewTransform(size, scale=spec.contrastive.crops_scale, mean=mean, std=std, channels=channels)
     return supervised_transform(size, mean, std, channels)

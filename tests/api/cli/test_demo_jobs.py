@@ -56,5 +56,24 @@ def test_the_demo_evaluates_the_teacher_and_student_of_its_own_pretraining(clien
     assert baseline["depends_on"] == [] and pixels["depends_on"] == []
     assert baseline["spec"]["source"]["kind"] == "random" and pixels["spec"]["features"] == "pixels"
     assert [j["name"] for j in (pretrain, pixels, baseline, teacher, student)] == [
-        "demo: DINO ViT on hard synthetic maritime", "demo: kNN of raw pixels", "demo: kNN of random init",
+        "demo: DINO ResNet-10-T on hard synthetic maritime", "demo: kNN of raw pixels", "demo: kNN of random init",
         "demo: kNN of the DINO teacher", "demo: kNN of the DINO student"]
+
+
+def test_the_demo_set_is_written_once_per_recipe(tmp_path, monkeypatch) -> None:
+    import json
+
+    import services.data.synthetic as synthetic
+    from api.cli.serve import DEMO_SET, write_demo_set
+    from services.data.synthetic_nuisance import difficulty_level
+
+    calls = []
+    monkeypatch.setattr(synthetic, "make_synthetic", lambda root, **kwargs: calls.append(kwargs))
+    meta = {"images": [{}] * DEMO_SET["n_images"], "image_size": DEMO_SET["image_size"], "seed": DEMO_SET["seed"],
+            "difficulty": difficulty_level(DEMO_SET["difficulty"])}
+    (tmp_path / "annotations.json").write_text(json.dumps(meta))
+    write_demo_set(tmp_path)
+    assert calls == []  # the set there is the demo's
+    (tmp_path / "annotations.json").write_text(json.dumps({**meta, "difficulty": 0.5}))
+    write_demo_set(tmp_path)
+    assert calls == [{"overwrite": True, **DEMO_SET}]

@@ -9,8 +9,10 @@ from PIL import Image
 from torchvision.transforms import v2
 
 from services.data.transforms import (
+    ClampUnit,
     DinoMultiCrop,
     MatchChannels,
+    RandomChannelShuffle,
     TwoViewTransform,
     eval_transform,
     input_size_for,
@@ -115,3 +117,49 @@ def test_input_size_for() -> None:
     assert input_size_for("vit_base_patch16_384", {}) == 384
     with pytest.raises(ValueError, match="unknown timm backbone 'no_such_net'"):
         input_size_for("no_such_net", {})
+
+
+def test_colour_jitter_of_bicubic_overshoot_stays_finite() -> None:
+    # the largest channel exactly 0 beside a negative one: torchvision's hue and saturation divide by 0
+    overshoot = torch.tensor([0.0, -0.05, -0.2]).view(3, 1, 1).expand(3, 4, 4).clone()
+    assert v2.functional.adjust_hue(overshoot, 0.1).isnan().any()
+    clamped = ClampUnit()(overshoot)
+    torch.testing.assert_close(clamped, torch.zeros(3, 4, 4))
+    jitter = v2.Compose([ClampUnit(), v2.ColorJitter(0.4, 0.4, 0.2, 0.1)])
+    assert torch.isfinite(jitter(overshoot)).all()
+    torch.manual_seed(0)
+    dark_edges = torch.zeros(3, 24, 24)
+    dark_edges[0, :, 12:] = 1.0  # bicubic resizing overshoots below 0 beside the edge
+    views = DinoMultiCrop(16, 8, n_local=4, mean=(0.5,) * 3, std=(0.25,) * 3)(dark_edges)
+    assert all(torch.isfinite(v).all() for v in views)
+
+
+def test_dino_multicrop_colour_and_blur_settings() -> None:
+    def jitter_of(transform: DinoMultiCrop) -> v2.ColorJitter:
+        apply = next(s for s in transform.local.transforms if isinstance(s, v2.RandomApply)
+                     and isinstance(s.transforms[0], v2.ColorJitter))
+        return apply.transforms[0]
+
+    paper = DinoMultiCrop(32, 16, n_local=1)
+    assert jitter_of(paper).brightness == (0.6, 1.4) and jitter_of(paper).hue == (-0.1, 0.1)
+    assert not any(isinstance(s, RandomChannelShuffle) for s in paper.local.transforms)
+    strong = DinoMultiCrop(32, 16, n_local=1, jitter=2.0, grayscale_p=0.5, shuffle_p=0.5, blur_sigma=(0.05, 0.3),
+                           solarize_p=0.0)
+    assert jitter_of(strong).brightness == pytest.approx((0.2, 1.8))
+    assert jitter_of(strong).hue == pytest.approx((-0.2, 0.2))
+    assert next(s for s in strong.local.transforms if isinstance(s, v2.RandomGrayscale)).p == 0.5
+    blur = next(s.transforms[0] for s in strong.global_1.transforms
+                if isinstance(s, v2.RandomApply) and isinstance(s.transforms[0], v2.GaussianBlur))
+    assert list(blur.sigma) == [0.05, 0.3]
+    solarize = next(s for s in strong.global_2.transforms if isinstance(s, v2.RandomSolarize))
+    assert solarize.p == 0.0
+
+
+def test_channel_shuffle_permutes_colour_channels_only() -> None:
+    image = torch.stack([torch.full((4, 4), v) for v in (0.1, 0.5, 0.9)])
+    torch.manual_seed(0)
+    seen = {tuple(RandomChannelShuffle(1.0)(image)[:, 0, 0].tolist()) for _ in range(30)}
+    assert len(seen) > 1 and all(sorted(s) == sorted(image[:, 0, 0].tolist()) for s in seen)
+    assert torch.equal(RandomChannelShuffle(0.0)(image), image)
+    grey = torch.rand(1, 4, 4)
+    assert torch.equal(RandomChannelShuffle(1.0)(grey), grey)
