@@ -64,6 +64,7 @@ class TrainingState:
     options: DinoOptions
     backbone: BackboneSpec
     epoch: int
+    recorded: bool = False  # the options come from the checkpoint (an exported checkpoint.pt), not the spec
 
 
 def check_training_state(spec: LandscapeSpec, state: dict[str, Any] | None, origin: str) -> TrainingState:
@@ -99,7 +100,8 @@ def _exported_state(spec: LandscapeSpec, state: dict[str, Any], origin: str,
     if recorded.get("name", spec.backbone.name) != spec.backbone.name:
         raise ValueError(f"{origin} is a {recorded['name']!r} checkpoint, the spec's backbone {spec.backbone.name!r}")
     backbone = spec.backbone.model_copy(update={"kwargs": {**recorded.get("kwargs", {}), **spec.backbone.kwargs}})
-    return TrainingState(method, options, backbone, int(state.get("epoch", state.get("epochs", options.epochs))))
+    return TrainingState(method, options, backbone, int(state.get("epoch", state.get("epochs", options.epochs))),
+                         recorded=True)
 
 
 def load_dino_checkpoint(spec: LandscapeSpec, state: dict[str, Any] | None, origin: str, *, in_chans: int,
@@ -115,7 +117,8 @@ def load_dino_checkpoint(spec: LandscapeSpec, state: dict[str, Any] | None, orig
         method.load_state_dict(training.method)
     except RuntimeError as err:
         detail = str(err).splitlines()[1:3]
-        raise ValueError(f"{origin} does not fit backbone {spec.backbone.name!r} with the spec's dino options "
+        whose = "it records" if training.recorded else "of the spec"
+        raise ValueError(f"{origin} does not fit backbone {spec.backbone.name!r} with the dino options {whose} "
                          f"(head sizes, out_dim): {' '.join(line.strip() for line in detail)}") from err
     epoch = training.epoch
     loss = method.dino_loss
