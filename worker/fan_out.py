@@ -5,9 +5,10 @@ A job whose service fans out (a loss landscape) does not hold a worker while its
 one `bosun.run_tile` task per tile on the job's queue; the job's own task then returns with the
 job still running. `run_tile` claims a tile and beats its lease in the worker; its job process
 (`tile_body`) runs the job type's `run_tile(spec, tile, ctx)`, stores the values and the job's
-progress (points done / total) and redraws the partial plot; the one that finishes the last tile
-runs `assemble(spec, results, ctx)` and records the job's outcome. `tick_tiles`, called by every
-worker's dispatcher loop, re-queues tiles whose worker vanished and sends tiles no task was sent for.
+progress (points done / total) and, when due (services.partial_preview), redraws the partial
+plot; the one that finishes the last tile runs `assemble(spec, results, ctx)` and records the
+job's outcome. `tick_tiles`, called by every worker's dispatcher loop, re-queues tiles whose
+worker vanished and sends tiles no task was sent for.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from services.partial_preview import partial_due
 from shared.db import Job, JobStatus, session_scope
 from shared.db.models import FINAL_STATUSES, Tile, TileStatus, worker_name
 from shared.dispatch import request_dispatch
@@ -196,7 +198,8 @@ def _run_claimed(settings: Settings, ctx: WorkerContext, tile_id: int, work: dic
         _record(settings, ctx.job_id, ctx.job_type, ctx.attempt, JobStatus.cancelled, error="cancelled on request")
         return "cancelled"
     if progress.tiles_left:
-        if stored:
+        if stored and partial_due(progress.points_done - len(values), progress.points_done, progress.points_total,
+                                  time.monotonic() - started):
             _save_partial(module, spec, ctx)
         return "done"
     with session_scope(settings.database_url) as s:

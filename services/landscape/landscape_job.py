@@ -5,7 +5,8 @@ as the artifact `directions.pt` (with `origin.json`, the digest of the origin's 
 cuts the grid into tiles. Where the context `fans_out` (the worker's), `run` returns the tiles
 as a `FanOut` and the worker's runner hands them to tile tasks on any worker: each runs
 `run_tile`, the finished tiles' values are drawn
-into `surface_partial.png` by `save_partial`, and the task finishing the last tile calls
+into `surface_partial.png` by `save_partial` when a redraw is due (every 5% of the points or
+10 s: services.partial_preview), and the task finishing the last tile calls
 `assemble`. Any other context (a notebook, `LocalContext`) evaluates the tiles here, one after
 another, with a checkpoint after each. A job run again reuses the stored directions and every
 finished tile, so an interrupted job ends with exactly the surface of an uninterrupted one.
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -61,6 +63,7 @@ from services.landscape.perturb import base_state
 from services.landscape.plots import figure_label, plot_curve, plot_heatmap, render_plots
 from services.landscape.probe import PROBE, fit_probe, probe_from_bytes, probe_to_bytes, subset_features
 from services.landscape.surface import Surface, assemble_surface
+from services.partial_preview import partial_due
 from shared.specs.landscape import LandscapeSpec
 
 log = logging.getLogger(__name__)
@@ -283,6 +286,7 @@ def _evaluate_here(spec: LandscapeSpec, ctx: JobContext, tiles: list[Tile],
     state = ctx.load_latest_checkpoint() or {}
     done: dict[int, list[dict[str, Any]]] = {int(k): v for k, v in state.get("tiles", {}).items()}
     total = sum(len(t.points) for t in tiles)
+    drawn_at = time.monotonic()
     for tile in tiles:
         if tile.index in done:
             continue
@@ -292,7 +296,9 @@ def _evaluate_here(spec: LandscapeSpec, ctx: JobContext, tiles: list[Tile],
         done[tile.index] = evaluator(tile.points, on_points=lambda n, base=base: ctx.progress(
             (base + n) / total, f"{base + n}/{total} points"))
         ctx.save_checkpoint({"tiles": done}, step=len(done))
-        save_partial(spec, [point for index in sorted(done) for point in done[index]], ctx)
+        if partial_due(base, base + len(tile.points), total, time.monotonic() - drawn_at):
+            save_partial(spec, [point for index in sorted(done) for point in done[index]], ctx)
+            drawn_at = time.monotonic()
     return [point for index in sorted(done) for point in done[index]]
 
 

@@ -157,3 +157,25 @@ def test_dino_metric_on_a_checkpoint_without_classes_draws_a_curve(tmp_path, dat
     assert np.isnan(surface.accuracy).all() and result["origin"]["acc"] is None
     assert ctx.artifact_path("loss_curve.png").read_bytes().startswith(PNG)
     assert b"<svg" in ctx.artifact_path("loss_curve.svg").read_bytes()[:2000]
+
+
+class CountingContext(LocalContext):
+    """Counts the redraws of the partial plot."""
+
+    partial_draws = 0
+
+    def save_artifact(self, name: str, data: Any, content_type: str | None = None) -> None:
+        self.partial_draws += name == landscape_job.PARTIAL
+        super().save_artifact(name, data, content_type)
+
+
+def test_the_partial_plot_is_redrawn_every_twentieth_of_the_points_not_after_every_tile(tmp_path, data_root) -> None:
+    import time
+
+    started = time.monotonic()
+    ctx = context(tmp_path, data_root, cls=CountingContext)
+    landscape_job.run(spec(x=[-1.0, 1.0, 10], y=[-1.0, 1.0, 10], tile_size=1, subset_size=4), ctx)
+    elapsed = time.monotonic() - started
+    # 100 one-point tiles: a redraw at every 5 points, and at most one more per 10 s of a slow run
+    assert 20 <= ctx.partial_draws <= 20 + int(elapsed / 10) + 1, (ctx.partial_draws, elapsed)
+    assert ctx.artifact_path(landscape_job.PARTIAL).read_bytes().startswith(PNG)
