@@ -107,6 +107,13 @@ class DinoOptions(TrainingOptions):
     _scales = field_validator("global_crops_scale", "local_crops_scale", "strip_width_scale")(
         classmethod(lambda cls, v: _check_scale(v)))
 
+    @field_validator("blur_sigma")
+    @classmethod
+    def _sigma_range(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if value[0] > value[1]:
+            raise ValueError("blur sigma must be (low, high) with low <= high")
+        return value
+
     @property
     def crops_per_image(self) -> int:
         """Crops the student sees of each image: 2 global, the local crops and the strips."""

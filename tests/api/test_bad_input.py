@@ -59,6 +59,9 @@ def test_malformed_json(api) -> None:
     ({"type": "evaluate", "spec": spec(source={"kind": "file", "path": "weights.pt"})}, "body.spec.source.path"),
     ({"type": "evaluate", "spec": spec(source={"kind": "job", "job": 999})}, "body.spec.source.job"),
     ({"type": "evaluate", "spec": EVALUATE, "depends_on": [999]}, "body.depends_on"),
+    ({"type": "pretrain", "spec": {"method": "dino", "backbone": {"name": "resnet18"},
+                                   "dataset": {"kind": "synthetic-maritime"}, "dino": {"blur_sigma": [2.0, 0.1]}}},
+     "body.spec.dino.blur_sigma"),
 ])
 def test_bad_input_names_the_field(api, body, field) -> None:
     r = api.post("/api/v1/jobs", json=body, headers=api.as_("bob"))
