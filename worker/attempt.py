@@ -68,12 +68,23 @@ class Attempt:
     def stopping(self) -> bool:
         return self.stop_sent_at is not None
 
-    def run(self, target: str, **kwargs: Any) -> Outcome:
-        """Hand `target(**kwargs)` to a warm job process and watch it until it reports or ends."""
+    def run(self, target: str, *, reuse: str | None = None, **kwargs: Any) -> Outcome:
+        """Hand `target(**kwargs)` to a warm job process and watch it until it reports or ends.
+
+        `reuse`: a key of work that may share a process (one job's tiles): the process kept for it
+        takes the assignment, and one that offers itself for that key afterwards is kept again.
+        """
         processes = job_processes()
-        self.process = proc = processes.take()
+        self.process = proc = processes.take(reuse)
         proc.assign(target, **kwargs)
         processes.replenish()
+        outcome = self._watch(proc)
+        if reuse is not None and outcome.keep_for == reuse and proc.process.is_alive():
+            processes.keep(reuse, proc)
+            self.process = None
+        return outcome
+
+    def _watch(self, proc: JobProcess) -> Outcome:
         while not proc.wait(0.2):
             if self._shutting_down():
                 self.raise_verdict(Verdict.stop, "worker shutting down")

@@ -7,7 +7,9 @@ job still running. `run_tile` claims a tile and beats its lease in the worker; i
 (`tile_body`) runs the job type's `run_tile(spec, tile, ctx)`, stores the values and the job's
 progress (points done / total) and, when due (services.partial_preview), redraws the partial
 plot; the one that finishes the last tile runs `assemble(spec, results, ctx)` and records the
-job's outcome. `tick_tiles`, called by every worker's dispatcher loop, re-queues tiles whose
+job's outcome. The job process of a finished tile stays for the job's next tile on this worker
+(`tile_process_key`), so the service may keep what it loaded for the job in that process.
+`tick_tiles`, called by every worker's dispatcher loop, re-queues tiles whose
 worker vanished and sends tiles no task was sent for.
 """
 
@@ -130,7 +132,8 @@ def run_tile(settings: Settings, tile_id: int, worker: str) -> str:
     with Attempt(f"tile {tile_id}", lambda: tile_beat(settings, tile_id, worker, tile_attempt, job_id, attempt),
                  interval=settings.heartbeat_seconds, grace=settings.stop_grace_seconds,
                  shutting_down=worker_shutting_down) as run:
-        outcome = run.run("worker.fan_out:tile_body", settings=settings, tile_id=tile_id, job_id=job_id,
+        outcome = run.run("worker.fan_out:tile_body", reuse=tile_process_key(job_id, attempt),
+                          settings=settings, tile_id=tile_id, job_id=job_id,
                           job_type=job_type, spec_raw=spec_raw, attempt=attempt, work=work, worker=worker,
                           points_before=progress.points_done, points_total=progress.points_total)
         if outcome.status == "stopped" and run.reason != SHUTDOWN:
@@ -140,6 +143,11 @@ def run_tile(settings: Settings, tile_id: int, worker: str) -> str:
         # the tile's lease runs out and the reaper hands it to the next free worker
         log.warning("tile %s of job %s: %s (%s); it runs again", tile_id, job_id, outcome.status, outcome.error)
     return outcome.status
+
+
+def tile_process_key(job_id: int, attempt: int) -> str:
+    """The key under which one job attempt's tiles share a job process on a worker (worker.processes)."""
+    return f"tiles of job {job_id} attempt {attempt}"
 
 
 class TileContext(WorkerContext):
@@ -163,7 +171,9 @@ def tile_body(*, settings: Settings, tile_id: int, job_id: int, job_type: str, s
                        seed=int(spec_raw.get("seed", 0) or 0), points_before=points_before,
                        points_total=points_total, tile_points=len(work["points"]))
     try:
-        return Outcome(_run_claimed(settings, ctx, tile_id, work, spec_raw))
+        status = _run_claimed(settings, ctx, tile_id, work, spec_raw)
+        # a tile that is done leaves its process, with the evaluator it loaded, to the job's next tile here
+        return Outcome(status, keep_for=tile_process_key(job_id, attempt) if status == "done" else None)
     except Exception as exc:
         outcome = classify(ctx, exc, gpus=1)
         if outcome.status == "failed":

@@ -15,7 +15,12 @@ its assignment, so a job that arrives right after another starts without waiting
 The forkserver never touches CUDA; each job process makes its own CUDA context.
 
 The protocol. The worker sends one assignment (a body function's dotted name and its keyword
-arguments) over a pipe; the process runs it, sends back one `Outcome` and exits. SIGTERM asks it
+arguments) over a pipe; the process runs it, sends back one `Outcome` and exits. An outcome may
+offer the process for more of the same work (`keep_for`, a key such as one job's tiles): the
+worker then keeps it, and the next assignment under that key goes to it, so a tile finds the
+evaluator the previous tile of its job loaded (model, directions, subset on the device). Any
+other work first closes a kept process, so a job never starts beside another job's GPU memory,
+and a kept process that hears nothing for `KEEP_IDLE_SECONDS` exits by itself. SIGTERM asks it
 to stop at its next `should_stop()` (it checkpoints first); SIGKILL ends it. When the worker
 dies, the forkserver exits and the kernel kills the job process (PR_SET_PDEATHSIG), whose
 DataLoader workers follow it.
@@ -49,6 +54,9 @@ PRELOAD = (
 )
 """Modules the forkserver imports once, so no job process spends its time importing them."""
 
+KEEP_IDLE_SECONDS = 60.0
+"""How long a kept job process waits for its next assignment before it exits."""
+
 STOP = threading.Event()
 """Set in a job process when the worker asks it to stop (SIGTERM): its context's `should_stop()` is true."""
 
@@ -65,6 +73,8 @@ class Outcome:
     status: str
     result: Any = None
     error: str | None = None
+    keep_for: str | None = None
+    """Set by a body that can take more work of this key in the same process (see the module's docstring)."""
 
 
 def one_line(exc: BaseException) -> str:
@@ -81,28 +91,42 @@ def _die_with_parent() -> None:
         pass
 
 
-def _serve_one(conn: Connection) -> None:
-    """The job process: wait for one assignment, run it, report its Outcome."""
+def _serve(conn: Connection) -> None:
+    """The job process: run assignments and report their Outcomes; exit unless the outcome asks to be kept."""
     _die_with_parent()
     # A forkserver child inherits 'forkserver' as its default start method; the job's own
     # processes (DataLoader workers) fork from it, as in the team's scripts on Linux.
     multiprocessing.set_start_method("fork", force=True)
     signal.signal(signal.SIGTERM, lambda *_: STOP.set())
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the worker, which decides
-    try:
-        target, kwargs = conn.recv()
-    except (EOFError, OSError):
-        return
+    first = True
+    while True:
+        try:
+            if not first and not conn.poll(KEEP_IDLE_SECONDS):
+                return
+            target, kwargs = conn.recv()
+        except (EOFError, OSError):
+            return
+        first = False
+        outcome = _run_assignment(target, kwargs)
+        if STOP.is_set():  # asked to stop: it ends with this assignment
+            outcome.keep_for = None
+        try:
+            conn.send(outcome)
+        except (EOFError, OSError):
+            return
+        if outcome.keep_for is None:
+            conn.close()
+            return
+
+
+def _run_assignment(target: str, kwargs: dict[str, Any]) -> Outcome:
     module, _, name = target.partition(":")
     try:
-        outcome = getattr(importlib.import_module(module), name)(**kwargs)
+        return getattr(importlib.import_module(module), name)(**kwargs)
     except BaseException as exc:  # an escaped error is the job's own: report it, never hang the worker
         log.error("%s failed:\n%s", target, traceback.format_exc())
-        outcome = Outcome("failed", error=one_line(exc))
-    try:
-        conn.send(outcome)
-    finally:
-        conn.close()
+        return Outcome("failed", error=one_line(exc))
 
 
 def exit_reason(exitcode: int | None) -> str:
@@ -121,7 +145,7 @@ class JobProcess:
 
     def __init__(self, context: multiprocessing.context.BaseContext) -> None:
         self._conn, child = context.Pipe()
-        self.process = context.Process(target=_serve_one, args=(child,), daemon=False, name="bosun-job")
+        self.process = context.Process(target=_serve, args=(child,), daemon=False, name="bosun-job")
         self.process.start()
         child.close()
         self.outcome: Outcome | None = None
@@ -131,6 +155,7 @@ class JobProcess:
         return self.process.pid
 
     def assign(self, target: str, **kwargs: Any) -> None:
+        self.outcome = None
         self._conn.send((target, kwargs))
 
     def wait(self, timeout: float) -> bool:
@@ -142,7 +167,8 @@ class JobProcess:
                 self.process.join(5)
                 return True
         if self.outcome is not None:
-            self.process.join(10)
+            if self.outcome.keep_for is None:
+                self.process.join(10)
             return True
         if self.process.is_alive():
             return False
@@ -179,12 +205,13 @@ class JobProcess:
 
 
 class JobProcesses:
-    """The worker's source of job processes: a preloaded forkserver and one spare, forked ahead."""
+    """The worker's source of job processes: a preloaded forkserver, one spare forked ahead, one kept."""
 
     def __init__(self, preload: tuple[str, ...] = PRELOAD) -> None:
         self.context = multiprocessing.get_context("forkserver")
         self.context.set_forkserver_preload(list(preload))
         self._spare: JobProcess | None = None
+        self._kept: tuple[str, JobProcess] | None = None
         self._lock = threading.Lock()
 
     def warm_up(self) -> None:
@@ -195,15 +222,31 @@ class JobProcesses:
                 self._spare = JobProcess(self.context)
         log.info("job process %s ready (%.1f s)", self._spare.pid, time.monotonic() - started)
 
-    def take(self) -> JobProcess:
-        """A job process waiting for its assignment: the spare when it is alive, else a new one."""
+    def take(self, key: str | None = None) -> JobProcess:
+        """A job process for an assignment: the one kept for `key`, else the spare, else a new one.
+
+        A process kept for another key (or for none asked) is closed first: its memory, GPU memory
+        included, is free before the next work starts.
+        """
         with self._lock:
+            kept, self._kept = self._kept, None
+            if kept is not None and kept[0] == key and kept[1].process.is_alive():
+                return kept[1]
             spare, self._spare = self._spare, None
+        if kept is not None:
+            kept[1].close()
         if spare is not None and spare.process.is_alive():
             return spare
         if spare is not None:
             spare.close()
         return JobProcess(self.context)
+
+    def keep(self, key: str, process: JobProcess) -> None:
+        """Hold `process` for the next assignment under `key`, in place of any process kept before."""
+        with self._lock:
+            previous, self._kept = self._kept, (key, process)
+        if previous is not None and previous[1] is not process:
+            previous[1].close()
 
     def replenish(self) -> None:
         """Fork the next spare while the current job runs, so it is ready when that job ends."""
@@ -212,8 +255,10 @@ class JobProcesses:
     def close(self) -> None:
         with self._lock:
             spare, self._spare = self._spare, None
-        if spare is not None:
-            spare.close()
+            kept, self._kept = self._kept, None
+        for process in (spare, kept[1] if kept else None):
+            if process is not None:
+                process.close()
 
 
 _processes: JobProcesses | None = None

@@ -217,6 +217,22 @@ def load_evaluator(spec: LandscapeSpec, ctx: JobContext, *, directions: list[Dir
     return Evaluator(spec, model, base_state(model, directions), directions, data, loss_fn)
 
 
+_loaded: dict[tuple[int, str, str], Evaluator] = {}
+"""The evaluator of the job whose tiles this process runs (a worker keeps a tile's process for the next tile)."""
+
+
+def tile_evaluator(spec: LandscapeSpec, ctx: JobContext) -> Evaluator:
+    """The job's evaluator: loaded by the first tile this process runs for the job, kept for the next ones."""
+    key = (ctx.job_id, spec.model_dump_json(), str(ctx.device))
+    if key not in _loaded:
+        _loaded.clear()
+        started = time.monotonic()
+        _loaded[key] = load_evaluator(spec, ctx)
+        ctx.log(f"tile evaluator of job {ctx.job_id} loaded in {time.monotonic() - started:.1f} s "
+                f"on {getattr(ctx, 'worker', 'this process')}")
+    return _loaded[key]
+
+
 def run_tile(spec: LandscapeSpec, tile: dict[str, Any], ctx: JobContext) -> list[dict[str, Any]]:
     """Evaluate one tile ({index, points}) of job `ctx.job_id`: what a tile task runs.
 
@@ -224,7 +240,7 @@ def run_tile(spec: LandscapeSpec, tile: dict[str, Any], ctx: JobContext) -> list
     turns it into the job's points done.
     """
     points = Tile.from_dict(tile).points
-    return load_evaluator(spec, ctx)(points, on_points=lambda done: ctx.progress(
+    return tile_evaluator(spec, ctx)(points, on_points=lambda done: ctx.progress(
         done / len(points), f"tile {tile['index']}: {done}/{len(points)} points"))
 
 

@@ -40,6 +40,8 @@ def test_landscape_tiles_survive_a_killed_worker(stack, tmp_path: Path) -> None:
     assert done["progress"] == 1.0 and done["attempts"] == 1
     assert done["result"]["shape"] == [5, 5] and done["result"]["tiles"] == 5
     assert [t.status for t in tiles(stack, reference["id"])] == ["done"] * 5
+    loads = [line["text"] for line in stack.client.logs(reference["id"]) if "tile evaluator" in line["text"]]
+    assert len(loads) == 1, loads  # one worker: its first tile loads the evaluator, the next four reuse it
 
     doomed = stack.worker(name="doomed@test")
     wait_for(lambda: _registered(stack, "doomed@test"), 60, "the second worker")
