@@ -32,6 +32,23 @@ def checkpoint_label(spec: LandscapeSpec) -> str:
     return "random init"
 
 
+def precision(spec: LandscapeSpec, device: str) -> str:
+    """The precision of the forward passes on `device`: 'bf16', 'fp16' or 'fp32' ('auto': bf16 where the GPU has it)."""
+    if spec.amp == "auto":
+        if not str(device).startswith("cuda"):
+            return "fp32"
+        import torch
+
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return spec.amp if spec.amp in ("bf16", "fp16") else "fp32"
+
+
+def autocast_dtype(spec: LandscapeSpec, device: str) -> str | None:
+    """`precision` as `evaluate_tile`'s `amp` takes it: None for fp32."""
+    found = precision(spec, device)
+    return None if found == "fp32" else found
+
+
 def subset_label(spec: LandscapeSpec) -> str:
     """The data each point is scored on: dataset, split and how much of it."""
     if spec.subset_size is not None:

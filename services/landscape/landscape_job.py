@@ -50,7 +50,7 @@ from services.landscape.directions import (
     random_directions,
 )
 from services.landscape.grid import Grid, Tile, evaluate_tile, split_tiles
-from services.landscape.labels import metric_label
+from services.landscape.labels import autocast_dtype, metric_label, precision
 from services.landscape.network import (
     build_model,
     input_geometry,
@@ -91,7 +91,8 @@ class Evaluator:
         spec = self.spec
         kind = "ce" if spec.metric in ("ce", "probe_ce") else "dino"
         return evaluate_tile(self.model, self.base, self.directions, points, self.data, metric=kind,
-                             bn_mode=spec.bn_mode, points_per_forward=spec.points_per_forward, amp=spec.amp,
+                             bn_mode=spec.bn_mode, points_per_forward=spec.points_per_forward,
+                             amp=autocast_dtype(spec, str(self.data[0].device)),
                              loss_fn=self.loss_fn, batch_size=spec.batch_size, on_points=on_points)
 
 
@@ -284,6 +285,7 @@ def assemble(spec: LandscapeSpec, results: Sequence[dict[str, Any]], ctx: JobCon
         ctx.save_artifact(name, data)
     finite = surface.loss[np.isfinite(surface.loss)]
     result = {"mode": spec.mode, "metric": spec.metric, "metric_label": metric_label(spec),
+              "precision": precision(spec, ctx.device),
               "backbone": spec.backbone.name, "source": spec.source.kind,
               "shape": list(surface.loss.shape), "points": int(surface.loss.size),
               "tiles": len(split_tiles(Grid.from_spec(spec), spec.tile_size)),

@@ -30,14 +30,16 @@ LABELLED_LEVELS = 6
 """At most this many contour levels carry a label."""
 def figure_label(spec: Any, ctx: Any, epoch: int | None = None) -> FigureLabel:
     """The caption of a landscape job's figures: the job, the model at the origin (and at x = 1),
-    the data each point is scored on, and the epoch the origin's weights were trained for where known."""
-    from services.landscape.labels import subset_label
+    the data each point is scored on and at what precision, and the epoch the origin's weights were
+    trained for where known."""
+    from services.landscape.labels import precision, subset_label
 
     source = source_text(spec.source)
     if getattr(spec, "source_b", None) is not None:
         source = f"{source} to {source_text(spec.source_b)}"
     return FigureLabel("landscape", getattr(ctx, "job_id", None),
-                       f"{spec.backbone.name}, {source} · {subset_label(spec)}", epoch)
+                       f"{spec.backbone.name}, {source} · {subset_label(spec)}, "
+                       f"{precision(spec, getattr(ctx, 'device', 'cpu'))}", epoch)
 
 
 def _values(surface: Surface, log_scale: bool, metric: str) -> tuple[np.ndarray, str]:

@@ -66,7 +66,9 @@ class LandscapeSpec(SpecModel):
         default=None, description="metric 'dino_loss' from a trainer's checkpoint file: the `dino` options of the "
                                   "pretraining run (head sizes, crops, teacher temperature schedule), default "
                                   "DINO's; a job's checkpoint.pt records them")
-    amp: Literal["bf16", "fp16"] | None = Field(default=None, description="autocast dtype of the forward passes")
+    amp: Literal["auto", "bf16", "fp16", "fp32"] | None = Field(
+        default="auto", description="autocast dtype of the forward passes; 'auto': bf16 on a GPU that supports "
+                                    "it, else fp32; none: fp32. The result and the figures record the precision")
     log_scale: bool = False
 
     @field_validator("x", "y")

@@ -1,19 +1,19 @@
-"""Where the time of a DINO training step goes: the data pipeline, and DINO's work beyond the backbone.
+"""bosun's DINO training step against main_dino.py's step and a plain forward+backward, side by side.
 
-Prints, for one backbone and one multi-crop setting:
-  * images/s of the full DINO step of `services.pretrain` (`Trainer.step`: student multi-crop
-    forward, teacher forward of the global crops, DINO loss, backward, gradient clipping, the
-    optimizer step and the EMA teacher update), fed by the job's own data pipeline: the synthetic
-    maritime set on disk, `DinoMultiCrop`, the trainer's DataLoader with worker processes (a new
-    loader per epoch, as in a job) and pinned memory on CUDA;
-  * images/s of the same step on one batch of crops already on the device, and the data
-    overhead ratio (in-memory rate / pipeline rate; 1.0 means the loader keeps up);
-  * the time of a plain forward + backward of the same backbone on the same crops, and the DINO
-    overhead ratio (DINO step time / plain step time): the price of the teacher, head, loss,
-    optimizer and EMA.
+For one backbone and one multi-crop setting, on the same crops in memory, alternated over rounds
+(medians, min-max), in images/s:
+  * bosun's DINO step (`Trainer.step`: student multi-crop forward, teacher forward of the global
+    crops, DINO loss, backward, gradient clipping, the optimizer step and the EMA update), with
+    DINO's head (2048 hidden, 256 bottleneck, to --out-dim);
+  * the official step, re-implemented from facebookresearch/dino's `main_dino.py`
+    (`dino_official.py`), fp16 with its GradScaler on CUDA, fp32 on the CPU;
+  * a plain forward + backward of the same backbone on the same crops: DINO's natural floor.
+Also the images/s that the real multi-crop loader (the synthetic maritime set on disk,
+`DinoMultiCrop`, the trainer's DataLoader with worker processes) delivers, divided by the
+step's. Ends with one JSON line: dino_vs_official, dino_vs_plain, official_vs_plain, loader_vs_step.
 
-On CUDA the step runs under bf16 autocast. The defaults (ViT-T/8 at 32 px, 2 global + 4 local
-crops) run in under half a minute on 2 CPU cores:
+On CUDA bosun's step runs under bf16 autocast. The defaults (ViT-T/8 at 32 px, 2 global + 4
+local crops) run in about three minutes on 2 CPU cores:
 
     python tests/benchmarks/bench_pretrain.py --device cpu --steps 6 --batch 32
 """
@@ -23,10 +23,12 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +63,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=2, help="DataLoader worker processes")
     parser.add_argument("--n-images", type=int, default=120, help="frames of the synthetic set (crops are more)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads of the main process")
+    parser.add_argument("--rounds", type=int, default=3, help="alternated rounds of the three steps")
     return parser.parse_args()
 
 
@@ -80,7 +83,7 @@ def bench_spec(args: argparse.Namespace, device: str) -> PretrainSpec:
         "dataset": {"kind": "synthetic-maritime", "image_size": args.size},
         "dino": {"epochs": 1000, "warmup_epochs": 1, "batch_size_per_gpu": args.batch, "out_dim": args.out_dim,
                  "local_crops_number": args.local_crops, "local_crops_size": args.local_size,
-                 "num_workers": args.workers, "head_hidden_dim": 512, "head_bottleneck_dim": 128},
+                 "num_workers": args.workers},  # the head: DINO's 2048 hidden, 256 bottleneck
         "amp": "bf16" if device == "cuda" else "none", "knn_every": 0})
 
 
@@ -128,37 +131,65 @@ def plain_step(student: MultiCropWrapper, trainer: Trainer, crops: list[torch.Te
     return step
 
 
+def official_step(student: MultiCropWrapper, args: argparse.Namespace, device: str) -> Callable[[int], None]:
+    """main_dino.py's step (dino_official.py) on a fresh copy of the same backbone, fp16 scaler on CUDA."""
+    from tests.benchmarks.dino_official import OfficialStep
+
+    backbone = copy.deepcopy(student.backbone)
+    official = OfficialStep(backbone, backbone.num_features, args.out_dim, 2 + args.local_crops, device=device,
+                            fp16=device == "cuda")
+    return lambda crops, i: official(crops, 0, i)
+
+
 def main() -> None:
     args = parse_args()
     device = resolve_device(args.device)
     torch.set_num_threads(args.threads)
     spec = bench_spec(args, device)
+    rates: dict[str, list[float]] = {"bosun": [], "official": [], "plain": []}
     with tempfile.TemporaryDirectory() as tmp:
         make_synthetic(Path(tmp) / "data" / "synthetic-maritime", n_images=args.n_images, image_size=96)
         ctx = LocalContext(Path(tmp) / "job", data_root=Path(tmp) / "data", device=device)
         data, method = prepare(spec, ctx)
         trainer = Trainer(spec, ctx, data, method)
         batches = pipeline_batches(trainer)
+        loader = timed_steps(lambda i: next(batches), args.steps, device)
         pipeline = timed_steps(lambda i: trainer.step(next(batches), 0, i), args.steps, device)
         fixed = on_device(next(batches), device)
         batches.close()  # stops the loader's workers before the in-memory measurements
-        memory = timed_steps(lambda i: trainer.step(fixed, 0, i), args.steps, device)
-        plain = timed_steps(plain_step(method.student, trainer, fixed[0]), args.steps, device)
-    report(args, spec, device, len(data.train), pipeline=pipeline, memory=memory, plain=plain)
+        crops = fixed[0]
+        steps = {"bosun": lambda i: trainer.step(fixed, 0, i),
+                 "official": partial(official_step(method.student, args, device), crops),
+                 "plain": plain_step(method.student, trainer, crops)}
+        for round_ in range(args.rounds):  # alternated, each order in turn
+            names = list(steps)[round_ % 3:] + list(steps)[:round_ % 3]
+            for name in names:
+                rates[name].append(args.batch / timed_steps(steps[name], args.steps, device))
+    report(args, spec, device, len(data.train), rates=rates, loader=args.batch / loader,
+           pipeline=args.batch / pipeline)
 
 
-def report(args: argparse.Namespace, spec: PretrainSpec, device: str, n_train: int, *, pipeline: float,
-           memory: float, plain: float) -> None:
-    """Print the three step rates (seconds per step in, images/s out) and the two ratios."""
+def report(args: argparse.Namespace, spec: PretrainSpec, device: str, n_train: int, *,
+           rates: dict[str, list[float]], loader: float, pipeline: float) -> None:
+    """Images/s of each step (median, min-max of the rounds), the ratios, and one JSON line of them."""
     crops = f"2x{args.size} px + {args.local_crops}x{args.local_size} px"
-    print(f"DINO {args.backbone} {spec.backbone.kwargs} on {device} ({spec.resolved_amp} autocast), "
-          f"batch {args.batch}, crops {crops}, {n_train} training crops, {args.workers} loader workers, "
-          f"{args.steps} steps")
-    for name, seconds in (("DINO step, real data pipeline", pipeline), ("DINO step, crops in memory", memory),
-                          ("plain forward+backward", plain)):
-        print(f"{name:32s}{args.batch / seconds:9.1f} images/s  {1000 * seconds:8.1f} ms/step")
-    print(f"data overhead ratio (memory rate / pipeline rate)   {pipeline / memory:6.2f}")
-    print(f"DINO overhead ratio (DINO step / plain fwd+bwd)     {memory / plain:6.2f}")
+    print(f"DINO {args.backbone} {spec.backbone.kwargs} on {device} ({spec.resolved_amp} autocast; the official step "
+          f"{'fp16 with its GradScaler' if device == 'cuda' else 'fp32'}), batch {args.batch}, crops {crops}, "
+          f"head 2048/256 to {args.out_dim}, {n_train} training crops, {args.workers} loader workers, "
+          f"{args.steps} steps x {args.rounds} rounds")
+    median = {name: statistics.median(values) for name, values in rates.items()}
+    labels = {"bosun": "bosun DINO step", "official": "main_dino.py step", "plain": "plain forward+backward"}
+    for name, values in rates.items():
+        print(f"{labels[name]:28s}{median[name]:9.1f} images/s ({min(values):.1f}-{max(values):.1f})")
+    print(f"{'real multi-crop loader':28s}{loader:9.1f} images/s; bosun step on it {pipeline:.1f} images/s")
+    ratios = {"dino_vs_official": round(median["bosun"] / median["official"], 3),
+              "dino_vs_plain": round(median["bosun"] / median["plain"], 3),
+              "official_vs_plain": round(median["official"] / median["plain"], 3),
+              "loader_vs_step": round(loader / median["bosun"], 3)}
+    print(f"bosun = {ratios['dino_vs_official']:.2f}x the official step's images/s, "
+          f"{ratios['dino_vs_plain']:.2f}x a plain forward+backward; the loader feeds "
+          f"{ratios['loader_vs_step']:.2f}x what the step takes")
+    print(json.dumps(ratios))
 
 
 if __name__ == "__main__":

@@ -71,6 +71,7 @@ def test_in_process_run_stores_the_surface_plots_and_result(reference) -> None:
     assert surface.loss.shape == (3, 3) and surface.missing == 0
     assert np.all((surface.accuracy >= 0) & (surface.accuracy <= 1))
     assert result["shape"] == [3, 3] and result["tiles"] == 3 and result["points"] == 9
+    assert result["precision"] == "fp32"  # 'auto' on the CPU
     assert result["origin"] == {"a": 0.0, "b": 0.0, "loss": surface.loss[1, 1], "acc": surface.accuracy[1, 1]}
     assert result["min_loss"] == surface.loss.min() < surface.loss.max() == result["max_loss"]
     for kind in ("contour", "heatmap", "surface3d"):

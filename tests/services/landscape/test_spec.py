@@ -106,3 +106,19 @@ def test_the_readme_dino_loss_example_is_a_valid_spec():
     (block,) = [b for b in re.findall(r"```yaml\n(.*?)```", readme, flags=re.S) if "metric: dino_loss" in b]
     spec = LandscapeSpec.model_validate(yaml.safe_load(block))
     assert spec.metric == "dino_loss" and spec.dino is None and spec.source.kind == "job" and spec.source.job == 12
+
+
+def test_precision_auto_is_bf16_only_on_a_gpu_that_has_it(monkeypatch):
+    import torch
+
+    from services.landscape.labels import autocast_dtype, precision
+
+    auto = LandscapeSpec.model_validate(BASE)
+    assert auto.amp == "auto" and precision(auto, "cpu") == "fp32" and autocast_dtype(auto, "cpu") is None
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    assert precision(auto, "cuda:0") == "bf16" == autocast_dtype(auto, "cuda")
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    assert precision(auto, "cuda") == "fp32"
+    for amp, expected in (("fp32", "fp32"), (None, "fp32"), ("fp16", "fp16"), ("bf16", "bf16")):
+        spec = LandscapeSpec.model_validate({**BASE, "amp": amp})
+        assert precision(spec, "cuda") == expected, amp
