@@ -2,9 +2,10 @@
 
 `run` builds the model at the grid's origin, draws the directions once (seeded) and stores them
 as the artifact `directions.pt` (with `origin.json`, the digest of the origin's weights), then
-cuts the grid into tiles. Where the context `fans_out` (the worker's), `run` returns the tiles
-as a `FanOut` and the worker's runner hands them to tile tasks on any worker: each runs
-`run_tile`, the finished tiles' values are drawn
+cuts the grid into tiles. Where the context `fans_out` (the worker's), `run` stores the decoded
+subset once (`subset.pt`), returns the tiles as a `FanOut`, and the worker's runner hands them
+to tile tasks on any worker: each runs `run_tile` (the first tile of the job in a job process
+loads the evaluator from the stored artifacts, the next ones reuse it), the finished tiles' values are drawn
 into `surface_partial.png` by `save_partial` when a redraw is due (every 5% of the points or
 10 s: services.partial_preview), and the task finishing the last tile calls
 `assemble`. Any other context (a notebook, `LocalContext`) evaluates the tiles here, one after
@@ -49,6 +50,7 @@ from services.landscape.directions import (
     load_directions,
     random_directions,
 )
+from services.landscape.eval_subset import SUBSET, subset_from_bytes, subset_to_bytes
 from services.landscape.grid import Grid, Tile, evaluate_tile, split_tiles
 from services.landscape.labels import autocast_dtype, metric_label, precision
 from services.landscape.network import (
@@ -194,19 +196,25 @@ def _dino_data(spec: LandscapeSpec, ctx: JobContext, dataset: Any,
 def load_evaluator(spec: LandscapeSpec, ctx: JobContext, *, directions: list[Direction] | None = None,
                    model: nn.Module | None = None, dataset: Any = None, data: tuple[torch.Tensor, ...] | None = None,
                    dino: DinoCheckpoint | None = None) -> Evaluator:
-    """Model, directions (the stored artifact unless given) and subset, moved to the context's device."""
-    dataset = dataset if dataset is not None else _dataset(spec, ctx)
+    """Model, directions (the stored artifact unless given) and subset (the job's stored one, else drawn from
+    the split), moved to the context's device."""
+    classes = dataset.classes if dataset is not None else None
+    if dataset is None and data is None:
+        data, classes = _stored_subset(ctx)
+    if data is None and dataset is None:
+        dataset = _dataset(spec, ctx)
+        classes = dataset.classes
     loss_fn = self_distillation_loss if spec.metric == "dino" else None
     if spec.metric == "dino_loss":
         dino = dino if dino is not None else load_dino(spec, spec.source, ctx)
         model = dino.student
-        data = _dino_data(spec, ctx, dataset, dino)
+        data = data if data is not None else _dino_data(spec, ctx, dataset, dino)
         loss_fn = StudentDinoLoss(dino.ncrops, dino.student_temp)
     elif model is None:
         probe = None
         if spec.metric == "probe_ce":
             probe = probe_from_bytes(ctx.fetch_artifact(ctx.job_id, PROBE).read_bytes())
-        model = build_model(spec, spec.source, ctx, dataset.classes, probe=probe)
+        model = build_model(spec, spec.source, ctx, classes, probe=probe)
     if directions is None:
         directions = load_directions(ctx.fetch_artifact(ctx.job_id, DIRECTIONS).read_bytes())
         recorded = json.loads(ctx.fetch_artifact(ctx.job_id, ORIGIN).read_text())["sha256"]
@@ -216,6 +224,29 @@ def load_evaluator(spec: LandscapeSpec, ctx: JobContext, *, directions: list[Dir
     model = model.to(ctx.device).eval()
     data = data if data is not None else _eval_subset(spec, ctx, dataset)
     return Evaluator(spec, model, base_state(model, directions), directions, data, loss_fn)
+
+
+def _stored_subset(ctx: JobContext) -> tuple[tuple[torch.Tensor, ...] | None, list[str] | None]:
+    """The subset the job stored when it fanned out, on the device; (None, None) where it stored none."""
+    try:
+        return subset_from_bytes(ctx.fetch_artifact(ctx.job_id, SUBSET).read_bytes(), ctx.device)
+    except FileNotFoundError:
+        return None, None
+
+
+def store_subset(spec: LandscapeSpec, ctx: JobContext, dataset: Any, data: tuple[torch.Tensor, ...] | None,
+                 dino: DinoCheckpoint | None) -> None:
+    """Decode the job's subset once (for 'dino_loss': its fixed views and the teacher's targets) and store it."""
+    try:
+        ctx.fetch_artifact(ctx.job_id, SUBSET)
+        return
+    except FileNotFoundError:
+        pass
+    if data is None:
+        data = _dino_data(spec, ctx, dataset, dino) if spec.metric == "dino_loss" else _eval_subset(spec, ctx, dataset)
+    payload = subset_to_bytes(data, dataset.classes)
+    ctx.save_artifact(SUBSET, payload, "application/octet-stream")
+    ctx.log(f"stored the decoded subset ({len(data[0])} samples, {len(payload) / 2**20:.1f} MiB) for the tiles")
 
 
 _loaded: dict[tuple[int, str, str], Evaluator] = {}
@@ -342,6 +373,7 @@ def run(spec: LandscapeSpec, ctx: JobContext) -> dict[str, Any] | FanOut:
     tiles = split_tiles(grid, spec.tile_size)
     ctx.log(f"{spec.mode} landscape of {spec.backbone.name} ({spec.metric}): {grid.size} points in {len(tiles)} tiles")
     if getattr(ctx, "fans_out", False):
+        store_subset(spec, ctx, dataset, data, dino)
         return FanOut([tile.to_dict() for tile in tiles])
     evaluator = load_evaluator(spec, ctx, directions=directions, model=model, dataset=dataset, data=data, dino=dino)
     return assemble(spec, _evaluate_here(spec, ctx, tiles, evaluator), ctx)

@@ -28,3 +28,13 @@ def dino_pretraining(tmp_path_factory, data_root):
     from ssl_checkpoints import pretrain_tiny_dino
 
     return pretrain_tiny_dino(tmp_path_factory.mktemp("pretrain"), data_root)
+
+
+@pytest.fixture(autouse=True)
+def fresh_tile_process():
+    """Each test's tiles start as in a fresh job process: no evaluator kept from another test's job."""
+    from services.landscape import landscape_job
+
+    landscape_job._loaded.clear()
+    yield
+    landscape_job._loaded.clear()

@@ -89,11 +89,16 @@ def test_tiles_run_apart_in_any_order_and_twice_give_the_same_surface(tmp_path, 
     assert isinstance(fanned, FanOut)
     assert [len(t["points"]) for t in fanned.tiles] == [4, 4, 1]
     assert not parent.artifact_path(landscape_job.SURFACE).exists()
+    assert parent.artifact_path(landscape_job.SUBSET).exists()
 
     order = fanned.tiles[::-1] + [fanned.tiles[0]]
     values: dict[int, list[dict[str, Any]]] = {}
-    for tile in order:  # each in a context of its own, as each tile task has
-        computed = landscape_job.run_tile(spec(), json.loads(json.dumps(tile)), context(tmp_path, data_root, 7))
+    for n, tile in enumerate(order):  # each in a context of its own, as each tile task has
+        if n % 2:  # a fresh job process: it loads the evaluator again
+            landscape_job._loaded.clear()
+        # no data root: the tiles score the subset the job stored, never opening the split
+        tile_ctx = context(tmp_path, tmp_path / "no-data", 7)
+        computed = landscape_job.run_tile(spec(), json.loads(json.dumps(tile)), tile_ctx)
         assert values.setdefault(tile["index"], computed) == computed
     results = [point for index in random.Random(0).sample(sorted(values), 3) for point in values[index]]
     assembled = landscape_job.assemble(spec(), results, parent)
