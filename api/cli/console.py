@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 
 console = Console()
 
@@ -15,3 +16,16 @@ def fail(message: str, code: int = 1) -> NoReturn:
     """Print `error: MESSAGE` (as text, never as markup) and end the command with `code`."""
     console.print(f"[red]error:[/red] {escape(message)}")
     raise typer.Exit(code)
+
+
+def column(name: str, **options: Any) -> dict[str, Any]:
+    """A table column kept on one line: a long value ends in an ellipsis instead of wrapping."""
+    return {"header": name, "overflow": "ellipsis", "no_wrap": True, **options}
+
+
+def fitted_table(*columns: str | dict[str, Any], **options: Any) -> Table:
+    """A table whose rows each stay on one line at any console width (80 columns included)."""
+    table = Table(**options)
+    for c in columns:
+        table.add_column(**(column(c) if isinstance(c, str) else c))
+    return table
