@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 console = Console()
 
@@ -21,6 +22,16 @@ def fail(message: str, code: int = 1) -> NoReturn:
 def column(name: str, **options: Any) -> dict[str, Any]:
     """A table column kept on one line: a long value ends in an ellipsis instead of wrapping."""
     return {"header": name, "overflow": "ellipsis", "no_wrap": True, **options}
+
+
+def flexible(name: str, **options: Any) -> dict[str, Any]:
+    """A column that gives up width first when the row is too wide; its cells are `cut(...)` to stay on one line."""
+    return column(name, no_wrap=False, **options)
+
+
+def cut(value: str | None) -> Text:
+    """A cell of a `flexible` column: plain text (never markup) on one line, ending in an ellipsis if cut."""
+    return Text(value or "", no_wrap=True, overflow="ellipsis")
 
 
 def fitted_table(*columns: str | dict[str, Any], **options: Any) -> Table:

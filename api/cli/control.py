@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 
 from api.cli import rest
-from api.cli.console import column, console, fail, fitted_table
+from api.cli.console import column, console, cut, fail, fitted_table, flexible
 
 app = typer.Typer()
 
@@ -44,10 +44,10 @@ def priority(job_id: JobId,
 def workers() -> None:
     """The workers: their queues, state, heartbeat and job."""
     rows = rest.call(lambda c: c.workers())
-    table = fitted_table(column("worker", ratio=3, min_width=8), "queues", "gpu", "state", "alive", "job",
+    table = fitted_table(flexible("worker"), "queues", "gpu", "state", "alive", "job",
                          column("heartbeat", max_width=19))
     for w in rows:
-        table.add_row(escape(w["name"]), ",".join(w["queues"]), "" if w.get("gpu") is None else str(w["gpu"]),
+        table.add_row(cut(w["name"]), ",".join(w["queues"]), "" if w.get("gpu") is None else str(w["gpu"]),
                       w["state"], "yes" if w["alive"] else "no", str(w["job"] or ""),
                       (w.get("heartbeat_at") or "")[:19].replace("T", " "))
     console.print(table)

@@ -16,7 +16,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from api.cli import rest
-from api.cli.console import column, console, fail, fitted_table
+from api.cli.console import column, console, cut, fail, fitted_table, flexible
 from api.client import FINAL, ApiError, Client
 
 app = typer.Typer()
@@ -207,13 +207,13 @@ def list_jobs(status_: Annotated[str | None, typer.Option("--status")] = None,
               offset: Annotated[int, typer.Option(min=0, help="skip this many of the newest")] = 0) -> None:
     """List jobs, newest first, a page at a time."""
     page = rest.call(lambda c: c.jobs(status=status_, type=type_, owner=owner, limit=limit, offset=offset))
-    table = fitted_table(column("id", justify="right", min_width=2), column("type", max_width=10),
-                         column("name", ratio=2, min_width=6), column("owner", max_width=10),
-                         column("status", max_width=9), column("done", justify="right", min_width=4),
-                         column("message", ratio=3, min_width=7))
+    table = fitted_table("id", column("type", max_width=10),
+                         flexible("name"), column("owner", max_width=10),
+                         column("status", max_width=9), column("progress", justify="right"),
+                         flexible("message"))
     for job in page["data"]:
-        table.add_row(str(job["id"]), job["type"], escape(job["name"] or ""), escape(job["owner"]), job["status"],
-                      f"{100 * job['progress']:.0f}%", escape(job["message"] or ""))
+        table.add_row(str(job["id"]), job["type"], cut(job["name"]), escape(job["owner"]), job["status"],
+                      f"{100 * job['progress']:.0f}%", cut(job["message"]))
     console.print(table)
     shown = f"{offset + 1}-{offset + len(page['data'])} of " if page["data"] else ""
     console.print(f"{shown}{page['count']} jobs")
