@@ -32,7 +32,7 @@ def describe(detail: Any) -> str:
 class ApiError(RuntimeError):
     def __init__(self, status: int, detail: Any) -> None:
         text = describe(detail)
-        super().__init__(f"HTTP {status}: " + (f"\n{text}" if "\n" in text else text))
+        super().__init__(f"HTTP {status}:" + (f"\n{text}" if "\n" in text else f" {text}"))
         self.status = status
         self.detail = detail
 

@@ -62,7 +62,7 @@ def test_api_error_text_of_a_detail_list() -> None:
     error = ApiError(422, [{"loc": ["body", "spec", "dino", "lr"], "msg": "Input should be a valid number",
                             "type": "float_parsing"},
                            {"loc": ["query", "limit"], "msg": "too big", "type": "x"}])
-    assert str(error) == "HTTP 422: \nspec.dino.lr: Input should be a valid number\nlimit: too big"
+    assert str(error) == "HTTP 422:\nspec.dino.lr: Input should be a valid number\nlimit: too big"
     assert str(ApiError(404, "job 3 not found")) == "HTTP 404: job 3 not found"
 
 
