@@ -38,11 +38,7 @@ def test_a_yaml_syntax_error_names_file_line_and_column(tmp_path: Path) -> None:
     job.write_text("type: evaluate\nspec:\n  backbone: {name: resnet18\n  dataset: x\n")
     result = bosun("submit", str(job))
     assert result.exit_code == 2, result.output
-    line = result.output.strip().replace("\n", "")
-    assert line.startswith(f"error: {job}:4:10: ") or line.startswith(f"error: {job}:"), line
-    location = line.removeprefix("error: ").split(": ")[0]
-    _, row, col = location.rsplit(":", 2)
-    assert row.isdigit() and col.isdigit() and "Traceback" not in result.output
+    assert result.output.replace("\n", "").strip() == f"error: {job}:4:10: expected ',' or '}}', but got ':'"
 
 
 def test_validation_errors_are_field_path_lines(api, cli_as, tmp_path: Path) -> None:
