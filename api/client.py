@@ -16,11 +16,33 @@ QUEUE_PAGE = 500
 """The most queue entries one GET /api/v1/queue returns."""
 
 
+def describe(detail: Any) -> str:
+    """An error body's `detail` as text: a FastAPI/pydantic list of errors as `field.path: message` lines."""
+    if isinstance(detail, list) and all(isinstance(e, dict) and "msg" in e for e in detail):
+        lines = []
+        for error in detail:
+            loc = [str(part) for part in error.get("loc") or []]
+            if loc and loc[0] in ("body", "query", "path", "header"):
+                loc = loc[1:]
+            lines.append(f"{'.'.join(loc)}: {error['msg']}" if loc else str(error["msg"]))
+        return "\n".join(lines)
+    return str(detail)
+
+
 class ApiError(RuntimeError):
     def __init__(self, status: int, detail: Any) -> None:
-        super().__init__(f"HTTP {status}: {detail}")
+        text = describe(detail)
+        super().__init__(f"HTTP {status}:" + (f"\n{text}" if "\n" in text else f" {text}"))
         self.status = status
         self.detail = detail
+
+
+class UnreachableError(ApiError):
+    """No answer from the API: nothing listens at its URL, or it did not answer in time."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(0, f"cannot reach bosun at {url}: is `bosun serve` running?")
+        self.args = (self.detail,)
 
 
 class DownloadError(ApiError):
@@ -50,7 +72,10 @@ class Client:
         self.http.close()
 
     def _call(self, method: str, path: str, **kw: Any) -> Any:
-        response = self.http.request(method, path, **kw)
+        try:
+            response = self.http.request(method, path, **kw)
+        except (httpx.ConnectError, httpx.TimeoutException) as exc:
+            raise UnreachableError(str(self.http.base_url).rstrip("/")) from exc
         if response.status_code >= 400:
             raise ApiError(response.status_code, _detail(response))
         return response.json()
@@ -139,8 +164,9 @@ class Client:
     def cancel(self, job_id: int) -> dict[str, Any]:
         return self._call("POST", f"/api/v1/jobs/{job_id}/cancel")
 
-    def rerun(self, job_id: int) -> dict[str, Any]:
-        return self._call("POST", f"/api/v1/jobs/{job_id}/rerun")
+    def rerun(self, job_id: int, changes: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Submit a job's spec again; `changes` ({"dino.lr": 0.0003}) set values at dotted paths of it first."""
+        return self._call("POST", f"/api/v1/jobs/{job_id}/rerun", json={"set": changes} if changes else None)
 
     def logs(self, job_id: int, after: int = 0) -> list[dict[str, Any]]:
         return self._call("GET", f"/api/v1/jobs/{job_id}/logs", params={"after": after})["data"]
@@ -181,6 +207,8 @@ class Client:
                                     f"{digest.hexdigest()[:12]}..., expected {expected_size} bytes with sha256 "
                                     f"{expected_sha[:12]}...; nothing was saved")
             tmp.replace(target)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise UnreachableError(str(self.http.base_url).rstrip("/")) from exc
         except httpx.TransportError as exc:
             raise DownloadError(f"artifact {name!r} of job {job_id}: the transfer broke off ({exc}); "
                                 f"nothing was saved") from exc

@@ -219,6 +219,13 @@ class UsagePublic(BaseModel):
     since: datetime
 
 
+class RerunChanges(BaseModel):
+    """Values set in the spec before a rerun: dotted paths into it, e.g. {"set": {"dino.lr": 0.0003}}."""
+    model_config = ConfigDict(extra="forbid")
+
+    set: dict[Annotated[str, Field(min_length=1, max_length=200)], Any] = Field(default_factory=dict, max_length=50)
+
+
 class PriorityUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -1,7 +1,8 @@
 """`bosun`: the command line of bosun (typer + rich), one module per command group.
 
-- `jobs` (submit, status, wait, logs, download, cancel, rerun, jobs), `queue` (queue, usage) and
-  `compare`: requests of the REST API, made through `rest`;
+- `jobs` (submit, status, wait, logs, download, cancel, rerun, jobs), `control` (hold, release,
+  priority, workers, metrics), `queue` (queue, usage) and `compare`: requests of the REST API, made
+  through `rest`;
 - `spec`: the job types' fields, read from the job-type registry;
 - `admin`: users, tokens and `db upgrade` straight in the database, in this process; audit, drain;
 - `data`: the dataset catalog, the synthetic set, dataset statistics;
@@ -14,11 +15,11 @@ from __future__ import annotations
 
 import typer
 
-from api.cli import admin, compare, data, jobs, queue, serve, spec
+from api.cli import admin, compare, control, data, jobs, queue, serve, spec
 
 app = typer.Typer(help="bosun: a job service for SSL pretraining, evaluation and loss landscapes.",
                   no_args_is_help=True)
-for commands in (serve.app, jobs.app, compare.app, queue.app, spec.app, admin.app):
+for commands in (serve.app, jobs.app, control.app, compare.app, queue.app, spec.app, admin.app):
     app.add_typer(commands)
 app.add_typer(data.app, name="data")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,11 +16,12 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from api.cli import rest
-from api.cli.console import console, fail
+from api.cli.console import column, console, cut, fail, fitted_table, flexible
 from api.client import FINAL, ApiError, Client
 
 app = typer.Typer()
 
+EXPONENT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 JobId = Annotated[int, typer.Argument(help="job id")]
 
 
@@ -27,7 +29,12 @@ def read_job_file(file: Path) -> dict[str, Any]:
     """A job file's body for POST /jobs; an unknown top-level key is refused, naming the closest valid one."""
     from api.schemas import JOB_FILE_KEYS
 
-    body = yaml.safe_load(file.read_text())
+    try:
+        body = yaml.safe_load(file.read_text())
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark else str(file)
+        raise ValueError(f"{where}: {exc.problem or exc.context}") from None
     if not isinstance(body, dict) or "type" not in body or "spec" not in body:
         raise ValueError("the job file needs 'type' and 'spec'")
     valid = list(JOB_FILE_KEYS)
@@ -165,10 +172,31 @@ def cancel(job_id: JobId) -> None:
     console.print(f"job {job_id}: {job['status']} ({job['message']})")
 
 
+def parse_sets(pairs: list[str]) -> dict[str, Any]:
+    """`--set dino.lr=3e-4` options as {path: value}, each value read as YAML (3e-4 a number, [1, 2] a list)."""
+    changes = {}
+    for pair in pairs:
+        path, eq, text = pair.partition("=")
+        if not eq or not path.strip():
+            fail(f"--set {pair!r}: expected PATH=VALUE, e.g. --set dino.lr=3e-4", 2)
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            fail(f"--set {pair!r}: the value is not YAML ({exc})", 2)
+        if isinstance(value, str) and EXPONENT.fullmatch(value):  # YAML 1.1 reads 3e-4 as a string
+            value = float(value)
+        changes[path.strip()] = value
+    return changes
+
+
 @app.command()
-def rerun(job_id: JobId) -> None:
-    """Submit a job's resolved spec again."""
-    job = rest.call(lambda c: c.rerun(job_id))
+def rerun(job_id: JobId,
+          set_: Annotated[list[str] | None, typer.Option("--set", metavar="PATH=VALUE",
+                                                         help="change the spec at a dotted path first "
+                                                              "(repeatable): --set dino.lr=3e-4")] = None) -> None:
+    """Submit a job's resolved spec again, optionally with some values changed."""
+    changes = parse_sets(set_ or [])
+    job = rest.call(lambda c: c.rerun(job_id, changes))
     console.print(f"submitted job {job['id']} (rerun of {job_id})")
 
 
@@ -179,10 +207,13 @@ def list_jobs(status_: Annotated[str | None, typer.Option("--status")] = None,
               offset: Annotated[int, typer.Option(min=0, help="skip this many of the newest")] = 0) -> None:
     """List jobs, newest first, a page at a time."""
     page = rest.call(lambda c: c.jobs(status=status_, type=type_, owner=owner, limit=limit, offset=offset))
-    table = Table("id", "type", "name", "owner", "status", "progress", "message")
+    table = fitted_table("id", column("type", max_width=10),
+                         flexible("name"), column("owner", max_width=10),
+                         column("status", max_width=9), column("progress", justify="right"),
+                         flexible("message"))
     for job in page["data"]:
-        table.add_row(str(job["id"]), job["type"], job["name"], job["owner"], job["status"],
-                      f"{100 * job['progress']:.0f}%", (job["message"] or "")[:50])
+        table.add_row(str(job["id"]), job["type"], cut(job["name"]), escape(job["owner"]), job["status"],
+                      f"{100 * job['progress']:.0f}%", cut(job["message"]))
     console.print(table)
     shown = f"{offset + 1}-{offset + len(page['data'])} of " if page["data"] else ""
     console.print(f"{shown}{page['count']} jobs")

@@ -9,7 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from api.cli import rest
-from api.cli.console import console
+from api.cli.console import column, console, cut, fitted_table, flexible
 
 app = typer.Typer()
 
@@ -18,20 +18,23 @@ app = typer.Typer()
 def queue_(queue: Annotated[str | None, typer.Option(help="only this queue (gpu, cpu)")] = None) -> None:
     """Show the whole queue in dispatch order: each job's position and why it waits, then running jobs and workers."""
     snapshot = rest.call(lambda c: c.whole_queue(queue))
-    table = Table("queue", "pos", "id", "owner", "prio", "gpus", "type", "name", "waits for")
+    table = fitted_table("queue", "pos", "id",
+                         column("owner", max_width=10), "prio", "gpus", column("type", max_width=10),
+                         flexible("name"), flexible("waits for"))
     for e in snapshot["data"]:
         why = e["reason"] + (f" ({e['detail']})" if e["detail"] else "")
-        table.add_row(e["queue"], str(e["position"] or ""), str(e["id"]), e["owner"], str(e["priority"]),
-                      str(e["gpus"]), e["type"], e["name"], escape(why))
+        table.add_row(e["queue"], str(e["position"] or ""), str(e["id"]), escape(e["owner"]), str(e["priority"]),
+                      str(e["gpus"]), e["type"], cut(e["name"]), cut(why))
     console.print(table)
-    running = Table("running", "owner", "prio", "gpus", "worker", "preempting")
+    running = fitted_table("running", column("owner", max_width=12), "prio", "gpus",
+                           flexible("worker"), "preempting")
     for j in snapshot["running"]:
-        running.add_row(str(j["id"]), j["owner"], str(j["priority"]), str(j["gpus"]), j["worker"] or "",
+        running.add_row(str(j["id"]), j["owner"], str(j["priority"]), str(j["gpus"]), cut(j["worker"]),
                         "yes" if j["preempt_requested"] else "")
     console.print(running)
-    workers = Table("worker", "queues", "state", "alive", "job")
+    workers = fitted_table(flexible("worker"), "queues", "state", "alive", "job")
     for w in snapshot["workers"]:
-        workers.add_row(w["name"], ",".join(w["queues"]), w["state"], "yes" if w["alive"] else "no",
+        workers.add_row(cut(w["name"]), ",".join(w["queues"]), w["state"], "yes" if w["alive"] else "no",
                         str(w["job"] or ""))
     console.print(workers)
     usage = ", ".join(f"{user} {hours:.2f}" for user, hours in sorted(snapshot["usage"].items()))

@@ -1,0 +1,65 @@
+"""`bosun jobs`, `bosun queue` and `bosun workers` at 80 columns: each row stays on one line, long
+names and messages cut with an ellipsis."""
+
+from __future__ import annotations
+
+from tests.api.cli.conftest import bosun
+from tests.api.conftest import EVALUATE
+
+NARROW = {"COLUMNS": "80"}
+LONG = "a-rather-long-job-name-" * 5
+
+
+def rows(output: str) -> list[str]:
+    """The data rows of the tables (their header lines use other bars)."""
+    return [line for line in output.splitlines() if line.startswith("│")]
+
+
+def long_jobs(api, embedded_settings, n: int = 3) -> list[int]:
+    from sqlalchemy import update
+
+    from shared.db import Job, session_scope
+
+    ids = [api.post("/api/v1/jobs", json={"type": "evaluate", "spec": EVALUATE, "name": f"{i}-{LONG}"},
+                    headers=api.as_("bob")).json()["id"] for i in range(n)]
+    with session_scope(embedded_settings.database_url) as s:
+        s.execute(update(Job).values(message="waiting for a very long reason that goes on and on " * 3))
+    return ids
+
+
+def test_jobs_fit_80_columns(api, cli_as, embedded_settings) -> None:
+    ids = long_jobs(api, embedded_settings)
+    cli_as("bob")
+    result = bosun("jobs", env=NARROW)
+    assert result.exit_code == 0, result.output
+    assert all(len(line) <= 80 for line in result.output.splitlines()), result.output
+    table = rows(result.output)
+    assert len(table) == len(ids), result.output
+    assert all("…" in line for line in table), result.output
+    assert [int(line.split("│")[1]) for line in table] == sorted(ids, reverse=True)
+
+
+def test_queue_fits_80_columns(api, cli_as, embedded_settings) -> None:
+    ids = long_jobs(api, embedded_settings)
+    api.dispatch()
+    cli_as("bob")
+    result = bosun("queue", env=NARROW)
+    assert result.exit_code == 0, result.output
+    assert all(len(line) <= 80 for line in result.output.splitlines()), result.output
+    queued = [line for line in rows(result.output) if line.split("│")[1].strip() in ("gpu", "cpu")]
+    assert len(queued) == len(ids), result.output
+
+
+def test_workers_fit_80_columns(api, cli_as, embedded_settings) -> None:
+    from shared.db import Worker, session_scope
+    from shared.db.models import utcnow
+
+    names = [f"worker-{i}-with-a-long-name-on-a-host-called-{'x' * 40}@box" for i in range(3)]
+    with session_scope(embedded_settings.database_url) as s:
+        s.add_all([Worker(name=n, queues="cpu,gpu", pid=1, gpu="NVIDIA H200", heartbeat_at=utcnow()) for n in names])
+    cli_as("bob")
+    for command in ("workers", "queue"):
+        result = bosun(command, env=NARROW)
+        assert result.exit_code == 0, result.output
+        assert all(len(line) <= 80 for line in result.output.splitlines()), result.output
+        assert len([line for line in rows(result.output) if "worker-" in line]) == 3, result.output
