@@ -39,7 +39,14 @@ from api.schemas import (
     RankPublic,
     Status,
 )
-from api.validation import check_data_paths, job_create_from, source_jobs, spec_size_checked, unprocessable
+from api.validation import (
+    check_code_paths,
+    check_data_paths,
+    job_create_from,
+    source_jobs,
+    spec_size_checked,
+    unprocessable,
+)
 from shared.audit import record
 from shared.db import Artifact, Job, JobLog, JobMetric, User
 from shared.dispatch.policy import queue_for
@@ -79,6 +86,7 @@ def resolve(*, session, settings, job_in: JobCreateBase) -> JobResolved:
     if reason is not None:
         raise unprocessable(["gpus"], reason)
     check_data_paths(job_in.spec, settings.data_root)
+    check_code_paths(job_in.spec, settings)
     depends_on = list(job_in.depends_on)
     for loc, job_id in source_jobs(job_in.spec):
         if session.get(Job, job_id) is None:
