@@ -13,6 +13,7 @@ import collections
 import os
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -46,8 +47,8 @@ def git_revision(folder: Path) -> dict[str, Any] | None:
 
 def argv_for(spec: ScriptSpec, code_root: Path) -> list[str]:
     argv = list(spec.command)
-    if spec.venv and argv[0] == "python":
-        argv[0] = str(resolve_code(code_root, spec.venv) / "bin" / "python")
+    if argv[0] == "python":
+        argv[0] = str(resolve_code(code_root, spec.venv) / "bin" / "python") if spec.venv else sys.executable
     return argv
 
 
@@ -61,6 +62,17 @@ def _pump(stream, ctx: JobContext, tail: collections.deque | None) -> None:
         except Exception:  # a log outage must not block the script's pipe
             pass
     stream.close()
+
+
+def _own_group_dies_with_parent() -> None:
+    """In the script's child: a process group of its own, SIGKILLed when the job process dies (kill -9)."""
+    import ctypes
+
+    os.setpgrp()
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
 
 
 def run(spec: ScriptSpec, ctx: JobContext) -> dict[str, Any]:
@@ -82,7 +94,7 @@ def run(spec: ScriptSpec, ctx: JobContext) -> dict[str, Any]:
                                                            f"{' (dirty)' if revision['dirty'] else ''}"
                                                            if revision else ""))
     proc = subprocess.Popen(argv, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)
+                            preexec_fn=_own_group_dies_with_parent)
     tail: collections.deque = collections.deque(maxlen=20)
     pumps = [threading.Thread(target=_pump, args=(proc.stdout, ctx, None), daemon=True),
              threading.Thread(target=_pump, args=(proc.stderr, ctx, tail), daemon=True)]
