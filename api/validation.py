@@ -84,6 +84,22 @@ def check_data_paths(spec: BaseModel, data_root: Path) -> None:
             raise unprocessable(loc, f"{rel!r} does not exist below BOSUN_DATA_ROOT")
 
 
+def check_code_paths(spec: BaseModel, settings) -> None:
+    """A script job's folders must be below the code root (symlinks resolved), and script jobs enabled."""
+    from shared.specs.script import ScriptSpec, resolve_code
+
+    if not isinstance(spec, ScriptSpec):
+        return
+    if not settings.script_jobs_enabled:
+        raise HTTPException(403, detail=[{"loc": ["type"], "msg": "script jobs are disabled here "
+                                          "(BOSUN_SCRIPT_JOBS_ENABLED=false)", "type": "forbidden"}])
+    for field, rel in spec.code_paths():
+        try:
+            resolve_code(settings.code_root, rel)
+        except ValueError as exc:
+            raise unprocessable(["spec", field], str(exc)) from None
+
+
 def _robustness(spec: BaseModel):
     """The robustness block of an evaluate spec that runs the robustness protocol, else None."""
     if "robustness" in getattr(spec, "protocols", ()):

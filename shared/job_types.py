@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from shared.specs.evaluate import EvaluateSpec
 from shared.specs.landscape import LandscapeSpec
 from shared.specs.pretrain import PretrainSpec
+from shared.specs.script import ScriptSpec
 
 
 class DuplicateJobType(ValueError):
@@ -107,3 +108,6 @@ register_job_type(JobType(
 register_job_type(JobType(
     "landscape", LandscapeSpec, "services.landscape.landscape_job:run", fans_out=True,
     description="a filter-normalized loss surface around a checkpoint, computed as tiles by many workers"))
+register_job_type(JobType(
+    "script", ScriptSpec, "services.script.script_job:run", default_gpus=1,
+    description="your own command from a folder below BOSUN_CODE_ROOT, with metrics, checkpoints and resume"))

@@ -29,6 +29,11 @@ class Settings(BaseSettings):
     broker_url: str = ""
     storage_url: str = ""
     data_root: Path | None = None
+    # `script` jobs run a researcher's own command from a folder below `code_root`; when a stop is
+    # asked the script gets SIGTERM and, after `script_stop_grace_seconds`, SIGKILL.
+    code_root: Path | None = None
+    script_jobs_enabled: bool = True
+    script_stop_grace_seconds: float = Field(default=30.0, gt=0)
 
     s3_endpoint: str = ""
     s3_access_key: str = ""
@@ -98,6 +103,9 @@ class Settings(BaseSettings):
         if self.data_root is None:
             self.data_root = home / "data"
         self.data_root = self.data_root.resolve()
+        if self.code_root is None:
+            self.code_root = home / "code"
+        self.code_root = self.code_root.resolve()
         return self
 
     @property

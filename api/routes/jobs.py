@@ -42,6 +42,7 @@ from api.schemas import (
     Status,
 )
 from api.validation import (
+    check_code_paths,
     check_data_paths,
     check_spec_size,
     job_create_from,
@@ -88,6 +89,7 @@ def resolve(*, session, settings, job_in: JobCreateBase) -> JobResolved:
     if reason is not None:
         raise unprocessable(["gpus"], reason)
     check_data_paths(job_in.spec, settings.data_root)
+    check_code_paths(job_in.spec, settings)
     depends_on = list(job_in.depends_on)
     for loc, job_id in source_jobs(job_in.spec):
         if session.get(Job, job_id) is None:

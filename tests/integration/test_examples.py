@@ -9,6 +9,7 @@ ranks stay as written.
 from __future__ import annotations
 
 import re
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,7 +39,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
     data = tmp_path_factory.mktemp("examples-data")
     make_synthetic(data / "synthetic-maritime", n_images=400, image_size=32, seed=0)
-    with running_stack(tmp_path_factory.mktemp("examples"), data) as running:
+    code = tmp_path_factory.mktemp("examples-code")
+    shutil.copytree(EXAMPLES / "script-tiny", code / "script-tiny")
+    with running_stack(tmp_path_factory.mktemp("examples"), data, code_root=str(code)) as running:
         running.worker(name="ex0@box")
         running.worker(name="ex1@box")
         yield running
@@ -63,7 +66,8 @@ def test_every_example_runs_as_written(stack: Stack, tmp_path: Path) -> None:
             "dino-resnet50-lars-synthetic-smoke": submit(stack, EXAMPLES / "dino-resnet50-lars-synthetic-smoke.yaml"),
             "README pretrain.yaml": submit(stack, readme[0], "--smoke"),
             "dino-vit-small-adamw": submit(stack, EXAMPLES / "dino-vit-small-adamw.yaml", "--smoke"),
-            "dino-resnet50-lars": submit(stack, EXAMPLES / "dino-resnet50-lars.yaml", "--smoke")}
+            "dino-resnet50-lars": submit(stack, EXAMPLES / "dino-resnet50-lars.yaml", "--smoke"),
+            "script-tiny": submit(stack, EXAMPLES / "script-tiny.yaml")}
     assert {p.stem for p in EXAMPLES.glob("*.yaml")} <= set(jobs)
     done = {name: stack.client.wait(job_id, timeout=1200) for name, job_id in jobs.items()}
     failed = {name: (job["status"], job["error"]) for name, job in done.items() if job["status"] != "succeeded"}
@@ -77,3 +81,4 @@ def test_every_example_runs_as_written(stack: Stack, tmp_path: Path) -> None:
     assert done["dino-vit-small-adamw"]["spec"]["dino"]["out_dim"] == 65536
     assert {"knn", "linear"} <= set(done["evaluate-knn-linear"]["result"])
     assert "surface.npz" in {a["name"] for a in stack.client.artifacts(jobs["landscape-2d"])}
+    assert "model.json" in {a["name"] for a in stack.client.artifacts(jobs["script-tiny"])}
