@@ -1,4 +1,4 @@
-"""`bosun hold|release|priority|workers|metrics`: steering queued jobs and looking at the box (REST)."""
+"""`bosun hold|release|priority|limits|workers|metrics`: steering queued jobs and looking at the box (REST)."""
 
 from __future__ import annotations
 
@@ -38,6 +38,26 @@ def priority(job_id: JobId,
     """Change a queued job's priority (admins)."""
     job = rest.call(lambda c: c.set_priority(job_id, value))
     console.print(f"job {job_id}: priority {job['priority']}")
+
+
+@app.command()
+def limits(user: Annotated[str, typer.Argument(help="user name")],
+           max_gpus: Annotated[int | None, typer.Option(min=0, help="GPUs held at once; 0: no limit")] = None,
+           max_queued_jobs: Annotated[int | None, typer.Option(min=0, help="jobs waiting; 0: no limit")] = None,
+           default: Annotated[bool, typer.Option("--default", help="back to the settings' defaults")] = False) -> None:
+    """Show a user's limits; with options, change them (admins). An option left out keeps its value."""
+    current = rest.call(lambda c: c.limits(user))
+    if default or max_gpus is not None or max_queued_jobs is not None:
+        gpus = None if default else (max_gpus if max_gpus is not None else current["max_gpus"])
+        queued = None if default else (max_queued_jobs if max_queued_jobs is not None else current["max_queued_jobs"])
+        current = rest.call(lambda c: c.set_limits(user, max_gpus=gpus, max_queued_jobs=queued))
+
+    def shown(effective: int, override: int | None) -> str:
+        value = "no limit" if effective == 0 else str(effective)
+        return f"{value} ({'set for this user' if override is not None else 'default'})"
+
+    console.print(f"{escape(current['user'])}: GPUs at once {shown(current['effective_max_gpus'], current['max_gpus'])}"
+                  f", jobs waiting {shown(current['effective_max_queued_jobs'], current['max_queued_jobs'])}")
 
 
 @app.command()

@@ -79,6 +79,23 @@ def test_hold_release_and_priority(api, cli_as) -> None:
     assert bosun("priority", str(job_id), "500").exit_code == 2
 
 
+def test_limits_are_shown_to_anyone_and_changed_by_admins_one_option_at_a_time(api, cli_as) -> None:
+    cli_as("bob")
+    shown = bosun("limits", "bob")
+    assert shown.exit_code == 0 and "bob: GPUs at once" in shown.output and "(default)" in shown.output, shown.output
+    refused = bosun("limits", "bob", "--max-gpus", "1")
+    assert refused.exit_code == 1 and "HTTP 403" in refused.output, refused.output
+    cli_as("alice")
+    changed = bosun("limits", "bob", "--max-gpus", "1")
+    assert changed.exit_code == 0 and "GPUs at once 1 (set for this user)" in changed.output, changed.output
+    both = bosun("limits", "bob", "--max-queued-jobs", "0")
+    assert "GPUs at once 1 (set for this user)" in both.output and "jobs waiting no limit (set for this user)" \
+        in both.output, both.output
+    assert api.get("/api/v1/users/bob/limits", headers=api.as_("bob")).json()["max_gpus"] == 1
+    reset = bosun("limits", "bob", "--default")
+    assert reset.exit_code == 0 and "set for this user" not in reset.output, reset.output
+
+
 def test_workers_lists_each_worker(api, cli_as, embedded_settings) -> None:
     from shared.db import Worker, session_scope
     from shared.db.models import utcnow
