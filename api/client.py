@@ -86,7 +86,7 @@ class Client:
         return {"type": job_type, "spec": spec, **{k: v for k, v in options.items() if v is not None}}
 
     def submit(self, job_type: str, spec: dict[str, Any], **options: Any) -> dict[str, Any]:
-        """Submit a job (options: name, priority, depends_on, gpus, max_attempts); returns it, queued."""
+        """Submit a job (options: name, priority, depends_on, gpus, max_attempts, tags, notes); returns it, queued."""
         return self._call("POST", "/api/v1/jobs", json=self._job_body(job_type, spec, options))
 
     def validate(self, job_type: str, spec: dict[str, Any], **options: Any) -> dict[str, Any]:
@@ -160,6 +160,10 @@ class Client:
 
     def jobs(self, **filters: Any) -> dict[str, Any]:
         return self._call("GET", "/api/v1/jobs", params={k: v for k, v in filters.items() if v is not None})
+
+    def edit(self, job_id: int, **changes: Any) -> dict[str, Any]:
+        """Change a job's name, tags (tags, add_tags, remove_tags) or notes; the fields not given stay."""
+        return self._call("PATCH", f"/api/v1/jobs/{job_id}", json=changes)
 
     def cancel(self, job_id: int) -> dict[str, Any]:
         return self._call("POST", f"/api/v1/jobs/{job_id}/cancel")

@@ -14,6 +14,12 @@ JobTypeName = Literal[job_type_names()]  # type: ignore[valid-type]
 Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
 
+Tag = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:=+-]{0,63}$",
+                           description="a label: letters, digits and _ . : = + -, at most 64")]
+Tags = Annotated[list[Tag], Field(max_length=32)]
+Notes = Annotated[str, Field(max_length=10000, description="free text for people: what the run tries, what it showed")]
+
+
 class JobCreateBase(BaseModel):
     """What every submission may say besides its `type` and `spec`."""
 
@@ -27,8 +33,10 @@ class JobCreateBase(BaseModel):
                                      description="attempts before a job whose worker is lost fails; "
                                                  "default BOSUN_MAX_ATTEMPTS")
     gpus: int = Field(default=1, ge=0, le=16, description="GPUs the job needs on one box; 0 runs it on the cpu queue")
+    tags: Tags = Field(default_factory=list, description="labels to find the job by (GET /jobs?tag=...)")
+    notes: Notes = ""
 
-    @field_validator("name")
+    @field_validator("name", "notes")
     @classmethod
     def _no_nul_bytes(cls, value: Any) -> Any:
         return refuse_nul(value)
@@ -65,6 +73,8 @@ class JobResolved(BaseModel):
     max_attempts: int
     gpus: int
     queue: str
+    tags: list[str] = Field(default_factory=list)
+    notes: str = ""
     spec: dict[str, Any]
 
 
@@ -96,6 +106,7 @@ class JobSummary(BaseModel):
     worker: str | None
     error: str | None
     depends_on: list[int]
+    tags: list[str]
     cancel_requested: bool
     created_at: datetime
     enqueued_at: datetime | None = Field(description="when the dispatcher last sent it to a worker")
@@ -107,11 +118,29 @@ class JobSummary(BaseModel):
 
 
 class JobPublic(JobSummary):
-    """A whole job: its spec, result and, for a multi-GPU job, its ranks."""
+    """A whole job: its spec, result, notes and, for a multi-GPU job, its ranks."""
 
+    notes: str
     spec: dict[str, Any] = Field(description="the resolved spec (every default filled in)")
     result: dict[str, Any] | None
     ranks: list[RankPublic] = Field(default_factory=list, description="a multi-GPU job's ranks in its latest dispatch")
+
+
+class JobEdit(BaseModel):
+    """What its owner or an admin may change on a job at any time: its name, tags and notes (those given)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, max_length=200)
+    tags: Tags | None = Field(default=None, description="the job's whole set of tags")
+    add_tags: Tags = Field(default_factory=list)
+    remove_tags: Tags = Field(default_factory=list)
+    notes: Notes | None = None
+
+    @field_validator("name", "notes")
+    @classmethod
+    def _no_nul_bytes(cls, value: Any) -> Any:
+        return value if value is None else refuse_nul(value)
 
 
 class JobsPublic(BaseModel):

@@ -37,7 +37,7 @@ class JobError(ValueError):
 
 def create_job(*, session: Session, job_type: str, spec: dict[str, Any], owner: User, name: str = "",
                priority: int = 0, depends_on: Sequence[int] = (), max_attempts: int = 3, queue: str | None = None,
-               gpus: int = 1) -> Job:
+               gpus: int = 1, tags: Sequence[str] = (), notes: str = "") -> Job:
     """Insert a queued job (on the queue its `gpus` ask for, unless given); a failed or cancelled parent cancels it."""
     from shared.dispatch.policy import queue_for
 
@@ -53,7 +53,9 @@ def create_job(*, session: Session, job_type: str, spec: dict[str, Any], owner: 
     reason = None if ended is None else f"dependency job {ended.id} {ended.status}"
     job = Job(type=job_type, spec=spec, owner=owner, name=name, priority=priority, max_attempts=max_attempts,
               queue=queue or queue_for(gpus), gpus=gpus, parents=parents, status=state.value, error=reason,
-              message=reason or "", finished_at=None if ended is None else utcnow())
+              message=reason or "", finished_at=None if ended is None else utcnow(), notes=notes)
+    if tags:
+        job.tags = list(tags)
     session.add(job)
     session.flush()
     return job

@@ -1,4 +1,4 @@
-"""`bosun hold|release|priority|limits|workers|metrics`: steering queued jobs and looking at the box (REST)."""
+"""`bosun hold|release|priority|edit|limits|workers|metrics`: steering jobs and looking at the box (REST)."""
 
 from __future__ import annotations
 
@@ -38,6 +38,19 @@ def priority(job_id: JobId,
     """Change a queued job's priority (admins)."""
     job = rest.call(lambda c: c.set_priority(job_id, value))
     console.print(f"job {job_id}: priority {job['priority']}")
+
+
+@app.command()
+def edit(job_id: JobId, name: Annotated[str | None, typer.Option(help="a new name")] = None,
+         tag: Annotated[list[str] | None, typer.Option("--tag", help="add this tag (repeatable)")] = None,
+         untag: Annotated[list[str] | None, typer.Option("--untag", help="remove this tag (repeatable)")] = None,
+         notes: Annotated[str | None, typer.Option(help="the job's notes, replacing them")] = None) -> None:
+    """Rename a job, tag or untag it, or write its notes (owner or admin), in any state."""
+    changes = {"name": name, "add_tags": tag or [], "remove_tags": untag or [], "notes": notes}
+    job = rest.call(lambda c: c.edit(job_id, **{k: v for k, v in changes.items() if v not in (None, [])}))
+    tags = ", ".join(job["tags"]) or "no tags"
+    console.print(f"job {job_id}: {escape(job['name'] or '(no name)')}, {escape(tags)}"
+                  + (f"; notes: {escape(job['notes'][:60])}" if job["notes"] else ""))
 
 
 @app.command()

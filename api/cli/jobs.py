@@ -58,7 +58,7 @@ def submit(file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, hel
                                                "images, image size and crops (see the README)")] = False,
            dry_run: Annotated[bool, typer.Option("--dry-run", help="run every check and print the resolved job "
                                                  "(every default filled in); store nothing")] = False) -> None:
-    """Submit a job file: {type, spec, name?, priority?, depends_on?, max_attempts?, gpus?}."""
+    """Submit a job file: {type, spec, name?, priority?, depends_on?, max_attempts?, gpus?, tags?, notes?}."""
     try:
         body = read_job_file(file)
     except (ValueError, yaml.YAMLError) as exc:
@@ -83,10 +83,12 @@ def job_table(job: dict[str, Any]) -> Table:
     """A job's fields, one a row; the ranks of a multi-GPU job below them."""
     table = Table(show_header=False, box=None)
     for key in ("id", "type", "name", "owner", "status", "progress", "message", "attempts", "worker", "error",
-                "depends_on", "created_at", "started_at", "finished_at"):
+                "depends_on", "tags", "notes", "created_at", "started_at", "finished_at"):
         value = job.get(key)
         if key == "progress":
             value = f"{100 * value:.0f}%"
+        elif key == "tags" and value:
+            value = ", ".join(value)
         table.add_row(key, "" if value in (None, "", []) else str(value))
     if job.get("gpus", 1) > 1:
         table.add_row("gpus", str(job["gpus"]))
@@ -203,10 +205,11 @@ def rerun(job_id: JobId,
 @app.command("jobs")
 def list_jobs(status_: Annotated[str | None, typer.Option("--status")] = None,
               type_: Annotated[str | None, typer.Option("--type")] = None,
-              owner: str | None = None, limit: Annotated[int, typer.Option(min=1, max=500)] = 20,
+              owner: str | None = None, tag: Annotated[str | None, typer.Option(help="only jobs with this tag")] = None,
+              limit: Annotated[int, typer.Option(min=1, max=500)] = 20,
               offset: Annotated[int, typer.Option(min=0, help="skip this many of the newest")] = 0) -> None:
     """List jobs, newest first, a page at a time."""
-    page = rest.call(lambda c: c.jobs(status=status_, type=type_, owner=owner, limit=limit, offset=offset))
+    page = rest.call(lambda c: c.jobs(status=status_, type=type_, owner=owner, tag=tag, limit=limit, offset=offset))
     table = fitted_table("id", column("type", max_width=10),
                          flexible("name"), column("owner", max_width=10),
                          column("status", max_width=9), column("progress", justify="right"),

@@ -28,6 +28,7 @@ from api.schemas import (
     ArtifactsPublic,
     JobCreate,
     JobCreateBase,
+    JobEdit,
     JobPublic,
     JobResolved,
     JobsPublic,
@@ -51,7 +52,7 @@ from api.validation import (
     unprocessable,
 )
 from shared.audit import record
-from shared.db import Artifact, Job, JobLog, JobMetric, User
+from shared.db import Artifact, Job, JobLog, JobMetric, JobTag, User
 from shared.dispatch.policy import queue_for
 from shared.job_lifecycle import JobError, create_job, request_cancel
 from shared.job_types import get_job_type
@@ -73,7 +74,7 @@ def to_summary(job: Job, *, with_spec: bool = False) -> JobSummary:
 
 
 def to_public(job: Job) -> JobPublic:
-    return JobPublic(**_summary_fields(job), spec=job.spec, result=job.result,
+    return JobPublic(**_summary_fields(job), spec=job.spec, result=job.result, notes=job.notes,
                      ranks=[RankPublic(rank=r.rank, attempt=r.attempt, worker=r.worker, state=r.state, error=r.error)
                             for r in job.ranks] if job.gpus > 1 else [])
 
@@ -100,7 +101,8 @@ def resolve(*, session, settings, job_in: JobCreateBase) -> JobResolved:
             raise unprocessable(["depends_on"], f"depends_on: job {job_id} does not exist")
     return JobResolved(type=job_in.type, name=job_in.name, priority=job_in.priority, depends_on=depends_on,
                        max_attempts=job_in.max_attempts or settings.max_attempts, gpus=job_in.gpus,
-                       queue=queue_for(job_in.gpus), spec=job_in.spec.model_dump(mode="json"))
+                       queue=queue_for(job_in.gpus), tags=sorted(set(job_in.tags)), notes=job_in.notes,
+                       spec=job_in.spec.model_dump(mode="json"))
 
 
 def submit(*, session, settings, owner: User, job_in: JobCreateBase) -> Job:
@@ -115,7 +117,8 @@ def submit(*, session, settings, owner: User, job_in: JobCreateBase) -> Job:
     try:
         job = create_job(session=session, job_type=resolved.type, spec=resolved.spec, owner=owner, name=resolved.name,
                          priority=resolved.priority, depends_on=resolved.depends_on,
-                         max_attempts=resolved.max_attempts, gpus=resolved.gpus)
+                         max_attempts=resolved.max_attempts, gpus=resolved.gpus, tags=resolved.tags,
+                         notes=resolved.notes)
     except JobError as exc:
         raise unprocessable(["depends_on"], str(exc)) from None
     session.commit()  # the INSERT itself asks for a dispatch pass (a trigger: migration 0008)
@@ -139,10 +142,13 @@ def validate(job_in: JobCreate, session: SessionDep, settings: SettingsDep, _use
 @router.get("", response_model=JobsPublic)
 def list_jobs(session: SessionDep, _user: CurrentUser, status_: Annotated[Status | None, Query(alias="status")] = None,
               type_: Annotated[JobTypeName | None, Query(alias="type")] = None, owner: NameQuery = None,
+              tag: Annotated[str | None, Query(max_length=64, description="only jobs with this tag")] = None,
               limit: Limit = 50, offset: Offset = 0,
               with_spec: Annotated[bool, Query(description="carry each job's resolved spec")] = False) -> Any:
     """A page of jobs, newest first (by id, so pages never overlap), and how many match in all."""
     stmt = select(Job)
+    if tag:
+        stmt = stmt.where(Job.id.in_(select(JobTag.job_id).where(JobTag.tag == tag)))
     if status_:
         stmt = stmt.where(Job.status == status_)
     if type_:
@@ -150,7 +156,7 @@ def list_jobs(session: SessionDep, _user: CurrentUser, status_: Annotated[Status
     if owner:
         stmt = stmt.join(User, User.id == Job.owner_id).where(User.name == owner)
     count = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
-    loading = [selectinload(Job.parents).load_only(Job.id), defer(Job.result)]
+    loading = [selectinload(Job.parents).load_only(Job.id), defer(Job.result), defer(Job.notes)]
     if not with_spec:
         loading.append(defer(Job.spec))
     jobs = session.scalars(stmt.options(*loading).order_by(Job.id.desc()).limit(limit).offset(offset)).unique().all()
@@ -159,6 +165,24 @@ def list_jobs(session: SessionDep, _user: CurrentUser, status_: Annotated[Status
 
 @router.get("/{job_id}", response_model=JobPublic, responses=responses(404))
 def get(job: JobDep) -> Any:
+    return to_public(job)
+
+
+@router.patch("/{job_id}", response_model=JobPublic, responses=responses(403, 404))
+def edit(changes: JobEdit, job: OwnedJobDep, session: SessionDep, user: CurrentUser) -> Any:
+    """Rename a job, set, add or remove its tags, or rewrite its notes, in any state; fields left out stay."""
+    before = {"name": job.name, "tags": job.tags, "notes": job.notes}
+    if changes.name is not None:
+        job.name = changes.name
+    tags = set(changes.tags if changes.tags is not None else job.tags)
+    job.tags = sorted((tags | set(changes.add_tags)) - set(changes.remove_tags))
+    if changes.notes is not None:
+        job.notes = changes.notes
+    after = {"name": job.name, "tags": job.tags, "notes": job.notes}
+    if after != before and job.owner_id != user.id:
+        record(session=session, actor=user.name, action="edit", target=f"job {job.id}", owner=job.owner.name,
+               before=before, after=after)
+    session.commit()
     return to_public(job)
 
 
@@ -199,7 +223,7 @@ def rerun(job: JobDep, session: SessionDep, settings: SettingsDep, user: Current
     spec = with_changes(job.spec, changes.set if changes else {})
     check_spec_size(spec, settings.max_spec_bytes)
     job_in = job_create_from({"type": job.type, "spec": spec, "name": job.name, "priority": job.priority,
-                              "max_attempts": job.max_attempts, "gpus": job.gpus})
+                              "max_attempts": job.max_attempts, "gpus": job.gpus, "tags": job.tags})
     return to_public(submit(session=session, settings=settings, owner=user, job_in=job_in))
 
 

@@ -11,7 +11,7 @@ from urllib.parse import quote
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, defer, selectinload
 
-from shared.db import Artifact, Job, JobLog, User
+from shared.db import Artifact, Job, JobLog, JobTag, User
 from shared.db.models import job_dependencies
 from shared.storage import ObjectNotFound, ObjectStore
 
@@ -28,6 +28,7 @@ class JobFilters:
     owner: str = ""
     type: str = ""
     status: str = ""
+    tag: str = ""
     q: str = ""
     sort: str = "id"
     desc: bool = True
@@ -54,6 +55,8 @@ def jobs_page(*, session: Session, filters: JobFilters, limit: int = PAGE_SIZE) 
         stmt = stmt.where(Job.type == filters.type)
     if filters.status:
         stmt = stmt.where(Job.status == filters.status)
+    if filters.tag:
+        stmt = stmt.where(Job.id.in_(select(JobTag.job_id).where(JobTag.tag == filters.tag)))
     if filters.q:
         stmt = stmt.where(Job.name.ilike(_like(filters.q), escape="\\"))
     count = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0

@@ -10,10 +10,11 @@ from shared.db.models import (
                               JobMetric,
                               JobRank,
                               JobStatus,
+                              JobTag,
                               User,
                               Worker,
 )
 from shared.db.session import get_engine, session_scope
 
 __all__ = ["ApiToken", "Artifact", "AuditEntry", "Base", "CatalogEntry", "DispatchState", "Job", "JobLog", "JobMetric",
-           "JobRank", "JobStatus", "User", "Worker", "get_engine", "session_scope"]
+           "JobRank", "JobStatus", "JobTag", "User", "Worker", "get_engine", "session_scope"]

@@ -170,6 +170,7 @@ class Job(Base):
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     message: Mapped[str] = mapped_column(Text, default="")
+    notes: Mapped[str] = mapped_column(Text, default="", server_default="")
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     error: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -186,6 +187,18 @@ class Job(Base):
     )
 
     ranks: Mapped[list[JobRank]] = relationship(lazy="select", order_by="JobRank.rank", viewonly=True)
+    tag_rows: Mapped[list[JobTag]] = relationship(lazy="selectin", order_by="JobTag.tag", cascade="all, delete-orphan")
+
+    @property
+    def tags(self) -> list[str]:
+        return [row.tag for row in self.tag_rows]
+
+    @tags.setter
+    def tags(self, names: list[str]) -> None:
+        """Keep the rows of tags that stay (a row deleted and inserted again in one flush would collide)."""
+        wanted = set(names)
+        kept = [row for row in self.tag_rows if row.tag in wanted]
+        self.tag_rows = kept + [JobTag(tag=name) for name in sorted(wanted - {row.tag for row in kept})]
 
     @property
     def depends_on(self) -> list[int]:
@@ -243,6 +256,15 @@ class Worker(Base):
     state: Mapped[str] = mapped_column(String(16), default=WorkerState.idle.value)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class JobTag(Base):
+    """A label its owner (or an admin) gave a job, e.g. an ablation's name; jobs are listed by tag."""
+
+    __tablename__ = "job_tags"
+
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
 
 
 class JobRank(Base):

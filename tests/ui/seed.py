@@ -106,9 +106,10 @@ def seed(settings) -> Seeded:
             out.jobs[key] = create_job(session=s, job_type=job_type, spec=resolved(job_type, spec), owner=users[owner],
                                        name=name, **kw).id
 
-        job("running", "alice", "pretrain", tiny_dino_spec(10), "dino vit-t/8 maritime")
+        job("running", "alice", "pretrain", tiny_dino_spec(10), "dino vit-t/8 maritime", tags=["vit-t", "ablation-lr"],
+            notes="lr 3e-4 against the 5e-4 baseline")
         job("succeeded", "alice", "evaluate", EVALUATE, "knn of a finished dino")
-        job("baseline", "bob", "evaluate", {**EVALUATE, "protocols": ["knn"]}, "random-init baseline")
+        job("baseline", "bob", "evaluate", {**EVALUATE, "protocols": ["knn"]}, "random-init baseline", tags=["vit-t"])
         job("failed", "bob", "evaluate", EVALUATE, "resnet18 probe, bad lr")
         job("landscape", "alice", "landscape", LANDSCAPE, "landscape around dino")
         job("queued", "bob", "evaluate", {**EVALUATE, "source": {"kind": "job", "job": out.jobs["running"]}},

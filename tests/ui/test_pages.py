@@ -187,3 +187,24 @@ def test_gallery_shows_the_jobs_images(browser, site) -> None:
           .then(r => done([r.headers.get('content-type'), r.headers.get('content-security-policy')]));""")
     assert inline[0] == "image/svg+xml" and inline[1].startswith("sandbox")  # an SVG opened alone runs no script
     assert browser.errors() == []
+
+
+def test_tags_filter_the_jobs_table_and_the_job_page_shows_tags_and_notes(browser, site) -> None:
+    """A tag chip links to the table filtered by that tag; the Tag filter does the same; notes are on the job."""
+    ran, baseline = site.seeded.jobs["running"], site.seeded.jobs["baseline"]
+    browser.sign_in("alice")
+    browser.get(f"/jobs/{ran}")
+    browser.wait("return document.getElementById('job-notes')", "the job's notes")
+    assert browser.js("return document.getElementById('job-notes').textContent") == \
+        "lr 3e-4 against the 5e-4 baseline"
+    browser.js("document.querySelector('.head a.tag[href=\"/jobs?tag=vit-t\"]').click()")
+    browser.wait("return location.search === '?tag=vit-t' && document.querySelectorAll('#jobs-table tbody tr')"
+                 ".length === 2", "the table of the jobs tagged vit-t")
+    rows = browser.js("return [...document.querySelectorAll('#jobs-table tbody tr td:nth-child(2) a')]"
+                      ".map(a => a.textContent)")
+    assert rows == [f"#{baseline}", f"#{ran}"], rows
+    assert browser.js("return document.getElementById('f-tag').value") == "vit-t"
+    browser.js("const f = document.getElementById('f-tag'); f.value = 'ablation-lr'; f.form.submit()")
+    browser.wait("return location.search.includes('tag=ablation-lr') && "
+                 "document.querySelectorAll('#jobs-table tbody tr').length === 1", "the table of one tag")
+    assert browser.errors() == []

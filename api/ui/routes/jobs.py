@@ -21,11 +21,12 @@ Text = Annotated[str, Query(max_length=200, pattern=NO_NUL)]
 
 
 def job_filters(owner: Text = "", type_: Annotated[str, Query(alias="type", max_length=32)] = "",
-                status: Annotated[str, Query(max_length=16)] = "", q: Text = "",
+                status: Annotated[str, Query(max_length=16)] = "", tag: Annotated[str, Query(max_length=64)] = "",
+                q: Text = "",
                 sort: Annotated[str, Query(max_length=16)] = "id", desc: bool = True, offset: Offset = 0) -> JobFilters:
     """The filters of the query string; an unknown type, status or sort key reads as none."""
     return JobFilters(owner=owner, type=type_ if type_ in job_type_names() else "",
-                      status=status if status in STATUSES else "", q=q.strip(),
+                      status=status if status in STATUSES else "", tag=tag.strip(), q=q.strip(),
                       sort=sort if sort in SORTS else "id", desc=desc, offset=offset)
 
 

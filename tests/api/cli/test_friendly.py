@@ -79,6 +79,23 @@ def test_hold_release_and_priority(api, cli_as) -> None:
     assert bosun("priority", str(job_id), "500").exit_code == 2
 
 
+def test_edit_tags_names_and_notes_and_jobs_by_tag(api, cli_as) -> None:
+    tagged, plain = submit(api), submit(api)
+    cli_as("bob")
+    edited = bosun("edit", str(tagged), "--name", "lr 3e-4", "--tag", "ablation-lr", "--tag", "vit-t",
+                   "--notes", "lower lr, same crops")
+    assert edited.exit_code == 0 and "lr 3e-4, ablation-lr, vit-t; notes: lower lr" in edited.output, edited.output
+    untagged = bosun("edit", str(tagged), "--untag", "vit-t")
+    assert untagged.exit_code == 0 and "ablation-lr;" in untagged.output, untagged.output
+    listed = bosun("jobs", "--tag", "ablation-lr")
+    assert listed.exit_code == 0 and "lr 3e-4" in listed.output and "1-1 of 1 jobs" in listed.output, listed.output
+    assert f"│ {plain} " not in listed.output
+    shown = bosun("status", str(tagged))
+    assert "ablation-lr" in shown.output and "lower lr, same crops" in shown.output, shown.output
+    bad = bosun("edit", str(tagged), "--tag", "has space")
+    assert bad.exit_code == 1 and "add_tags" in bad.output, bad.output
+
+
 def test_limits_are_shown_to_anyone_and_changed_by_admins_one_option_at_a_time(api, cli_as) -> None:
     cli_as("bob")
     shown = bosun("limits", "bob")
