@@ -95,3 +95,23 @@ def test_sdk_works_standalone(tmp_path) -> None:
     check = subprocess.run([sys.executable, "-c", "import sys, shared.sdk; sys.exit('torch' in sys.modules)"],
                            cwd=tmp_path, env=env, timeout=60)
     assert check.returncode == 0
+
+
+def test_channel_reports_progress_and_stores_artifacts_from_bytes_or_a_file(tmp_path) -> None:
+    import base64
+
+    from services.script.channel import Channel
+
+    ctx = LocalContext(tmp_path / "job6", job_id=6)
+    channel = Channel(ctx, spec(lr=0.1), tmp_path / "s.sock", tmp_path)
+    channel.handle({"op": "progress", "done": 3, "total": 12, "message": "epoch 3/12"})
+    assert ctx.progress_log[-1] == (0.25, "epoch 3/12")
+    channel.handle({"op": "save_artifact", "name": "curves/loss.csv", "data": base64.b64encode(b"1,0.5\n").decode()})
+    made = tmp_path / "made.txt"
+    made.write_text("from a file")
+    channel.handle({"op": "save_artifact", "name": "notes.txt", "path": str(made)})
+    assert (ctx.root / "artifacts" / "curves" / "loss.csv").read_bytes() == b"1,0.5\n"
+    assert (ctx.root / "artifacts" / "notes.txt").read_text() == "from a file"
+    assert channel.artifacts == {"curves/loss.csv", "notes.txt"}
+    assert channel.handle({"op": "spec"}) == {"lr": 0.1}
+    assert channel.handle({"op": "should_stop"}) is False
