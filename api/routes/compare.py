@@ -1,4 +1,5 @@
-"""Compare: the headline metrics of several evaluate jobs side by side, one row per job.
+"""Compare: the headline metrics of several evaluate jobs, or the final metrics of several
+pretrainings, side by side, one row per job, with the spec fields in which the jobs differ.
 
 Differences inside the noise are marked by interval overlap. A job reports a 95% Wilson score
 interval for each headline accuracy that is a proportion of its test (or val) images
@@ -23,6 +24,7 @@ from sqlalchemy.orm import Session
 from api.deps import CurrentUser, SessionDep
 from api.http_errors import AUTHENTICATED, responses
 from api.schemas import Status
+from api.spec_diff import spec_diff
 from api.validation import unprocessable
 from shared.db import Job
 from shared.specs.common import DB_ID_MAX
@@ -54,9 +56,18 @@ class ComparisonRow(BaseModel):
                                           "the best job's: the difference is inside the test-set noise")
 
 
+class SpecField(BaseModel):
+    """A spec field whose value is not the same in every compared job: one value (as JSON text) per job."""
+
+    field: str
+    values: list[str]
+
+
 class ComparisonPublic(BaseModel):
+    type: str = Field(description="the compared jobs' type: evaluate or pretrain")
     columns: list[str]
     rows: list[ComparisonRow]
+    spec_diff: list[SpecField] = Field(default_factory=list, description="only the fields that differ")
 
 
 def parse_job_ids(raw: str) -> list[int]:
@@ -96,6 +107,23 @@ def headline_metrics(job: Job) -> dict[str, float]:
             if isinstance(value, (int, float)) and not isinstance(value, bool)}
 
 
+PRETRAIN_METRICS = ("loss", "knn_top1", "epochs", "iterations", "global_batch_size")
+"""A pretraining's final metrics, as its result records them."""
+
+
+def final_metrics(job: Job) -> dict[str, float]:
+    """A pretraining's numeric final metrics (empty until it has succeeded)."""
+    result = job.result or {}
+    return {name: float(result[name]) for name in PRETRAIN_METRICS
+            if isinstance(result.get(name), (int, float)) and not isinstance(result.get(name), bool)}
+
+
+def data_label(spec: dict[str, Any]) -> str:
+    """What a pretraining learned from, in words: 'dino on synthetic-maritime'."""
+    dataset = spec.get("dataset") or {}
+    return f"{spec.get('method', '')} on {dataset.get('path') or dataset.get('kind', '')}".strip()
+
+
 def headline_intervals(job: Job) -> dict[str, MetricInterval]:
     """The well-formed entries of the job's `result.headline_intervals` (empty for older results)."""
     raw = (job.result or {}).get("headline_intervals") or {}
@@ -127,33 +155,44 @@ def mark_noise(rows: list[ComparisonRow]) -> None:
                 row.within_noise.append(name)
 
 
+COMPARABLE = ("evaluate", "pretrain")
+
+
 def comparison(*, session: Session, job_ids: list[int]) -> ComparisonPublic:
-    """One row per evaluate job, in the order asked; columns are every metric any row has."""
+    """One row per job (all evaluate or all pretrain), in the order asked; columns are every metric any
+    row has; the spec fields that differ between the jobs."""
     found = {job.id: job for job in session.scalars(select(Job).where(Job.id.in_(job_ids))).unique()}
     missing = [str(i) for i in job_ids if i not in found]
     if missing:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"jobs: no job {', '.join(missing)}")
-    others = [f"job {i} is a {found[i].type} job" for i in job_ids if found[i].type != "evaluate"]
-    if others:
-        raise unprocessable_query(f"only evaluate jobs can be compared; {', '.join(others)}")
+    kind = found[job_ids[0]].type
+    others = [f"job {i} is a {found[i].type} job" for i in job_ids if found[i].type != kind]
+    if kind not in COMPARABLE or others:
+        raise unprocessable_query(f"evaluate jobs or pretrain jobs can be compared, one type at a time; job "
+                                  f"{job_ids[0]} is a {kind} job" + (f", {', '.join(others)}" if others else ""))
     rows, columns = [], {}
     for job_id in job_ids:
         job = found[job_id]
-        metrics = headline_metrics(job)
+        metrics = headline_metrics(job) if kind == "evaluate" else final_metrics(job)
         columns.update(dict.fromkeys(metrics))
         intervals = {name: entry for name, entry in headline_intervals(job).items() if name in metrics}
         rows.append(ComparisonRow(job=job.id, name=job.name, status=job.status,
                                   backbone=(job.spec.get("backbone") or {}).get("name", ""),
-                                  source=source_label(job.spec), metrics=metrics, intervals=intervals))
+                                  source=source_label(job.spec) if kind == "evaluate" else data_label(job.spec),
+                                  metrics=metrics, intervals=intervals))
     mark_noise(rows)
-    return ComparisonPublic(columns=list(columns), rows=rows)
+    differ = spec_diff([found[i].spec for i in job_ids]) if len(job_ids) > 1 else []
+    return ComparisonPublic(type=kind, columns=list(columns), rows=rows,
+                            spec_diff=[SpecField(field=name, values=values) for name, values in differ])
 
 
-JobIds = Annotated[str, Query(max_length=1000, description="comma-separated evaluate job ids, e.g. 1,2,3")]
+JobIds = Annotated[str, Query(max_length=1000, description="comma-separated job ids (all evaluate or all "
+                                                          "pretrain), e.g. 1,2,3")]
 
 
 @router.get("", response_model=ComparisonPublic)
 def compare(session: SessionDep, _user: CurrentUser, jobs: JobIds) -> Any:
-    """Headline metrics of evaluate jobs, one row per job; a row's `within_noise` names the metrics on
-    which its 95% Wilson interval overlaps the best job's."""
+    """Headline metrics of evaluate jobs, or final metrics of pretrainings, one row per job, and the spec
+    fields that differ; an evaluate row's `within_noise` names the metrics on which its 95% Wilson interval
+    overlaps the best job's."""
     return comparison(session=session, job_ids=parse_job_ids(jobs))

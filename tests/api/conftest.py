@@ -98,3 +98,31 @@ def measured(api, embedded_settings) -> dict[str, int]:
             s.flush()
             ids[name] = job.id
     return ids
+
+
+@pytest.fixture
+def pretrainings(api, embedded_settings) -> dict[str, int]:
+    """Two finished DINO pretrainings that differ in lr and epochs, and a landscape job."""
+    from sqlalchemy import select
+
+    from shared.db import JobMetric, User, session_scope
+    from shared.job_lifecycle import create_job
+
+    base = {"method": "dino", "backbone": {"name": "vit_tiny_patch16_224"},
+            "dataset": {"kind": "synthetic-maritime", "path": "synthetic-maritime"}}
+    with session_scope(embedded_settings.database_url) as s:
+        owner = s.scalar(select(User).where(User.name == "bob"))
+        ids = {}
+        for key, lr, epochs, loss, knn in (("slow", 5e-4, 100, 3.1, 0.52), ("fast", 3e-4, 200, 2.7, 0.61)):
+            job = create_job(session=s, job_type="pretrain", owner=owner, name=f"lr {lr:g}",
+                             spec={**base, "dino": {"lr": lr, "epochs": epochs, "out_dim": 4096}})
+            job.status = "succeeded"
+            job.result = {"method": "dino", "epochs": epochs, "iterations": epochs * 10, "loss": loss,
+                          "knn_top1": knn, "knn_history": {"99": knn}, "backbone": "vit_tiny_patch16_224"}
+            s.flush()
+            s.add_all([JobMetric(job_id=job.id, name="loss", step=step, value=loss + 8.0 / (step + 1))
+                       for step in range(0, 40, 4)])
+            ids[key] = job.id
+        ids["landscape"] = create_job(session=s, job_type="landscape", owner=owner, name="surface",
+                                      spec={"backbone": {"name": "resnet18"}}).id
+    return ids

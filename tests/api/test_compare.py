@@ -73,3 +73,15 @@ def test_missing_parameter_and_missing_token(api) -> None:
     r = api.get("/api/v1/compare", headers=api.as_("bob"))
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "jobs"]
     assert api.get("/api/v1/compare?jobs=1").status_code == 401
+
+
+def test_pretrainings_compare_by_final_metrics_with_the_spec_fields_that_differ(api, pretrainings) -> None:
+    body = get(api, f"jobs={pretrainings['slow']},{pretrainings['fast']}").json()
+    assert body["type"] == "pretrain" and body["columns"] == ["loss", "knn_top1", "epochs", "iterations"]
+    slow, fast = body["rows"]
+    assert slow["metrics"] == {"loss": 3.1, "knn_top1": 0.52, "epochs": 100.0, "iterations": 1000.0}
+    assert fast["source"] == "dino on synthetic-maritime" and fast["backbone"] == "vit_tiny_patch16_224"
+    assert body["spec_diff"] == [{"field": "dino.lr", "values": ["0.0005", "0.0003"]},
+                                 {"field": "dino.epochs", "values": ["100", "200"]}]
+    mixed = get(api, f"jobs={pretrainings['landscape']},{pretrainings['slow']}")
+    assert mixed.status_code == 422 and "is a landscape job" in mixed.json()["detail"][0]["msg"]

@@ -161,7 +161,7 @@ def test_series_are_downsampled_in_the_database_keeping_extremes(embedded_settin
 
 
 def test_spec_diff_shows_only_differing_fields() -> None:
-    from api.ui.queries import spec_diff
+    from api.spec_diff import spec_diff
 
     a = {"lr": 0.1, "dino": {"epochs": 100, "out_dim": 65536}, "protocols": ["knn"]}
     b = {"lr": 0.1, "dino": {"epochs": 300, "out_dim": 65536}, "protocols": ["knn", "linear"], "seed": 1}

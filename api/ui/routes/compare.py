@@ -1,9 +1,9 @@
 """Compare jobs: the curves of every metric two or more of them log, overlaid; their headline
 metrics side by side; and the spec fields in which they differ.
 
-Unlike GET /api/v1/compare (evaluate jobs' headlines only), any jobs can be picked: a pretraining
-brings its curves, an evaluation its headline. The ids are read and the headlines taken by the
-REST compare's own functions.
+Unlike GET /api/v1/compare (evaluate jobs, or pretrainings, one type at a time), any jobs can be
+picked together: a pretraining brings its curves, an evaluation its headline. The ids are read
+and the headlines taken by the REST compare's own functions.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session, defer
 
 from api.deps import SessionDep
 from api.routes.compare import headline_metrics, parse_job_ids, source_label
+from api.spec_diff import spec_diff
 from api.ui.deps import UiError, as_page_error
-from api.ui.queries import spec_diff
 from api.ui.render import page
 from api.ui.series import job_series, metric_stats
 from api.ui.session import UiUser
