@@ -65,12 +65,17 @@ def _pump(stream, ctx: JobContext, tail: collections.deque | None) -> None:
 
 
 def _own_group_dies_with_parent() -> None:
-    """In the script's child: a process group of its own, SIGKILLed when the job process dies (kill -9)."""
+    """In the script's child: a process group of its own, SIGKILLed when the job process dies (kill -9),
+    and SIGTERM and SIGINT at their defaults: an ignored signal stays ignored across exec, and the job
+    process ignores SIGINT (a process that started it may have ignored SIGTERM too)."""
     import ctypes
 
     os.setpgrp()
     try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            libc.signal(int(sig), 0)  # SIG_DFL
     except OSError:
         pass
 
@@ -122,7 +127,7 @@ def run(spec: ScriptSpec, ctx: JobContext) -> dict[str, Any]:
             pump.join(5)
         channel.close()
     code = proc.returncode
-    if stopped:
+    if stopped or ctx.should_stop():  # a script that saw should_stop() through its SDK may exit before the SIGTERM
         raise JobStopped(f"script stopped (exit {code})")
     if code != 0:
         raise ScriptFailed(f"script exited with code {code}: " + " | ".join(list(tail)[-5:]))

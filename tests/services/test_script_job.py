@@ -49,13 +49,34 @@ def test_script_logs_metrics_checkpoints_and_resumes(code_root, tmp_path) -> Non
     assert any("resumed at step 10" in line for line in again.logs)
 
 
-def test_stop_sends_sigterm_and_a_clean_exit_is_a_stop(code_root, tmp_path) -> None:
+class StopOnceRunning(LocalContext):
+    """A context asked to stop once the script has logged its first metric (its SDK is listening by then)."""
+
+    def should_stop(self) -> bool:
+        return bool(self.metrics.get("loss"))
+
+
+@pytest.mark.parametrize("parent_ignores_sigterm", [False, True])
+def test_stop_sends_sigterm_and_a_clean_exit_is_a_stop(code_root, tmp_path, parent_ignores_sigterm) -> None:
+    import signal
+
     from services.script.script_job import run
 
-    ctx = LocalContext(tmp_path / "job2", stop_after_checks=3)
-    with pytest.raises(JobStopped):
-        run(spec(steps=1000, delay=0.05), ctx)
+    ctx = StopOnceRunning(tmp_path / "job2")
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN if parent_ignores_sigterm else previous_handler())
+    try:
+        with pytest.raises(JobStopped):
+            run(spec(steps=1000, delay=0.05), ctx)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     assert any("got SIGTERM, stopping cleanly" in line for line in ctx.logs), ctx.logs
+    assert not any("SIGKILL" in line for line in ctx.logs), ctx.logs
+
+
+def previous_handler():
+    import signal
+
+    return signal.getsignal(signal.SIGTERM)
 
 
 def test_nonzero_exit_fails_with_code_and_stderr(code_root, tmp_path) -> None:
