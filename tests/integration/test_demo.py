@@ -20,6 +20,7 @@ pytestmark = pytest.mark.integration
 ROWS = ("raw pixels", "random init", "DINO teacher", "DINO student")
 
 
+@pytest.mark.timeout(1800)  # the demo's own limit below; pytest's default of 600 s is for ordinary tests
 def test_demo_prints_the_knn_table_and_saves_its_artifacts(tmp_path: Path) -> None:
     home = tmp_path / "home"
     env = stack_env(home)
