@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 from api.deps import SettingsDep
 from api.schemas import JOB_CREATE, JobCreateBase
 from shared.job_types import job_type_names
+from shared.paths import OutsideRoot, below_root
 from shared.specs.common import ModelSource
 
 
@@ -67,7 +68,6 @@ def _model_sources(spec: BaseModel) -> list[tuple[str, ModelSource]]:
 
 def check_data_paths(spec: BaseModel, data_root: Path) -> None:
     """Every dataset folder and weights file the spec reads must exist below the data root."""
-    root = data_root.resolve()
     dataset = getattr(spec, "dataset", None)
     checks: list[tuple[list[str | int], str]] = []
     if dataset is not None:
@@ -77,9 +77,10 @@ def check_data_paths(spec: BaseModel, data_root: Path) -> None:
     if robustness is not None:
         checks += [(["spec", "robustness", "cifar10c_path"], p) for p in robustness.data_paths()]
     for loc, rel in checks:
-        path = (root / rel).resolve()
-        if not path.is_relative_to(root):
-            raise unprocessable(loc, f"{rel!r} escapes BOSUN_DATA_ROOT")
+        try:
+            path = below_root(data_root, rel)
+        except OutsideRoot:
+            raise unprocessable(loc, f"{rel!r} escapes BOSUN_DATA_ROOT") from None
         if not path.exists():
             raise unprocessable(loc, f"{rel!r} does not exist below BOSUN_DATA_ROOT")
 

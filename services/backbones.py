@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from services.job_context import JobContext, load_torch
+from shared.paths import OutsideRoot, below_root
 from shared.specs.common import BackboneSpec, ModelSource, relative_data_path
 
 log = logging.getLogger(__name__)
@@ -83,9 +84,11 @@ class SourceWeights:
 
 def _below(path: Path, root: Path, origin: str) -> Path:
     """`path`, after checking that it (symbolic links followed) stays below the data root."""
-    if not path.resolve().is_relative_to(Path(root).resolve()):
-        raise WeightsError(f"{origin}: {path.name} leads outside the data root")
-    return path
+    try:
+        below_root(root, path)
+    except OutsideRoot:
+        raise WeightsError(f"{origin}: {path.name} leads outside the data root") from None
+    return path  # not resolved: a hub cache's blob has no suffix, its link does
 
 
 def hf_repo_folder(folder: Path, backbone: str, origin: str) -> Path:

@@ -18,6 +18,7 @@ from services.data.folder import scan_split
 from services.data.images import ArrayImageDataset, DatasetError, FileImageDataset, ImageDataset
 from services.data.subset import nested_subset, stratified_subset
 from services.data.thermal import ThermalDecoder
+from shared.paths import OutsideRoot, below_root
 from shared.specs.dataset import (
     SYNTHETIC_CLASSES,
     Cifar10CDataset,
@@ -37,10 +38,10 @@ Transform = Callable[[Any], Any] | None
 
 def resolve_data_path(data_root: Path, relative: str) -> Path:
     """`data_root / relative`, resolved; DatasetError when it escapes the root or does not exist."""
-    root = Path(data_root).resolve()
-    path = (root / relative).resolve()
-    if not path.is_relative_to(root):
-        raise DatasetError(f"dataset path {relative!r} leaves the data root {root}")
+    try:
+        path = below_root(data_root, relative)
+    except OutsideRoot:
+        raise DatasetError(f"dataset path {relative!r} leaves the data root {Path(data_root).resolve()}") from None
     if not path.exists():
         raise DatasetError(f"missing dataset path {path}")
     return path

@@ -34,6 +34,7 @@ from PIL import Image, UnidentifiedImageError
 from services.data.fiftyone_client import FrameDetections, check_label_field, dataset_version, open_dataset, read_frames
 from services.data.images import DatasetError, FileImageDataset
 from services.data.thermal import ThermalDecoder
+from shared.paths import OutsideRoot, below_root
 from shared.specs.dataset import FiftyOneDataset
 
 log = logging.getLogger(__name__)
@@ -60,11 +61,11 @@ class Crop:
 
 def frame_path(data_root: Path, filepath: str) -> Path:
     """A frame's file, relative paths taken below the data root; DatasetError when it leaves the root."""
-    root = Path(data_root).resolve()
-    path = (root / filepath).resolve()
-    if not path.is_relative_to(root):
-        raise DatasetError(f"FiftyOne frame {filepath} lies outside the data root {root}")
-    return path
+    try:
+        return below_root(data_root, filepath)
+    except OutsideRoot:
+        root = Path(data_root).resolve()
+        raise DatasetError(f"FiftyOne frame {filepath} lies outside the data root {root}") from None
 
 
 def _frame_size(frame: FrameDetections, path: Path) -> tuple[int, int]:

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
+from shared.paths import OutsideRoot, below_root
 from shared.specs.common import SpecModel
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -70,10 +71,10 @@ class ScriptSpec(SpecModel):
 
 def resolve_code(root: Path, rel: str) -> Path:
     """`rel` below `root`, symlinks resolved; ValueError when it escapes or is not a folder."""
-    root = Path(root).resolve()
-    path = (root / rel).resolve()
-    if not path.is_relative_to(root):
-        raise ValueError(f"{rel!r} escapes BOSUN_CODE_ROOT")
+    try:
+        path = below_root(root, rel)
+    except OutsideRoot:
+        raise ValueError(f"{rel!r} escapes BOSUN_CODE_ROOT") from None
     if not path.is_dir():
         raise ValueError(f"{rel!r} is not a folder below BOSUN_CODE_ROOT")
     return path

@@ -25,6 +25,7 @@ def test_demo_prints_the_knn_table_and_saves_its_artifacts(tmp_path: Path) -> No
     home = tmp_path / "home"
     env = stack_env(home)
     env["COLUMNS"] = "160"
+    env["OMP_NUM_THREADS"] = "2"  # as `make demo` runs it (the Makefile's default), not the suite's one thread
     out = subprocess.run([sys.executable, "-m", "api.cli", "demo", "--home", str(home)], env=env,
                          cwd=ROOT, capture_output=True, text=True, timeout=1800)
     (tmp_path / "demo.out").write_text(out.stdout)  # the table and progress, for whoever reads a failed run
