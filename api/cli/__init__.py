@@ -13,15 +13,25 @@ Nothing here imports torch: the commands that need the research stack run it as 
 
 from __future__ import annotations
 
+import shutil
+
 import typer
 
 from api.cli import admin, compare, control, data, jobs, queue, serve, spec
+from api.cli.console import console
 
 app = typer.Typer(help="bosun: a job service for SSL pretraining, evaluation and loss landscapes.",
                   no_args_is_help=True)
 for commands in (serve.app, jobs.app, control.app, compare.app, queue.app, spec.app, admin.app):
     app.add_typer(commands)
 app.add_typer(data.app, name="data")
+
+
+@app.callback()
+def _every_command() -> None:
+    # The width is read at each command (COLUMNS, else the terminal, else 80), not once when the
+    # console module was first imported: a process that runs several commands sees each one's own.
+    console.width = shutil.get_terminal_size().columns
 
 
 def main() -> None:

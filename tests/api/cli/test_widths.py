@@ -63,3 +63,17 @@ def test_workers_fit_80_columns(api, cli_as, embedded_settings) -> None:
         assert result.exit_code == 0, result.output
         assert all(len(line) <= 80 for line in result.output.splitlines()), result.output
         assert len([line for line in rows(result.output) if "worker-" in line]) == 3, result.output
+
+
+def test_each_command_takes_the_width_of_its_own_environment() -> None:
+    from api.cli.console import console
+
+    def widest(columns: str) -> int:
+        result = bosun("spec", env={"COLUMNS": columns})
+        assert result.exit_code == 0, result.output
+        return max(len(line) for line in result.output.splitlines())
+
+    # one process, several commands: none keeps an earlier command's width
+    assert widest("80") == 80 and 80 < widest("200") <= 200 and widest("80") == 80
+    console.width = 80  # as a console created while COLUMNS=80 was set
+    assert max(len(line) for line in bosun("spec").output.splitlines()) > 80  # the runner's 400 columns
