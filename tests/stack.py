@@ -220,3 +220,12 @@ def tiny_dino_spec(epochs: int, knn_every: int = 1) -> dict:
                      "local_crops_size": 16, "warmup_epochs": 1, "num_workers": 0, "use_fp16": False,
                      "head_hidden_dim": 128, "head_bottleneck_dim": 32},
             "checkpoint_every": 1, "knn_every": knn_every}
+
+
+def tensorboard_scalars(logdir: Path) -> dict[str, list[tuple[int, float]]]:
+    """{tag: [(step, value), ...]} of the scalars TensorBoard's own reader finds in the event files below `logdir`."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(logdir), size_guidance={"scalars": 0})
+    acc.Reload()
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}

@@ -154,6 +154,7 @@ class TileContext(WorkerContext):
     """A tile's context: its service reports the fraction of the tile done, the job shows points done of all."""
 
     forward_only_progress = True
+    exports_tensorboard = False  # a landscape's tiles log no metric series
 
     def __init__(self, *, points_before: int, points_total: int, tile_points: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)

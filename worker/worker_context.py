@@ -22,6 +22,7 @@ from shared.prometheus import TRAIN_IMAGES_PER_SECOND, TRAIN_LOSS
 from shared.retry import retry_db
 from shared.settings import Settings
 from shared.storage import ObjectNotFound, ObjectStore, artifact_key, checkpoint_key, commit_marker, file_digest
+from shared.tensorboard_events import MetricPoint, events_artifact, write_events
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -73,6 +74,7 @@ class WorkerContext:
 
     fans_out = True  # a service may return services.job_context.FanOut: the runner hands its tiles to workers
     forward_only_progress = False  # tiles of one job report side by side: none may move it back
+    exports_tensorboard = True  # checkpoints and close() write the job's TensorBoard event file
 
     def __init__(self, *, settings: Settings, store: ObjectStore, job_id: int, job_type: str, attempt: int,
                  worker: str, seed: int) -> None:
@@ -164,6 +166,7 @@ class WorkerContext:
         self.store.put_bytes(commit_marker(self.job_id), json.dumps(marker).encode(), "application/json")
         self._prune_checkpoints(keep_key=info.key)
         self.log(f"checkpoint at step {step} committed ({info.size} bytes)")
+        self.export_tensorboard()
 
     def load_latest_checkpoint(self) -> dict[str, Any] | None:
         from services.job_context import load_torch
@@ -245,12 +248,37 @@ class WorkerContext:
             if key != keep_key:
                 self.store.delete(key)
 
+    def export_tensorboard(self) -> None:
+        """Write the job's whole metric series, as stored, to its TensorBoard artifact (none without metrics).
+
+        The file is a convenience beside the database's series: a failure to write it is logged and the
+        job goes on.
+        """
+        if not self.exports_tensorboard:
+            return
+
+        def read() -> list[MetricPoint]:
+            with session_scope(self.settings.database_url) as s:
+                rows = s.execute(select(JobMetric.name, JobMetric.step, JobMetric.value, JobMetric.time)
+                                 .where(JobMetric.job_id == self.job_id)).all()
+                return [MetricPoint(*row) for row in rows]
+
+        try:
+            points = self._db(read, "metrics for TensorBoard")
+            if points:
+                target = self.scratch / "tensorboard" / "events"
+                write_events(points, target, run=f"job {self.job_id}")
+                self.save_artifact(events_artifact(self.job_id), target, "application/octet-stream")
+        except Exception as exc:  # noqa: BLE001 - the series stays in the database either way
+            log.warning("job %s: TensorBoard event file not written: %s", self.job_id, exc)
+
     def close(self) -> None:
         import shutil
 
         try:
             self._write_progress()
             self.flush_metrics()
+            self.export_tensorboard()
         finally:
             shutil.rmtree(self.scratch, ignore_errors=True)
 
@@ -261,6 +289,8 @@ class RankContext(WorkerContext):
     Progress, metrics, checkpoints and artifacts are rank 0's to write; this rank reads the job's
     checkpoints like rank 0 does and logs with its rank in front.
     """
+
+    exports_tensorboard = False
 
     def __init__(self, *, rank: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)

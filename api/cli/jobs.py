@@ -1,4 +1,4 @@
-"""`bosun submit|status|wait|logs|download|cancel|rerun|jobs`: one's jobs, through the REST API."""
+"""`bosun submit|status|wait|logs|download|tensorboard|cancel|rerun|jobs`: one's jobs, through the REST API."""
 
 from __future__ import annotations
 
@@ -165,6 +165,36 @@ def download(job_id: JobId, name: str,
     target = output or Path(name.rsplit("/", 1)[-1])
     rest.call(lambda c: c.download(job_id, name, target))
     console.print(f"saved {target} ({target.stat().st_size} bytes)")
+
+
+@app.command()
+def tensorboard(job_ids: Annotated[list[int], typer.Argument(help="job ids")],
+                logdir: Annotated[Path, typer.Option(help="the folder to give `tensorboard --logdir`")] = Path("runs"),
+                ) -> None:
+    """Download the jobs' TensorBoard event files, one run folder per job, to open them side by side."""
+    from shared.tensorboard_events import events_artifact
+
+    def fetch(c: Client) -> list[Path]:
+        saved = []
+        for job_id in job_ids:
+            job = c.job(job_id)
+            names = {a["name"] for a in c.artifacts(job_id)}
+            if events_artifact(job_id) not in names:
+                console.print(f"job {job_id} has no TensorBoard events yet (no metric stored, or not started)")
+                continue
+            run = re.sub(r"[^A-Za-z0-9._-]+", "-", f"job{job_id}-{job['name']}").strip("-")[:80]
+            target = logdir / run / events_artifact(job_id).rsplit("/", 1)[-1]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            saved.append(c.download(job_id, events_artifact(job_id), target))
+        return saved
+
+    saved = rest.call(fetch)
+    for path in saved:
+        console.print(f"saved {path}", soft_wrap=True)  # a path stays whole, for copying
+    if saved:
+        console.print(f"open them with: tensorboard --logdir {logdir}", soft_wrap=True)
+    if len(saved) < len(job_ids):
+        raise typer.Exit(1)
 
 
 @app.command()

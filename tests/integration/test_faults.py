@@ -6,12 +6,13 @@ import signal
 
 import pytest
 
-from tests.stack import tiny_dino_spec, wait_for
+from shared.tensorboard_events import events_artifact
+from tests.stack import tensorboard_scalars, tiny_dino_spec, wait_for
 
 pytestmark = pytest.mark.integration
 
 
-def test_killed_worker_job_resumes_from_checkpoint(stack) -> None:
+def test_killed_worker_job_resumes_from_checkpoint(stack, tmp_path) -> None:
     first = stack.worker(name="doomed@test")
     job = stack.client.submit("pretrain", tiny_dino_spec(epochs=4), name="survives kill -9")
     wait_for(lambda: any("checkpoint at step 1" in line["text"] for line in stack.client.logs(job["id"])),
@@ -34,6 +35,10 @@ def test_killed_worker_job_resumes_from_checkpoint(stack) -> None:
     assert steps == sorted(set(steps)) and steps[0] <= done["result"]["iterations"] // 4
     assert steps[-1] == done["result"]["iterations"]
     assert "checkpoint.pt" in {a["name"] for a in stack.client.artifacts(job["id"])}
+    # the TensorBoard file holds the one series too, the killed attempt's steps included
+    (tmp_path / "tb").mkdir()
+    events = stack.client.download(job["id"], events_artifact(job["id"]), tmp_path / "tb" / "events.out.tfevents.1")
+    assert tensorboard_scalars(events.parent)["loss"] == [(m["step"], pytest.approx(m["value"])) for m in losses]
 
 
 def test_cancel_running_job(stack) -> None:

@@ -9,6 +9,8 @@ import json
 import numpy as np
 import pytest
 
+from tests.stack import bosun, tensorboard_scalars
+
 pytestmark = pytest.mark.integration
 
 EVALUATE = {"backbone": {"name": "resnet18"}, "dataset": {"kind": "synthetic-maritime", "image_size": 32},
@@ -36,6 +38,14 @@ def test_submission_runs_to_succeeded_with_artifacts(stack, tmp_path) -> None:
     metrics = stack.other.metrics(job["id"], "knn_top1")
     assert [m["step"] for m in metrics] == [5, 20]
     assert any("resnet18" in line["text"] for line in stack.other.logs(job["id"]))
+
+    # the metric series, as TensorBoard reads it from what `bosun tensorboard` downloads
+    token = stack.other.http.headers["Authorization"].removeprefix("Bearer ")
+    out = bosun({**stack.env, "BOSUN_API_URL": stack.url, "BOSUN_TOKEN": token},
+                "tensorboard", str(job["id"]), "--logdir", str(tmp_path / "runs"))
+    assert f"tensorboard --logdir {tmp_path / 'runs'}" in out
+    run = tmp_path / "runs" / f"job{job['id']}-knn-random-resnet18"
+    assert tensorboard_scalars(run) == {"knn_top1": [(m["step"], pytest.approx(m["value"])) for m in metrics]}
 
 
 def test_dependency_chain(stack) -> None:
