@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from shared.db import Artifact, Checkpoint, Job, JobMetric, session_scope
+from shared.db import Artifact, AuditEntry, Checkpoint, Job, JobMetric, session_scope
 from shared.db.models import utcnow
 from shared.retention import jobs_read_by, retention_pass
 from shared.storage import open_store
@@ -100,6 +100,9 @@ def test_retention_deletes_old_jobs_and_artifacts_and_keeps_what_is_needed(setti
     assert job_exists(settings, aging) and objects(settings, aging) == ["artifacts/spec.json"]
     assert rows(settings, Artifact, aging) == 1 and rows(settings, Checkpoint, aging) == 0
     assert rows(settings, JobMetric, aging) == 1
+    with session_scope(settings.database_url) as s:
+        audited = s.execute(select(AuditEntry.action, AuditEntry.target).where(AuditEntry.actor == "retention")).all()
+    assert sorted(audited) == [("expire artifacts", f"job {aging}"), ("expire job", f"job {old}")]
 
     assert retention_pass(settings=settings, store=open_store(settings)).jobs_deleted == []  # idempotent
 
