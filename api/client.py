@@ -124,6 +124,10 @@ class Client:
         """GPU-hours per user per day: {data: [{user, day, gpu_hours}], since}."""
         return self._call("GET", "/api/v1/usage", params={"days": days})
 
+    def disk_usage(self, limit: int = 100) -> dict[str, Any]:
+        """Bytes in the store: {users: [{user, jobs, total_bytes}], data: [{id, owner, ..., total_bytes}], count}."""
+        return self._call("GET", "/api/v1/usage/disk", params={"limit": limit})
+
     def workers(self) -> list[dict[str, Any]]:
         return self._call("GET", "/api/v1/workers")
 

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from shared.db import Job, JobStatus, Worker, session_scope
 from shared.db.models import WorkerState, utcnow, worker_name
+from shared.disk_usage import store_bytes_by_user
 from shared.dispatch.usage import gpu_seconds_total
 from shared.job_lifecycle import count_by_status
 from shared.job_types import job_type_names
@@ -26,7 +27,8 @@ log = logging.getLogger(__name__)
 
 class DatabaseCollector(Collector):
     """bosun_jobs{type,status}, bosun_queue_oldest_wait_seconds{queue}, bosun_workers{state},
-    bosun_gpu_seconds_total{user} (GPU-seconds of every job's last attempt, running ones until now).
+    bosun_gpu_seconds_total{user} (GPU-seconds of every job's last attempt, running ones until now),
+    bosun_store_bytes{user} (bytes of each user's artifacts and checkpoints: shared.disk_usage, one query).
 
     Every known job type x status and every queue is exported, at 0 when nothing is in it, so a
     panel or an alert on an empty queue reads 0 rather than no data.
@@ -41,6 +43,8 @@ class DatabaseCollector(Collector):
                                    labels=["queue"])
         workers = GaugeMetricFamily("bosun_workers", "Workers with a recent heartbeat, by state", labels=["state"])
         gpu_seconds = CounterMetricFamily("bosun_gpu_seconds", "GPU-seconds used by each user's jobs", labels=["user"])
+        store_bytes = GaugeMetricFamily("bosun_store_bytes", "Bytes of each user's artifacts and checkpoints in the "
+                                        "object store", labels=["user"])
         try:
             with session_scope(self.settings.database_url) as s:
                 counts = {(job_type, status.value): 0 for job_type in job_type_names() for status in JobStatus}
@@ -67,6 +71,8 @@ class DatabaseCollector(Collector):
                     workers.add_metric([state], n)
                 for user, seconds in sorted(gpu_seconds_total(session=s, now=now).items()):
                     gpu_seconds.add_metric([user], seconds)
+                for user, size in sorted(store_bytes_by_user(session=s).items()):
+                    store_bytes.add_metric([user], size)
         except Exception as exc:  # a scrape during a database outage still returns the process metrics
             log.warning("database metrics unavailable: %s", exc)
             return
@@ -74,6 +80,7 @@ class DatabaseCollector(Collector):
         yield oldest
         yield workers
         yield gpu_seconds
+        yield store_bytes
 
 
 class RequestMetrics:

@@ -248,6 +248,32 @@ class UsagePublic(BaseModel):
     since: datetime
 
 
+class JobDiskUsagePublic(BaseModel):
+    id: int
+    owner: str
+    name: str
+    type: str
+    status: str
+    artifact_bytes: int
+    checkpoint_bytes: int
+    total_bytes: int
+
+
+class UserDiskUsagePublic(BaseModel):
+    user: str
+    jobs: int
+    total_bytes: int
+
+
+class DiskUsagePublic(BaseModel):
+    """Bytes in the object store per user and per job (largest first); an admin sees everyone's."""
+
+    users: list[UserDiskUsagePublic]
+    data: list[JobDiskUsagePublic]
+    count: int
+    total_bytes: int
+
+
 class RerunChanges(BaseModel):
     """Values set in the spec before a rerun: dotted paths into it, e.g. {"set": {"dino.lr": 0.0003}}."""
     model_config = ConfigDict(extra="forbid")

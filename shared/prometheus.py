@@ -48,3 +48,4 @@ HTTP_DURATION = Histogram("bosun_http_request_duration_seconds", "HTTP request l
 #   bosun_queue_oldest_wait_seconds{queue}  age of the oldest queued, dispatchable job
 #   bosun_workers{state}                 workers alive by state (idle, busy, draining)
 #   bosun_gpu_seconds_total{user}        GPU-seconds of each user's jobs (shared.dispatch.usage.gpu_seconds_total)
+#   bosun_store_bytes{user}              bytes of each user's artifacts and checkpoints (shared.disk_usage)

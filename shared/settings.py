@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.checkpoint_policy import KEEP_BEST_PATTERN
+
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "minioadmin", "password", "secret", "postgres"})
 
 
@@ -82,10 +84,21 @@ class Settings(BaseSettings):
     max_spec_bytes: int = Field(default=64 * 1024, ge=1024)
     auth_failure_limit: int = Field(default=20, ge=1)
     auth_failure_window_seconds: float = Field(default=60.0, gt=0)
+    # Disk (shared.checkpoint_policy, shared.retention): a job keeps its last `checkpoint_keep_last`
+    # checkpoints plus, with `checkpoint_keep_best` ("METRIC:max" or "METRIC:min"), the best by that
+    # metric; a job spec may override both. Finished jobs' artifacts and checkpoints are deleted
+    # `artifact_retention_days` after they finished, whole finished jobs (rows and objects)
+    # `job_retention_days` after; None keeps them forever. Workers run that pass every
+    # `retention_interval_seconds`.
+    checkpoint_keep_last: int = Field(default=2, ge=1)
+    checkpoint_keep_best: str = Field(default="", pattern=KEEP_BEST_PATTERN + "|^$")
+    artifact_retention_days: float | None = Field(default=None, gt=0)
+    job_retention_days: float | None = Field(default=None, gt=0)
+    retention_interval_seconds: float = Field(default=3600.0, gt=0)
     api_url: str = "http://127.0.0.1:8000"
     token: str = ""
 
-    @field_validator("preempt_priority", mode="before")
+    @field_validator("preempt_priority", "artifact_retention_days", "job_retention_days", mode="before")
     @classmethod
     def _unset_when_empty(cls, value: object) -> object:
         return None if value == "" else value

@@ -310,6 +310,16 @@ def commit_marker(job_id: int) -> str:
     return f"jobs/{job_id}/checkpoints/latest"
 
 
+def best_marker(job_id: int) -> str:
+    """Key of the marker naming the job's best checkpoint by its policy's metric (shared.checkpoint_policy)."""
+    return f"jobs/{job_id}/checkpoints/best"
+
+
+def job_prefix(job_id: int) -> str:
+    """The folder of every object of a job (spec, checkpoints, artifacts)."""
+    return f"jobs/{job_id}/"
+
+
 def artifact_key(job_id: int, name: str) -> str:
     return f"jobs/{job_id}/artifacts/{name}"
 

@@ -2,7 +2,8 @@
 
 Nothing else runs on this thread, so a long dispatch pass (worker.dispatcher) never makes a
 healthy worker look dead. The monitor also starts and stops the worker's refresh of the dataset
-catalog (worker.catalog_refresh), on its own thread as well.
+catalog (worker.catalog_refresh) and, when a retention setting is on, the retention pass
+(shared.retention) every `retention_interval_seconds`, each on its own thread as well.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ from shared.prometheus import (
     WORKER_BUSY,
     WORKER_HEARTBEAT,
 )
+from shared.retention import retention_enabled, retention_pass
 from shared.settings import Settings
+from shared.storage import open_store
 from worker.catalog_refresh import CatalogRefresh
 from worker.gpu import GpuMetrics
 from worker.periodic import Periodic
@@ -65,15 +68,25 @@ class Monitor(Periodic):
         self.settings, self.worker_name, self.queues, self.gpu = settings, name, queues, gpu
         self.gpu_metrics = GpuMetrics(name, gpu)
         self.catalog = CatalogRefresh(settings, name)
+        # A store outage fails the pass at once (no retries on this thread): the next interval tries again.
+        self.retention = Periodic("retention", settings.retention_interval_seconds, self._retention,
+                                  first=True) if retention_enabled(settings) else None
         export_initial_metrics(name)
 
     def start(self) -> None:
         super().start()
         self.catalog.start()
+        if self.retention is not None:
+            self.retention.start()
 
     def stop(self, timeout: float = 5.0) -> None:
+        if self.retention is not None:
+            self.retention.stop(timeout)
         self.catalog.stop(timeout)
         super().stop(timeout)
+
+    def _retention(self) -> None:
+        retention_pass(settings=self.settings, store=open_store(self.settings))
 
     def _pass(self) -> None:
         try:

@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy import select
 
 from services.job_context import FanOut
+from shared.checkpoint_policy import policy_for
 from shared.db import Job, JobLog, JobStatus, session_scope
 from shared.db.models import worker_name
 from shared.dispatch import request_dispatch
@@ -227,7 +228,7 @@ def job_body(*, settings: Settings, job_id: int, job_type: str, spec_raw: dict[s
              worker: str, gpus: int) -> Outcome:
     """Run the job's service in this job process and say how it ended."""
     ctx = make_context(settings, job_id=job_id, job_type=job_type, attempt=attempt, worker=worker,
-                       seed=int(spec_raw.get("seed", 0) or 0))
+                       seed=int(spec_raw.get("seed", 0) or 0), checkpoint_policy=policy_for(settings, spec_raw))
     try:
         if gpus > 1:
             from worker.ranks import leader_rendezvous

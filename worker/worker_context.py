@@ -12,22 +12,30 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from shared.db import Artifact, JobLog, JobMetric, session_scope
+from shared.checkpoint_policy import CheckpointPolicy, checkpoints_to_delete
+from shared.db import Artifact, Checkpoint, JobLog, JobMetric, session_scope
 from shared.db.models import utcnow, worker_name
 from shared.job_lifecycle import set_progress
 from shared.prometheus import TRAIN_IMAGES_PER_SECOND, TRAIN_LOSS
 from shared.retry import retry_db
 from shared.settings import Settings
-from shared.storage import ObjectNotFound, ObjectStore, artifact_key, checkpoint_key, commit_marker, file_digest
+from shared.storage import (
+    ObjectNotFound,
+    ObjectStore,
+    artifact_key,
+    best_marker,
+    checkpoint_key,
+    commit_marker,
+    file_digest,
+)
 from shared.tensorboard_events import MetricPoint, events_artifact, write_events
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-KEEP_CHECKPOINTS = 2
 METRIC_FLUSH_SECONDS = 2.0
 # Progress reaches the database at most this often (services may report every step); the last
 # report before a pause is written when the next one comes or the context closes.
@@ -77,8 +85,9 @@ class WorkerContext:
     exports_tensorboard = True  # checkpoints and close() write the job's TensorBoard event file
 
     def __init__(self, *, settings: Settings, store: ObjectStore, job_id: int, job_type: str, attempt: int,
-                 worker: str, seed: int) -> None:
+                 worker: str, seed: int, checkpoint_policy: CheckpointPolicy | None = None) -> None:
         self.settings = settings
+        self.checkpoint_policy = checkpoint_policy or CheckpointPolicy(keep_last=settings.checkpoint_keep_last)
         self.store = store
         self.job_id = job_id
         self.job_type = job_type
@@ -90,6 +99,8 @@ class WorkerContext:
         self.cache_dir = Path(settings.home) / "cache"
         self.cancel_requested = threading.Event()
         self._metrics: list[dict[str, Any]] = []
+        # (step, value) of the policy's best-by metric as this attempt last logged it
+        self._best_metric: tuple[int, float] | None = None
         self._rate = ProgressRate()
         self._progress_written = 0.0
         self._pending_progress: tuple[float, str] | None = None
@@ -145,6 +156,9 @@ class WorkerContext:
     def log_metric(self, name: str, value: float, step: int) -> None:
         self._metrics.append({"job_id": self.job_id, "name": name, "step": int(step), "value": float(value),
                               "time": utcnow()})
+        best = self.checkpoint_policy.best
+        if best is not None and name == best.metric and (self._best_metric is None or step >= self._best_metric[0]):
+            self._best_metric = (int(step), float(value))
         # The worker label is the worker's name, as on its heartbeat and busy gauges; never the
         # child's pid, which would add series with every job.
         worker = worker_name(self.worker)
@@ -155,6 +169,7 @@ class WorkerContext:
         self._flush_metrics_if_due()
 
     def save_checkpoint(self, state: dict[str, Any], step: int) -> None:
+        """Upload, commit (the marker), record its size, then prune by the job's checkpoint policy."""
         from services.job_context import save_torch
 
         self.flush_metrics()
@@ -164,9 +179,43 @@ class WorkerContext:
         local.unlink(missing_ok=True)
         marker = {"key": info.key, "sha256": info.sha256, "size": info.size, "step": step, "attempt": self.attempt}
         self.store.put_bytes(commit_marker(self.job_id), json.dumps(marker).encode(), "application/json")
-        self._prune_checkpoints(keep_key=info.key)
+        self._record_checkpoint(step, info.key, info.size)
+        best = self._update_best(step, info.key)
+        self._prune_checkpoints(committed=info.key, best=best)
         self.log(f"checkpoint at step {step} committed ({info.size} bytes)")
         self.export_tensorboard()
+
+    def best_checkpoint(self) -> dict[str, Any] | None:
+        """The best marker: {key, step, metric, mode, value} of the job's best checkpoint so far, or None."""
+        try:
+            return json.loads(self.store.get_bytes(best_marker(self.job_id)))
+        except ObjectNotFound:
+            return None
+
+    def _update_best(self, step: int, key: str) -> str | None:
+        """Make this checkpoint the best if its metric value beats the marked one; returns the best key."""
+        best_by = self.checkpoint_policy.best
+        if best_by is None:
+            return None
+        marked = self.best_checkpoint()
+        if marked is not None and (marked["metric"], marked["mode"]) != (best_by.metric, best_by.mode):
+            marked = None  # the policy changed since (a rerun with another spec): judge afresh
+        if self._best_metric is not None and best_by.better(self._best_metric[1], marked and marked["value"]):
+            marked = {"key": key, "step": step, "metric": best_by.metric, "mode": best_by.mode,
+                      "value": self._best_metric[1], "attempt": self.attempt}
+            self.store.put_bytes(best_marker(self.job_id), json.dumps(marked).encode(), "application/json")
+        return marked["key"] if marked is not None else None
+
+    def _record_checkpoint(self, step: int, key: str, size: int) -> None:
+        def write() -> None:
+            with session_scope(self.settings.database_url) as s:
+                row = s.scalar(select(Checkpoint).where(Checkpoint.job_id == self.job_id, Checkpoint.step == step))
+                if row is None:
+                    row = Checkpoint(job_id=self.job_id, step=step)
+                    s.add(row)
+                row.key, row.size, row.created_at = key, size, utcnow()
+
+        self._db(write, f"checkpoint {step}")
 
     def load_latest_checkpoint(self) -> dict[str, Any] | None:
         from services.job_context import load_torch
@@ -242,11 +291,21 @@ class WorkerContext:
 
         self._db(write, "metrics")
 
-    def _prune_checkpoints(self, keep_key: str) -> None:
+    def _prune_checkpoints(self, committed: str, best: str | None) -> None:
+        """Delete the checkpoints outside last-N ∪ {committed, best}; called only after the commit marker."""
         keys = [k for k in self.store.list(f"jobs/{self.job_id}/checkpoints/") if k.endswith(".pt")]
-        for key in sorted(keys)[:-KEEP_CHECKPOINTS]:
-            if key != keep_key:
-                self.store.delete(key)
+        doomed = checkpoints_to_delete(keys, keep_last=self.checkpoint_policy.keep_last, committed=committed,
+                                       best=best)
+        for key in doomed:
+            self.store.delete(key)
+        if not doomed:
+            return
+
+        def forget() -> None:
+            with session_scope(self.settings.database_url) as s:
+                s.execute(delete(Checkpoint).where(Checkpoint.job_id == self.job_id, Checkpoint.key.in_(doomed)))
+
+        self._db(forget, "pruned checkpoints")
 
     def export_tensorboard(self) -> None:
         """Write the job's whole metric series, as stored, to its TensorBoard artifact (none without metrics).

@@ -40,3 +40,13 @@ def fitted_table(*columns: str | dict[str, Any], **options: Any) -> Table:
     for c in columns:
         table.add_column(**(column(c) if isinstance(c, str) else c))
     return table
+
+
+def human_bytes(n: int) -> str:
+    """999 B, 1.5 kB, 346 MB, 1.04 GB: decimal units (as `df -H` counts), three digits at most."""
+    if n < 1000:
+        return f"{n} B"
+    size, units = n / 1000, ["kB", "MB", "GB", "TB"]
+    while size >= 1000 and len(units) > 1:
+        size, units = size / 1000, units[1:]
+    return f"{size:.3g} {units[0]}" if size < 100 else f"{size:.0f} {units[0]}"

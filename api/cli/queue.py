@@ -1,4 +1,5 @@
-"""`bosun queue` and `bosun usage`: sharing the box, from the command line (REST)."""
+"""`bosun queue` and `bosun usage` (GPU-hours, or `--disk`: bytes in the store): sharing the box,
+from the command line (REST)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from api.cli import rest
-from api.cli.console import column, console, cut, fitted_table, flexible
+from api.cli.console import column, console, cut, fitted_table, flexible, human_bytes
 
 app = typer.Typer()
 
@@ -43,10 +44,34 @@ def queue_(queue: Annotated[str | None, typer.Option(help="only this queue (gpu,
 
 
 @app.command()
-def usage(days: Annotated[int, typer.Option(help="days back, today included")] = 7) -> None:
-    """GPU-hours per user per day."""
+def usage(days: Annotated[int, typer.Option(help="days back, today included")] = 7,
+          disk: Annotated[bool, typer.Option("--disk", help="bytes in the store per user and job instead")] = False,
+          limit: Annotated[int, typer.Option(help="with --disk: the largest jobs shown")] = 20) -> None:
+    """GPU-hours per user per day; with --disk, what each user's and job's objects take in the store."""
+    if disk:
+        disk_usage(limit)
+        return
     page = rest.call(lambda c: c.usage(days))
     table = Table("day", "user", "GPU-hours")
     for row in page["data"]:
         table.add_row(row["day"], row["user"], f"{row['gpu_hours']:.2f}")
     console.print(table)
+
+
+def disk_usage(limit: int) -> None:
+    page = rest.call(lambda c: c.disk_usage(limit))
+    users = fitted_table(column("user", max_width=24), column("jobs", justify="right"),
+                         column("stored", justify="right"))
+    for u in page["users"]:
+        users.add_row(escape(u["user"]), str(u["jobs"]), human_bytes(u["total_bytes"]))
+    console.print(users)
+    jobs = fitted_table(column("id", justify="right"), column("owner", max_width=10), column("type", max_width=9),
+                        column("status", max_width=9), flexible("name"), column("artifacts", justify="right"),
+                        column("ckpts", justify="right"), column("total", justify="right"))
+    for j in page["data"]:
+        sizes = (human_bytes(j[field]) for field in ("artifact_bytes", "checkpoint_bytes", "total_bytes"))
+        jobs.add_row(str(j["id"]), escape(j["owner"]), j["type"], j["status"], cut(j["name"]), *sizes)
+    console.print(jobs)
+    shown = f"the largest {len(page['data'])} of {page['count']} jobs" if page["count"] > len(page["data"]) \
+        else f"{page['count']} jobs"
+    console.print(f"{human_bytes(page['total_bytes'])} in the store; {shown}")

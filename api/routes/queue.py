@@ -27,6 +27,8 @@ from api.deps import (
 from api.http_errors import AUTHENTICATED, responses
 from api.routes.jobs import to_public
 from api.schemas import (
+    DiskUsagePublic,
+    JobDiskUsagePublic,
     JobPublic,
     PriorityUpdate,
     QueueEntryPublic,
@@ -34,6 +36,7 @@ from api.schemas import (
     RunningJobPublic,
     UsagePublic,
     UsageRow,
+    UserDiskUsagePublic,
     UserLimits,
     UserLimitsPublic,
     WorkerPublic,
@@ -41,6 +44,7 @@ from api.schemas import (
 from shared.audit import record
 from shared.db import Job, JobRank, JobStatus, User, Worker
 from shared.db.models import WorkerState, utcnow, worker_name
+from shared.disk_usage import disk_usage_by_job
 from shared.dispatch import (
     alive_workers,
     busy_worker_names,
@@ -131,6 +135,25 @@ def usage(session: SessionDep, _user: CurrentUser, days: Annotated[int, Query(ge
     hours = usage_by_day(session=session, since=since, now=now)
     rows = [UsageRow(user=user, day=day, gpu_hours=round(h, 6)) for (user, day), h in sorted(hours.items())]
     return UsagePublic(data=rows, count=len(rows), since=since)
+
+
+@router.get("/usage/disk", response_model=DiskUsagePublic)
+def disk_usage(session: SessionDep, user: CurrentUser, limit: Limit = 100) -> Any:
+    """Bytes each job holds in the object store (artifacts, checkpoints), largest first, and their sum per
+    user (`users`, over every job, not only the page); an admin sees every user's jobs, a user their own."""
+    jobs = disk_usage_by_job(session=session, owner_id=None if user.is_admin else user.id)
+    users: dict[str, list[int]] = {}
+    for job in jobs:
+        totals = users.setdefault(job.owner, [0, 0])
+        totals[0] += 1
+        totals[1] += job.total_bytes
+    return DiskUsagePublic(
+        users=[UserDiskUsagePublic(user=name, jobs=n, total_bytes=b)
+               for name, (n, b) in sorted(users.items(), key=lambda item: (-item[1][1], item[0]))],
+        data=[JobDiskUsagePublic(id=j.job_id, owner=j.owner, name=j.name, type=j.type, status=j.status,
+                                 artifact_bytes=j.artifact_bytes, checkpoint_bytes=j.checkpoint_bytes,
+                                 total_bytes=j.total_bytes) for j in jobs[:limit]],
+        count=len(jobs), total_bytes=sum(j.total_bytes for j in jobs))
 
 
 @router.get("/workers", response_model=list[WorkerPublic])

@@ -4,6 +4,7 @@ from shared.db.models import (
                               AuditEntry,
                               Base,
                               CatalogEntry,
+                              Checkpoint,
                               DispatchState,
                               Job,
                               JobLog,
@@ -16,5 +17,5 @@ from shared.db.models import (
 )
 from shared.db.session import get_engine, session_scope
 
-__all__ = ["ApiToken", "Artifact", "AuditEntry", "Base", "CatalogEntry", "DispatchState", "Job", "JobLog", "JobMetric",
-           "JobRank", "JobStatus", "JobTag", "User", "Worker", "get_engine", "session_scope"]
+__all__ = ["ApiToken", "Artifact", "AuditEntry", "Base", "CatalogEntry", "Checkpoint", "DispatchState", "Job", "JobLog",
+           "JobMetric", "JobRank", "JobStatus", "JobTag", "User", "Worker", "get_engine", "session_scope"]

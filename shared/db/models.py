@@ -241,6 +241,22 @@ class Artifact(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class Checkpoint(Base):
+    """One checkpoint object of a job in the store, recorded for its size (`bosun usage --disk`, the
+    store gauge); the store's commit marker, not this row, says which checkpoint a resume loads.
+    Written after the commit marker, deleted when the checkpoint is pruned (shared.checkpoint_policy)."""
+
+    __tablename__ = "checkpoints"
+    __table_args__ = (UniqueConstraint("job_id", "step", name="uq_checkpoint_step"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    step: Mapped[int] = mapped_column(Integer)
+    key: Mapped[str] = mapped_column(String(500))
+    size: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Worker(Base):
     """A Celery worker process serving queues; its heartbeat says it is alive."""
 

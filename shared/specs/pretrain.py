@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from shared.checkpoint_policy import KEEP_BEST_PATTERN
 from shared.specs.common import BackboneSpec, ModelSource, SpecModel, timm_model_names
 from shared.specs.dataset import DatasetSpec
 
@@ -179,6 +180,13 @@ class PretrainSpec(SpecModel):
     supervised: SupervisedOptions | None = None
     amp: Amp | None = Field(default=None, description="mixed precision; default: fp16 if dino.use_fp16 else none")
     checkpoint_every: int = Field(default=1, ge=1, description="epochs between checkpoints; the last is always saved")
+    checkpoint_keep_last: int | None = Field(
+        default=None, ge=1, le=1000, description="checkpoints kept in the store, newest first; "
+                                                 "default BOSUN_CHECKPOINT_KEEP_LAST")
+    checkpoint_keep_best: str | None = Field(
+        default=None, pattern=KEEP_BEST_PATTERN + "|^$",
+        description="also keep the best checkpoint by a logged metric, METRIC:max or METRIC:min (e.g. knn_top1:max); "
+                    "'' keeps none; default BOSUN_CHECKPOINT_KEEP_BEST")
     knn_every: int = Field(default=10, ge=0, description="epochs between online k-NN checks; 0 disables")
     knn_split: str = "val"
     knn_k: int = Field(default=20, ge=1, le=10_000)

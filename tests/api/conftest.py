@@ -126,3 +126,35 @@ def pretrainings(api, embedded_settings) -> dict[str, int]:
         ids["landscape"] = create_job(session=s, job_type="landscape", owner=owner, name="surface",
                                       spec={"backbone": {"name": "resnet18"}}).id
     return ids
+
+
+def write_objects(settings, job_id: int, artifact: int, checkpoints: list[int]) -> None:
+    """An artifact of `artifact` bytes and one checkpoint per step, as a job's worker writes them."""
+    import numpy as np
+
+    from shared.checkpoint_policy import CheckpointPolicy
+    from shared.storage import open_store
+    from worker.worker_context import WorkerContext
+
+    ctx = WorkerContext(settings=settings, store=open_store(settings), job_id=job_id, job_type="evaluate", attempt=1,
+                        worker="w/1", seed=0, checkpoint_policy=CheckpointPolicy(keep_last=2))
+    ctx.save_artifact("report.bin", b"r" * artifact)
+    for step, size in enumerate(checkpoints, start=1):
+        ctx.save_checkpoint({"pad": np.zeros(size, dtype=np.uint8)}, step=step)
+    ctx.close()
+
+
+@pytest.fixture
+def stored_objects(api, embedded_settings) -> dict[str, int]:
+    """Jobs of bob (two) and alice holding an artifact and pruned checkpoints in the embedded store."""
+
+    def submit(who: str, name: str) -> int:
+        r = api.post("/api/v1/jobs", json={"type": "evaluate", "spec": EVALUATE, "name": name}, headers=api.as_(who))
+        assert r.status_code == 201, r.json()
+        return r.json()["id"]
+
+    jobs = {name: submit(who, name) for who, name in (("bob", "bob-big"), ("bob", "bob-small"), ("alice", "alice"))}
+    write_objects(embedded_settings, jobs["bob-big"], 5_000, [3_000_000, 3_000_000, 3_000_000])  # one pruned
+    write_objects(embedded_settings, jobs["bob-small"], 2_000, [])
+    write_objects(embedded_settings, jobs["alice"], 1_000, [1_500_000])
+    return jobs

@@ -29,8 +29,9 @@ BOSUN_METRICS = {
     "bosun_landscape_tiles_total", "bosun_gpu_utilization_ratio", "bosun_gpu_memory_used_bytes",
     "bosun_gpu_memory_total_bytes", "bosun_object_store_errors_total", "bosun_http_requests_total",
     "bosun_http_request_duration_seconds_bucket", "bosun_jobs", "bosun_queue_oldest_wait_seconds", "bosun_workers",
+    "bosun_store_bytes",
 }
-DASHBOARD_ROWS = ["Queue", "Jobs", "Workers", "GPUs", "Training", "Landscape tiles"]
+DASHBOARD_ROWS = ["Queue", "Jobs", "Workers", "GPUs", "Training", "Landscape tiles", "Disk"]
 # Grafana variables, replaced by values of their kind before Prometheus parses a query.
 GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__interval": "15s", "$__range": "1h", "$type": ".*", "$worker": ".*"}
 
@@ -101,7 +102,8 @@ def test_alert_unit_tests_catch_a_wrong_expectation(tmp_path: Path) -> None:
 def test_required_alerts_exist_and_each_fires_in_a_unit_test() -> None:
     names = {rule["alert"] for rule in alert_rules()}
     assert {"BosunNoWorkerAlive", "BosunJobFailureBurst", "BosunQueueWaitingWithIdleGpu",
-            "BosunWorkerHeartbeatStale", "BosunRunningJobsWithoutHeartbeat", "BosunObjectStoreErrors"} <= names
+            "BosunWorkerHeartbeatStale", "BosunRunningJobsWithoutHeartbeat", "BosunObjectStoreErrors",
+            "BosunStoreUserShareHigh", "BosunStoreLarge"} <= names
     tests = yaml.safe_load((PROMETHEUS / "alerts_test.yml").read_text())["tests"]
     fired = {t["alertname"] for case in tests for t in case["alert_rule_test"] if t["exp_alerts"]}
     assert names == fired, f"alerts never fired in alerts_test.yml: {sorted(names - fired)}"

@@ -23,3 +23,16 @@ def test_up_down_and_up_again(url) -> None:
     assert set(inspect(get_engine(url)).get_table_names()) <= {"alembic_version"}
     upgrade(url)
     assert set(inspect(get_engine(url)).get_table_names()) == tables
+
+
+def test_checkpoints_table_is_the_one_the_models_declare(url) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from shared.db import Base
+
+    upgrade(url)
+    with get_engine(url).connect() as connection:
+        diffs = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    flat = [d for diff in diffs for d in (diff if isinstance(diff, list) else [diff])]
+    assert [d for d in flat if "checkpoints" in repr(d)] == []
