@@ -60,7 +60,9 @@ def add_job(settings, name: str, status: str, days_ago: float | None, *, spec: d
 
 
 def objects(settings, job_id: int) -> list[str]:
-    return [key.split("/", 2)[2] for key in open_store(settings).list(f"jobs/{job_id}/")]
+    """The job's object keys below jobs/<id>/, its id in names written as <ID>."""
+    keys = open_store(settings).list(f"jobs/{job_id}/")
+    return [key.split("/", 2)[2].replace(f"job{job_id}", "job<ID>") for key in keys]
 
 
 def rows(settings, model, job_id: int) -> int:
@@ -73,7 +75,8 @@ def job_exists(settings, job_id: int) -> bool:
         return s.get(Job, job_id) is not None
 
 
-ALL_OBJECTS = ["artifacts/features.npz", "artifacts/spec.json", "checkpoints/00000001.pt", "checkpoints/latest"]
+ALL_OBJECTS = ["artifacts/features.npz", "artifacts/spec.json", "artifacts/tensorboard/events.out.tfevents.job<ID>",
+               "checkpoints/00000001.pt", "checkpoints/latest"]
 
 
 def test_retention_deletes_old_jobs_and_artifacts_and_keeps_what_is_needed(settings) -> None:
@@ -95,7 +98,7 @@ def test_retention_deletes_old_jobs_and_artifacts_and_keeps_what_is_needed(setti
     assert rows(settings, JobMetric, old) == rows(settings, Artifact, old) == rows(settings, Checkpoint, old) == 0
     for kept in (parent, source, running, recent, child, reader):
         assert job_exists(settings, kept) and objects(settings, kept) == ALL_OBJECTS
-        assert rows(settings, Checkpoint, kept) == 1 and rows(settings, Artifact, kept) == 2
+        assert rows(settings, Checkpoint, kept) == 1 and rows(settings, Artifact, kept) == 3
     # the aging job keeps its row, metrics and provenance record; its artifacts and checkpoints are gone
     assert job_exists(settings, aging) and objects(settings, aging) == ["artifacts/spec.json"]
     assert rows(settings, Artifact, aging) == 1 and rows(settings, Checkpoint, aging) == 0
