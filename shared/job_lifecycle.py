@@ -37,8 +37,13 @@ class JobError(ValueError):
 
 def create_job(*, session: Session, job_type: str, spec: dict[str, Any], owner: User, name: str = "",
                priority: int = 0, depends_on: Sequence[int] = (), max_attempts: int = 3, queue: str | None = None,
-               gpus: int = 1, tags: Sequence[str] = (), notes: str = "") -> Job:
-    """Insert a queued job (on the queue its `gpus` ask for, unless given); a failed or cancelled parent cancels it."""
+               gpus: int = 1, tags: Sequence[str] = (), notes: str = "", max_runtime: int | None = None,
+               max_runtime_from: str | None = None, resume_from: int | None = None) -> Job:
+    """Insert a queued job (on the queue its `gpus` ask for, unless given); a failed or cancelled parent cancels it.
+
+    `max_runtime` is its time limit as resolved (shared.time_limits); `resume_from` a job whose last
+    committed checkpoint it starts from.
+    """
     from shared.dispatch.policy import queue_for
 
     parents = []
@@ -53,7 +58,8 @@ def create_job(*, session: Session, job_type: str, spec: dict[str, Any], owner: 
     reason = None if ended is None else f"dependency job {ended.id} {ended.status}"
     job = Job(type=job_type, spec=spec, owner=owner, name=name, priority=priority, max_attempts=max_attempts,
               queue=queue or queue_for(gpus), gpus=gpus, parents=parents, status=state.value, error=reason,
-              message=reason or "", finished_at=None if ended is None else utcnow(), notes=notes)
+              message=reason or "", finished_at=None if ended is None else utcnow(), notes=notes,
+              max_runtime=max_runtime, max_runtime_from=max_runtime_from, resume_from=resume_from)
     if tags:
         job.tags = list(tags)
     session.add(job)
