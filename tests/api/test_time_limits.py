@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import update
 
-from shared.db import Job, session_scope
+from shared.db import Job, Worker, session_scope
 from shared.db.models import utcnow
 from tests.api.conftest import EVALUATE
 
@@ -107,3 +107,25 @@ def test_a_rerun_keeps_its_own_limit_and_resumes_a_stopped_job(api, embedded_set
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "resume"]
     r = api.post(f"/api/v1/jobs/{own['id']}/rerun", json={"max_runtime": "2 weeks"}, headers=api.as_("bob"))
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "max_runtime"]
+
+
+def test_the_queue_page_shows_the_limits(api, embedded_settings) -> None:
+    import re
+
+    limited, unbounded = submit(api, max_runtime="90m"), submit(api)
+    waiting = submit(api, max_runtime="2d")
+    api.dispatch()
+    with session_scope(embedded_settings.database_url) as s:
+        s.add(Worker(name="w@box", queues="gpu", pid=1, heartbeat_at=utcnow()))
+        s.execute(update(Job).where(Job.id == limited["id"])
+                  .values(status="running", worker="w@box/1", started_at=utcnow() - timedelta(minutes=30)))
+    form = api.get("/login").text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form).group(1)
+    signed = api.post("/login", data={"token": api.tokens["bob"], "csrf": csrf, "next": "/queue"},
+                      follow_redirects=False)
+    assert signed.status_code == 303, signed.text
+    html = api.get("/queue/live").text
+    row = next(r for r in html.split("<tr") if f"#{limited['id']}" in r and "w@box" in r)
+    assert "1h30m, 1h left" in row, row
+    rows = {int(m.group(1)): r for r in html.split("<tr") if (m := re.search(r"#(\d+)</a>", r))}
+    assert "2d" in rows[waiting["id"]] and "—" in rows[unbounded["id"]].split("</td>")[6]
