@@ -14,7 +14,8 @@ that ends by no doing of the job's own (a lost worker, a preemption, an outage, 
 shutting down) goes back to the queue and resumes from its last checkpoint: the time since that
 checkpoint is run again, and charging the box's faults to the job's budget would cut short a
 job that is within its limit. Attempts are bounded anyway (`max_attempts`), and a rerun is a new
-job with a fresh budget.
+job with a fresh budget. A multi-GPU job's limit is rank 0's: its stop reaches every rank at the
+same step. A landscape's tiles, once its job process has handed the job to them, run outside it.
 
 What it does: once the attempt has run `max_runtime`, the worker asks the job process to stop
 exactly as a cancel does (SIGTERM; the service checkpoints at its next `should_stop()`; SIGKILL
