@@ -86,7 +86,8 @@ class Client:
         return {"type": job_type, "spec": spec, **{k: v for k, v in options.items() if v is not None}}
 
     def submit(self, job_type: str, spec: dict[str, Any], **options: Any) -> dict[str, Any]:
-        """Submit a job (options: name, priority, depends_on, gpus, max_attempts, tags, notes); returns it, queued."""
+        """Submit a job (options: name, priority, depends_on, gpus, max_attempts, max_runtime, tags, notes);
+        returns it, queued."""
         return self._call("POST", "/api/v1/jobs", json=self._job_body(job_type, spec, options))
 
     def validate(self, job_type: str, spec: dict[str, Any], **options: Any) -> dict[str, Any]:
@@ -149,10 +150,11 @@ class Client:
     def limits(self, user: str) -> dict[str, Any]:
         return self._call("GET", f"/api/v1/users/{user}/limits")
 
-    def set_limits(self, user: str, *, max_gpus: int | None = None,
-                   max_queued_jobs: int | None = None) -> dict[str, Any]:
+    def set_limits(self, user: str, *, max_gpus: int | None = None, max_queued_jobs: int | None = None,
+                   max_runtime: int | str | None = None) -> dict[str, Any]:
+        """Replace a user's limits (None: the settings' default); `max_runtime` in seconds or as '90m', '2h', '3d'."""
         return self._call("PUT", f"/api/v1/users/{user}/limits",
-                          json={"max_gpus": max_gpus, "max_queued_jobs": max_queued_jobs})
+                          json={"max_gpus": max_gpus, "max_queued_jobs": max_queued_jobs, "max_runtime": max_runtime})
 
     def audit(self, *, limit: int = 50, offset: int = 0, action: str | None = None) -> dict[str, Any]:
         """Admin and owner actions, newest first: {data: [{time, actor, action, target, detail}], count}."""
@@ -172,9 +174,15 @@ class Client:
     def cancel(self, job_id: int) -> dict[str, Any]:
         return self._call("POST", f"/api/v1/jobs/{job_id}/cancel")
 
-    def rerun(self, job_id: int, changes: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Submit a job's spec again; `changes` ({"dino.lr": 0.0003}) set values at dotted paths of it first."""
-        return self._call("POST", f"/api/v1/jobs/{job_id}/rerun", json={"set": changes} if changes else None)
+    def rerun(self, job_id: int, changes: dict[str, Any] | None = None, *, max_runtime: int | str | None = None,
+              resume: bool | None = None) -> dict[str, Any]:
+        """Submit a job's spec again; `changes` ({"dino.lr": 0.0003}) set values at dotted paths of it first.
+
+        `resume`: start from the job's last committed checkpoint (None: the server's default, which
+        resumes a failed or cancelled job rerun unchanged); `max_runtime`: a time limit of its own.
+        """
+        body = {k: v for k, v in (("set", changes), ("max_runtime", max_runtime), ("resume", resume)) if v is not None}
+        return self._call("POST", f"/api/v1/jobs/{job_id}/rerun", json=body or None)
 
     def logs(self, job_id: int, after: int = 0) -> list[dict[str, Any]]:
         return self._call("GET", f"/api/v1/jobs/{job_id}/logs", params={"after": after})["data"]

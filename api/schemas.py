@@ -5,8 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    WithJsonSchema,
+    create_model,
+    field_validator,
+)
 
+from shared.durations import MAX_SECONDS, parse_duration
 from shared.job_types import JobType, job_type_names, job_types
 from shared.specs.common import DB_ID_MAX, factory_defaults, refuse_nul
 
@@ -18,6 +28,22 @@ Tag = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:=+-]{0,63}$",
                            description="a label: letters, digits and _ . : = + -, at most 64")]
 Tags = Annotated[list[Tag], Field(max_length=32)]
 Notes = Annotated[str, Field(max_length=10000, description="free text for people: what the run tries, what it showed")]
+DURATION_TEXT = {"type": "string", "pattern": r"^[0-9. smhdSMHD]{1,40}$",
+                 "description": "seconds, or numbers with a unit s, m, h or d: 90m, 2h, 1h30m, 3d"}
+MaxRuntime = Annotated[int, BeforeValidator(parse_duration), WithJsonSchema({"anyOf": [
+    {"type": "integer", "minimum": 1, "maximum": MAX_SECONDS},
+    DURATION_TEXT]})]
+"""A time limit: seconds, or a number with a unit s, m, h or d ("90m", "2h", "3d"); stored as seconds."""
+
+
+def _limit_or_none(value: Any) -> Any:
+    """A user's default time limit: a duration, or 0 for no limit at all."""
+    return 0 if not isinstance(value, bool) and value in (0, "0") else parse_duration(value)
+
+
+UserMaxRuntime = Annotated[int, BeforeValidator(_limit_or_none), WithJsonSchema({"anyOf": [
+    {"type": "integer", "minimum": 0, "maximum": MAX_SECONDS},
+    DURATION_TEXT]})]
 
 
 class JobCreateBase(BaseModel):
@@ -33,6 +59,10 @@ class JobCreateBase(BaseModel):
                                      description="attempts before a job whose worker is lost fails; "
                                                  "default BOSUN_MAX_ATTEMPTS")
     gpus: int = Field(default=1, ge=0, le=16, description="GPUs the job needs on one box; 0 runs it on the cpu queue")
+    max_runtime: MaxRuntime | None = Field(
+        default=None, description="time limit of each attempt (seconds, or 90m, 2h, 3d); reached, the job "
+                                  "checkpoints and ends cancelled ('time limit'). Default: the owner's, else "
+                                  "the queue's (BOSUN_QUEUE_MAX_RUNTIME), else none")
     tags: Tags = Field(default_factory=list, description="labels to find the job by (GET /jobs?tag=...)")
     notes: Notes = ""
 
@@ -73,6 +103,9 @@ class JobResolved(BaseModel):
     max_attempts: int
     gpus: int
     queue: str
+    max_runtime: int | None = Field(description="the time limit of each attempt in seconds; None: none")
+    max_runtime_from: Literal["job", "user", "queue"] | None = Field(
+        description="whose limit it is: the job's own, its owner's default or its queue's")
     tags: list[str] = Field(default_factory=list)
     notes: str = ""
     spec: dict[str, Any]
@@ -103,6 +136,9 @@ class JobSummary(BaseModel):
     message: str
     attempts: int
     max_attempts: int
+    max_runtime: int | None = Field(description="the time limit of each attempt in seconds; None: none")
+    max_runtime_from: Literal["job", "user", "queue"] | None
+    resume_from: int | None = Field(description="a rerun's source job, whose last checkpoint it resumes from")
     worker: str | None
     error: str | None
     depends_on: list[int]
@@ -202,6 +238,7 @@ class QueueEntryPublic(BaseModel):
     reason: str
     detail: str
     created_at: datetime
+    max_runtime: int | None = Field(default=None, description="the time limit it will run under, in seconds")
 
 
 class RunningJobPublic(BaseModel):
@@ -213,6 +250,8 @@ class RunningJobPublic(BaseModel):
     priority: int
     worker: str | None
     preempt_requested: bool
+    max_runtime: int | None = Field(description="the time limit of each attempt in seconds; None: none")
+    time_left: float | None = Field(description="seconds until this attempt reaches max_runtime")
 
 
 class WorkerPublic(BaseModel):
@@ -279,6 +318,11 @@ class RerunChanges(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     set: dict[Annotated[str, Field(min_length=1, max_length=200)], Any] = Field(default_factory=dict, max_length=50)
+    max_runtime: MaxRuntime | None = Field(default=None, description="a time limit of its own; default: the "
+                                                                     "job's own if it gave one, else the defaults")
+    resume: bool | None = Field(default=None, description="start from the job's last committed checkpoint; "
+                                                          "default: when it ended failed or cancelled (a time "
+                                                          "limit, a cancel) and `set` changes nothing")
 
 
 class PriorityUpdate(BaseModel):
@@ -294,12 +338,17 @@ class UserLimits(BaseModel):
 
     max_gpus: int | None = Field(default=None, ge=0, le=DB_ID_MAX)
     max_queued_jobs: int | None = Field(default=None, ge=0, le=DB_ID_MAX)
+    max_runtime: UserMaxRuntime | None = Field(
+        default=None, description="max_runtime of the user's jobs that name none (seconds, or 90m, 2h, 3d; "
+                                  "0: no limit); None: the queue's default")
 
 
 class UserLimitsPublic(UserLimits):
     user: str
     effective_max_gpus: int
     effective_max_queued_jobs: int
+    queue_max_runtime: dict[str, int] = Field(description="BOSUN_QUEUE_MAX_RUNTIME in seconds per queue "
+                                                          "('default': the others)")
 
 
 class TokenPublic(BaseModel):

@@ -37,8 +37,13 @@ class JobError(ValueError):
 
 def create_job(*, session: Session, job_type: str, spec: dict[str, Any], owner: User, name: str = "",
                priority: int = 0, depends_on: Sequence[int] = (), max_attempts: int = 3, queue: str | None = None,
-               gpus: int = 1, tags: Sequence[str] = (), notes: str = "") -> Job:
-    """Insert a queued job (on the queue its `gpus` ask for, unless given); a failed or cancelled parent cancels it."""
+               gpus: int = 1, tags: Sequence[str] = (), notes: str = "", max_runtime: int | None = None,
+               max_runtime_from: str | None = None, resume_from: int | None = None) -> Job:
+    """Insert a queued job (on the queue its `gpus` ask for, unless given); a failed or cancelled parent cancels it.
+
+    `max_runtime` is its time limit as resolved (shared.time_limits); `resume_from` a job whose last
+    committed checkpoint it starts from.
+    """
     from shared.dispatch.policy import queue_for
 
     parents = []
@@ -53,7 +58,8 @@ def create_job(*, session: Session, job_type: str, spec: dict[str, Any], owner: 
     reason = None if ended is None else f"dependency job {ended.id} {ended.status}"
     job = Job(type=job_type, spec=spec, owner=owner, name=name, priority=priority, max_attempts=max_attempts,
               queue=queue or queue_for(gpus), gpus=gpus, parents=parents, status=state.value, error=reason,
-              message=reason or "", finished_at=None if ended is None else utcnow(), notes=notes)
+              message=reason or "", finished_at=None if ended is None else utcnow(), notes=notes,
+              max_runtime=max_runtime, max_runtime_from=max_runtime_from, resume_from=resume_from)
     if tags:
         job.tags = list(tags)
     session.add(job)
@@ -118,14 +124,14 @@ def set_progress(*, session: Session, job_id: int, attempt: int, fraction: float
 
 
 def finish_job(*, session: Session, job_id: int, worker: str, attempt: int, status: JobStatus,
-               result: dict[str, Any] | None = None, error: str | None = None) -> bool:
+               result: dict[str, Any] | None = None, error: str | None = None, time_limited: bool = False) -> bool:
     """Record the outcome of the attempt this worker holds; False if the lease had moved on.
 
     A job stopped because the dispatcher preempted it is not cancelled: it goes back to the
-    queue (see `requeue_preempted`).
+    queue (see `requeue_preempted`), unless it was stopped at its time limit first (`time_limited`).
     """
-    if status is JobStatus.cancelled and requeue_preempted(session=session, job_id=job_id, worker=worker,
-                                                           attempt=attempt):
+    if status is JobStatus.cancelled and not time_limited and requeue_preempted(
+            session=session, job_id=job_id, worker=worker, attempt=attempt):
         return True
     return record_outcome(session=session, job_id=job_id, lease=and_(Job.worker == worker, Job.attempts == attempt),
                           status=status, result=result, error=error)
@@ -187,6 +193,21 @@ def cancel_dependents(*, session: Session, parent_id: int, parent_status: str) -
                 cancelled.append(child.id)
                 frontier.append((child.id, JobStatus.cancelled.value))
     return cancelled
+
+
+RESUME_CHAIN = 20
+"""How many reruns back a job looks for a checkpoint to resume from."""
+
+
+def resume_sources(*, session: Session, job: Job) -> list[int]:
+    """The jobs whose last committed checkpoint `job` starts from while it has none of its own, nearest
+    first: the job a rerun resumes, and that job's own source when it stopped before its first checkpoint."""
+    sources: list[int] = []
+    source = job.resume_from
+    while source is not None and source not in sources and source != job.id and len(sources) < RESUME_CHAIN:
+        sources.append(source)
+        source = session.scalar(select(Job.resume_from).where(Job.id == source))
+    return sources
 
 
 def request_cancel(*, session: Session, job: Job, reason: str) -> Job:

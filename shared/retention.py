@@ -7,8 +7,8 @@
   then its row (metrics, logs, artifacts, checkpoints, tags, tiles go with it by cascade).
 
 Both default to None: kept forever. Queued and running jobs are never touched, nor a finished job
-that a queued or running job needs: a parent in its `depends_on`, or a job its spec reads
-(`{kind: job, job: ID}`, e.g. an evaluation's source).
+that a queued or running job needs: a parent in its `depends_on`, a job its spec reads
+(`{kind: job, job: ID}`, e.g. an evaluation's source), or the job a rerun resumes from.
 
 Every worker runs the pass (worker.monitor), each at its own interval: it is idempotent rather
 than locked. Deleting an object that is gone is a no-op, a row is deleted by a conditional DELETE
@@ -59,11 +59,18 @@ def jobs_read_by(spec: Any) -> Iterator[int]:
 
 
 def needed_jobs(*, session: Session) -> set[int]:
-    """Jobs a queued or running job depends on or reads: never deleted, whatever their age."""
-    active = session.execute(select(Job.id, Job.spec).where(Job.status.in_(ACTIVE_STATUSES))).all()
+    """Jobs a queued or running job depends on, reads, or resumes from (a rerun's `resume_from`, followed
+    back as the worker follows it): never deleted, whatever their age."""
+    active = session.execute(select(Job.id, Job.spec, Job.resume_from).where(Job.status.in_(ACTIVE_STATUSES))).all()
     parents = set(session.scalars(select(job_dependencies.c.parent_id).join(Job, Job.id == job_dependencies.c.job_id)
                                   .where(Job.status.in_(ACTIVE_STATUSES))))
-    return parents | {job_id for _, spec in active for job_id in jobs_read_by(spec)}
+    resumed = dict(session.execute(select(Job.id, Job.resume_from).where(Job.resume_from.is_not(None))).all())
+    chains: set[int] = set()
+    for _, _, source in active:
+        while source is not None and source not in chains:
+            chains.add(source)
+            source = resumed.get(source)
+    return parents | chains | {job_id for _, spec, _ in active for job_id in jobs_read_by(spec)}
 
 
 def _still_deletable(job_id: int):

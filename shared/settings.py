@@ -15,6 +15,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.checkpoint_policy import KEEP_BEST_PATTERN
+from shared.time_limits import parse_queue_limits
 
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "minioadmin", "password", "secret", "postgres"})
 
@@ -75,6 +76,10 @@ class Settings(BaseSettings):
     # A job asked to stop (cancel, preemption, worker shutdown) that has not stopped after this
     # long is killed.
     stop_grace_seconds: float = Field(default=30.0, gt=0)
+    # Time limits (shared.time_limits): the `max_runtime` of a job on each queue whose submission
+    # and owner name none, as QUEUE=DURATION pairs, e.g. "gpu=3d,cpu=12h"; `default=` covers the
+    # queues not named. Empty: no limit.
+    queue_max_runtime: str = ""
     worker_host: str = ""
     worker_address: str = ""
     # The API refuses a request body over this many bytes (413) and a job spec over `max_spec_bytes`
@@ -102,6 +107,17 @@ class Settings(BaseSettings):
     @classmethod
     def _unset_when_empty(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("queue_max_runtime")
+    @classmethod
+    def _readable_queue_limits(cls, value: str) -> str:
+        parse_queue_limits(value)
+        return value
+
+    @property
+    def queue_max_runtimes(self) -> dict[str, int]:
+        """BOSUN_QUEUE_MAX_RUNTIME as {queue: seconds}."""
+        return parse_queue_limits(self.queue_max_runtime)
 
     @model_validator(mode="after")
     def _fill_embedded_defaults(self) -> Settings:

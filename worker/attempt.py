@@ -2,7 +2,8 @@
 
 The worker's main process holds the lease; the work runs in a job process (worker.processes).
 `Attempt` beats the lease on a thread of its own, acts on what the beat says (stop: SIGTERM and
-a grace period, then SIGKILL; lease lost or given up: SIGKILL at once), and returns the job
+a grace period, then SIGKILL; lease lost or given up: SIGKILL at once), stops the work the same
+way once it has run its `time_limit` (shared.time_limits), and returns the job
 process' `Outcome`, or one that says how the process ended when it could not report. Recording
 the outcome is the caller's (worker.runner, worker.fan_out), done once, inside the `with` block so
 the lease is still renewed while it is written.
@@ -17,6 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from shared.time_limits import TIME_LIMIT
 from worker.periodic import Periodic
 from worker.processes import JobProcess, Outcome, job_processes
 
@@ -36,9 +38,13 @@ class Attempt:
     """Run one attempt's work in a job process while `beat()` renews its lease every `interval` s."""
 
     def __init__(self, what: str, beat: Callable[[], Verdict | tuple[Verdict, str]], *, interval: float,
-                 grace: float, shutting_down: Callable[[], bool] = lambda: False) -> None:
+                 grace: float, shutting_down: Callable[[], bool] = lambda: False,
+                 time_limit: float | None = None) -> None:
         self.what, self._beat_fn, self.grace = what, beat, grace
         self._shutting_down = shutting_down
+        # seconds from now (the claim) after which the work is asked to stop, with the reason TIME_LIMIT
+        self.time_limit = time_limit
+        self.deadline = None if time_limit is None else time.monotonic() + time_limit
         self.verdict, self.reason = Verdict.keep, ""
         self.stop_sent_at: float | None = None
         self.process: JobProcess | None = None
@@ -88,6 +94,8 @@ class Attempt:
         while not proc.wait(0.2):
             if self._shutting_down():
                 self.raise_verdict(Verdict.stop, "worker shutting down")
+            if self.deadline is not None and time.monotonic() >= self.deadline:
+                self.raise_verdict(Verdict.stop, TIME_LIMIT)
             if self.verdict >= Verdict.lost:
                 proc.kill()
                 log.warning("%s: %s; job process %s killed", self.what, self.reason or "lease lost", proc.pid)

@@ -25,6 +25,7 @@ from shared.job_lifecycle import (
     publish_rendezvous,
     rank_row,
     requeue_lost,
+    resume_sources,
     silent_ranks,
     suspect_workers,
 )
@@ -95,8 +96,9 @@ def peer_failure(settings: Settings, job_id: int, attempt: int, worker: str, exc
 
 
 def await_rank_zero(settings: Settings, job_id: int, attempt: int, rank: int,
-                    name: str) -> tuple[str, dict, str, int] | str:
-    """Wait until rank 0 of this attempt published its rendezvous: (address, spec, type, GPUs), or why not to join."""
+                    name: str) -> tuple[str, dict, str, int, list[int]] | str:
+    """Wait until rank 0 of this attempt published its rendezvous: (address, spec, type, GPUs, the jobs whose
+    checkpoints it may resume, as rank 0 has them), or why not to join."""
     deadline = time.monotonic() + settings.rendezvous_seconds
     while True:
         with session_scope(settings.database_url) as s:
@@ -113,7 +115,7 @@ def await_rank_zero(settings: Settings, job_id: int, attempt: int, rank: int,
                     and zero.attempt == attempt and zero.address):
                 if not join_rank(session=s, job_id=job_id, attempt=attempt, rank=rank, worker=name):
                     return "skipped"
-                return zero.address, dict(job.spec), job.type, job.gpus
+                return zero.address, dict(job.spec), job.type, job.gpus, resume_sources(session=s, job=job)
         if time.monotonic() > deadline:
             return "rank 0 never started"
         time.sleep(0.25)
@@ -136,7 +138,7 @@ def run_rank(settings: Settings, job_id: int, attempt: int, rank: int, worker: s
     if isinstance(found, str):
         log.info("job %s rank %s attempt %s: %s", job_id, rank, attempt, found)
         return found
-    address, spec_raw, job_type, world = found
+    address, spec_raw, job_type, world, resume_from = found
     WORKER_BUSY.labels(worker=name).set(1)
     state, error = RankState.left, None
     try:
@@ -145,7 +147,7 @@ def run_rank(settings: Settings, job_id: int, attempt: int, rank: int, worker: s
                      shutting_down=worker_shutting_down) as run:
             outcome = run.run("worker.ranks:rank_body", settings=settings, job_id=job_id, job_type=job_type,
                               spec_raw=spec_raw, attempt=attempt, rank=rank, world=world, address=address,
-                              worker=worker)
+                              worker=worker, resume_from=resume_from)
             if outcome.status == "failed":
                 state = RankState.failed
             error = outcome.error
@@ -157,13 +159,13 @@ def run_rank(settings: Settings, job_id: int, attempt: int, rank: int, worker: s
 
 
 def rank_body(*, settings: Settings, job_id: int, job_type: str, spec_raw: dict[str, Any], attempt: int, rank: int,
-              world: int, address: str, worker: str) -> Outcome:
+              world: int, address: str, worker: str, resume_from: list[int] | None = None) -> Outcome:
     """A rank r > 0 in its job process: join rank 0's process group and train beside it."""
     from services.distributed import Rendezvous
 
     host, _, port = address.rpartition(":")
     ctx = make_context(settings, RankContext, rank=rank, job_id=job_id, job_type=job_type, attempt=attempt,
-                       worker=worker, seed=int(spec_raw.get("seed", 0) or 0))
+                       worker=worker, seed=int(spec_raw.get("seed", 0) or 0), resume_from=resume_from or [])
     ctx.rendezvous = Rendezvous(rank=rank, world_size=world, address=rank_address(settings),
                                 lookup=lambda: (host, int(port)), timeout_s=settings.rendezvous_seconds)
     try:

@@ -9,7 +9,8 @@ worker, so tasks stay thin and every job type gets the same bookkeeping.
 How an attempt ends:
 - succeeded / failed: the service returned, or raised an error of its own (one-line reason;
   the traceback goes to the job log);
-- cancelled: a stop was asked and seen (a preempted job goes back to the queue instead);
+- cancelled: a stop was asked and seen (a preempted job goes back to the queue instead), or the
+  attempt reached its `max_runtime` (the reason `time limit`; see shared.time_limits);
 - back to the queue, the attempt counted: a transient fault outlasted its retries (object store
   or database gone, a DataLoader worker killed) or the job process died (OOM killer...); once
   out of attempts the job fails with that reason. A worker shutting down gives the attempt back.
@@ -30,12 +31,22 @@ from shared.checkpoint_policy import policy_for
 from shared.db import Job, JobLog, JobStatus, session_scope
 from shared.db.models import worker_name
 from shared.dispatch import request_dispatch
-from shared.job_lifecycle import claim_job, finish_job, heartbeat, requeue_lost, stale_ranks, suspect_workers
+from shared.durations import format_duration
+from shared.job_lifecycle import (
+    claim_job,
+    finish_job,
+    heartbeat,
+    requeue_lost,
+    resume_sources,
+    stale_ranks,
+    suspect_workers,
+)
 from shared.job_types import parse_spec
 from shared.prometheus import JOBS_FINISHED, JOBS_REQUEUED, QUEUE_WAIT, RUN_TIME, WORKER_BUSY
 from shared.retry import is_database_outage, retry_db
 from shared.settings import Settings
 from shared.storage import StoreUnavailable, open_store
+from shared.time_limits import TIME_LIMIT
 from worker.attempt import Attempt, Verdict
 from worker.processes import STOP, Outcome, one_line
 from worker.provenance import provenance
@@ -61,16 +72,16 @@ def run_job(settings: Settings, job_id: int, worker: str) -> str:
                        what=f"claiming job {job_id}")
     if claimed is None:
         return "skipped"
-    job_type, spec_raw, attempt, gpus = claimed
+    job_type, spec_raw, attempt, gpus, max_runtime, resume_from = claimed
     name = worker_name(worker)
     WORKER_BUSY.labels(worker=name).set(1)
     started = time.monotonic()
     try:
         with Attempt(f"job {job_id}", lambda: job_beat(settings, job_id, worker, attempt, gpus),
                      interval=settings.heartbeat_seconds, grace=settings.stop_grace_seconds,
-                     shutting_down=worker_shutting_down) as run:
+                     shutting_down=worker_shutting_down, time_limit=max_runtime) as run:
             outcome = run.run("worker.runner:job_body", settings=settings, job_id=job_id, job_type=job_type,
-                              spec_raw=spec_raw, attempt=attempt, worker=worker, gpus=gpus)
+                              spec_raw=spec_raw, attempt=attempt, worker=worker, gpus=gpus, resume_from=resume_from)
             ended = retry_db(lambda: record(settings, run, outcome, job_id, job_type, worker, attempt, gpus),
                              seconds=settings.db_retry_seconds, what=f"recording job {job_id}")
     finally:
@@ -85,7 +96,9 @@ def run_job(settings: Settings, job_id: int, worker: str) -> str:
     return ended
 
 
-def _claim(settings: Settings, job_id: int, worker: str) -> tuple[str, dict[str, Any], int, int] | None:
+def _claim(settings: Settings, job_id: int,
+           worker: str) -> tuple[str, dict[str, Any], int, int, int | None, list[int]] | None:
+    """Claim the job: (type, spec, attempt, GPUs, time limit in seconds, jobs whose checkpoints it may resume)."""
     with session_scope(settings.database_url) as s:
         job = claim_job(session=s, job_id=job_id, worker=worker)
         if job is None:
@@ -95,7 +108,8 @@ def _claim(settings: Settings, job_id: int, worker: str) -> tuple[str, dict[str,
         wait = (job.started_at - (job.enqueued_at or job.created_at)).total_seconds()
         ranks = "; ranks on " + ", ".join(r.worker for r in job.ranks) if job.gpus > 1 else ""
         s.add(JobLog(job_id=job_id, attempt=job.attempts, text=f"attempt {job.attempts} started on {worker}{ranks}"))
-        claimed = job.type, dict(job.spec), job.attempts, job.gpus
+        claimed = (job.type, dict(job.spec), job.attempts, job.gpus, job.max_runtime,
+                   resume_sources(session=s, job=job))
     QUEUE_WAIT.labels(type=claimed[0]).observe(max(wait, 0.0))
     return claimed
 
@@ -150,7 +164,11 @@ def record(settings: Settings, run: Attempt, outcome: Outcome, job_id: int, job_
         return _requeue(settings, job_id, worker, attempt, f"{SHUTDOWN}; stopped at a checkpoint", count=False)
     if kind in ("transient", "crashed"):
         return _requeue(settings, job_id, worker, attempt, outcome.error or kind)
-    if kind == "stopped":  # a clean stop has no error; one the worker had to force says how
+    timed_out = kind == "stopped" and run.reason == TIME_LIMIT
+    if timed_out:  # the error is the reason alone; the log says how long it ran and how it stopped
+        status, error = JobStatus.cancelled, TIME_LIMIT
+        _note_time_limit(settings, job_id, attempt, run, outcome)
+    elif kind == "stopped":  # a clean stop has no error; one the worker had to force says how
         status = JobStatus.cancelled
         error = f"cancelled ({outcome.error})" if outcome.error else "cancelled on request"
     else:
@@ -158,11 +176,20 @@ def record(settings: Settings, run: Attempt, outcome: Outcome, job_id: int, job_
         error = outcome.error if status is JobStatus.failed else None
     with session_scope(settings.database_url) as s:
         recorded = finish_job(session=s, job_id=job_id, worker=worker, attempt=attempt, status=status,
-                              result=outcome.result if status is JobStatus.succeeded else None, error=error)
+                              result=outcome.result if status is JobStatus.succeeded else None, error=error,
+                              time_limited=timed_out)
         now = s.scalar(select(Job.status).where(Job.id == job_id))
     if not recorded:
         return "lease lost"
     return "preempted" if now == JobStatus.queued.value else status.value
+
+
+def _note_time_limit(settings: Settings, job_id: int, attempt: int, run: Attempt, outcome: Outcome) -> None:
+    limit = run.time_limit or 0.0
+    how = f"; {outcome.error}" if outcome.error else "; stopped at a checkpoint"
+    with session_scope(settings.database_url) as s:
+        s.add(JobLog(job_id=job_id, attempt=attempt,
+                     text=f"time limit: attempt {attempt} reached its max_runtime of {format_duration(limit)}{how}"))
 
 
 def _requeue(settings: Settings, job_id: int, worker: str, attempt: int, reason: str, count: bool = True) -> str:
@@ -225,10 +252,11 @@ def make_context(settings: Settings, cls: type[WorkerContext] = WorkerContext, *
 
 
 def job_body(*, settings: Settings, job_id: int, job_type: str, spec_raw: dict[str, Any], attempt: int,
-             worker: str, gpus: int) -> Outcome:
+             worker: str, gpus: int, resume_from: list[int] | None = None) -> Outcome:
     """Run the job's service in this job process and say how it ended."""
     ctx = make_context(settings, job_id=job_id, job_type=job_type, attempt=attempt, worker=worker,
-                       seed=int(spec_raw.get("seed", 0) or 0), checkpoint_policy=policy_for(settings, spec_raw))
+                       seed=int(spec_raw.get("seed", 0) or 0), checkpoint_policy=policy_for(settings, spec_raw),
+                       resume_from=resume_from or [])
     try:
         if gpus > 1:
             from worker.ranks import leader_rendezvous

@@ -8,7 +8,7 @@ import mimetypes
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -85,7 +85,8 @@ class WorkerContext:
     exports_tensorboard = True  # checkpoints and close() write the job's TensorBoard event file
 
     def __init__(self, *, settings: Settings, store: ObjectStore, job_id: int, job_type: str, attempt: int,
-                 worker: str, seed: int, checkpoint_policy: CheckpointPolicy | None = None) -> None:
+                 worker: str, seed: int, checkpoint_policy: CheckpointPolicy | None = None,
+                 resume_from: Sequence[int] = ()) -> None:
         self.settings = settings
         self.checkpoint_policy = checkpoint_policy or CheckpointPolicy(keep_last=settings.checkpoint_keep_last)
         self.store = store
@@ -94,6 +95,8 @@ class WorkerContext:
         self.attempt = attempt
         self.worker = worker
         self.seed = seed
+        # jobs whose last committed checkpoint this one starts from while it has none of its own (a rerun)
+        self.resume_from = list(resume_from)
         self.data_root = Path(settings.data_root)
         self.scratch = Path(tempfile.mkdtemp(prefix=f"bosun-job{job_id}-"))
         self.cache_dir = Path(settings.home) / "cache"
@@ -217,13 +220,22 @@ class WorkerContext:
 
         self._db(write, f"checkpoint {step}")
 
+    def _latest_marker(self) -> tuple[int, dict[str, Any]] | None:
+        """(job, commit marker) of the newest committed checkpoint: this job's own, else its rerun source's."""
+        for job_id in (self.job_id, *self.resume_from):
+            try:
+                return job_id, json.loads(self.store.get_bytes(commit_marker(job_id)))
+            except ObjectNotFound:
+                continue
+        return None
+
     def load_latest_checkpoint(self) -> dict[str, Any] | None:
         from services.job_context import load_torch
 
-        try:
-            marker = json.loads(self.store.get_bytes(commit_marker(self.job_id)))
-        except ObjectNotFound:
+        found = self._latest_marker()
+        if found is None:
             return None
+        source, marker = found
         local = self.scratch / "resume.pt"
         self.store.download(marker["key"], local)
         size, sha = file_digest(local)
@@ -231,7 +243,8 @@ class WorkerContext:
             raise RuntimeError(f"checkpoint {marker['key']} does not match its commit marker (sha256 differs)")
         state = load_torch(local)
         local.unlink(missing_ok=True)
-        self.log(f"resuming from checkpoint at step {marker['step']} (written by attempt {marker['attempt']})")
+        of_job = "" if source == self.job_id else f" of job {source}"
+        self.log(f"resuming from checkpoint at step {marker['step']} (written by attempt {marker['attempt']}{of_job})")
         return state
 
     def save_artifact(self, name: str, data: bytes | str | Path, content_type: str | None = None) -> None:

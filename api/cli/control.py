@@ -10,6 +10,7 @@ from rich.markup import escape
 
 from api.cli import rest
 from api.cli.console import column, console, cut, fail, fitted_table, flexible
+from shared.durations import format_duration
 
 app = typer.Typer()
 
@@ -57,20 +58,30 @@ def edit(job_id: JobId, name: Annotated[str | None, typer.Option(help="a new nam
 def limits(user: Annotated[str, typer.Argument(help="user name")],
            max_gpus: Annotated[int | None, typer.Option(min=0, help="GPUs held at once; 0: no limit")] = None,
            max_queued_jobs: Annotated[int | None, typer.Option(min=0, help="jobs waiting; 0: no limit")] = None,
+           max_runtime: Annotated[str | None, typer.Option(help="time limit of the user's jobs that name none: "
+                                                           "90m, 2h, 3d; 0: no limit")] = None,
            default: Annotated[bool, typer.Option("--default", help="back to the settings' defaults")] = False) -> None:
     """Show a user's limits; with options, change them (admins). An option left out keeps its value."""
     current = rest.call(lambda c: c.limits(user))
-    if default or max_gpus is not None or max_queued_jobs is not None:
-        gpus = None if default else (max_gpus if max_gpus is not None else current["max_gpus"])
-        queued = None if default else (max_queued_jobs if max_queued_jobs is not None else current["max_queued_jobs"])
-        current = rest.call(lambda c: c.set_limits(user, max_gpus=gpus, max_queued_jobs=queued))
+    if default or max_gpus is not None or max_queued_jobs is not None or max_runtime is not None:
+        def kept(name: str, given: object) -> object:
+            return None if default else (given if given is not None else current[name])
+
+        changed = {name: kept(name, given) for name, given in
+                   (("max_gpus", max_gpus), ("max_queued_jobs", max_queued_jobs), ("max_runtime", max_runtime))}
+        current = rest.call(lambda c: c.set_limits(user, **changed))
 
     def shown(effective: int, override: int | None) -> str:
         value = "no limit" if effective == 0 else str(effective)
         return f"{value} ({'set for this user' if override is not None else 'default'})"
 
+    own = current.get("max_runtime")
+    queues = ", ".join(f"{q} {format_duration(s)}" for q, s in sorted(current.get("queue_max_runtime", {}).items()))
+    runtime = (("no limit" if own == 0 else format_duration(own)) + " (set for this user)" if own is not None
+               else f"the queue's ({queues or 'no limit'})")
     console.print(f"{escape(current['user'])}: GPUs at once {shown(current['effective_max_gpus'], current['max_gpus'])}"
-                  f", jobs waiting {shown(current['effective_max_queued_jobs'], current['max_queued_jobs'])}")
+                  f", jobs waiting {shown(current['effective_max_queued_jobs'], current['max_queued_jobs'])}"
+                  f", max runtime {runtime}")
 
 
 @app.command()

@@ -18,11 +18,13 @@ from rich.table import Table
 from api.cli import rest
 from api.cli.console import column, console, cut, fail, fitted_table, flexible
 from api.client import FINAL, ApiError, Client
+from shared.durations import format_duration
 
 app = typer.Typer()
 
 EXPONENT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 JobId = Annotated[int, typer.Argument(help="job id")]
+RUNTIME_FROM = {"job": "its own", "user": "its owner's default", "queue": "its queue's default"}
 
 
 def read_job_file(file: Path) -> dict[str, Any]:
@@ -58,7 +60,8 @@ def submit(file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, hel
                                                "images, image size and crops (see the README)")] = False,
            dry_run: Annotated[bool, typer.Option("--dry-run", help="run every check and print the resolved job "
                                                  "(every default filled in); store nothing")] = False) -> None:
-    """Submit a job file: {type, spec, name?, priority?, depends_on?, max_attempts?, gpus?, tags?, notes?}."""
+    """Submit a job file: {type, spec, name?, priority?, depends_on?, max_attempts?, max_runtime?, gpus?, tags?,
+    notes?}."""
     try:
         body = read_job_file(file)
     except (ValueError, yaml.YAMLError) as exc:
@@ -82,11 +85,13 @@ def submit(file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, hel
 def job_table(job: dict[str, Any]) -> Table:
     """A job's fields, one a row; the ranks of a multi-GPU job below them."""
     table = Table(show_header=False, box=None)
-    for key in ("id", "type", "name", "owner", "status", "progress", "message", "attempts", "worker", "error",
-                "depends_on", "tags", "notes", "created_at", "started_at", "finished_at"):
+    for key in ("id", "type", "name", "owner", "status", "progress", "message", "attempts", "max_runtime", "worker",
+                "error", "depends_on", "resume_from", "tags", "notes", "created_at", "started_at", "finished_at"):
         value = job.get(key)
         if key == "progress":
             value = f"{100 * value:.0f}%"
+        elif key == "max_runtime" and value is not None:
+            value = f"{format_duration(value)} ({RUNTIME_FROM[job['max_runtime_from']]})"
         elif key == "tags" and value:
             value = ", ".join(value)
         table.add_row(key, "" if value in (None, "", []) else str(value))
@@ -225,11 +230,17 @@ def parse_sets(pairs: list[str]) -> dict[str, Any]:
 def rerun(job_id: JobId,
           set_: Annotated[list[str] | None, typer.Option("--set", metavar="PATH=VALUE",
                                                          help="change the spec at a dotted path first "
-                                                              "(repeatable): --set dino.lr=3e-4")] = None) -> None:
+                                                              "(repeatable): --set dino.lr=3e-4")] = None,
+          resume: Annotated[bool | None, typer.Option("--resume/--fresh",
+                                                      help="start from the job's last checkpoint, or from scratch; "
+                                                           "default: resume a failed or cancelled job rerun "
+                                                           "unchanged")] = None,
+          max_runtime: Annotated[str | None, typer.Option(help="a time limit of its own: 90m, 2h, 3d")] = None) -> None:
     """Submit a job's resolved spec again, optionally with some values changed."""
     changes = parse_sets(set_ or [])
-    job = rest.call(lambda c: c.rerun(job_id, changes))
-    console.print(f"submitted job {job['id']} (rerun of {job_id})")
+    job = rest.call(lambda c: c.rerun(job_id, changes, max_runtime=max_runtime, resume=resume))
+    resumed = f", resumes from job {job_id}'s checkpoint" if job.get("resume_from") else ""
+    console.print(f"submitted job {job['id']} (rerun of {job_id}{resumed})")
 
 
 @app.command("jobs")

@@ -11,8 +11,14 @@ from rich.table import Table
 
 from api.cli import rest
 from api.cli.console import column, console, cut, fitted_table, flexible, human_bytes
+from shared.durations import format_duration
 
 app = typer.Typer()
+
+
+def limit(seconds: float | None) -> str:
+    """A time limit or the time left under it; empty when the job has none."""
+    return "" if seconds is None else format_duration(seconds)
 
 
 @app.command("queue")
@@ -21,16 +27,17 @@ def queue_(queue: Annotated[str | None, typer.Option(help="only this queue (gpu,
     snapshot = rest.call(lambda c: c.whole_queue(queue))
     table = fitted_table("queue", "pos", "id",
                          column("owner", max_width=10), "prio", "gpus", column("type", max_width=10),
-                         flexible("name"), flexible("waits for"))
+                         flexible("name"), "limit", flexible("waits for"))
     for e in snapshot["data"]:
         why = e["reason"] + (f" ({e['detail']})" if e["detail"] else "")
         table.add_row(e["queue"], str(e["position"] or ""), str(e["id"]), escape(e["owner"]), str(e["priority"]),
-                      str(e["gpus"]), e["type"], cut(e["name"]), cut(why))
+                      str(e["gpus"]), e["type"], cut(e["name"]), limit(e.get("max_runtime")), cut(why))
     console.print(table)
     running = fitted_table("running", column("owner", max_width=12), "prio", "gpus",
-                           flexible("worker"), "preempting")
+                           flexible("worker"), "limit", "left", "preempting")
     for j in snapshot["running"]:
         running.add_row(str(j["id"]), j["owner"], str(j["priority"]), str(j["gpus"]), cut(j["worker"]),
+                        limit(j.get("max_runtime")), limit(j.get("time_left")),
                         "yes" if j["preempt_requested"] else "")
     console.print(running)
     workers = fitted_table(flexible("worker"), "queues", "state", "alive", "job")

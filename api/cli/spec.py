@@ -96,4 +96,4 @@ def spec_(job_type: Annotated[str | None, typer.Argument(help="a job type; witho
         table.add_row(*(escape(cell) for cell in row))
     console.print(table)
     console.print(f"a job file: {{type: {declared.name}, spec: {{...}}, name?, priority?, depends_on?, "
-                  f"max_attempts?, gpus?}}; `bosun submit FILE --dry-run` prints it resolved")
+                  f"max_attempts?, max_runtime?, gpus?}}; `bosun submit FILE --dry-run` prints it resolved")

@@ -52,12 +52,14 @@ from api.validation import (
     unprocessable,
 )
 from shared.audit import record
-from shared.db import Artifact, Job, JobLog, JobMetric, JobTag, User
+from shared.db import Artifact, Job, JobLog, JobMetric, JobStatus, JobTag, User
+from shared.db.models import FINAL_STATUSES
 from shared.dispatch.policy import queue_for
 from shared.job_lifecycle import JobError, create_job, request_cancel
 from shared.job_types import get_job_type
 from shared.prometheus import JOBS_SUBMITTED
 from shared.storage import ObjectNotFound, StoreUnavailable, open_chunks
+from shared.time_limits import effective_max_runtime
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], responses=AUTHENTICATED)
 
@@ -79,12 +81,13 @@ def to_public(job: Job) -> JobPublic:
                             for r in job.ranks] if job.gpus > 1 else [])
 
 
-def resolve(*, session, settings, job_in: JobCreateBase) -> JobResolved:
+def resolve(*, session, settings, owner: User, job_in: JobCreateBase) -> JobResolved:
     """Every check of a submission beyond its schema, storing nothing; the job as it would be stored.
 
     The GPU rule of its type, the files it reads (below the data root), the jobs it reads from
     and those it names in `depends_on` (they must exist); the spec comes back with every default
-    filled in, its source jobs added to `depends_on`.
+    filled in, its source jobs added to `depends_on`, and its time limit resolved (the job's own,
+    else `owner`'s default, else its queue's: shared.time_limits).
     """
     reason = get_job_type(job_in.type).check_gpus(job_in.gpus)
     if reason is not None:
@@ -99,13 +102,16 @@ def resolve(*, session, settings, job_in: JobCreateBase) -> JobResolved:
     for job_id in sorted(set(job_in.depends_on)):
         if session.get(Job, job_id) is None:
             raise unprocessable(["depends_on"], f"depends_on: job {job_id} does not exist")
+    queue = queue_for(job_in.gpus)
+    max_runtime, source = effective_max_runtime(job=job_in.max_runtime, user=owner.max_runtime, queue=queue,
+                                                queue_limits=settings.queue_max_runtimes)
     return JobResolved(type=job_in.type, name=job_in.name, priority=job_in.priority, depends_on=depends_on,
                        max_attempts=job_in.max_attempts or settings.max_attempts, gpus=job_in.gpus,
-                       queue=queue_for(job_in.gpus), tags=sorted(set(job_in.tags)), notes=job_in.notes,
-                       spec=job_in.spec.model_dump(mode="json"))
+                       queue=queue, max_runtime=max_runtime, max_runtime_from=source, tags=sorted(set(job_in.tags)),
+                       notes=job_in.notes, spec=job_in.spec.model_dump(mode="json"))
 
 
-def submit(*, session, settings, owner: User, job_in: JobCreateBase) -> Job:
+def submit(*, session, settings, owner: User, job_in: JobCreateBase, resume_from: int | None = None) -> Job:
     """Validate and store as queued; the INSERT asks for a dispatch pass, and the dispatcher loop of
     a worker sends the job once its turn comes and a slot is free. Four statements: the token
     lookup, BEGIN, INSERT ... RETURNING, COMMIT.
@@ -113,12 +119,13 @@ def submit(*, session, settings, owner: User, job_in: JobCreateBase) -> Job:
     Nothing here talks to the broker: while it is down a submission is accepted and waits in the
     database, and the first pass after the broker is back sends it.
     """
-    resolved = resolve(session=session, settings=settings, job_in=job_in)
+    resolved = resolve(session=session, settings=settings, owner=owner, job_in=job_in)
     try:
         job = create_job(session=session, job_type=resolved.type, spec=resolved.spec, owner=owner, name=resolved.name,
                          priority=resolved.priority, depends_on=resolved.depends_on,
                          max_attempts=resolved.max_attempts, gpus=resolved.gpus, tags=resolved.tags,
-                         notes=resolved.notes)
+                         notes=resolved.notes, max_runtime=resolved.max_runtime,
+                         max_runtime_from=resolved.max_runtime_from, resume_from=resume_from)
     except JobError as exc:
         raise unprocessable(["depends_on"], str(exc)) from None
     session.commit()  # the INSERT itself asks for a dispatch pass (a trigger: migration 0008)
@@ -134,9 +141,9 @@ def create(job_in: JobCreate, session: SessionDep, settings: SettingsDep, user: 
 
 @router.post("/validate", response_model=JobResolved, responses=responses(413),
              dependencies=[Depends(spec_size_checked)])
-def validate(job_in: JobCreate, session: SessionDep, settings: SettingsDep, _user: CurrentUser) -> Any:
+def validate(job_in: JobCreate, session: SessionDep, settings: SettingsDep, user: CurrentUser) -> Any:
     """Every check of a submission, nothing stored or sent: the job as it would run, every default filled in."""
-    return resolve(session=session, settings=settings, job_in=job_in)
+    return resolve(session=session, settings=settings, owner=user, job_in=job_in)
 
 
 @router.get("", response_model=JobsPublic)
@@ -215,16 +222,36 @@ def with_changes(spec: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any
     return spec
 
 
+def resumes(job: Job, changes: RerunChanges) -> bool:
+    """Whether a rerun starts from `job`'s last committed checkpoint: as asked, else when the job ended
+    failed or cancelled (a time limit, a cancel, a lost worker) and the spec is unchanged. A changed
+    spec is another experiment unless its author says it continues this one (more epochs, say)."""
+    if changes.resume is None:
+        return job.status in (JobStatus.failed.value, JobStatus.cancelled.value) and not changes.set
+    if changes.resume and job.status not in FINAL_STATUSES:
+        raise unprocessable(["resume"], f"job {job.id} is {job.status}: only an ended job's checkpoint is resumed")
+    return changes.resume
+
+
 @router.post("/{job_id}/rerun", status_code=status.HTTP_201_CREATED, response_model=JobPublic,
              responses=responses(404, 413))
 def rerun(job: JobDep, session: SessionDep, settings: SettingsDep, user: CurrentUser,
           changes: RerunChanges | None = None) -> Any:
-    """Submit a job's spec again, validated like a submission; `set` changes values at dotted paths of it first."""
-    spec = with_changes(job.spec, changes.set if changes else {})
+    """Submit a job's spec again, validated like a submission; `set` changes values at dotted paths of it first.
+
+    The rerun keeps the job's own `max_runtime` (not a default it got: the defaults of now apply) unless
+    `max_runtime` gives another, and resumes from the job's last committed checkpoint as `resume` says
+    (default: a failed or cancelled job rerun with its spec unchanged); it has a time budget of its own.
+    """
+    changes = changes or RerunChanges()
+    spec = with_changes(job.spec, changes.set)
     check_spec_size(spec, settings.max_spec_bytes)
+    own_limit = job.max_runtime if job.max_runtime_from == "job" else None
     job_in = job_create_from({"type": job.type, "spec": spec, "name": job.name, "priority": job.priority,
-                              "max_attempts": job.max_attempts, "gpus": job.gpus, "tags": job.tags})
-    return to_public(submit(session=session, settings=settings, owner=user, job_in=job_in))
+                              "max_attempts": job.max_attempts, "gpus": job.gpus, "tags": job.tags,
+                              "max_runtime": changes.max_runtime or own_limit})
+    resume_from = job.id if resumes(job, changes) else None
+    return to_public(submit(session=session, settings=settings, owner=user, job_in=job_in, resume_from=resume_from))
 
 
 @router.get("/{job_id}/metrics", response_model=MetricsPublic, responses=responses(404))

@@ -6,7 +6,7 @@ state is for admins; holding and releasing a job is for its owner or an admin.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
@@ -117,14 +117,23 @@ def queue(session: SessionDep, settings: SettingsDep, _user: CurrentUser,
     started = {j.id for j in running}  # claimed since the pass: listed as running only
     entries = [e for e in decided.entries if (queue_ is None or e["queue"] == queue_) and e["id"] not in started]
     page = entries[offset:offset + limit]
-    queued = set(session.scalars(select(Job.id).where(Job.id.in_([e["id"] for e in page]),
-                                                      Job.status == JobStatus.queued.value))) if page else set()
-    return QueuePublic(data=[QueueEntryPublic(**e) for e in page if e["id"] in queued], count=len(entries),
-                       free_slots=decided.free_slots, planned_at=decided.planned_at,
+    queued = dict(session.execute(select(Job.id, Job.max_runtime).where(
+        Job.id.in_([e["id"] for e in page]), Job.status == JobStatus.queued.value)).tuples().all()) if page else {}
+    now = utcnow()
+    return QueuePublic(data=[QueueEntryPublic(**e, max_runtime=queued[e["id"]]) for e in page if e["id"] in queued],
+                       count=len(entries), free_slots=decided.free_slots, planned_at=decided.planned_at,
                        running=[RunningJobPublic(id=j.id, name=j.name, owner=j.owner.name, queue=j.queue, gpus=j.gpus,
                                                  priority=j.priority, worker=j.worker,
-                                                 preempt_requested=j.preempt_requested) for j in running],
+                                                 preempt_requested=j.preempt_requested, max_runtime=j.max_runtime,
+                                                 time_left=time_left(j, now)) for j in running],
                        workers=workers_public(session=session, settings=settings), usage=decided.usage)
+
+
+def time_left(job: Job, now: datetime) -> float | None:
+    """Seconds until a running job's attempt reaches its time limit (0 once past it and stopping), else None."""
+    if job.max_runtime is None or job.started_at is None:
+        return None
+    return max(job.max_runtime - (now - job.started_at).total_seconds(), 0.0)
 
 
 @router.get("/usage", response_model=UsagePublic)
@@ -215,7 +224,8 @@ def release(job: OwnedJobDep, session: SessionDep, user: CurrentUser) -> Any:
 def limits_public(user: User, settings: Settings) -> UserLimitsPublic:
     gpus, queued = limits_of(user, settings)
     return UserLimitsPublic(user=user.name, max_gpus=user.max_gpus, max_queued_jobs=user.max_queued_jobs,
-                            effective_max_gpus=gpus, effective_max_queued_jobs=queued)
+                            max_runtime=user.max_runtime, effective_max_gpus=gpus, effective_max_queued_jobs=queued,
+                            queue_max_runtime=settings.queue_max_runtimes)
 
 
 @router.get("/users/{name}/limits", response_model=UserLimitsPublic, responses=responses(404))
@@ -226,10 +236,15 @@ def get_limits(target: NamedUserDep, settings: SettingsDep, _user: CurrentUser) 
 @router.put("/users/{name}/limits", response_model=UserLimitsPublic, responses=responses(403, 404, 413))
 def put_limits(body: UserLimits, target: NamedUserDep, session: SessionDep, settings: SettingsDep,
                admin: AdminUser) -> Any:
-    """Override a user's limits (None: back to the settings' default; 0: unlimited)."""
+    """Override a user's limits (None: back to the settings' default; 0: unlimited).
+
+    `max_runtime` applies to the jobs the user submits from now on (a job's limit is fixed when it is submitted).
+    """
     record(session=session, actor=admin.name, action="limits", target=f"user {target.name}",
-           before={"max_gpus": target.max_gpus, "max_queued_jobs": target.max_queued_jobs},
-           after={"max_gpus": body.max_gpus, "max_queued_jobs": body.max_queued_jobs})
+           before={"max_gpus": target.max_gpus, "max_queued_jobs": target.max_queued_jobs,
+                   "max_runtime": target.max_runtime},
+           after=body.model_dump())
     target.max_gpus, target.max_queued_jobs = body.max_gpus, body.max_queued_jobs
+    target.max_runtime = body.max_runtime
     redispatch(session)
     return limits_public(target, settings)

@@ -15,6 +15,7 @@ from fastapi.templating import Jinja2Templates
 
 from shared.db import Job
 from shared.db.models import FINAL_STATUSES, utcnow
+from shared.durations import format_duration
 
 HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"
@@ -84,7 +85,12 @@ def static_url(path: str) -> str:
     return f"/static/{path}?v={digest}"
 
 
-templates.env.filters.update(age=age, duration=duration, eta=eta, size=size, stamp=stamp)
+def time_limit(seconds: float | None) -> str:
+    """A time limit or the time left under it (1h30m); empty for none."""
+    return "" if seconds is None else format_duration(seconds)
+
+
+templates.env.filters.update(age=age, duration=duration, eta=eta, size=size, stamp=stamp, time_limit=time_limit)
 templates.env.globals.update(static_url=static_url, final_statuses=FINAL_STATUSES)
 
 

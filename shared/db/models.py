@@ -107,6 +107,8 @@ class User(Base):
     # Per-user overrides of the scheduler's limits (None: the settings' default applies).
     max_gpus: Mapped[int | None] = mapped_column(Integer, default=None)
     max_queued_jobs: Mapped[int | None] = mapped_column(Integer, default=None)
+    # The `max_runtime` in seconds of this user's jobs that name none (0: no limit; see shared.time_limits).
+    max_runtime: Mapped[int | None] = mapped_column(Integer, default=None)
 
 
 class ApiToken(Base):
@@ -164,6 +166,12 @@ class Job(Base):
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    # The time limit of each attempt in seconds (None: none), resolved at submission, and whether
+    # it is the job's own, its owner's default or its queue's (shared.time_limits).
+    max_runtime: Mapped[int | None] = mapped_column(Integer, default=None)
+    max_runtime_from: Mapped[str | None] = mapped_column(String(8), default=None)
+    # A rerun that resumes: the job whose last committed checkpoint it starts from while it has none of its own.
+    resume_from: Mapped[int | None] = mapped_column(Integer, default=None)
     worker: Mapped[str | None] = mapped_column(String(200), default=None)
     holder: Mapped[str] = mapped_column(String(16), default=LeaseHolder.worker.value, server_default="worker")
     heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)

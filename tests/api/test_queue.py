@@ -68,8 +68,8 @@ def test_priority_hold_and_limits_are_controlled(api) -> None:
     assert api.put("/api/v1/users/bob/limits", json={"max_gpus": 1}, headers=api.as_("bob")).status_code == 403
     limits = api.put("/api/v1/users/bob/limits", json={"max_gpus": 0, "max_queued_jobs": 1},
                      headers=api.as_("alice")).json()
-    assert limits == {"user": "bob", "max_gpus": 0, "max_queued_jobs": 1, "effective_max_gpus": 0,
-                      "effective_max_queued_jobs": 1}
+    assert limits == {"user": "bob", "max_gpus": 0, "max_queued_jobs": 1, "max_runtime": None, "effective_max_gpus": 0,
+                      "effective_max_queued_jobs": 1, "queue_max_runtime": {}}
     api.dispatch()
     reasons = {e["id"]: e["reason"] for e in api.get("/api/v1/queue", headers=api.as_("bob")).json()["data"]}
     assert reasons == {second["id"]: "no free GPU", first["id"]: "user limit"}

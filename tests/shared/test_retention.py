@@ -149,3 +149,15 @@ def test_jobs_read_by_finds_job_sources_at_any_depth() -> None:
     spec = {"source": {"kind": "job", "job": 4}, "end": {"kind": "job", "job": 9},
             "list": [{"source": {"kind": "file", "path": "x"}}, {"kind": "job", "job": 12}]}
     assert sorted(jobs_read_by(spec)) == [4, 9, 12]
+
+
+def test_a_queued_rerun_keeps_the_jobs_it_resumes_from(settings) -> None:
+    first = add_job(settings, "stopped by its time limit", "cancelled", 40)
+    second = add_job(settings, "rerun that stopped before its first checkpoint", "cancelled", 40)
+    with session_scope(settings.database_url) as s:
+        s.get(Job, second).resume_from = first
+        rerun = Job(type="evaluate", name="rerun of the rerun", spec={}, owner=s.get(Job, first).owner,
+                    status="queued", resume_from=second)
+        s.add(rerun)
+    assert retention_pass(settings=settings, store=open_store(settings)).jobs_deleted == []
+    assert all(job_exists(settings, j) and objects(settings, j) == ALL_OBJECTS for j in (first, second))

@@ -42,7 +42,8 @@ def queue_context(*, session, settings, user) -> dict[str, Any]:
     users = sorted(set(view.usage) | set(hours) | set(waiting), key=lambda u: (view.usage.get(u, 0.0), u))
     standing = [{"user": u, "decayed": view.usage.get(u, 0.0), "week": hours.get(u, 0.0), "waiting": waiting.get(u, 0)}
                 for u in users]
-    return {"view": view, "jobs": jobs, "standing": standing, "usage_days": USAGE_DAYS,
+    return {"view": view, "jobs": jobs, "running": {r.id: r for r in view.running}, "standing": standing,
+            "usage_days": USAGE_DAYS,
             "half_life": settings.fair_share_half_life_hours}
 
 

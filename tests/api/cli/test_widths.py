@@ -20,7 +20,8 @@ def long_jobs(api, embedded_settings, n: int = 3) -> list[int]:
 
     from shared.db import Job, session_scope
 
-    ids = [api.post("/api/v1/jobs", json={"type": "evaluate", "spec": EVALUATE, "name": f"{i}-{LONG}"},
+    ids = [api.post("/api/v1/jobs", json={"type": "evaluate", "spec": EVALUATE, "name": f"{i}-{LONG}",
+                                          "max_runtime": "1d23h"},
                     headers=api.as_("bob")).json()["id"] for i in range(n)]
     with session_scope(embedded_settings.database_url) as s:
         s.execute(update(Job).values(message="waiting for a very long reason that goes on and on " * 3))
@@ -40,14 +41,27 @@ def test_jobs_fit_80_columns(api, cli_as, embedded_settings) -> None:
 
 
 def test_queue_fits_80_columns(api, cli_as, embedded_settings) -> None:
-    ids = long_jobs(api, embedded_settings)
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from shared.db import Job, session_scope
+    from shared.db.models import utcnow
+
+    ids = long_jobs(api, embedded_settings, n=4)
     api.dispatch()
+    with session_scope(embedded_settings.database_url) as s:  # one runs, with its limit and time left shown
+        s.execute(update(Job).where(Job.id == ids[-1]).values(status="running",
+                                                              started_at=utcnow() - timedelta(minutes=30),
+                                                              worker=f"worker-with-a-long-name-{'x' * 40}@box/1"))
     cli_as("bob")
     result = bosun("queue", env=NARROW)
     assert result.exit_code == 0, result.output
     assert all(len(line) <= 80 for line in result.output.splitlines()), result.output
     queued = [line for line in rows(result.output) if line.split("│")[1].strip() in ("gpu", "cpu")]
-    assert len(queued) == len(ids), result.output
+    assert len(queued) == len(ids) - 1 and all("1d23h" in line for line in queued), result.output
+    running = [line for line in rows(result.output) if line.split("│")[1].strip() == str(ids[-1])]
+    assert len(running) == 1 and "1d23h" in running[0] and "1d22h" in running[0], result.output
 
 
 def test_workers_fit_80_columns(api, cli_as, embedded_settings) -> None:
