@@ -41,6 +41,9 @@ def test_demo_prints_the_knn_table_and_saves_its_artifacts(tmp_path: Path) -> No
         low, high = (float(v) for v in re.findall(r"[\d.]+", cells[2].split("[")[1]))
         assert low < top1[name] < high, name  # each accuracy shows its 95% interval
     assert all(accuracy > 1 / 6 for accuracy in top1.values()), top1  # every row above chance (6 classes)
+    # pretraining learns: the teacher well above its own random init (about +10 points on this set; runs
+    # with other thread counts differ by a few points, so the check leaves room for that)
+    assert top1["DINO teacher"] > top1["random init"] + 0.05, top1
     out_dim = read_job_file(ROOT / "api" / "cli" / "demo" / "pretrain.yaml")["spec"]["dino"]["out_dim"]
     loss = float(re.search(r"DINO loss ([\d.]+)", out.stdout).group(1))
     assert loss < math.log(out_dim) - 1.0, loss  # no collapse: a uniform teacher costs ln(out_dim)
@@ -52,4 +55,4 @@ def test_demo_prints_the_knn_table_and_saves_its_artifacts(tmp_path: Path) -> No
     saved = json.loads(teacher.read_text())["knn"]["per_k"]["10"]["top1"]
     assert saved == pytest.approx(top1["DINO teacher"], abs=6e-4)
     meta = json.loads((home / "data" / "synthetic-maritime" / "annotations.json").read_text())
-    assert meta["difficulty"] == 1.0
+    assert meta["difficulty"] == 0.8
