@@ -56,8 +56,8 @@ def test_the_demo_evaluates_the_teacher_and_student_of_its_own_pretraining(clien
     assert baseline["depends_on"] == [] and pixels["depends_on"] == []
     assert baseline["spec"]["source"]["kind"] == "random" and pixels["spec"]["features"] == "pixels"
     assert [j["name"] for j in (pretrain, pixels, baseline, teacher, student)] == [
-        "demo: DINO ResNet-10-T on synthetic maritime (difficulty 0.8)", "demo: kNN of raw pixels", "demo: kNN of random init",
-        "demo: kNN of the DINO teacher", "demo: kNN of the DINO student"]
+        "demo: DINO ResNet-10-T on synthetic maritime (difficulty 0.8)", "demo: kNN of raw pixels",
+        "demo: kNN of random init", "demo: kNN of the DINO teacher", "demo: kNN of the DINO student"]
 
 
 def test_the_demo_set_is_written_once_per_recipe(tmp_path, monkeypatch) -> None:
