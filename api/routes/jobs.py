@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
@@ -57,6 +56,7 @@ from shared.dispatch.policy import queue_for
 from shared.job_lifecycle import JobError, create_job, request_cancel
 from shared.job_types import get_job_type
 from shared.prometheus import JOBS_SUBMITTED
+from shared.spec_paths import SpecPathError, with_changes
 from shared.storage import ObjectNotFound, StoreUnavailable, open_chunks
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], responses=AUTHENTICATED)
@@ -198,29 +198,15 @@ def cancel(job: OwnedJobDep, session: SessionDep, user: CurrentUser) -> Any:
     return to_public(job)
 
 
-def with_changes(spec: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
-    """A copy of `spec` with each dotted path of `changes` set; a path the spec lacks is a 422 naming it."""
-    spec = copy.deepcopy(spec)
-    for path, value in changes.items():
-        *parents, last = path.split(".")
-        node: Any = spec
-        for i, key in enumerate([*parents, last]):
-            if not isinstance(node, dict) or key not in node:
-                known = f"; known here: {', '.join(sorted(node))}" if isinstance(node, dict) else ""
-                raise unprocessable(["set", path], "the spec has no field "
-                                    f"{'.'.join([*parents, last][:i + 1])!r}{known}")
-            if i < len(parents):
-                node = node[key]
-        node[last] = value
-    return spec
-
-
 @router.post("/{job_id}/rerun", status_code=status.HTTP_201_CREATED, response_model=JobPublic,
              responses=responses(404, 413))
 def rerun(job: JobDep, session: SessionDep, settings: SettingsDep, user: CurrentUser,
           changes: RerunChanges | None = None) -> Any:
     """Submit a job's spec again, validated like a submission; `set` changes values at dotted paths of it first."""
-    spec = with_changes(job.spec, changes.set if changes else {})
+    try:
+        spec = with_changes(job.spec, changes.set if changes else {})
+    except SpecPathError as exc:
+        raise unprocessable(["set", exc.path], str(exc)) from None
     check_spec_size(spec, settings.max_spec_bytes)
     job_in = job_create_from({"type": job.type, "spec": spec, "name": job.name, "priority": job.priority,
                               "max_attempts": job.max_attempts, "gpus": job.gpus, "tags": job.tags})
