@@ -176,3 +176,28 @@ def test_only_the_owner_or_an_admin_may_control_a_sweep(api, embedded_settings) 
     assert api.post(path + "/cancel", headers=api.as_("alice")).json()["counts"] == {"cancelled": 6}
     assert api.post(path + "/cancel", headers=api.as_("bob")).status_code == 409
     assert api.get("/api/v1/sweeps/999", headers=api.as_("bob")).status_code == 404
+
+
+def test_the_example_sweep_files_are_accepted_as_written(api) -> None:
+    from api.cli.sweeps import read_sweep_file
+    from tests.stack import ROOT
+
+    files = sorted((ROOT / "deploy" / "examples").glob("sweep-*.yaml"))
+    assert files
+    for path in files:
+        r = api.post("/api/v1/sweeps", json=read_sweep_file(path), headers=api.as_("bob"))
+        assert r.status_code == 201, (path.name, r.text)
+        assert r.json()["rows"] and all(row["status"] == "queued" for row in r.json()["rows"])
+
+
+def test_the_readme_sweep_is_accepted_as_written(api) -> None:
+    import re
+
+    import yaml
+
+    from tests.stack import ROOT
+
+    block = re.search(r"```yaml\n# knn-sweep.yaml\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+    r = api.post("/api/v1/sweeps", json=yaml.safe_load(block.group(1)), headers=api.as_("bob"))
+    assert r.status_code == 201, r.text
+    assert [row["point"]["knn.k"] for row in r.json()["rows"]] == [[5], [5], [10], [10], [20], [20]]
