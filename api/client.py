@@ -184,6 +184,34 @@ class Client:
         body = {k: v for k, v in (("set", changes), ("max_runtime", max_runtime), ("resume", resume)) if v is not None}
         return self._call("POST", f"/api/v1/jobs/{job_id}/rerun", json=body or None)
 
+    def submit_sweep(self, sweep: dict[str, Any]) -> dict[str, Any]:
+        """Submit a sweep ({name?, template, axes, mode?, n?, seed?}); returns it with its queued children."""
+        return self._call("POST", "/api/v1/sweeps", json=sweep)
+
+    def sweep(self, sweep_id: int) -> dict[str, Any]:
+        """A sweep with its children and its table: {rows: [{point, jobs, status, metrics}], metrics, counts, ...}."""
+        return self._call("GET", f"/api/v1/sweeps/{sweep_id}")
+
+    def sweeps(self, **filters: Any) -> dict[str, Any]:
+        return self._call("GET", "/api/v1/sweeps", params={k: v for k, v in filters.items() if v is not None})
+
+    def control_sweep(self, sweep_id: int, action: str) -> dict[str, Any]:
+        """Cancel, hold or release every child of a sweep (`action`: cancel, hold, release)."""
+        return self._call("POST", f"/api/v1/sweeps/{sweep_id}/{action}")
+
+    def wait_sweep(self, sweep_id: int, *, poll: float = 1.0, timeout: float | None = None,
+                   on_update: Callable[[dict[str, Any]], None] = lambda sweep: None) -> dict[str, Any]:
+        """Poll until every child of the sweep has ended; returns the sweep."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            sweep = self.sweep(sweep_id)
+            on_update(sweep)
+            if sweep["done"]:
+                return sweep
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"sweep {sweep_id} not done after {timeout} s: {sweep['counts']}")
+            time.sleep(poll)
+
     def logs(self, job_id: int, after: int = 0) -> list[dict[str, Any]]:
         return self._call("GET", f"/api/v1/jobs/{job_id}/logs", params={"after": after})["data"]
 

@@ -11,13 +11,14 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from shared.accounts import user_for_token
-from shared.db import Job, User, session_scope
+from shared.db import Job, Sweep, User, session_scope
 from shared.settings import Settings
 from shared.specs.common import DB_ID_MAX
 from shared.storage import ObjectStore
 
 NO_NUL = r"^[^\x00]*$"
 JobIdPath = Annotated[int, Path(ge=1, le=DB_ID_MAX, description="job id")]
+SweepIdPath = Annotated[int, Path(ge=1, le=DB_ID_MAX, description="sweep id")]
 NamePath = Annotated[str, Path(min_length=1, max_length=200, pattern=NO_NUL)]
 NameQuery = Annotated[str | None, Query(max_length=200, pattern=NO_NUL)]
 Limit = Annotated[int, Query(ge=1, le=500)]
@@ -107,6 +108,27 @@ def get_owned_job(job: JobDep, user: CurrentUser) -> Job:
 
 
 OwnedJobDep = Annotated[Job, Depends(get_owned_job)]
+
+
+def get_sweep(session: SessionDep, _user: CurrentUser, sweep_id: SweepIdPath) -> Sweep:
+    sweep = session.get(Sweep, sweep_id)
+    if sweep is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"sweep_id: sweep {sweep_id} does not exist")
+    return sweep
+
+
+SweepDep = Annotated[Sweep, Depends(get_sweep)]
+
+
+def get_owned_sweep(sweep: SweepDep, user: CurrentUser) -> Sweep:
+    """The sweep in the path, when the caller owns it or is an admin (as for a job)."""
+    if sweep.owner_id != user.id and not user.is_admin:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"sweep {sweep.id} belongs to {sweep.owner.name}; "
+                                                              "only its owner or an admin may change it")
+    return sweep
+
+
+OwnedSweepDep = Annotated[Sweep, Depends(get_owned_sweep)]
 
 
 def get_admin(user: CurrentUser) -> User:

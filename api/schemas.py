@@ -143,6 +143,7 @@ class JobSummary(BaseModel):
     error: str | None
     depends_on: list[int]
     tags: list[str]
+    sweep_id: int | None = Field(default=None, description="the sweep that made the job, if any")
     cancel_requested: bool
     created_at: datetime
     enqueued_at: datetime | None = Field(description="when the dispatcher last sent it to a worker")

@@ -225,6 +225,15 @@ def request_cancel(*, session: Session, job: Job, reason: str) -> Job:
     return job
 
 
+def set_held(*, session: Session, job_ids: Sequence[int], held: bool) -> int:
+    """Hold queued jobs (the dispatcher leaves them queued; a message already sent is dropped by the
+    claim) or release them; returns how many changed. The caller asks for a dispatch pass."""
+    values: dict[str, Any] = ({"held": True, "enqueued_at": None, "message": "held"} if held
+                              else {"held": False, "message": "released"})
+    return session.execute(update(Job).where(Job.id.in_(list(job_ids)), Job.status == JobStatus.queued.value,
+                                             Job.held.is_(not held)).values(**values)).rowcount
+
+
 def reap_stale(*, session: Session, lease_seconds: float) -> tuple[list[Job], list[Job]]:
     """Running jobs whose heartbeat stopped: re-queue them, or fail them once out of attempts.
 

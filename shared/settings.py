@@ -87,6 +87,8 @@ class Settings(BaseSettings):
     # `auth_failure_window_seconds` an address gets 429 until the window has passed.
     max_request_bytes: int = Field(default=1024 * 1024, ge=1024)
     max_spec_bytes: int = Field(default=64 * 1024, ge=1024)
+    # A sweep (POST /sweeps) of more points than this is refused (422 naming `axes`).
+    max_sweep_points: int = Field(default=256, ge=1)
     auth_failure_limit: int = Field(default=20, ge=1)
     auth_failure_window_seconds: float = Field(default=60.0, gt=0)
     # Disk (shared.checkpoint_policy, shared.retention): a job keeps its last `checkpoint_keep_last`

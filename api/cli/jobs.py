@@ -27,24 +27,33 @@ JobId = Annotated[int, typer.Argument(help="job id")]
 RUNTIME_FROM = {"job": "its own", "user": "its owner's default", "queue": "its queue's default"}
 
 
-def read_job_file(file: Path) -> dict[str, Any]:
-    """A job file's body for POST /jobs; an unknown top-level key is refused, naming the closest valid one."""
-    from api.schemas import JOB_FILE_KEYS
-
+def load_file(file: Path) -> Any:
+    """A YAML (or JSON) file's content; a syntax error names the file, line and column."""
     try:
-        body = yaml.safe_load(file.read_text())
+        return yaml.safe_load(file.read_text())
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark else str(file)
         raise ValueError(f"{where}: {exc.problem or exc.context}") from None
-    if not isinstance(body, dict) or "type" not in body or "spec" not in body:
-        raise ValueError("the job file needs 'type' and 'spec'")
-    valid = list(JOB_FILE_KEYS)
+
+
+def refuse_unknown_keys(body: dict[str, Any], valid: list[str], file: Path) -> None:
+    """An unknown top-level key is refused, naming the closest valid one."""
     for key in body:
         if key not in valid:
             close = difflib.get_close_matches(str(key), valid, n=1, cutoff=0.5)
             hint = f"did you mean {close[0]!r}? " if close else ""
             raise ValueError(f"unknown key {key!r} in {file.name}: {hint}valid keys: {', '.join(valid)}")
+
+
+def read_job_file(file: Path) -> dict[str, Any]:
+    """A job file's body for POST /jobs; an unknown top-level key is refused, naming the closest valid one."""
+    from api.schemas import JOB_FILE_KEYS
+
+    body = load_file(file)
+    if not isinstance(body, dict) or "type" not in body or "spec" not in body:
+        raise ValueError("the job file needs 'type' and 'spec'")
+    refuse_unknown_keys(body, list(JOB_FILE_KEYS), file)
     return body
 
 

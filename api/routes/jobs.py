@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
@@ -58,6 +57,7 @@ from shared.dispatch.policy import queue_for
 from shared.job_lifecycle import JobError, create_job, request_cancel
 from shared.job_types import get_job_type
 from shared.prometheus import JOBS_SUBMITTED
+from shared.spec_paths import SpecPathError, with_changes
 from shared.storage import ObjectNotFound, StoreUnavailable, open_chunks
 from shared.time_limits import effective_max_runtime
 
@@ -205,23 +205,6 @@ def cancel(job: OwnedJobDep, session: SessionDep, user: CurrentUser) -> Any:
     return to_public(job)
 
 
-def with_changes(spec: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
-    """A copy of `spec` with each dotted path of `changes` set; a path the spec lacks is a 422 naming it."""
-    spec = copy.deepcopy(spec)
-    for path, value in changes.items():
-        *parents, last = path.split(".")
-        node: Any = spec
-        for i, key in enumerate([*parents, last]):
-            if not isinstance(node, dict) or key not in node:
-                known = f"; known here: {', '.join(sorted(node))}" if isinstance(node, dict) else ""
-                raise unprocessable(["set", path], "the spec has no field "
-                                    f"{'.'.join([*parents, last][:i + 1])!r}{known}")
-            if i < len(parents):
-                node = node[key]
-        node[last] = value
-    return spec
-
-
 def resumes(job: Job, changes: RerunChanges) -> bool:
     """Whether a rerun starts from `job`'s last committed checkpoint: as asked, else when the job ended
     failed or cancelled (a time limit, a cancel, a lost worker) and the spec is unchanged. A changed
@@ -244,7 +227,10 @@ def rerun(job: JobDep, session: SessionDep, settings: SettingsDep, user: Current
     (default: a failed or cancelled job rerun with its spec unchanged); it has a time budget of its own.
     """
     changes = changes or RerunChanges()
-    spec = with_changes(job.spec, changes.set)
+    try:
+        spec = with_changes(job.spec, changes.set)
+    except SpecPathError as exc:
+        raise unprocessable(["set", exc.path], str(exc)) from None
     check_spec_size(spec, settings.max_spec_bytes)
     own_limit = job.max_runtime if job.max_runtime_from == "job" else None
     job_in = job_create_from({"type": job.type, "spec": spec, "name": job.name, "priority": job.priority,

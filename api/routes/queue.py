@@ -53,6 +53,7 @@ from shared.dispatch import (
     request_dispatch,
     usage_by_day,
 )
+from shared.job_lifecycle import set_held
 from shared.settings import Settings
 
 router = APIRouter(tags=["queue"], responses=AUTHENTICATED)
@@ -204,8 +205,7 @@ def hold(job: OwnedJobDep, session: SessionDep, user: CurrentUser) -> Any:
     """Keep a queued job from starting until released (a message already sent is dropped by the claim)."""
     get_queued_job(job)
     record(session=session, actor=user.name, action="hold", target=f"job {job.id}", owner=job.owner.name)
-    session.execute(update(Job).where(Job.id == job.id, Job.status == JobStatus.queued.value)
-                    .values(held=True, enqueued_at=None, message="held"))
+    set_held(session=session, job_ids=[job.id], held=True)
     redispatch(session)
     session.refresh(job)
     return to_public(job)
@@ -215,7 +215,7 @@ def hold(job: OwnedJobDep, session: SessionDep, user: CurrentUser) -> Any:
 def release(job: OwnedJobDep, session: SessionDep, user: CurrentUser) -> Any:
     get_queued_job(job)
     record(session=session, actor=user.name, action="release", target=f"job {job.id}", owner=job.owner.name)
-    session.execute(update(Job).where(Job.id == job.id).values(held=False, message="released"))
+    set_held(session=session, job_ids=[job.id], held=False)
     redispatch(session)
     session.refresh(job)
     return to_public(job)

@@ -11,10 +11,10 @@ from urllib.parse import quote
 from fastapi import Depends, FastAPI, HTTPException, Request, status
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
-from api.deps import JobIdPath, SessionDep, get_admin, get_job, get_owned_job
+from api.deps import JobIdPath, SessionDep, SweepIdPath, get_admin, get_job, get_owned_job, get_sweep
 from api.ui.render import page
 from api.ui.session import CsrfRefused, SignInRequired, UiUser
-from shared.db import Job, User
+from shared.db import Job, Sweep, User
 
 
 class UiError(Exception):
@@ -40,6 +40,14 @@ def get_page_job(job_id: JobIdPath, session: SessionDep, user: UiUser) -> Job:
 
 
 PageJob = Annotated[Job, Depends(get_page_job)]
+
+
+def get_page_sweep(sweep_id: SweepIdPath, session: SessionDep, user: UiUser) -> Sweep:
+    with as_page_error():
+        return get_sweep(session, user, sweep_id)
+
+
+PageSweep = Annotated[Sweep, Depends(get_page_sweep)]
 
 
 def get_page_owned_job(job: PageJob, user: UiUser) -> Job:

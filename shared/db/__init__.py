@@ -12,10 +12,11 @@ from shared.db.models import (
                               JobRank,
                               JobStatus,
                               JobTag,
+                              Sweep,
                               User,
                               Worker,
 )
 from shared.db.session import get_engine, session_scope
 
 __all__ = ["ApiToken", "Artifact", "AuditEntry", "Base", "CatalogEntry", "Checkpoint", "DispatchState", "Job", "JobLog",
-           "JobMetric", "JobRank", "JobStatus", "JobTag", "User", "Worker", "get_engine", "session_scope"]
+           "JobMetric", "JobRank", "JobStatus", "JobTag", "Sweep", "User", "Worker", "get_engine", "session_scope"]

@@ -138,6 +138,24 @@ class AuditEntry(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
+class Sweep(Base):
+    """A series of jobs made from one template (a job, or a pretraining and its evaluation) over axes of
+    spec values; its children are ordinary jobs carrying `sweep_id` and their point (shared.sweeps)."""
+
+    __tablename__ = "sweeps"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    mode: Mapped[str] = mapped_column(String(16))
+    axes: Mapped[dict[str, Any]] = mapped_column(JSON)
+    template: Mapped[list[Any]] = mapped_column(JSON)
+    seed: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    owner: Mapped[User] = relationship(lazy="joined")
+
+
 job_dependencies = Table(
     "job_dependencies",
     Base.metadata,
@@ -185,6 +203,10 @@ class Job(Base):
     enqueued_at: Mapped[datetime | None] = mapped_column(default=None)
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    # A child of a sweep: the sweep and the axis values of its point ({"dino.lr": 0.0003, ...}).
+    sweep_id: Mapped[int | None] = mapped_column(ForeignKey("sweeps.id"), index=True,
+                                                 default=None)
+    sweep_point: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
 
     owner: Mapped[User] = relationship(lazy="joined")
     parents: Mapped[list[Job]] = relationship(

@@ -1,4 +1,5 @@
-"""Every job file of the README and deploy/examples, submitted as written through `bosun submit`.
+"""Every job file of the README and deploy/examples, submitted as written through `bosun submit`
+(a sweep file, `sweep-*.yaml`, through `bosun sweep`).
 
 The follow-up jobs run exactly as written (they name pretrain job 1, the first job of a fresh
 stack); the recipes meant for days run with `bosun submit --smoke`, the one documented override,
@@ -54,6 +55,13 @@ def submit(stack: Stack, path: Path, *options: str) -> int:
     return int(re.search(r"submitted job (\d+)", printed).group(1))
 
 
+def submit_sweep(stack: Stack, path: Path) -> int:
+    env = {**stack.env, "BOSUN_API_URL": stack.url,
+           "BOSUN_TOKEN": stack.client.http.headers["Authorization"].removeprefix("Bearer ")}
+    printed = bosun(env, "sweep", str(path))
+    return int(re.search(r"submitted sweep (\d+)", printed).group(1))
+
+
 @pytest.mark.timeout(1800)
 def test_every_example_runs_as_written(stack: Stack, tmp_path: Path) -> None:
     readme = readme_job_files(tmp_path)
@@ -68,10 +76,16 @@ def test_every_example_runs_as_written(stack: Stack, tmp_path: Path) -> None:
             "dino-vit-small-adamw": submit(stack, EXAMPLES / "dino-vit-small-adamw.yaml", "--smoke"),
             "dino-resnet50-lars": submit(stack, EXAMPLES / "dino-resnet50-lars.yaml", "--smoke"),
             "script-tiny": submit(stack, EXAMPLES / "script-tiny.yaml")}
-    assert {p.stem for p in EXAMPLES.glob("*.yaml")} <= set(jobs)
+    sweeps = {path.stem: submit_sweep(stack, path) for path in sorted(EXAMPLES.glob("sweep-*.yaml"))}
+    assert {p.stem for p in EXAMPLES.glob("*.yaml")} <= set(jobs) | set(sweeps)
     done = {name: stack.client.wait(job_id, timeout=1200) for name, job_id in jobs.items()}
+    tables = {name: stack.client.wait_sweep(sweep_id, timeout=1200) for name, sweep_id in sweeps.items()}
+    done.update({f"{name} job {job['id']}": stack.client.job(job["id"])
+                 for name, table in tables.items() for job in table["jobs"]})
     failed = {name: (job["status"], job["error"]) for name, job in done.items() if job["status"] != "succeeded"}
     assert not failed, (failed, stack.logs())
+    assert all(table["rows"] and all("knn_top1" in row["metrics"] for row in table["rows"])
+               for table in tables.values()), tables
     # as written: ten loader processes per rank, two ranks where the recipe says gpus: 2
     for name in ("README pretrain.yaml", "dino-vit-small-adamw", "dino-resnet50-lars"):
         spec = stack.client.job(jobs[name])["spec"]

@@ -36,3 +36,17 @@ def test_checkpoints_table_is_the_one_the_models_declare(url) -> None:
         diffs = compare_metadata(MigrationContext.configure(connection), Base.metadata)
     flat = [d for diff in diffs for d in (diff if isinstance(diff, list) else [diff])]
     assert [d for d in flat if "checkpoints" in repr(d)] == []
+
+
+def test_sweeps_are_the_ones_the_models_declare(url) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from shared.db import Base
+
+    upgrade(url)
+    with get_engine(url).connect() as connection:
+        diffs = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    flat = [d for diff in diffs for d in (diff if isinstance(diff, list) else [diff])]
+    assert [d for d in flat if "sweep" in repr(d)] == []
+    assert {"sweep_id", "sweep_point"} <= {c["name"] for c in inspect(get_engine(url)).get_columns("jobs")}
