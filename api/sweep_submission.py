@@ -155,11 +155,12 @@ def _store_child(*, session: Session, settings: Settings, owner: User, sweep: Sw
         raw = {**raw, "spec": {**raw["spec"], "source": {**raw["spec"]["source"], "job": source.id}}}
     try:
         job_in: JobCreateBase = job_create_from(raw)
-        resolved = resolve(session=session, settings=settings, job_in=job_in)
+        resolved = resolve(session=session, settings=settings, owner=owner, job_in=job_in)
         job = create_job(session=session, job_type=resolved.type, spec=resolved.spec, owner=owner, name=resolved.name,
                          priority=resolved.priority, depends_on=resolved.depends_on,
                          max_attempts=resolved.max_attempts, gpus=resolved.gpus, tags=resolved.tags,
-                         notes=resolved.notes)
+                         notes=resolved.notes, max_runtime=resolved.max_runtime,
+                         max_runtime_from=resolved.max_runtime_from)
     except JobError as exc:
         raise _point_error(unprocessable(["depends_on"], str(exc)), child, point, number) from None
     except HTTPException as exc:

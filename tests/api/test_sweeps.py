@@ -9,7 +9,8 @@ import pytest
 
 from tests.api.conftest import EVALUATE
 
-KNN_SWEEP = {"name": "knn ablation", "template": {"type": "evaluate", "spec": EVALUATE, "tags": ["ablation"]},
+KNN_SWEEP = {"name": "knn ablation",
+             "template": {"type": "evaluate", "spec": EVALUATE, "tags": ["ablation"], "max_runtime": "2h"},
              "axes": {"knn.temperature": [0.07, 0.5], "batch_size": [16, 32, 64]}}
 PRETRAIN = {"method": "dino", "backbone": {"name": "resnet18"},
             "dataset": {"kind": "synthetic-maritime", "path": "synthetic-maritime", "image_size": 32},
@@ -48,6 +49,7 @@ def test_a_grid_sweep_makes_one_checked_job_per_point(api) -> None:
         assert job["spec"]["knn"]["temperature"] == row["point"]["knn.temperature"]
         assert job["spec"]["batch_size"] == row["point"]["batch_size"]
         assert job["status"] == "queued" and job["tags"] == ["ablation"] and job["owner"] == "bob"
+        assert (job["max_runtime"], job["max_runtime_from"]) == (7200, "job")  # the template's job options
         assert job["name"].startswith("knn ablation [temperature=")
         assert row["metrics"] == {} and row["status"] == "queued"
     listed = api.get("/api/v1/sweeps", headers=api.as_("alice")).json()
