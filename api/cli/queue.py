@@ -25,19 +25,23 @@ def limit(seconds: float | None) -> str:
 def queue_(queue: Annotated[str | None, typer.Option(help="only this queue (gpu, cpu)")] = None) -> None:
     """Show the whole queue in dispatch order: each job's position and why it waits, then running jobs and workers."""
     snapshot = rest.call(lambda c: c.whole_queue(queue))
+    # a limit column only where some job has a limit, so that at 80 columns the reason stays readable
+    limited = any(e.get("max_runtime") for e in snapshot["data"])
     table = fitted_table("queue", "pos", "id",
                          column("owner", max_width=10), "prio", "gpus", column("type", max_width=10),
-                         flexible("name"), "limit", flexible("waits for"))
+                         flexible("name"), *(["limit"] if limited else []), flexible("waits for"))
     for e in snapshot["data"]:
         why = e["reason"] + (f" ({e['detail']})" if e["detail"] else "")
         table.add_row(e["queue"], str(e["position"] or ""), str(e["id"]), escape(e["owner"]), str(e["priority"]),
-                      str(e["gpus"]), e["type"], cut(e["name"]), limit(e.get("max_runtime")), cut(why))
+                      str(e["gpus"]), e["type"], cut(e["name"]), *([limit(e.get("max_runtime"))] if limited else []),
+                      cut(why))
     console.print(table)
+    limited = any(j.get("max_runtime") for j in snapshot["running"])
     running = fitted_table("running", column("owner", max_width=12), "prio", "gpus",
-                           flexible("worker"), "limit", "left", "preempting")
+                           flexible("worker"), *(["limit", "left"] if limited else []), "preempting")
     for j in snapshot["running"]:
         running.add_row(str(j["id"]), j["owner"], str(j["priority"]), str(j["gpus"]), cut(j["worker"]),
-                        limit(j.get("max_runtime")), limit(j.get("time_left")),
+                        *([limit(j.get("max_runtime")), limit(j.get("time_left"))] if limited else []),
                         "yes" if j["preempt_requested"] else "")
     console.print(running)
     workers = fitted_table(flexible("worker"), "queues", "state", "alive", "job")
