@@ -5,11 +5,8 @@ from __future__ import annotations
 import os
 import time
 
-import pytest
-
-import worker.attempt
 from worker.attempt import Attempt, Verdict
-from worker.processes import JobProcesses, Outcome
+from worker.processes import Outcome
 
 _memory: list[int] = []
 
@@ -18,14 +15,6 @@ def remember(value: int, keep_for: str | None = None) -> Outcome:
     """A body that keeps a value in its process and reports all it holds."""
     _memory.append(value)
     return Outcome("done", result=(os.getpid(), list(_memory)), keep_for=keep_for)
-
-
-@pytest.fixture
-def processes(monkeypatch):
-    light = JobProcesses(preload=("json",))
-    monkeypatch.setattr(worker.attempt, "job_processes", lambda: light)
-    yield light
-    light.close()
 
 
 def run(value: int, *, reuse: str | None, keep_for: str | None) -> Outcome:

@@ -8,10 +8,9 @@ import time
 
 import pytest
 
-import worker.attempt
 from shared.time_limits import TIME_LIMIT
 from worker.attempt import Attempt, Verdict
-from worker.processes import STOP, JobProcesses, Outcome
+from worker.processes import STOP, Outcome
 
 
 def train(seconds: float, ignore_stop: bool = False) -> Outcome:
@@ -26,14 +25,6 @@ def train(seconds: float, ignore_stop: bool = False) -> Outcome:
         time.sleep(0.02)
         steps += 1
     return Outcome("succeeded", result={"steps": steps})
-
-
-@pytest.fixture
-def processes(monkeypatch):
-    light = JobProcesses(preload=("json",))
-    monkeypatch.setattr(worker.attempt, "job_processes", lambda: light)
-    yield light
-    light.close()
 
 
 def attempt(limit: float | None, grace: float = 5.0) -> Attempt:
