@@ -25,7 +25,8 @@ def test_up_down_and_up_again(url) -> None:
     assert set(inspect(get_engine(url)).get_table_names()) == tables
 
 
-def test_checkpoints_table_is_the_one_the_models_declare(url) -> None:
+def differences_from_the_models(url: str, mentioning: str) -> list:
+    """What alembic's autogenerate finds between the migrated schema and the models, about `mentioning`."""
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
@@ -35,18 +36,13 @@ def test_checkpoints_table_is_the_one_the_models_declare(url) -> None:
     with get_engine(url).connect() as connection:
         diffs = compare_metadata(MigrationContext.configure(connection), Base.metadata)
     flat = [d for diff in diffs for d in (diff if isinstance(diff, list) else [diff])]
-    assert [d for d in flat if "checkpoints" in repr(d)] == []
+    return [d for d in flat if mentioning in repr(d)]
+
+
+def test_checkpoints_table_is_the_one_the_models_declare(url) -> None:
+    assert differences_from_the_models(url, "checkpoints") == []
 
 
 def test_sweeps_are_the_ones_the_models_declare(url) -> None:
-    from alembic.autogenerate import compare_metadata
-    from alembic.migration import MigrationContext
-
-    from shared.db import Base
-
-    upgrade(url)
-    with get_engine(url).connect() as connection:
-        diffs = compare_metadata(MigrationContext.configure(connection), Base.metadata)
-    flat = [d for diff in diffs for d in (diff if isinstance(diff, list) else [diff])]
-    assert [d for d in flat if "sweep" in repr(d)] == []
+    assert differences_from_the_models(url, "sweep") == []
     assert {"sweep_id", "sweep_point"} <= {c["name"] for c in inspect(get_engine(url)).get_columns("jobs")}
