@@ -99,11 +99,16 @@ def get_job(session: SessionDep, _user: CurrentUser, job_id: JobIdPath) -> Job:
 JobDep = Annotated[Job, Depends(get_job)]
 
 
+def check_owner(what: str, row: Job | Sweep, user: User) -> None:
+    """403 unless `user` owns `row` (a job or a sweep, named `what` in the message) or is an admin."""
+    if row.owner_id != user.id and not user.is_admin:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"{what} {row.id} belongs to {row.owner.name}; "
+                                                              "only its owner or an admin may change it")
+
+
 def get_owned_job(job: JobDep, user: CurrentUser) -> Job:
     """The job in the path, when the caller owns it or is an admin."""
-    if job.owner_id != user.id and not user.is_admin:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"job {job.id} belongs to {job.owner.name}; "
-                                                              "only its owner or an admin may change it")
+    check_owner("job", job, user)
     return job
 
 
@@ -122,9 +127,7 @@ SweepDep = Annotated[Sweep, Depends(get_sweep)]
 
 def get_owned_sweep(sweep: SweepDep, user: CurrentUser) -> Sweep:
     """The sweep in the path, when the caller owns it or is an admin (as for a job)."""
-    if sweep.owner_id != user.id and not user.is_admin:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"sweep {sweep.id} belongs to {sweep.owner.name}; "
-                                                              "only its owner or an admin may change it")
+    check_owner("sweep", sweep, user)
     return sweep
 
 
