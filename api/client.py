@@ -60,6 +60,21 @@ def _detail(response: httpx.Response) -> Any:
         return response.text
 
 
+def _poll(fetch: Callable[[], dict[str, Any]], done: Callable[[dict[str, Any]], bool],
+          late: Callable[[dict[str, Any]], str], *, poll: float, timeout: float | None,
+          on_update: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """`fetch()` every `poll` s until `done` says so; TimeoutError with `late`'s message after `timeout` s."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        value = fetch()
+        on_update(value)
+        if done(value):
+            return value
+        if deadline is not None and time.monotonic() > deadline:
+            raise TimeoutError(late(value))
+        time.sleep(poll)
+
+
 class Client:
     def __init__(self, url: str, token: str, *, timeout: float = 30.0) -> None:
         self.http = httpx.Client(base_url=url.rstrip("/"), timeout=timeout,
@@ -202,15 +217,9 @@ class Client:
     def wait_sweep(self, sweep_id: int, *, poll: float = 1.0, timeout: float | None = None,
                    on_update: Callable[[dict[str, Any]], None] = lambda sweep: None) -> dict[str, Any]:
         """Poll until every child of the sweep has ended; returns the sweep."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            sweep = self.sweep(sweep_id)
-            on_update(sweep)
-            if sweep["done"]:
-                return sweep
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"sweep {sweep_id} not done after {timeout} s: {sweep['counts']}")
-            time.sleep(poll)
+        return _poll(lambda: self.sweep(sweep_id), lambda sweep: sweep["done"],
+                     lambda sweep: f"sweep {sweep_id} not done after {timeout} s: {sweep['counts']}",
+                     poll=poll, timeout=timeout, on_update=on_update)
 
     def logs(self, job_id: int, after: int = 0) -> list[dict[str, Any]]:
         return self._call("GET", f"/api/v1/jobs/{job_id}/logs", params={"after": after})["data"]
@@ -268,12 +277,6 @@ class Client:
     def wait(self, job_id: int, *, poll: float = 0.5, timeout: float | None = None,
              on_update: Callable[[dict[str, Any]], None] = lambda job: None) -> dict[str, Any]:
         """Poll until the job reaches a final state; returns the job."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            job = self.job(job_id)
-            on_update(job)
-            if job["status"] in FINAL:
-                return job
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"job {job_id} still {job['status']} after {timeout} s")
-            time.sleep(poll)
+        return _poll(lambda: self.job(job_id), lambda job: job["status"] in FINAL,
+                     lambda job: f"job {job_id} still {job['status']} after {timeout} s",
+                     poll=poll, timeout=timeout, on_update=on_update)
