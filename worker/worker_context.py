@@ -35,6 +35,7 @@ from shared.tensorboard_events import MetricPoint, events_artifact, write_events
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+M = TypeVar("M")
 
 METRIC_FLUSH_SECONDS = 2.0
 # Progress reaches the database at most this often (services may report every step); the last
@@ -75,6 +76,15 @@ class ProgressRate:
         if fraction >= 1.0:
             return f"done in {duration(elapsed)}"
         return f"{100 * done / elapsed * 60:.2f} %/min · ETA {duration((1.0 - fraction) * elapsed / done)}"
+
+
+def row_of(session: Any, model: type[M], **key: Any) -> M:
+    """The row of `model` with these key values, added to the session when there is none yet."""
+    row = session.scalar(select(model).filter_by(**key))
+    if row is None:
+        row = model(**key)
+        session.add(row)
+    return row
 
 
 class WorkerContext:
@@ -212,10 +222,7 @@ class WorkerContext:
     def _record_checkpoint(self, step: int, key: str, size: int) -> None:
         def write() -> None:
             with session_scope(self.settings.database_url) as s:
-                row = s.scalar(select(Checkpoint).where(Checkpoint.job_id == self.job_id, Checkpoint.step == step))
-                if row is None:
-                    row = Checkpoint(job_id=self.job_id, step=step)
-                    s.add(row)
+                row = row_of(s, Checkpoint, job_id=self.job_id, step=step)
                 row.key, row.size, row.created_at = key, size, utcnow()
 
         self._db(write, f"checkpoint {step}")
@@ -257,10 +264,7 @@ class WorkerContext:
 
         def write() -> None:
             with session_scope(self.settings.database_url) as s:
-                row = s.scalar(select(Artifact).where(Artifact.job_id == self.job_id, Artifact.name == name))
-                if row is None:
-                    row = Artifact(job_id=self.job_id, name=name)
-                    s.add(row)
+                row = row_of(s, Artifact, job_id=self.job_id, name=name)
                 row.key, row.size, row.sha256, row.content_type = info.key, info.size, info.sha256, content_type
 
         self._db(write, f"artifact {name}")
