@@ -27,6 +27,7 @@ from api.schemas import Status
 from api.spec_diff import spec_diff
 from api.validation import unprocessable
 from shared.db import Job
+from shared.job_results import final_metrics, headline_metrics
 from shared.specs.common import DB_ID_MAX
 
 router = APIRouter(prefix="/compare", tags=["compare"], responses={**AUTHENTICATED, **responses(404)})
@@ -98,24 +99,6 @@ def source_label(spec: dict[str, Any]) -> str:
     if kind == "file":
         return f"file {source.get('path')}"
     return "random init"
-
-
-def headline_metrics(job: Job) -> dict[str, float]:
-    """The numeric entries of the job's `result.headline` (empty until it has succeeded)."""
-    headline = (job.result or {}).get("headline") or {}
-    return {name: float(value) for name, value in headline.items()
-            if isinstance(value, (int, float)) and not isinstance(value, bool)}
-
-
-PRETRAIN_METRICS = ("loss", "knn_top1", "epochs", "iterations", "global_batch_size")
-"""A pretraining's final metrics, as its result records them."""
-
-
-def final_metrics(job: Job) -> dict[str, float]:
-    """A pretraining's numeric final metrics (empty until it has succeeded)."""
-    result = job.result or {}
-    return {name: float(result[name]) for name in PRETRAIN_METRICS
-            if isinstance(result.get(name), (int, float)) and not isinstance(result.get(name), bool)}
 
 
 def data_label(spec: dict[str, Any]) -> str:

@@ -11,7 +11,6 @@ from sqlalchemy.orm import Session
 
 from api.deps import CurrentUser, Limit, NameQuery, Offset, OwnedSweepDep, SessionDep, SettingsDep, SweepDep
 from api.http_errors import AUTHENTICATED, responses
-from api.routes.compare import final_metrics, headline_metrics
 from api.routes.jobs import to_summary
 from api.routes.queue import redispatch
 from api.sweep_schemas import SweepCreate, SweepPublic, SweepRow, SweepsPublic, SweepSummary
@@ -20,6 +19,7 @@ from shared.audit import record
 from shared.db import Job, Sweep, User
 from shared.db.models import FINAL_STATUSES, JobStatus
 from shared.job_lifecycle import request_cancel, set_held
+from shared.job_results import headline_of
 
 router = APIRouter(prefix="/sweeps", tags=["sweeps"], responses=AUTHENTICATED)
 
@@ -47,7 +47,7 @@ def result_rows(sweep: Sweep, children: list[Job]) -> list[SweepRow]:
         if job.type != last_type:
             continue
         jobs = [by_id[p.id] for p in job.parents if p.id in by_id and len(sweep.template) > 1] + [job]
-        metrics = final_metrics(job) if job.type == "pretrain" else headline_metrics(job)
+        metrics = headline_of(job)
         rows.append(SweepRow(point=job.sweep_point or {}, jobs=[j.id for j in jobs], status=row_status(jobs),
                              metrics=metrics))
     return rows

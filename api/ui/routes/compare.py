@@ -16,13 +16,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, defer
 
 from api.deps import SessionDep
-from api.routes.compare import headline_metrics, parse_job_ids, source_label
+from api.routes.compare import parse_job_ids, source_label
 from api.spec_diff import spec_diff
 from api.ui.deps import UiError, as_page_error
 from api.ui.render import page
 from api.ui.series import job_series, metric_stats
 from api.ui.session import UiUser
 from shared.db import Job
+from shared.job_results import headline_metrics
 
 router = APIRouter(include_in_schema=False)
 
