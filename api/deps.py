@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Path, Query, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -141,3 +142,14 @@ def get_admin(user: CurrentUser) -> User:
 
 
 AdminUser = Annotated[User, Depends(get_admin)]
+
+
+def get_named_user(name: NamePath, session: SessionDep) -> User:
+    """The user named in the path (404 when there is none)."""
+    user = session.scalar(select(User).where(User.name == name))
+    if user is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"name: no user {name!r}")
+    return user
+
+
+NamedUserDep = Annotated[User, Depends(get_named_user)]

@@ -18,6 +18,7 @@ from api.deps import (
     CurrentUser,
     JobDep,
     Limit,
+    NamedUserDep,
     NamePath,
     Offset,
     OwnedJobDep,
@@ -72,15 +73,7 @@ def get_worker(name: NamePath, session: SessionDep) -> Worker:
     return worker
 
 
-def get_named_user(name: NamePath, session: SessionDep) -> User:
-    user = session.scalar(select(User).where(User.name == name))
-    if user is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"name: no user {name!r}")
-    return user
-
-
 WorkerDep = Annotated[Worker, Depends(get_worker)]
-NamedUserDep = Annotated[User, Depends(get_named_user)]
 
 
 def redispatch(session: Session) -> None:
