@@ -28,6 +28,7 @@ from shared.db.models import (
     utcnow,
     worker_name,
 )
+from shared.notifications.outbox import final_event, notify_job
 from shared.transitions import check_initial, move
 
 
@@ -148,6 +149,8 @@ def record_outcome(*, session: Session, job_id: int, lease: ColumnElement[bool],
         values.update(result=result, progress=1.0)
     done = move(session, Job, source=JobStatus.running, target=status, where=[Job.id == job_id, lease],
                 **values).rowcount == 1
+    if done:
+        notify_job(session, job_id=job_id, event=final_event(status, error))
     if done and status is not JobStatus.succeeded:
         cancel_dependents(session=session, parent_id=job_id, parent_status=status.value)
     return done
@@ -172,6 +175,7 @@ def requeue_preempted(*, session: Session, job_id: int, worker: str, attempt: in
                 heartbeat_at=utcnow()).rowcount == 1
     if done:
         session.add(JobLog(job_id=job_id, attempt=attempt, text=message + "; re-queued, resumes from its checkpoint"))
+        notify_job(session, job_id=job_id, event="preempted", reason=message)
     return done
 
 
@@ -190,6 +194,7 @@ def cancel_dependents(*, session: Session, parent_id: int, parent_status: str) -
             changed = move(session, Job, source=JobStatus.queued, target=JobStatus.cancelled,
                            where=[Job.id == child.id], error=reason, message=reason, finished_at=utcnow()).rowcount
             if changed:
+                notify_job(session, job_id=child.id, event=JobStatus.cancelled.value, reason=reason)
                 cancelled.append(child.id)
                 frontier.append((child.id, JobStatus.cancelled.value))
     return cancelled
@@ -217,6 +222,7 @@ def request_cancel(*, session: Session, job: Job, reason: str) -> Job:
     changed = move(session, Job, source=JobStatus.queued, target=JobStatus.cancelled, where=[Job.id == job.id],
                    cancel_requested=True, error=reason, message=reason, finished_at=utcnow()).rowcount
     if changed:
+        notify_job(session, job_id=job.id, event=JobStatus.cancelled.value, reason=reason)
         cancel_dependents(session=session, parent_id=job.id, parent_status=JobStatus.cancelled.value)
     else:
         session.execute(update(Job).where(Job.id == job.id).values(cancel_requested=True, message="cancel requested"))
@@ -261,6 +267,8 @@ def reap_stale(*, session: Session, lease_seconds: float) -> tuple[list[Job], li
             values = {"enqueued_at": None, "worker": None, "message": lost}
         if move(session, Job, source=JobStatus.running, target=target, where=guard, **values).rowcount:
             session.add(JobLog(job_id=job.id, attempt=job.attempts, text=lost))
+            event = "worker_lost" if target is JobStatus.queued else target.value
+            notify_job(session, job_id=job.id, event=event, reason=values.get("error") or lost)
             bucket.append(job)
             if bucket is failed:
                 cancel_dependents(session=session, parent_id=job.id, parent_status=target.value)
@@ -363,4 +371,6 @@ def requeue_lost(*, session: Session, job_id: int, worker: str, attempt: int, re
                 attempts=Job.attempts - (0 if count_attempt else 1)).rowcount == 1
     if done:
         session.add(JobLog(job_id=job_id, attempt=attempt, text=reason + "; re-queued, resumes from its checkpoint"))
+        if count_attempt:  # a worker that shut down and gave the attempt back lost nothing worth a message
+            notify_job(session, job_id=job_id, event="worker_lost", reason=reason)
     return JobStatus.queued.value if done else None

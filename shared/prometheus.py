@@ -40,6 +40,8 @@ GPU_MEMORY_USED = Gauge("bosun_gpu_memory_used_bytes", "GPU memory in use (NVML)
 GPU_MEMORY_TOTAL = Gauge("bosun_gpu_memory_total_bytes", "GPU memory size (NVML)", ["worker", "gpu"],
                          multiprocess_mode="max")
 OBJECT_STORE_ERRORS = Counter("bosun_object_store_errors_total", "Failed object store operations", ["op"])
+NOTIFICATIONS = Counter("bosun_notifications_total", "Notification deliveries tried, by channel and outcome "
+                        "(delivered, retry, failed)", ["channel", "outcome"])
 HTTP_REQUESTS = Counter("bosun_http_requests_total", "HTTP requests served by the API", ["method", "route", "status"])
 HTTP_DURATION = Histogram("bosun_http_request_duration_seconds", "HTTP request latency", ["method", "route"])
 

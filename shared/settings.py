@@ -102,6 +102,20 @@ class Settings(BaseSettings):
     artifact_retention_days: float | None = Field(default=None, gt=0)
     job_retention_days: float | None = Field(default=None, gt=0)
     retention_interval_seconds: float = Field(default=3600.0, gt=0)
+    # Notifications (shared.notifications): a message's link is `public_url` (default: `api_url`)
+    # followed by /jobs/ID; email goes out through `smtp_host` (empty: email off). Workers send
+    # what is due every `notify_interval_seconds`; a failed send is tried again after
+    # `notify_retry_seconds` x 2^(attempt - 1), at most an hour apart, `notify_max_attempts` times.
+    public_url: str = ""
+    smtp_host: str = ""
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_from: str = "bosun@localhost"
+    smtp_starttls: bool = False
+    notify_interval_seconds: float = Field(default=5.0, gt=0)
+    notify_retry_seconds: float = Field(default=30.0, gt=0)
+    notify_max_attempts: int = Field(default=8, ge=1)
     api_url: str = "http://127.0.0.1:8000"
     token: str = ""
 

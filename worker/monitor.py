@@ -2,7 +2,8 @@
 
 Nothing else runs on this thread, so a long dispatch pass (worker.dispatcher) never makes a
 healthy worker look dead. The monitor also starts and stops the worker's refresh of the dataset
-catalog (worker.catalog_refresh) and, when a retention setting is on, the retention pass
+catalog (worker.catalog_refresh), the delivery of due notifications (shared.notifications) every
+`notify_interval_seconds` and, when a retention setting is on, the retention pass
 (shared.retention) every `retention_interval_seconds`, each on its own thread as well.
 """
 
@@ -19,11 +20,13 @@ from shared.db import Worker, session_scope
 from shared.db.models import FINAL_STATUSES, utcnow
 from shared.dispatch import request_dispatch
 from shared.job_types import job_type_names
+from shared.notifications.delivery import deliver_due
 from shared.prometheus import (
     JOBS_FINISHED,
     JOBS_REQUEUED,
     LANDSCAPE_POINTS,
     LANDSCAPE_TILES,
+    NOTIFICATIONS,
     OBJECT_STORE_ERRORS,
     WORKER_BUSY,
     WORKER_HEARTBEAT,
@@ -55,6 +58,9 @@ def export_initial_metrics(worker: str) -> None:
             JOBS_FINISHED.labels(type=job_type, status=status)
     for op in STORE_OPS:
         OBJECT_STORE_ERRORS.labels(op=op)
+    for channel in ("webhook", "email"):
+        for outcome in ("delivered", "retry", "failed"):
+            NOTIFICATIONS.labels(channel=channel, outcome=outcome)
     LANDSCAPE_POINTS.labels(worker=worker)
     LANDSCAPE_TILES.labels(worker=worker)
     WORKER_BUSY.labels(worker=worker).set(0)
@@ -71,17 +77,21 @@ class Monitor(Periodic):
         # A store outage fails the pass at once (no retries on this thread): the next interval tries again.
         self.retention = Periodic("retention", settings.retention_interval_seconds, self._retention,
                                   first=True) if retention_enabled(settings) else None
+        self.notifications = Periodic("notifications", settings.notify_interval_seconds,
+                                      lambda: deliver_due(settings), first=True)
         export_initial_metrics(name)
 
     def start(self) -> None:
         super().start()
         self.catalog.start()
+        self.notifications.start()
         if self.retention is not None:
             self.retention.start()
 
     def stop(self, timeout: float = 5.0) -> None:
         if self.retention is not None:
             self.retention.stop(timeout)
+        self.notifications.stop(timeout)
         self.catalog.stop(timeout)
         super().stop(timeout)
 
