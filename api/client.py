@@ -171,6 +171,21 @@ class Client:
         return self._call("PUT", f"/api/v1/users/{user}/limits",
                           json={"max_gpus": max_gpus, "max_queued_jobs": max_queued_jobs, "max_runtime": max_runtime})
 
+    def whoami(self) -> dict[str, Any]:
+        """The caller: {user, admin}."""
+        return self._call("GET", "/api/v1/notifications/whoami")
+
+    def notifications(self, user: str) -> dict[str, Any]:
+        """A user's channels, events and newest messages."""
+        return self._call("GET", f"/api/v1/users/{user}/notifications")
+
+    def set_notifications(self, user: str, **changes: Any) -> dict[str, Any]:
+        """Change `webhook_url`, `email` or `events`; the fields not given stay, None clears one."""
+        return self._call("PUT", f"/api/v1/users/{user}/notifications", json=changes)
+
+    def test_notifications(self, user: str) -> dict[str, Any]:
+        return self._call("POST", f"/api/v1/users/{user}/notifications/test")
+
     def audit(self, *, limit: int = 50, offset: int = 0, action: str | None = None) -> dict[str, Any]:
         """Admin and owner actions, newest first: {data: [{time, actor, action, target, detail}], count}."""
         params = {"limit": limit, "offset": offset, **({"action": action} if action else {})}

@@ -3,6 +3,7 @@
 - `jobs` (submit, status, wait, logs, download, cancel, rerun, jobs), `control` (hold, release,
   priority, workers, metrics), `queue` (queue, usage) and `compare`: requests of the REST API, made
   through `rest`; `sweeps` (sweep, sweeps, sweep-status, sweep-cancel|hold|release) likewise;
+- `notify`: a user's notification channels and their newest messages (REST);
 - `spec`: the job types' fields, read from the job-type registry;
 - `admin`: users, tokens and `db upgrade` straight in the database, in this process; audit, drain;
 - `data`: the dataset catalog, the synthetic set, dataset statistics;
@@ -17,12 +18,13 @@ import shutil
 
 import typer
 
-from api.cli import admin, compare, control, data, jobs, queue, serve, spec, sweeps
+from api.cli import admin, compare, control, data, jobs, notify, queue, serve, spec, sweeps
 from api.cli.console import console
 
 app = typer.Typer(help="bosun: a job service for SSL pretraining, evaluation and loss landscapes.",
                   no_args_is_help=True)
-for commands in (serve.app, jobs.app, sweeps.app, control.app, compare.app, queue.app, spec.app, admin.app):
+for commands in (serve.app, jobs.app, sweeps.app, control.app, compare.app, queue.app, notify.app, spec.app,
+                 admin.app):
     app.add_typer(commands)
 app.add_typer(data.app, name="data")
 

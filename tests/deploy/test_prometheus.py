@@ -29,9 +29,9 @@ BOSUN_METRICS = {
     "bosun_landscape_tiles_total", "bosun_gpu_utilization_ratio", "bosun_gpu_memory_used_bytes",
     "bosun_gpu_memory_total_bytes", "bosun_object_store_errors_total", "bosun_http_requests_total",
     "bosun_http_request_duration_seconds_bucket", "bosun_jobs", "bosun_queue_oldest_wait_seconds", "bosun_workers",
-    "bosun_store_bytes",
+    "bosun_store_bytes", "bosun_notifications_total",
 }
-DASHBOARD_ROWS = ["Queue", "Jobs", "Workers", "GPUs", "Training", "Landscape tiles", "Disk"]
+DASHBOARD_ROWS = ["Queue", "Jobs", "Workers", "GPUs", "Training", "Landscape tiles", "Disk", "Notifications"]
 # Grafana variables, replaced by values of their kind before Prometheus parses a query.
 GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__interval": "15s", "$__range": "1h", "$type": ".*", "$worker": ".*"}
 
