@@ -20,7 +20,7 @@ from fastapi.staticfiles import StaticFiles
 from api.ui import docs
 from api.ui.deps import install_error_pages
 from api.ui.render import STATIC
-from api.ui.routes import actions, auth, compare, datasets, job, jobs, landscape, queue, sweeps
+from api.ui.routes import actions, auth, compare, datasets, job, jobs, landscape, notifications, queue, sweeps
 
 
 def install_ui(app: FastAPI) -> None:
@@ -29,6 +29,6 @@ def install_ui(app: FastAPI) -> None:
     app.include_router(docs.router)
     app.include_router(auth.router)
     app.include_router(jobs.router)  # /jobs/table before /jobs/{job_id}
-    for module in (job, actions, landscape, queue, compare, datasets, sweeps):
+    for module in (job, actions, landscape, queue, compare, datasets, sweeps, notifications):
         app.include_router(module.router)
     install_error_pages(app)
