@@ -21,7 +21,9 @@ from sqlalchemy import and_, exists, select, update
 from sqlalchemy.orm import Session
 
 from shared.db.models import Job, JobLog, JobStatus, LeaseHolder, Tile, TileStatus, utcnow
+from shared.durations import format_duration
 from shared.job_lifecycle import JobError, record_outcome
+from shared.time_limits import TIME_LIMIT
 from shared.transitions import move
 
 DELEGATED = LeaseHolder.tiles.value
@@ -204,6 +206,27 @@ def finish_delegated(*, session: Session, job_id: int, attempt: int, status: Job
     return record_outcome(session=session, job_id=job_id,
                           lease=and_(Job.attempts == attempt, Job.holder.in_(TILE_LEASES)),
                           status=status, result=result, error=error)
+
+
+def stop_at_time_limit(*, session: Session) -> list[int]:
+    """End the jobs whose tiles hold them once their attempt has run past its `max_runtime`: cancelled
+    with the reason `time limit`, as a job its worker holds is stopped. The tiles done stay stored;
+    a tile in flight finishes and its values are kept, and no further tile is sent. A job being
+    assembled is left to finish. Returns the ids of the jobs ended."""
+    now = utcnow()
+    rows = session.execute(select(Job.id, Job.attempts, Job.started_at, Job.max_runtime).where(
+        Job.status == JobStatus.running.value, Job.holder == DELEGATED, Job.max_runtime > 0)).all()
+    ended = []
+    for job_id, attempt, started_at, limit in rows:
+        if started_at is None or started_at + timedelta(seconds=limit) > now:
+            continue
+        if record_outcome(session=session, job_id=job_id, lease=and_(Job.attempts == attempt, Job.holder == DELEGATED),
+                          status=JobStatus.cancelled, error=TIME_LIMIT):
+            session.add(JobLog(job_id=job_id, attempt=attempt,
+                               text=f"time limit: attempt {attempt} reached its max_runtime of "
+                                    f"{format_duration(limit)} while its tiles ran; the tiles done are kept"))
+            ended.append(job_id)
+    return ended
 
 
 def reap_tiles(*, session: Session, lease_seconds: float) -> tuple[list[Tile], list[int]]:

@@ -42,6 +42,7 @@ from shared.tile_lifecycle import (
     reap_tiles,
     renew_parent,
     renew_tile,
+    stop_at_time_limit,
     tile_progress,
 )
 from worker.attempt import Attempt, Verdict
@@ -247,6 +248,9 @@ def tick_tiles(settings: Settings) -> tuple[list[int], list[int]]:
             log.warning("tile %s of job %s re-queued: worker %s lost", tile.index, tile.job_id, tile.worker)
         for job_id in failed:
             JOBS_FINISHED.labels(type=s.get(Job, job_id).type, status="failed").inc()
+        for job_id in stop_at_time_limit(session=s):
+            log.warning("job %s stopped at its time limit while its tiles ran", job_id)
+            JOBS_FINISHED.labels(type=s.get(Job, job_id).type, status="cancelled").inc()
     if requeued:
         request_dispatch()
     return [t.id for t in requeued], failed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import time
 from pathlib import Path
 
 import numpy as np
@@ -89,3 +90,22 @@ def _registered(stack, name: str) -> bool:
 def _running_on(stack, job_id: int, worker: str) -> Tile | None:
     """A tile of the job that `worker` is running, if any."""
     return next((t for t in tiles(stack, job_id) if t.status == "running" and t.worker.startswith(worker)), None)
+
+
+def test_a_time_limit_stops_a_landscape_while_its_tiles_run(stack) -> None:
+    from datetime import datetime
+
+    stack.worker(name="timed-tiles@test")
+    spec = {**SPEC, "x": [-1.0, 1.0, 25], "y": [-1.0, 1.0, 25]}  # 125 tiles: far more than 6 s of work
+    job = stack.client.submit("landscape", spec, name="timed tiles", max_runtime="6s")
+    done = stack.client.wait(job["id"], timeout=180)
+    assert (done["status"], done["error"]) == ("cancelled", "time limit"), (done, stack.logs())
+    ran = (datetime.fromisoformat(done["finished_at"]) - datetime.fromisoformat(done["started_at"])).total_seconds()
+    assert 6 <= ran < 15, ran  # the reaper round after the limit, not the end of the grid
+    texts = [line["text"] for line in stack.client.logs(job["id"])]
+    assert any(t.endswith("while its tiles ran; the tiles done are kept") for t in texts), texts
+    wait_for(lambda: not any(t.status == "running" for t in tiles(stack, job["id"])), 60, "the tiles in flight")
+    finished = sum(t.status == "done" for t in tiles(stack, job["id"]))
+    assert 0 < finished < 125
+    time.sleep(3)  # no tile is sent once the job has ended
+    assert sum(t.status != "pending" for t in tiles(stack, job["id"])) == finished
