@@ -28,7 +28,7 @@ from sqlalchemy import delete, exists, or_, select
 from sqlalchemy.orm import Session
 
 from shared.audit import record
-from shared.db import Artifact, Checkpoint, Job, session_scope
+from shared.db import Artifact, Checkpoint, Job, Sweep, session_scope
 from shared.db.models import FINAL_STATUSES, JobStatus, job_dependencies, utcnow
 from shared.settings import Settings
 from shared.storage import ObjectStore, job_prefix
@@ -116,10 +116,20 @@ def expire_artifacts(*, settings: Settings, store: ObjectStore, before: datetime
     return done
 
 
+def sweep_kept(before: datetime) -> Any:
+    """True for a job of a sweep that still has a child unfinished or finished since `before`: a sweep's
+    children go together, so its table never loses rows while it is still read."""
+    sibling = Job.__table__.alias("sibling")
+    return exists().where(sibling.c.sweep_id == Job.sweep_id,
+                          or_(sibling.c.status.not_in(list(FINAL_STATUSES)), sibling.c.finished_at >= before))
+
+
 def expire_jobs(*, settings: Settings, store: ObjectStore, before: datetime) -> list[int]:
-    """Delete whole jobs finished before `before` (objects, then rows); returns their ids."""
+    """Delete whole jobs finished before `before` (objects, then rows); returns their ids. A sweep's
+    children are deleted once all of them are that old, and the sweep with its last child."""
     with session_scope(settings.database_url) as s:
-        candidates = list(s.scalars(select(Job.id).where(Job.status.in_(FINAL_STATUSES), Job.finished_at < before)
+        candidates = list(s.scalars(select(Job.id).where(Job.status.in_(FINAL_STATUSES), Job.finished_at < before,
+                                                         or_(Job.sweep_id.is_(None), ~sweep_kept(before)))
                                     .order_by(Job.id).limit(BATCH)))
         needed = needed_jobs(session=s)
     done = []
@@ -132,6 +142,11 @@ def expire_jobs(*, settings: Settings, store: ObjectStore, before: datetime) -> 
         if deleted:
             log.info("retention: deleted job %s and its %d objects", job_id, n)
             done.append(job_id)
+    if done:
+        with session_scope(settings.database_url) as s:
+            emptied = s.execute(delete(Sweep).where(~exists().where(Job.sweep_id == Sweep.id))).rowcount
+            if emptied:
+                record(session=s, actor="retention", action="expire sweeps", target="sweeps", count=emptied)
     return done
 
 

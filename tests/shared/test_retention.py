@@ -161,3 +161,28 @@ def test_a_queued_rerun_keeps_the_jobs_it_resumes_from(settings) -> None:
         s.add(rerun)
     assert retention_pass(settings=settings, store=open_store(settings)).jobs_deleted == []
     assert all(job_exists(settings, j) and objects(settings, j) == ALL_OBJECTS for j in (first, second))
+
+
+def test_a_sweeps_children_go_together_and_the_sweep_with_them(settings) -> None:
+    from sqlalchemy import update
+
+    from shared.db import Sweep, User
+
+    old = [add_job(settings, f"point {i}", "succeeded", 40) for i in range(2)]
+    young = add_job(settings, "point 2", "succeeded", 5)
+    alone = add_job(settings, "not in a sweep", "succeeded", 40)
+    with session_scope(settings.database_url) as s:
+        sweep = Sweep(name="lr", owner=s.scalar(select(User)), mode="grid", axes={"dino.lr": [1, 2, 3]},
+                      template=[], seed=0)
+        s.add(sweep)
+        s.flush()
+        s.execute(update(Job).where(Job.id.in_([*old, young])).values(sweep_id=sweep.id))
+        sweep_id = sweep.id
+    report = retention_pass(settings=settings, store=open_store(settings))
+    assert report.jobs_deleted == [alone]  # one child is too young: its siblings stay with it
+    with session_scope(settings.database_url) as s:
+        s.execute(update(Job).where(Job.id == young).values(finished_at=utcnow() - timedelta(days=31)))
+    assert sorted(retention_pass(settings=settings, store=open_store(settings)).jobs_deleted) == [*old, young]
+    with session_scope(settings.database_url) as s:
+        assert s.get(Sweep, sweep_id) is None
+        assert s.scalar(select(func.count()).select_from(AuditEntry).where(AuditEntry.action == "expire sweeps")) == 1
