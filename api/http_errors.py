@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api.validation import readable_loc
+from api.validation import readable_loc, with_hint
 from shared.queueing import BrokerUnavailable
 from shared.storage import StoreUnavailable
 
@@ -76,7 +76,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [{**err, "loc": readable_loc(err["loc"], err.get("type", ""))} for err in exc.errors()]
+        errors = [{**hinted, "loc": readable_loc(err["loc"], err.get("type", ""))}
+                  for err in exc.errors() for hinted in [with_hint(err)]]
         return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
 
     @app.exception_handler(DBAPIError)

@@ -11,9 +11,10 @@ from fastapi import HTTPException, Request
 from pydantic import BaseModel, ValidationError
 
 from api.deps import SettingsDep
-from api.schemas import JOB_CREATE, JobCreateBase
-from shared.job_types import job_type_names
+from api.schemas import JOB_CREATE, JOB_FILE_KEYS, JobCreateBase
+from shared.job_types import get_job_type, job_type_names
 from shared.paths import OutsideRoot, below_root
+from shared.spec_paths import closest, fields_at
 from shared.specs.common import ModelSource
 
 
@@ -51,14 +52,32 @@ def readable_loc(loc: Sequence[str | int], error_type: str = "") -> list[str | i
     return loc
 
 
+def with_hint(err: dict[str, Any]) -> dict[str, Any]:
+    """A body error about an unknown field or job type, with the nearest valid name added to its
+    message (`dino.lrr`: "...; did you mean 'lr'?"). `err` carries pydantic's own location."""
+    loc, kind = list(err["loc"]), err.get("type", "")
+    if kind == "union_tag_invalid":
+        tag = str((err.get("ctx") or {}).get("tag", ""))
+        return {**err, "msg": err["msg"] + closest(tag, job_type_names())}
+    if kind != "extra_forbidden" or len(loc) < 3 or loc[0] != "body" or loc[1] not in job_type_names():
+        return err
+    if loc[2] == "spec" and len(loc) > 3:
+        names = fields_at(get_job_type(str(loc[1])).spec, loc[3:-1])
+    else:
+        names = list(JOB_FILE_KEYS) if len(loc) == 3 else []
+    return {**err, "msg": err["msg"] + closest(str(loc[-1]), names)}
+
+
 def job_create_from(raw: dict[str, Any]) -> JobCreateBase:
     """A stored job's submission validated again (a rerun); a spec the current models refuse is a 422
     naming the field."""
     try:
         return JOB_CREATE.validate_python(raw)
     except ValidationError as exc:
-        detail = [{"loc": readable_loc(["body", *err["loc"]], err["type"]), "msg": err["msg"], "type": err["type"]}
-                  for err in exc.errors(include_url=False, include_context=False, include_input=False)]
+        errors = [with_hint({**err, "loc": ["body", *err["loc"]]})
+                  for err in exc.errors(include_url=False, include_input=False)]
+        detail = [{"loc": readable_loc(err["loc"], err["type"]), "msg": err["msg"], "type": err["type"]}
+                  for err in errors]
         raise HTTPException(422, detail=detail) from None
 
 

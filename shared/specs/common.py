@@ -10,6 +10,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, field_validator, model_validator
 from pydantic_core import to_jsonable_python
 
+from shared.spec_paths import closest
+
 DB_ID_MAX = 2**31 - 1
 """The largest id the database's integer columns hold (job ids, user ids)."""
 
@@ -90,7 +92,7 @@ class BackboneSpec(SpecModel):
     @classmethod
     def _known_to_timm(cls, name: str) -> str:
         if name not in timm_model_names():
-            raise ValueError(f"unknown timm backbone {name!r}")
+            raise ValueError(f"unknown timm backbone {name!r}{closest(name, timm_model_names())}")
         return name
 
 

@@ -188,3 +188,18 @@ def test_a_database_restart_costs_no_request(pg_url, embedded_settings) -> None:
         assert client.get("/api/v1/jobs", headers=auth).json()["count"] == 2
     finally:
         proxy.close()
+
+
+@pytest.mark.parametrize(("body", "loc", "hint"), [
+    ({"type": "evalute", "spec": {}}, ["body", "type"], "did you mean 'evaluate'?"),
+    ({"type": "evaluate", "spec": {**EVALUATE, "knn": {"kk": 3}}}, ["body", "spec", "knn", "kk"], "did you mean 'k'?"),
+    ({"type": "evaluate", "spec": EVALUATE, "prioirty": 3}, ["body", "prioirty"], "did you mean 'priority'?"),
+    ({"type": "evaluate", "spec": {**EVALUATE, "backbone": {"name": "convnextv2_ato"}}},
+     ["body", "spec", "backbone", "name"], "did you mean 'convnextv2_atto'"),
+    ({"type": "evaluate", "spec": {**EVALUATE, "zzzzzz": 1}}, ["body", "spec", "zzzzzz"], None),
+])
+def test_a_misspelt_name_is_answered_with_the_nearest_valid_one(api, body, loc, hint) -> None:
+    r = api.post("/api/v1/jobs/validate", json=body, headers=api.as_("bob"))
+    assert r.status_code == 422, r.json()
+    [error] = [e for e in r.json()["detail"] if e["loc"] == loc]
+    assert (hint in error["msg"]) if hint else ("did you mean" not in error["msg"]), error

@@ -52,6 +52,18 @@ def test_validation_errors_are_field_path_lines(api, cli_as, tmp_path: Path) -> 
     assert "{'loc'" not in result.output and "[{" not in result.output
 
 
+def test_a_misspelt_name_gets_the_nearest_valid_one(api, cli_as, tmp_path: Path) -> None:
+    cli_as("bob")
+    job = tmp_path / "job.yaml"
+    job.write_text("type: pretrain\nspec:\n  method: dino\n  backbone: {name: resnet_18}\n"
+                   "  dataset: {kind: synthetic-maritime}\n  dino: {lrr: 0.001, epochs: 2}\n")
+    result = bosun("submit", str(job))
+    assert result.exit_code == 1, result.output
+    text = " ".join(result.output.split())
+    assert "spec.backbone.name: Value error, unknown timm backbone 'resnet_18'; did you mean 'resnet18'" in text, text
+    assert "spec.dino.lrr: Extra inputs are not permitted; did you mean 'lr'?" in text, text
+
+
 def test_api_error_text_of_a_detail_list() -> None:
     from api.client import ApiError
 
