@@ -1,4 +1,5 @@
-"""A job's actions from its page: cancel, rerun, hold, release (owner or admin) and priority (admin).
+"""A job's actions from its page: cancel, rerun, hold, release (owner or admin) and priority (admin);
+a sweep's from its page: cancel, hold and release every child (owner or admin).
 
 Each runs the REST route's own function, with its permission check as a dependency of the page
 (a user who may not act gets 403 whatever the form says), so the rules, audit records and
@@ -19,8 +20,9 @@ from sqlalchemy.orm import Session
 from api.deps import SessionDep, SettingsDep
 from api.routes import jobs as rest_jobs
 from api.routes import queue as rest_queue
+from api.routes import sweeps as rest_sweeps
 from api.schemas import PriorityUpdate
-from api.ui.deps import OwnedPageJob, PageAdmin, PageJob, UiError
+from api.ui.deps import OwnedPageJob, OwnedPageSweep, PageAdmin, PageJob, UiError
 from api.ui.render import with_flash
 from api.ui.session import CheckedForm, UiUser
 
@@ -82,3 +84,21 @@ def set_priority(job: PageJob, session: SessionDep, admin: PageAdmin, form: Chec
         rest_queue.set_priority(body=body, job=rest_queue.get_queued_job(job), session=session, admin=admin)
 
     return _after(session, f"/jobs/{job.id}", change, f"Job {job.id}: priority {body.priority}.")
+
+
+@router.post("/sweeps/{sweep_id}/cancel")
+def cancel_sweep(sweep: OwnedPageSweep, session: SessionDep, user: UiUser, _form: CheckedForm) -> Response:
+    return _after(session, f"/sweeps/{sweep.id}", lambda: rest_sweeps.cancel(sweep=sweep, session=session, user=user),
+                  f"Sweep {sweep.id}: every job not ended is cancelled (a running one after its current step).")
+
+
+@router.post("/sweeps/{sweep_id}/hold")
+def hold_sweep(sweep: OwnedPageSweep, session: SessionDep, user: UiUser, _form: CheckedForm) -> Response:
+    return _after(session, f"/sweeps/{sweep.id}", lambda: rest_sweeps.hold(sweep=sweep, session=session, user=user),
+                  f"Sweep {sweep.id} held: its queued jobs stay queued until released.")
+
+
+@router.post("/sweeps/{sweep_id}/release")
+def release_sweep(sweep: OwnedPageSweep, session: SessionDep, user: UiUser, _form: CheckedForm) -> Response:
+    return _after(session, f"/sweeps/{sweep.id}", lambda: rest_sweeps.release(sweep=sweep, session=session, user=user),
+                  f"Sweep {sweep.id} released.")
