@@ -1,5 +1,5 @@
 """A job's actions from its page: cancel, rerun, hold, release (owner or admin) and priority (admin);
-a sweep's from its page: cancel, hold and release every child (owner or admin).
+a sweep's from its page: cancel, hold and release every child that can (owner or admin).
 
 Each runs the REST route's own function, with its permission check as a dependency of the page
 (a user who may not act gets 403 whatever the form says), so the rules, audit records and
@@ -10,7 +10,7 @@ queued) comes back as a notice on the job's page.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, status
 from fastapi.responses import RedirectResponse, Response
@@ -27,6 +27,12 @@ from api.ui.render import with_flash
 from api.ui.session import CheckedForm, UiUser
 
 router = APIRouter(include_in_schema=False)
+
+SWEEP_ACTIONS: dict[str, tuple[Callable[..., Any], str]] = {
+    "cancel": (rest_sweeps.cancel, "Sweep {id}: every job not ended is cancelled (running ones after their step)."),
+    "hold": (rest_sweeps.hold, "Sweep {id} held: its queued jobs stay queued until released."),
+    "release": (rest_sweeps.release, "Sweep {id} released."),
+}
 
 
 def _after(session: Session, target: str, action: Callable[[], Any], done: str) -> Response:
@@ -86,19 +92,9 @@ def set_priority(job: PageJob, session: SessionDep, admin: PageAdmin, form: Chec
     return _after(session, f"/jobs/{job.id}", change, f"Job {job.id}: priority {body.priority}.")
 
 
-@router.post("/sweeps/{sweep_id}/cancel")
-def cancel_sweep(sweep: OwnedPageSweep, session: SessionDep, user: UiUser, _form: CheckedForm) -> Response:
-    return _after(session, f"/sweeps/{sweep.id}", lambda: rest_sweeps.cancel(sweep=sweep, session=session, user=user),
-                  f"Sweep {sweep.id}: every job not ended is cancelled (a running one after its current step).")
-
-
-@router.post("/sweeps/{sweep_id}/hold")
-def hold_sweep(sweep: OwnedPageSweep, session: SessionDep, user: UiUser, _form: CheckedForm) -> Response:
-    return _after(session, f"/sweeps/{sweep.id}", lambda: rest_sweeps.hold(sweep=sweep, session=session, user=user),
-                  f"Sweep {sweep.id} held: its queued jobs stay queued until released.")
-
-
-@router.post("/sweeps/{sweep_id}/release")
-def release_sweep(sweep: OwnedPageSweep, session: SessionDep, user: UiUser, _form: CheckedForm) -> Response:
-    return _after(session, f"/sweeps/{sweep.id}", lambda: rest_sweeps.release(sweep=sweep, session=session, user=user),
-                  f"Sweep {sweep.id} released.")
+@router.post("/sweeps/{sweep_id}/{action}")
+def sweep_action(action: Literal["cancel", "hold", "release"], sweep: OwnedPageSweep, session: SessionDep,
+                 user: UiUser, _form: CheckedForm) -> Response:
+    act, done = SWEEP_ACTIONS[action]
+    return _after(session, f"/sweeps/{sweep.id}", lambda: act(sweep=sweep, session=session, user=user),
+                  done.format(id=sweep.id))

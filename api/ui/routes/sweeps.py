@@ -38,11 +38,8 @@ def live_context(*, session, sweep: Sweep, user: User) -> dict[str, Any]:
 
 
 @router.get("/sweeps/{sweep_id}")
-def sweep_page(request: Request, sweep: PageSweep, session: SessionDep, user: UiUser) -> Response:
-    return page(request, "sweep.html", live_context(session=session, sweep=sweep, user=user))
-
-
 @router.get("/sweeps/{sweep_id}/live")
-def sweep_live(request: Request, sweep: PageSweep, session: SessionDep, user: UiUser) -> Response:
-    """The page's fragment alone, for the poller: fresh counts, buttons and rows."""
-    return page(request, "_sweep_live.html", live_context(session=session, sweep=sweep, user=user))
+def sweep_page(request: Request, sweep: PageSweep, session: SessionDep, user: UiUser) -> Response:
+    """The page, or (`/live`, for its poller) the part below the top bar alone: fresh counts, buttons and rows."""
+    template = "_sweep_live.html" if request.url.path.endswith("/live") else "sweep.html"
+    return page(request, template, live_context(session=session, sweep=sweep, user=user))
