@@ -65,3 +65,23 @@ def test_a_best_checkpoint_is_read_only_where_the_policy_kept_one(api, embedded_
     assert "applies to kind 'job'" in msg
     bad = {**EVALUATE, "source": {"kind": "job", "job": exported, "checkpoint": "newest"}}
     refused(api.post("/api/v1/jobs", json={"type": "evaluate", "spec": bad}, headers=api.as_("bob")))
+
+
+def test_a_sweeps_evaluations_read_their_pretrainings_best_checkpoint(api) -> None:
+    """In a two-job template, `checkpoint: best` is checked against the point's own pretraining."""
+    from tests.api.test_sweeps import PAIR_SWEEP
+
+    pretrain, evaluate = PAIR_SWEEP["template"]
+    best = {**evaluate, "spec": {**evaluate["spec"], "source": {"kind": "job", "checkpoint": "best"}}}
+    keeps = {**pretrain, "spec": {**pretrain["spec"], "checkpoint_keep_best": "loss:min"}}
+    r = api.post("/api/v1/sweeps", json={**PAIR_SWEEP, "template": [pretrain, best]}, headers=api.as_("bob"))
+    assert r.status_code == 422 and "keeps no best checkpoint" in r.text, r.json()
+    r = api.post("/api/v1/sweeps", json={**PAIR_SWEEP, "template": [keeps, best]}, headers=api.as_("bob"))
+    assert r.status_code == 201, r.json()
+    jobs = {job["id"]: api.get(f"/api/v1/jobs/{job['id']}", headers=api.as_("bob")).json() for job in r.json()["jobs"]}
+    evaluations = [job for job in jobs.values() if job["type"] == "evaluate"]
+    assert len(evaluations) == 4
+    for job in evaluations:
+        source = job["spec"]["source"]
+        assert (source["checkpoint"], source["artifact"]) == ("best", "best.pt")
+        assert jobs[source["job"]]["type"] == "pretrain" and job["depends_on"] == [source["job"]]
