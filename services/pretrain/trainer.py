@@ -302,7 +302,7 @@ class Trainer:
     def export(self) -> None:
         """Save the artifact `checkpoint.pt` that evaluation and landscape jobs load (`export.py`), and
         `best.pt` the same way from the checkpoint the job's policy marked best, where it keeps one
-        (a source's `checkpoint: best`). The best one's weights replace the trained ones: the last step."""
+        (a source's `checkpoint: best`). That loads the best weights into the method, so it comes last."""
         from services.pretrain.export import exported_checkpoint
 
         classes = list(self.data.train.classes) if self.method.classifier() is not None else None
