@@ -234,6 +234,7 @@ def get_limits(target: NamedUserDep, settings: SettingsDep, _user: CurrentUser) 
 
 
 @router.put("/users/{name}/limits", response_model=UserLimitsPublic, responses=responses(403, 404, 413))
+@router.patch("/users/{name}/limits", response_model=UserLimitsPublic, responses=responses(403, 404, 413))
 def put_limits(body: UserLimits, target: NamedUserDep, session: SessionDep, settings: SettingsDep,
                admin: AdminUser) -> Any:
     """Override the user's limits named in the body (null: back to the settings' default; 0: unlimited);

@@ -103,8 +103,8 @@ def test_usage_per_day_and_gpu_seconds_metric(api, embedded_settings) -> None:
 
 
 def test_limits_left_out_keep_their_value_and_null_clears_one(api, embedded_settings) -> None:
-    """`PUT /users/{name}/limits` changes only the fields in its body, through the REST route and the
-    Python client alike; an explicit null puts one field back to the settings' default."""
+    """`PUT` (or `PATCH`) `/users/{name}/limits` changes only the fields in its body, through the REST
+    route and the Python client alike; an explicit null puts one field back to the settings' default."""
     from fastapi.testclient import TestClient
 
     from api.client import Client
@@ -124,6 +124,9 @@ def test_limits_left_out_keep_their_value_and_null_clears_one(api, embedded_sett
     with session_scope(embedded_settings.database_url) as s:
         last = s.scalars(select(AuditEntry).where(AuditEntry.action == "limits").order_by(AuditEntry.id.desc())).first()
         assert last.detail == {"before": {"max_runtime": 7200}, "after": {"max_runtime": None}}
+    patched = api.patch(path, json={"max_queued_jobs": None}, headers=alice).json()  # PATCH: the same
+    assert (patched["max_gpus"], patched["max_queued_jobs"]) == (3, None)
+    assert api.patch(path, json={"max_gpus": 1}, headers=api.as_("bob")).status_code == 403
     r = api.put(path, json={"max_gpus": -1}, headers=alice)
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "max_gpus"]
     assert api.get(path, headers=alice).json()["max_gpus"] == 3
