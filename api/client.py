@@ -165,11 +165,10 @@ class Client:
     def limits(self, user: str) -> dict[str, Any]:
         return self._call("GET", f"/api/v1/users/{user}/limits")
 
-    def set_limits(self, user: str, *, max_gpus: int | None = None, max_queued_jobs: int | None = None,
-                   max_runtime: int | str | None = None) -> dict[str, Any]:
-        """Replace a user's limits (None: the settings' default); `max_runtime` in seconds or as '90m', '2h', '3d'."""
-        return self._call("PUT", f"/api/v1/users/{user}/limits",
-                          json={"max_gpus": max_gpus, "max_queued_jobs": max_queued_jobs, "max_runtime": max_runtime})
+    def set_limits(self, user: str, **limits: int | str | None) -> dict[str, Any]:
+        """Change the limits named (`max_gpus`, `max_queued_jobs`, `max_runtime`: seconds or '90m', '2h', '3d');
+        None puts one back to the settings' default, and a limit not named keeps its value."""
+        return self._call("PUT", f"/api/v1/users/{user}/limits", json=limits)
 
     def whoami(self) -> dict[str, Any]:
         """The caller: {user, admin}."""

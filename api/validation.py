@@ -9,13 +9,17 @@ from typing import Any
 
 from fastapi import HTTPException, Request
 from pydantic import BaseModel, ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from api.deps import SettingsDep
 from api.schemas import JOB_CREATE, JOB_FILE_KEYS, JobCreateBase
+from shared.checkpoint_policy import policy_for
+from shared.db import Artifact, Job, JobStatus
 from shared.job_types import get_job_type, job_type_names
 from shared.paths import OutsideRoot, below_root
 from shared.spec_paths import closest, fields_at
-from shared.specs.common import ModelSource
+from shared.specs.common import BEST_ARTIFACT, ModelSource
 
 
 def unprocessable(loc: list[str | int], msg: str) -> HTTPException:
@@ -134,3 +138,24 @@ def source_jobs(spec: BaseModel) -> list[tuple[list[str | int], int]]:
     if robustness is not None and robustness.baseline_job is not None:
         jobs.append((["spec", "robustness", "baseline_job"], int(robustness.baseline_job)))
     return jobs
+
+
+def best_sources(spec: BaseModel) -> list[tuple[list[str | int], int]]:
+    """The jobs whose best checkpoint the spec reads (a source's `checkpoint: best`), located at that field."""
+    return [(["spec", name, "checkpoint"], int(src.job)) for name, src in _model_sources(spec)
+            if src.kind == "job" and src.checkpoint == "best"]
+
+
+def check_best_source(*, session: Session, settings, loc: list[str | int], job: Job) -> None:
+    """A best checkpoint comes from a pretraining whose policy keeps one (its spec's
+    `checkpoint_keep_best`, else BOSUN_CHECKPOINT_KEEP_BEST) and, once it has succeeded, exported one."""
+    if job.type != "pretrain":
+        raise unprocessable(loc, f"job {job.id} is a {job.type} job: only a pretraining keeps a best checkpoint")
+    best_by = policy_for(settings, job.spec).best
+    if best_by is None:
+        raise unprocessable(loc, f"job {job.id} keeps no best checkpoint: its spec sets no checkpoint_keep_best "
+                                 "and BOSUN_CHECKPOINT_KEEP_BEST is empty; use checkpoint 'last'")
+    exported = session.scalar(select(Artifact.id).where(Artifact.job_id == job.id, Artifact.name == BEST_ARTIFACT))
+    if job.status == JobStatus.succeeded.value and exported is None:
+        raise unprocessable(loc, f"job {job.id} has no best checkpoint: none of its checkpoints had a value of "
+                                 f"{best_by.metric} when it was saved; use checkpoint 'last'")

@@ -254,6 +254,17 @@ class WorkerContext:
         self.log(f"resuming from checkpoint at step {marker['step']} (written by attempt {marker['attempt']}{of_job})")
         return state
 
+    def load_best_checkpoint(self) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """(best marker, its checkpoint) of this job, when its policy keeps a best one and one was marked."""
+        from services.job_context import load_torch
+
+        marked = self.best_checkpoint() if self.checkpoint_policy.best is not None else None
+        if marked is None:
+            return None
+        local = self.scratch / "best.pt"
+        self.store.download(marked["key"], local)  # the scratch folder goes when the attempt ends
+        return marked, load_torch(local)
+
     def save_artifact(self, name: str, data: bytes | str | Path, content_type: str | None = None) -> None:
         content_type = content_type or mimetypes.guess_type(name)[0] or "application/octet-stream"
         key = artifact_key(self.job_id, name)

@@ -63,12 +63,9 @@ def limits(user: Annotated[str, typer.Argument(help="user name")],
            default: Annotated[bool, typer.Option("--default", help="back to the settings' defaults")] = False) -> None:
     """Show a user's limits; with options, change them (admins). An option left out keeps its value."""
     current = rest.call(lambda c: c.limits(user))
-    if default or max_gpus is not None or max_queued_jobs is not None or max_runtime is not None:
-        def kept(name: str, given: object) -> object:
-            return None if default else (given if given is not None else current[name])
-
-        changed = {name: kept(name, given) for name, given in
-                   (("max_gpus", max_gpus), ("max_queued_jobs", max_queued_jobs), ("max_runtime", max_runtime))}
+    given = {"max_gpus": max_gpus, "max_queued_jobs": max_queued_jobs, "max_runtime": max_runtime}
+    changed = dict.fromkeys(given) if default else {name: value for name, value in given.items() if value is not None}
+    if changed:
         current = rest.call(lambda c: c.set_limits(user, **changed))
 
     def shown(effective: int, override: int | None) -> str:

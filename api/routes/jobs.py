@@ -42,6 +42,8 @@ from api.schemas import (
     Status,
 )
 from api.validation import (
+    best_sources,
+    check_best_source,
     check_code_paths,
     check_data_paths,
     check_spec_size,
@@ -99,6 +101,8 @@ def resolve(*, session, settings, owner: User, job_in: JobCreateBase) -> JobReso
         if session.get(Job, job_id) is None:
             raise unprocessable(loc, f"job {job_id} does not exist")
         depends_on.append(job_id)
+    for loc, job_id in best_sources(job_in.spec):
+        check_best_source(session=session, settings=settings, loc=loc, job=session.get(Job, job_id))
     for job_id in sorted(set(job_in.depends_on)):
         if session.get(Job, job_id) is None:
             raise unprocessable(["depends_on"], f"depends_on: job {job_id} does not exist")

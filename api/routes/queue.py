@@ -227,17 +227,19 @@ def get_limits(target: NamedUserDep, settings: SettingsDep, _user: CurrentUser) 
 
 
 @router.put("/users/{name}/limits", response_model=UserLimitsPublic, responses=responses(403, 404, 413))
+@router.patch("/users/{name}/limits", response_model=UserLimitsPublic, responses=responses(403, 404, 413))
 def put_limits(body: UserLimits, target: NamedUserDep, session: SessionDep, settings: SettingsDep,
                admin: AdminUser) -> Any:
-    """Override a user's limits (None: back to the settings' default; 0: unlimited).
+    """Override the user's limits named in the body (null: back to the settings' default; 0: unlimited);
+    a field left out keeps its value, so `{"max_gpus": 1}` changes the GPU limit alone.
 
     `max_runtime` applies to the jobs the user submits from now on (a job's limit is fixed when it is submitted).
     """
-    record(session=session, actor=admin.name, action="limits", target=f"user {target.name}",
-           before={"max_gpus": target.max_gpus, "max_queued_jobs": target.max_queued_jobs,
-                   "max_runtime": target.max_runtime},
-           after=body.model_dump())
-    target.max_gpus, target.max_queued_jobs = body.max_gpus, body.max_queued_jobs
-    target.max_runtime = body.max_runtime
-    redispatch(session)
+    changes = body.model_dump(include=body.model_fields_set)
+    if changes:
+        record(session=session, actor=admin.name, action="limits", target=f"user {target.name}",
+               before={name: getattr(target, name) for name in changes}, after=changes)
+        for name, value in changes.items():
+            setattr(target, name, value)
+        redispatch(session)
     return limits_public(target, settings)

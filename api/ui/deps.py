@@ -11,7 +11,17 @@ from urllib.parse import quote
 from fastapi import Depends, FastAPI, HTTPException, Request, status
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
-from api.deps import JobIdPath, SessionDep, SweepIdPath, get_admin, get_job, get_owned_job, get_sweep
+from api.deps import (
+    JobIdPath,
+    SessionDep,
+    SweepIdPath,
+    check_owner,
+    get_admin,
+    get_job,
+    get_owned_job,
+    get_owned_sweep,
+    get_sweep,
+)
 from api.ui.render import page
 from api.ui.session import CsrfRefused, SignInRequired, UiUser
 from shared.db import Job, Sweep, User
@@ -59,6 +69,15 @@ def get_page_owned_job(job: PageJob, user: UiUser) -> Job:
 OwnedPageJob = Annotated[Job, Depends(get_page_owned_job)]
 
 
+def get_page_owned_sweep(sweep: PageSweep, user: UiUser) -> Sweep:
+    """The sweep in the path when the user may change it (its owner or an admin), else 403."""
+    with as_page_error():
+        return get_owned_sweep(sweep, user)
+
+
+OwnedPageSweep = Annotated[Sweep, Depends(get_page_owned_sweep)]
+
+
 def get_page_admin(user: UiUser) -> User:
     with as_page_error():
         return get_admin(user)
@@ -67,10 +86,10 @@ def get_page_admin(user: UiUser) -> User:
 PageAdmin = Annotated[User, Depends(get_page_admin)]
 
 
-def may_change(job: Job, user: User) -> bool:
-    """Whether `get_owned_job` lets this user change the job: the buttons follow the REST rule."""
+def may_change(row: Job | Sweep, user: User) -> bool:
+    """Whether `check_owner` lets this user change the job or sweep: the buttons follow the REST rule."""
     try:
-        get_owned_job(job, user)
+        check_owner("job" if isinstance(row, Job) else "sweep", row, user)
     except HTTPException:
         return False
     return True

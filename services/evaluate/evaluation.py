@@ -62,6 +62,7 @@ def run(spec: EvaluateSpec, ctx: JobContext) -> dict[str, Any]:
     progress = Progress(ctx, order)
     inputs = prepare_inputs(spec, ctx, on_features=progress.features)
     result: dict[str, Any] = {"backbone": spec.backbone.name, "features": spec.features, "source": spec.source.kind,
+                              "weights_from": inputs.label.source, "weights_epoch": inputs.epoch,
                               "classes": inputs.classes,
                               "n_train": len(inputs.splits.train), "n_test": len(inputs.splits.test),
                               "protocols": list(spec.protocols)}

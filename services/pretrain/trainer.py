@@ -49,6 +49,7 @@ from services.pretrain.methods import PretrainMethod
 from services.pretrain.optim import SAM, build_optimizer, clip_gradients, param_groups
 from services.pretrain.rng import capture_rng, restore_rng, seed_everything
 from services.pretrain.schedules import cosine_scheduler
+from shared.specs.common import BEST_ARTIFACT, LAST_ARTIFACT
 from shared.specs.pretrain import PretrainSpec
 
 log = logging.getLogger(__name__)
@@ -102,6 +103,7 @@ class Trainer:
         self.knn_history: dict[int, float] = {}
         self.curves: dict[str, dict[int, float]] = {"loss": {}, "lr": {}}
         self.last_loss = math.nan
+        self.best: dict[str, Any] | None = None  # the best checkpoint's marker, once exported
 
     def _sam(self) -> SAM | None:
         options = self.spec.supervised
@@ -298,13 +300,25 @@ class Trainer:
             self.ctx.log(f"training curves not drawn at epoch {epoch}: {exc}")
 
     def export(self) -> None:
-        """Save the artifact `checkpoint.pt` that evaluation and landscape jobs load (`export.py`)."""
+        """Save the artifact `checkpoint.pt` that evaluation and landscape jobs load (`export.py`), and
+        `best.pt` the same way from the checkpoint the job's policy marked best, where it keeps one
+        (a source's `checkpoint: best`). That loads the best weights into the method, so it comes last."""
         from services.pretrain.export import exported_checkpoint
 
         classes = list(self.data.train.classes) if self.method.classifier() is not None else None
-        path = Path(self.ctx.scratch) / "checkpoint.pt"
+        path = Path(self.ctx.scratch) / LAST_ARTIFACT
         torch.save(exported_checkpoint(self.spec, self.method, self.epochs, classes), path)
-        self.ctx.save_artifact("checkpoint.pt", path, content_type="application/octet-stream")
+        self.ctx.save_artifact(LAST_ARTIFACT, path, content_type="application/octet-stream")
+        best = self.ctx.load_best_checkpoint()
+        if best is None:
+            return
+        marked, state = best
+        self.method.load_state_dict(state["method"])
+        torch.save(exported_checkpoint(self.spec, self.method, int(state["epoch"]), classes), path)
+        self.ctx.save_artifact(BEST_ARTIFACT, path, content_type="application/octet-stream")
+        self.best = {name: marked[name] for name in ("step", "metric", "mode", "value")}
+        self.ctx.log(f"best checkpoint (step {marked['step']}, {marked['metric']} {marked['value']:.4g}) "
+                     f"exported as {BEST_ARTIFACT}")
 
     def result(self) -> dict[str, Any]:
         last_knn = self.knn_history[max(self.knn_history)] if self.knn_history else None
@@ -312,7 +326,8 @@ class Trainer:
                 "iterations": self.epochs * self.niter, "train_samples": len(self.data.train),
                 "world_size": self.dist.world_size, "global_batch_size": self.global_batch_size,
                 "embed_dim": self.method.embed_dim, "loss": self.last_loss, "knn_top1": last_knn,
-                "knn_history": {str(k): v for k, v in sorted(self.knn_history.items())}}
+                "knn_history": {str(k): v for k, v in sorted(self.knn_history.items())},
+                **({"best_checkpoint": self.best} if self.best is not None else {})}
 
 
 def train(spec: PretrainSpec, ctx: JobContext, data: PretrainData, method: PretrainMethod,

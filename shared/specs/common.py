@@ -7,7 +7,17 @@ from importlib import resources
 from pathlib import PurePosixPath
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import to_jsonable_python
 
 from shared.spec_paths import closest
@@ -96,6 +106,10 @@ class BackboneSpec(SpecModel):
         return name
 
 
+LAST_ARTIFACT = "checkpoint.pt"  # a pretraining's exported weights after its last epoch
+BEST_ARTIFACT = "best.pt"  # ... and from its best checkpoint, where its policy keeps one
+
+
 class ModelSource(SpecModel):
     """Where the backbone's weights come from, and how 3-channel weights serve a backbone of other `in_chans`.
 
@@ -103,7 +117,10 @@ class ModelSource(SpecModel):
     files, `.safetensors`; facebookresearch/dino's checkpoints, timm's and torchvision's files) or a
     Hugging Face hub cache folder (`models--timm--<name>`, one of its snapshots, or a cache folder
     holding the backbone's repository), read as files and never downloaded. kind 'job' reads
-    another job's checkpoint. `weights` picks the teacher or the student where a file has both.
+    another job's checkpoint: its exported `checkpoint.pt` (the last one) unless `checkpoint` says
+    'best', the artifact `best.pt` a pretraining exports from the checkpoint its policy kept as the
+    best (`checkpoint_keep_best`, shared.checkpoint_policy). `weights` picks the teacher or the
+    student where a file has both.
     """
 
     kind: Literal["random", "file", "job"] = "random"
@@ -112,7 +129,10 @@ class ModelSource(SpecModel):
     job: int | None = Field(
         default=None, ge=1, le=DB_ID_MAX, description="id of the job whose checkpoint to load (kind=job)")
     artifact: str = Field(
-        default="checkpoint.pt", min_length=1, max_length=300, description="artifact name of that job's checkpoint")
+        default=LAST_ARTIFACT, min_length=1, max_length=300, description="artifact name of that job's checkpoint")
+    checkpoint: Literal["last", "best"] = Field(
+        default="last", description="kind=job: 'last' reads `artifact` (default: the exported last checkpoint); "
+                                    "'best' the job's best checkpoint by its checkpoint_keep_best metric (best.pt)")
     weights: Literal["teacher", "student"] = Field(
         default="teacher", description="which network of a DINO or bosun checkpoint holding both")
     revision: str | None = Field(
@@ -125,8 +145,20 @@ class ModelSource(SpecModel):
                     "(e.g. 1 for thermal: in_chans=1 or a dataset with channels 'single'): 'sum' adds the RGB "
                     "kernels (timm's adapt_input_conv), 'red'/'green'/'blue' keep that colour's kernel")
 
+    @field_validator("checkpoint")
+    @classmethod
+    def _best_of_a_job(cls, value: str, info: ValidationInfo) -> str:
+        if value == "best":
+            if info.data.get("kind") != "job":
+                raise ValueError("checkpoint 'best' applies to kind 'job' (a pretraining's best checkpoint)")
+            if info.data.get("artifact") not in (LAST_ARTIFACT, BEST_ARTIFACT):
+                raise ValueError(f"checkpoint 'best' reads the artifact {BEST_ARTIFACT}: leave artifact out")
+        return value
+
     @model_validator(mode="after")
     def _fields_for_kind(self) -> ModelSource:
+        if self.checkpoint == "best":
+            self.artifact = BEST_ARTIFACT
         if self.kind == "file":
             if self.path is None:
                 raise ValueError("path is required when kind is 'file'")

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from shared.db import Job, Worker, session_scope
-from shared.db.models import utcnow
+from shared.db.models import AuditEntry, utcnow
 from tests.api.conftest import EVALUATE
 
 
@@ -100,3 +100,33 @@ def test_usage_per_day_and_gpu_seconds_metric(api, embedded_settings) -> None:
     text = api.get("/metrics").text
     line = next(row for row in text.splitlines() if row.startswith('bosun_gpu_seconds_total{user="bob"}'))
     assert abs(float(line.split()[-1]) - 1800.0) < 1.0
+
+
+def test_limits_left_out_keep_their_value_and_null_clears_one(api, embedded_settings) -> None:
+    """`PUT` (or `PATCH`) `/users/{name}/limits` changes only the fields in its body, through the REST
+    route and the Python client alike; an explicit null puts one field back to the settings' default."""
+    from fastapi.testclient import TestClient
+
+    from api.client import Client
+
+    alice, path = api.as_("alice"), "/api/v1/users/bob/limits"
+    api.put(path, json={"max_gpus": 2, "max_queued_jobs": 5, "max_runtime": "2h"}, headers=alice)
+    kept = api.put(path, json={"max_gpus": 1}, headers=alice).json()
+    assert (kept["max_gpus"], kept["max_queued_jobs"], kept["max_runtime"]) == (1, 5, 7200)
+
+    client = Client("http://testserver", api.tokens["alice"])
+    client.http = TestClient(api.app, headers=alice)
+    assert (client.set_limits("bob", max_gpus=3)["max_runtime"], client.limits("bob")["max_gpus"]) == (7200, 3)
+    cleared = client.set_limits("bob", max_runtime=None)
+    assert (cleared["max_gpus"], cleared["max_queued_jobs"], cleared["max_runtime"]) == (3, 5, None)
+    assert client.set_limits("bob") == client.limits("bob")  # nothing named: nothing changes
+
+    with session_scope(embedded_settings.database_url) as s:
+        last = s.scalars(select(AuditEntry).where(AuditEntry.action == "limits").order_by(AuditEntry.id.desc())).first()
+        assert last.detail == {"before": {"max_runtime": 7200}, "after": {"max_runtime": None}}
+    patched = api.patch(path, json={"max_queued_jobs": None}, headers=alice).json()  # PATCH: the same
+    assert (patched["max_gpus"], patched["max_queued_jobs"]) == (3, None)
+    assert api.patch(path, json={"max_gpus": 1}, headers=api.as_("bob")).status_code == 403
+    r = api.put(path, json={"max_gpus": -1}, headers=alice)
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "max_gpus"]
+    assert api.get(path, headers=alice).json()["max_gpus"] == 3

@@ -56,7 +56,7 @@ def test_defaults_job_then_user_then_queue(api, embedded_settings) -> None:
     assert (submit(api)["max_runtime"], submit(api)["max_runtime_from"]) == (None, "user")  # no limit for bob
     r = api.put("/api/v1/users/bob/limits", json={"max_runtime": "later"}, headers=api.as_("alice"))
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "max_runtime"]
-    api.put("/api/v1/users/bob/limits", json={}, headers=api.as_("alice"))
+    api.put("/api/v1/users/bob/limits", json={"max_runtime": None}, headers=api.as_("alice"))
     assert submit(api)["max_runtime_from"] == "queue"
 
 

@@ -1,4 +1,5 @@
-"""A job's actions from its page: cancel, rerun, hold, release (owner or admin) and priority (admin).
+"""A job's actions from its page: cancel, rerun, hold, release (owner or admin) and priority (admin);
+a sweep's from its page: cancel, hold and release every child that can (owner or admin).
 
 Each runs the REST route's own function, with its permission check as a dependency of the page
 (a user who may not act gets 403 whatever the form says), so the rules, audit records and
@@ -9,7 +10,7 @@ queued) comes back as a notice on the job's page.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, status
 from fastapi.responses import RedirectResponse, Response
@@ -19,12 +20,19 @@ from sqlalchemy.orm import Session
 from api.deps import SessionDep, SettingsDep
 from api.routes import jobs as rest_jobs
 from api.routes import queue as rest_queue
+from api.routes import sweeps as rest_sweeps
 from api.schemas import PriorityUpdate
-from api.ui.deps import OwnedPageJob, PageAdmin, PageJob, UiError
+from api.ui.deps import OwnedPageJob, OwnedPageSweep, PageAdmin, PageJob, UiError
 from api.ui.render import with_flash
 from api.ui.session import CheckedForm, UiUser
 
 router = APIRouter(include_in_schema=False)
+
+SWEEP_ACTIONS: dict[str, tuple[Callable[..., Any], str]] = {
+    "cancel": (rest_sweeps.cancel, "Sweep {id}: every job not ended is cancelled (running ones after their step)."),
+    "hold": (rest_sweeps.hold, "Sweep {id} held: its queued jobs stay queued until released."),
+    "release": (rest_sweeps.release, "Sweep {id} released."),
+}
 
 
 def _after(session: Session, target: str, action: Callable[[], Any], done: str) -> Response:
@@ -82,3 +90,11 @@ def set_priority(job: PageJob, session: SessionDep, admin: PageAdmin, form: Chec
         rest_queue.set_priority(body=body, job=rest_queue.get_queued_job(job), session=session, admin=admin)
 
     return _after(session, f"/jobs/{job.id}", change, f"Job {job.id}: priority {body.priority}.")
+
+
+@router.post("/sweeps/{sweep_id}/{action}")
+def sweep_action(action: Literal["cancel", "hold", "release"], sweep: OwnedPageSweep, session: SessionDep,
+                 user: UiUser, _form: CheckedForm) -> Response:
+    act, done = SWEEP_ACTIONS[action]
+    return _after(session, f"/sweeps/{sweep.id}", lambda: act(sweep=sweep, session=session, user=user),
+                  done.format(id=sweep.id))

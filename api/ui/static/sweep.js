@@ -3,13 +3,10 @@
 // chosen metric, each scaled to its own range, one line per point that has the metric, coloured by
 // it (viridis). A numeric axis spanning two decades or more (a learning rate) is drawn as log10;
 // lists and names become labelled categories.
+// The page's live part is replaced every few seconds while the sweep runs (htmx); the plot and the
+// select keep their elements (hx-preserve), so each refresh reads the new table and redraws.
 (function () {
   "use strict";
-  const box = document.getElementById("sweep-plot");
-  const source = document.getElementById("sweep-data");
-  if (!box || !source || !window.Plotly) return;
-  const table = JSON.parse(source.textContent);
-  const select = document.getElementById("sweep-metric");
   const config = { displaylogo: false, responsive: true, showLink: false, showSendToCloud: false,
                    showEditInChartStudio: false };
   const VIRIDIS = ["#440154", "#414487", "#2a788e", "#22a884", "#7ad151", "#fde725"];
@@ -40,7 +37,21 @@
 
   const tick = (v) => (typeof v === "number" ? Number(v.toPrecision(4)).toString() : v);
 
+  // the metric choices of a refreshed table, keeping the one chosen where it is still offered
+  function offer(select, metrics) {
+    const now = [...select.options].map((o) => o.value);
+    if (now.join("\n") === metrics.join("\n")) return;
+    const chosen = select.value;
+    select.replaceChildren(...metrics.map((m) => new Option(m, m, false, m === chosen)));
+  }
+
   function draw() {
+    const box = document.getElementById("sweep-plot");
+    const source = document.getElementById("sweep-data");
+    const select = document.getElementById("sweep-metric");
+    if (!box || !source || !select || !window.Plotly) return;
+    const table = JSON.parse(source.textContent);
+    offer(select, table.metrics);
     const metric = select.value;
     const rows = table.rows.filter((r) => typeof r.metrics[metric] === "number");
     const dims = table.axes.map((a) => dimension(a, rows.map((r) => r.point[a])));
@@ -66,6 +77,7 @@
     box.dataset.metric = metric;
   }
 
-  select.addEventListener("change", draw);
+  document.addEventListener("change", (event) => { if (event.target.id === "sweep-metric") draw(); });
+  document.addEventListener("htmx:afterSettle", draw);
   draw();
 })();

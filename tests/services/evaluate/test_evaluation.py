@@ -101,8 +101,8 @@ def assert_print_artifacts(ctx: LocalContext, name: str) -> None:
 def test_every_protocol_writes_its_artifacts(full: tuple[dict[str, Any], LocalContext]) -> None:
     result, ctx = full
     assert result["protocols"] == ALL and result["classes"][0] == "sailing_boat"
-    assert list(result) == ["backbone", "features", "source", "classes", "n_train", "n_test", "protocols", *ALL,
-                            "headline", "headline_intervals"]
+    assert list(result) == ["backbone", "features", "source", "weights_from", "weights_epoch", "classes", "n_train",
+                            "n_test", "protocols", *ALL, "headline", "headline_intervals"]
     for name in FIGURES:
         assert_print_artifacts(ctx, name)
     # attention: one row per image, image + mask + one map per head (ViT-Tiny has 3 heads)
