@@ -264,6 +264,8 @@ class WorkerPublic(BaseModel):
     alive: bool
     job: int | None
     heartbeat_at: datetime
+    plugins: dict[str, list[str]] = Field(default_factory=dict,
+                                          description="plugin names per group in its environment (bosun.losses, ...)")
 
 
 class QueuePublic(BaseModel):

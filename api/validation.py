@@ -12,8 +12,11 @@ from pydantic import BaseModel, ValidationError
 
 from api.deps import SettingsDep
 from api.schemas import JOB_CREATE, JobCreateBase
+from shared.db.models import utcnow
+from shared.dispatch.snapshot import alive_workers
 from shared.job_types import job_type_names
 from shared.paths import OutsideRoot, below_root
+from shared.plugins import group_name
 from shared.specs.common import ModelSource
 
 
@@ -99,6 +102,22 @@ def check_code_paths(spec: BaseModel, settings) -> None:
             resolve_code(settings.code_root, rel)
         except ValueError as exc:
             raise unprocessable(["spec", field], str(exc)) from None
+
+
+def check_plugins(spec: BaseModel, *, session, settings) -> None:
+    """Every plugin the spec names must be advertised by an alive worker (its `workers.plugins` row).
+
+    The API reads what the workers found in their environments and never imports a plugin itself.
+    """
+    uses = getattr(spec, "plugin_uses", lambda: [])()
+    if not uses:
+        return
+    workers = alive_workers(session=session, settings=settings, now=utcnow())
+    for loc, group, name in uses:
+        if not any(name in (worker.plugins or {}).get(group, []) for worker in workers):
+            offered = sorted({n for worker in workers for n in (worker.plugins or {}).get(group, [])})
+            raise unprocessable(loc, f"no alive worker has the {group_name(group)} plugin {name!r}; "
+                                     f"the workers offer: {', '.join(offered) or 'none'}")
 
 
 def _robustness(spec: BaseModel):

@@ -302,6 +302,8 @@ class Worker(Base):
     state: Mapped[str] = mapped_column(String(16), default=WorkerState.idle.value)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Plugin names per group found in its environment (shared.plugins); submissions naming one are checked here.
+    plugins: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
 class JobTag(Base):

@@ -56,6 +56,17 @@ class TrainingOptions(SpecModel):
         return self
 
 
+PLUGIN_NAME = r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$"
+
+
+class ExtraLoss(SpecModel):
+    """A loss term from a `bosun.losses` plugin (shared.plugins), added to the method's loss with `weight`."""
+
+    name: str = Field(pattern=PLUGIN_NAME, description="name of a bosun.losses plugin installed on the workers")
+    weight: float = Field(default=1.0, ge=0, le=1000, description="factor of the term in the total loss")
+    params: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of the plugin's term")
+
+
 class DinoOptions(TrainingOptions):
     """DINO (Caron et al. 2021) with main_dino.py's defaults; head sizes beyond it default to the paper's.
 
@@ -104,9 +115,20 @@ class DinoOptions(TrainingOptions):
     blur_sigma: tuple[Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)]] = Field(
         default=(0.1, 2.0), description="Gaussian blur sigma range in pixels of the crop")
     solarization_prob: float = Field(default=0.2, ge=0, le=1, description="of the second global crop")
+    extra_losses: list[ExtraLoss] = Field(
+        default_factory=list, max_length=8,
+        description="terms from bosun.losses plugins added to the DINO loss, each logged as metric loss_<name>")
 
     _scales = field_validator("global_crops_scale", "local_crops_scale", "strip_width_scale")(
         classmethod(lambda cls, v: _check_scale(v)))
+
+    @field_validator("extra_losses")
+    @classmethod
+    def _distinct_terms(cls, terms: list[ExtraLoss]) -> list[ExtraLoss]:
+        names = [term.name for term in terms]
+        if len(set(names)) != len(names):
+            raise ValueError(f"each loss plugin may be named once, got {names}")
+        return terms
 
     @field_validator("blur_sigma")
     @classmethod
@@ -210,6 +232,13 @@ class PretrainSpec(SpecModel):
         if self.supervised is not None and self.supervised.sam_rho > 0 and self.resolved_amp == "fp16":
             raise ValueError("SAM (supervised.sam_rho > 0) cannot run with fp16 loss scaling; use amp 'bf16' or 'none'")
         return self
+
+    def plugin_uses(self) -> list[tuple[list[str | int], str, str]]:
+        """(field location, plugin group, name) of every plugin this spec names (shared.plugins)."""
+        if self.dino is None:
+            return []
+        return [(["spec", "dino", "extra_losses", i, "name"], "losses", term.name)
+                for i, term in enumerate(self.dino.extra_losses)]
 
     @property
     def options(self) -> TrainingOptions:

@@ -1,0 +1,58 @@
+"""A `bosun.losses` plugin used by a DINO pretraining on the real stack (Postgres, Redis, S3, worker).
+
+The worker runs with the example plugin (tests/plugins/focal) on its PYTHONPATH, as a package
+installed in its environment would be; the API, which has not got it, checks submissions
+against what the workers advertise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from api.client import ApiError
+from tests.integration.conftest import Stack, running_stack
+from tests.stack import ROOT, start_worker, tiny_dino_spec, wait_for
+
+pytestmark = pytest.mark.integration
+
+FOCAL = ROOT / "tests" / "plugins" / "focal"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> Iterator[Stack]:
+    with running_stack(tmp_path_factory.mktemp("plugins"), data_root) as running:
+        env = {**running.env, "PYTHONPATH": f"{ROOT}:{FOCAL}"}
+        running.workers.append(start_worker(env, running.home / "worker-plugins.log", name="focal@plugins"))
+        wait_for(lambda: any(w["alive"] and w["plugins"].get("losses") == ["focal"] for w in running.client.workers()),
+                 120, "the worker to advertise its plugin")
+        yield running
+
+
+def focal_spec(name: str = "focal") -> dict:
+    spec = tiny_dino_spec(epochs=1, knn_every=0)
+    spec["dino"]["extra_losses"] = [{"name": name, "weight": 0.5, "params": {"gamma": 2.0}}]
+    spec["log_every"] = 1
+    return spec
+
+
+def test_a_dino_spec_naming_the_plugin_loss_trains_with_its_term(stack: Stack) -> None:
+    job = stack.client.submit("pretrain", focal_spec(), name="dino + focal plugin", gpus=0)
+    done = stack.client.wait(job["id"], timeout=600)
+    assert done["status"] == "succeeded", (done, stack.logs())
+    focal = stack.client.metrics(job["id"], "loss_focal")
+    assert focal and all(point["value"] > 0 for point in focal)
+    loss = {point["step"]: point["value"] for point in stack.client.metrics(job["id"], "loss")}
+    # the logged loss is DINO's plus half the focal term, so it exceeds the term's share
+    assert all(loss[point["step"]] > 0.5 * point["value"] for point in focal)
+
+
+def test_a_spec_naming_an_unknown_plugin_is_refused_naming_the_field(stack: Stack) -> None:
+    with pytest.raises(ApiError) as refused:
+        stack.client.submit("pretrain", focal_spec("no-such-loss"), gpus=0)
+    assert refused.value.status == 422
+    (error,) = refused.value.detail
+    assert error["loc"] == ["body", "spec", "dino", "extra_losses", 0, "name"]
+    assert "no alive worker has the bosun.losses plugin 'no-such-loss'; the workers offer: focal" in error["msg"]
