@@ -22,6 +22,7 @@ from typing import Any
 
 from services.job_context import JobContext, JobStopped
 from services.script.channel import Channel
+from shared.git_revision import checkout_revision
 from shared.settings import get_settings
 from shared.specs.script import ScriptSpec, resolve_code
 
@@ -30,19 +31,6 @@ BOSUN_ROOT = Path(__file__).resolve().parents[2]
 
 class ScriptFailed(RuntimeError):
     """The script exited nonzero."""
-
-
-def git_revision(folder: Path) -> dict[str, Any] | None:
-    """The commit checked out in `folder` and whether it has changes, or None outside a git checkout."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True, timeout=10)
-        if head.returncode != 0:
-            return None
-        status = subprocess.run(["git", "status", "--porcelain"], cwd=folder, capture_output=True, text=True,
-                                timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return {"commit": head.stdout.strip(), "dirty": bool(status.stdout.strip())}
 
 
 def argv_for(spec: ScriptSpec, code_root: Path) -> list[str]:
@@ -83,7 +71,7 @@ def _own_group_dies_with_parent() -> None:
 def run(spec: ScriptSpec, ctx: JobContext) -> dict[str, Any]:
     settings = get_settings()
     folder = resolve_code(settings.code_root, spec.code)
-    revision = git_revision(folder)
+    revision = checkout_revision(folder)
     private = Path(tempfile.mkdtemp(prefix="bosun-run-"))
     os.chmod(private, 0o700)
     channel = Channel(ctx, spec, private / "run.sock", private)

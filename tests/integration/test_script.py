@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -55,3 +57,21 @@ def test_cancel_reaches_the_script_as_sigterm(stack: Stack) -> None:
     assert done["status"] == "cancelled", done
     texts = [line["text"] for line in stack.other.logs(job["id"])]
     assert "got SIGTERM, stopping cleanly" in texts, texts[-20:]
+
+
+def test_spec_json_records_the_git_revision_of_the_script_code(stack: Stack, tmp_path: Path) -> None:
+    if not any(w.popen.poll() is None for w in stack.workers):
+        stack.worker()
+    checkout = Path(stack.env["BOSUN_CODE_ROOT"]) / "script-git"
+    shutil.copytree(ROOT / "deploy" / "examples" / "script-tiny", checkout)
+    git = ["git", "-c", "user.name=ada", "-c", "user.email=ada@example.org"]
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "tiny"]):
+        subprocess.run([*git, *args], cwd=checkout, check=True)
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=checkout, capture_output=True, text=True,
+                            check=True).stdout.strip()
+    (checkout / "notes.txt").write_text("an uncommitted change\n")
+    job = stack.client.submit("script", {**spec(steps=3, delay=0.0), "code": "script-git"}, name="git", gpus=0)
+    done = stack.client.wait(job["id"], timeout=240)
+    assert done["status"] == "succeeded", (done, stack.logs())
+    provenance = json.loads(stack.client.download(job["id"], "spec.json", tmp_path / "spec.json").read_text())
+    assert provenance["code_git"] == {"commit": commit, "dirty": True} == done["result"]["git"]
