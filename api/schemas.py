@@ -411,3 +411,10 @@ class AuditEntryPublic(BaseModel):
 class AuditPublic(BaseModel):
     data: list[AuditEntryPublic]
     count: int
+
+
+class CodeArchivePublic(BaseModel):
+    id: str = Field(description="the sha256 of the archive; a script spec names it as `archive`")
+    size: int = Field(description="bytes of the archive")
+    files: int = Field(description="regular files it holds")
+    unpacked_bytes: int = Field(description="bytes of those files once unpacked")

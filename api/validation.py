@@ -12,12 +12,14 @@ from pydantic import BaseModel, ValidationError
 
 from api.deps import SettingsDep
 from api.schemas import JOB_CREATE, JobCreateBase
+from shared.code_archives import archive_key
 from shared.db.models import utcnow
 from shared.dispatch.snapshot import alive_workers
 from shared.job_types import job_type_names
 from shared.paths import OutsideRoot, below_root
 from shared.plugins import group_name
 from shared.specs.common import ModelSource
+from shared.storage import open_store
 
 
 def unprocessable(loc: list[str | int], msg: str) -> HTTPException:
@@ -89,7 +91,8 @@ def check_data_paths(spec: BaseModel, data_root: Path) -> None:
 
 
 def check_code_paths(spec: BaseModel, settings) -> None:
-    """A script job's folders must be below the code root (symlinks resolved), and script jobs enabled."""
+    """A script job's folders must be below the code root (symlinks resolved), its archive uploaded, and
+    script jobs enabled."""
     from shared.specs.script import ScriptSpec, resolve_code
 
     if not isinstance(spec, ScriptSpec):
@@ -102,6 +105,9 @@ def check_code_paths(spec: BaseModel, settings) -> None:
             resolve_code(settings.code_root, rel)
         except ValueError as exc:
             raise unprocessable(["spec", field], str(exc)) from None
+    if spec.archive is not None and not open_store(settings).exists(archive_key(spec.archive)):
+        raise unprocessable(["spec", "archive"], f"no uploaded archive {spec.archive} (upload it with POST "
+                                                 "/api/v1/code or bosun submit --code DIR)")
 
 
 def check_plugins(spec: BaseModel, *, session, settings) -> None:

@@ -30,8 +30,9 @@ def git_revision() -> str:
 
 
 def code_revision(spec: BaseModel, code_root: Path) -> dict[str, Any] | None:
-    """The git revision ({'commit', 'dirty'}) of a script job's code folder; None for other jobs or outside git."""
-    if not isinstance(spec, ScriptSpec):
+    """The git revision ({'commit', 'dirty'}) of a script job's code folder; None for other jobs, archives
+    or outside git."""
+    if not isinstance(spec, ScriptSpec) or spec.code is None:
         return None
     try:
         folder = resolve_code(code_root, spec.code)
