@@ -10,12 +10,19 @@ from fastapi import APIRouter, Request, status
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import CurrentUser, SettingsDep, StoreDep
-from api.http_errors import AUTHENTICATED
+from api.http_errors import AUTHENTICATED, responses
 from api.schemas import CodeArchivePublic
 from api.validation import unprocessable
 from shared.code_archives import HostileArchive, archive_digest, archive_key, check_archive
 
 router = APIRouter(prefix="/code", tags=["code"], responses=AUTHENTICATED)
+
+ARCHIVE_BODY: dict[str, Any] = {
+    "requestBody": {"required": True, "content": {kind: {"schema": {"type": "string", "format": "binary"}}
+                                                  for kind in ("application/gzip", "application/zip")}},
+    "responses": {"422": {"description": "the archive is refused: which member, and why",
+                          "content": {"application/json": {"schema": {"$ref": "#/components/schemas/"
+                                                                                "HTTPValidationError"}}}}}}
 
 
 def _store_archive(path: Path, *, settings, store) -> CodeArchivePublic:
@@ -31,7 +38,8 @@ def _store_archive(path: Path, *, settings, store) -> CodeArchivePublic:
                              unpacked_bytes=summary.unpacked_bytes)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=CodeArchivePublic)
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=CodeArchivePublic, responses=responses(413),
+             openapi_extra=ARCHIVE_BODY)
 async def upload_code(request: Request, settings: SettingsDep, store: StoreDep, _user: CurrentUser) -> Any:
     """Store a .tar.gz or .zip of your code, sent as the request body (at most BOSUN_MAX_CODE_ARCHIVE_BYTES);
     a script spec then runs in it with `archive: <id>`. Absolute names, '..', links out of the folder,
