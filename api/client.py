@@ -111,7 +111,7 @@ class Client:
         from shared.code_archives import pack_folder
 
         return self._call("POST", "/api/v1/code", content=pack_folder(folder),
-                          headers={"Content-Type": "application/gzip"})
+                          headers={"Content-Type": "application/octet-stream"})
 
     def validate(self, job_type: str, spec: dict[str, Any], **options: Any) -> dict[str, Any]:
         """Every check of a submission, nothing stored: the job as it would be stored, every default filled in."""

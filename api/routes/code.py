@@ -18,8 +18,8 @@ from shared.code_archives import HostileArchive, archive_digest, archive_key, ch
 router = APIRouter(prefix="/code", tags=["code"], responses=AUTHENTICATED)
 
 ARCHIVE_BODY: dict[str, Any] = {
-    "requestBody": {"required": True, "content": {kind: {"schema": {"type": "string", "format": "binary"}}
-                                                  for kind in ("application/gzip", "application/zip")}},
+    "requestBody": {"required": True, "description": "the bytes of a .tar.gz or .zip",
+                    "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
     "responses": {"422": {"description": "the archive is refused: which member, and why",
                           "content": {"application/json": {"schema": {"$ref": "#/components/schemas/"
                                                                                 "HTTPValidationError"}}}}}}
