@@ -264,8 +264,7 @@ class WorkerPublic(BaseModel):
     alive: bool
     job: int | None
     heartbeat_at: datetime
-    plugins: dict[str, list[str]] = Field(default_factory=dict,
-                                          description="plugin names per group in its environment (bosun.losses, ...)")
+    plugins: dict[str, list[str]] = Field(default_factory=dict, description="plugin names per group it offers")
 
 
 class QueuePublic(BaseModel):
@@ -411,10 +410,3 @@ class AuditEntryPublic(BaseModel):
 class AuditPublic(BaseModel):
     data: list[AuditEntryPublic]
     count: int
-
-
-class CodeArchivePublic(BaseModel):
-    id: str = Field(description="the sha256 of the archive; a script spec names it as `archive`")
-    size: int = Field(description="bytes of the archive")
-    files: int = Field(description="regular files it holds")
-    unpacked_bytes: int = Field(description="bytes of those files once unpacked")

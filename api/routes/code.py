@@ -7,13 +7,21 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request, status
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import CurrentUser, SettingsDep, StoreDep
 from api.http_errors import AUTHENTICATED, responses
-from api.schemas import CodeArchivePublic
 from api.validation import unprocessable
 from shared.code_archives import HostileArchive, archive_digest, archive_key, check_archive
+
+
+class CodeArchivePublic(BaseModel):
+    id: str = Field(description="the sha256 of the archive; a script spec names it as `archive`")
+    size: int = Field(description="bytes of the archive")
+    files: int = Field(description="regular files it holds")
+    unpacked_bytes: int = Field(description="bytes of those files once unpacked")
+
 
 router = APIRouter(prefix="/code", tags=["code"], responses=AUTHENTICATED)
 
