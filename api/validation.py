@@ -19,6 +19,7 @@ from shared.job_types import job_type_names
 from shared.paths import OutsideRoot, below_root
 from shared.plugins import group_name
 from shared.specs.common import ModelSource
+from shared.specs.dataset import PluginDataset
 from shared.storage import open_store
 
 
@@ -115,7 +116,10 @@ def check_plugins(spec: BaseModel, *, session, settings) -> None:
 
     The API reads what the workers found in their environments and never imports a plugin itself.
     """
-    uses = getattr(spec, "plugin_uses", lambda: [])()
+    uses = list(getattr(spec, "plugin_uses", list)())
+    dataset = getattr(spec, "dataset", None)
+    if isinstance(dataset, PluginDataset):
+        uses.append((["spec", "dataset", "name"], "datasets", dataset.name))
     if not uses:
         return
     workers = alive_workers(session=session, settings=settings, now=utcnow())

@@ -5,8 +5,11 @@ A package declares them as Python entry points (PyPA's entry-points specificatio
 - `bosun.losses`: a loss term class; `dino.extra_losses: [{name, weight, params}]` adds
   `weight * cls(**params)(student_output, teacher_output, ncrops=, epoch=)` to the DINO loss
   (`services.pretrain.losses.extra_terms`).
-- `bosun.methods`, `bosun.transforms`, `bosun.datasets`: a pretraining method, a crop policy, a
-  dataset kind. They are discovered and advertised like losses; no spec field names them yet.
+- `bosun.datasets`: a dataset opener; `dataset: {kind: plugin, name, path?, params}` in any spec
+  with a dataset builds each split as `open(spec, split, root=..., transform=...)`
+  (`services.data.builders`), which returns a `services.data.images.ImageDataset`.
+- `bosun.methods`, `bosun.transforms`: a pretraining method, a crop policy. They are discovered
+  and advertised like the others; no spec field names them yet.
 
 Discovery reads the installed distributions' metadata only (`importlib.metadata.entry_points`):
 nothing is imported, so the worker's main process advertises the names (its `workers.plugins`
@@ -28,6 +31,8 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 GROUPS = ("losses", "methods", "transforms", "datasets")
+PLUGIN_NAME = r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$"
+"""The names a spec may give a plugin (entry-point names are free-form; these are the ones bosun accepts)."""
 
 
 class PluginError(ValueError):

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from shared.checkpoint_policy import KEEP_BEST_PATTERN
+from shared.plugins import PLUGIN_NAME
 from shared.specs.common import BackboneSpec, ModelSource, SpecModel, timm_model_names
 from shared.specs.dataset import DatasetSpec
 
@@ -54,9 +55,6 @@ class TrainingOptions(SpecModel):
         if self.warmup_epochs > self.epochs:
             raise ValueError(f"warmup_epochs ({self.warmup_epochs}) exceeds epochs ({self.epochs})")
         return self
-
-
-PLUGIN_NAME = r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$"
 
 
 class ExtraLoss(SpecModel):

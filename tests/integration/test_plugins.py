@@ -1,8 +1,9 @@
-"""A `bosun.losses` plugin used by a DINO pretraining on the real stack (Postgres, Redis, S3, worker).
+"""Plugins on the real stack (Postgres, Redis, S3, a worker): a `bosun.losses` term and a
+`bosun.datasets` kind used by DINO pretrainings.
 
-The worker runs with the example plugin (tests/plugins/focal) on its PYTHONPATH, as a package
-installed in its environment would be; the API, which has not got it, checks submissions
-against what the workers advertise.
+The worker runs with the example plugins (tests/plugins/focal, tests/plugins/squares) on its
+PYTHONPATH, as packages installed in its environment would be; the API, which has not got them,
+checks submissions against what the workers advertise.
 """
 
 from __future__ import annotations
@@ -18,16 +19,17 @@ from tests.stack import ROOT, start_worker, tiny_dino_spec, wait_for
 
 pytestmark = pytest.mark.integration
 
-FOCAL = ROOT / "tests" / "plugins" / "focal"
+PLUGINS = [ROOT / "tests" / "plugins" / "focal", ROOT / "tests" / "plugins" / "squares"]
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> Iterator[Stack]:
     with running_stack(tmp_path_factory.mktemp("plugins"), data_root) as running:
-        env = {**running.env, "PYTHONPATH": f"{ROOT}:{FOCAL}"}
+        env = {**running.env, "PYTHONPATH": ":".join(map(str, [ROOT, *PLUGINS]))}
         running.workers.append(start_worker(env, running.home / "worker-plugins.log", name="focal@plugins"))
-        wait_for(lambda: any(w["alive"] and w["plugins"].get("losses") == ["focal"] for w in running.client.workers()),
-                 120, "the worker to advertise its plugin")
+        offered = {"losses": ["focal"], "methods": [], "transforms": [], "datasets": ["squares"]}
+        wait_for(lambda: any(w["alive"] and w["plugins"] == offered for w in running.client.workers()),
+                 120, "the worker to advertise its plugins")
         yield running
 
 
@@ -56,3 +58,18 @@ def test_a_spec_naming_an_unknown_plugin_is_refused_naming_the_field(stack: Stac
     (error,) = refused.value.detail
     assert error["loc"] == ["body", "spec", "dino", "extra_losses", 0, "name"]
     assert "no alive worker has the bosun.losses plugin 'no-such-loss'; the workers offer: focal" in error["msg"]
+
+
+def test_a_dino_spec_on_a_plugin_dataset_kind_trains_on_its_images(stack: Stack) -> None:
+    spec = tiny_dino_spec(epochs=1, knn_every=1)
+    spec["dataset"] = {"kind": "plugin", "name": "squares", "image_size": 32, "params": {"per_class": 12}}
+    job = stack.client.submit("pretrain", spec, name="dino on squares", gpus=0)
+    done = stack.client.wait(job["id"], timeout=600)
+    assert done["status"] == "succeeded", (done, stack.logs())
+    assert done["result"]["train_samples"] == 36 and done["result"]["knn_top1"] is not None
+    unknown = {**spec, "dataset": {**spec["dataset"], "name": "coco"}}
+    with pytest.raises(ApiError) as refused:
+        stack.client.submit("pretrain", unknown, gpus=0)
+    (error,) = refused.value.detail
+    assert error["loc"] == ["body", "spec", "dataset", "name"]
+    assert "no alive worker has the bosun.datasets plugin 'coco'; the workers offer: squares" in error["msg"]

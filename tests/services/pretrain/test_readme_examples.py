@@ -60,3 +60,12 @@ def test_extra_losses_fragment_is_a_valid_dino_block_naming_the_example_plugin()
     entry_points = (README.parent / "tests" / "plugins" / "focal" / "bosun_focal_plugin-0.1.0.dist-info"
                     / "entry_points.txt").read_text()
     assert "[bosun.losses]\nfocal = bosun_focal_plugin:FocalDistillation" in entry_points
+
+
+def test_plugin_dataset_fragment_is_a_valid_dataset_block() -> None:
+    from pydantic import TypeAdapter
+
+    from shared.specs.dataset import DatasetSpec, PluginDataset
+
+    dataset = TypeAdapter(DatasetSpec).validate_python(readme_block("kind: plugin")["dataset"])
+    assert isinstance(dataset, PluginDataset) and (dataset.name, dataset.params) == ("squares", {"per_class": 20})
