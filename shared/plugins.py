@@ -8,8 +8,10 @@ A package declares them as Python entry points (PyPA's entry-points specificatio
 - `bosun.datasets`: a dataset opener; `dataset: {kind: plugin, name, path?, params}` in any spec
   with a dataset builds each split as `open(spec, split, root=..., transform=...)`
   (`services.data.builders`), which returns a `services.data.images.ImageDataset`.
-- `bosun.methods`, `bosun.transforms`: a pretraining method, a crop policy. They are discovered
-  and advertised like the others; no spec field names them yet.
+- `bosun.transforms`: a crop policy; `dino.crop_policy: {name, params}` makes DINO's crops with
+  it instead of the multi-crop (`services.pretrain.data.augmentation.crop_policy`).
+- `bosun.methods`: a pretraining method. Discovered and advertised like the others; no spec
+  field names one yet.
 
 Discovery reads the installed distributions' metadata only (`importlib.metadata.entry_points`):
 nothing is imported, so the worker's main process advertises the names (its `workers.plugins`

@@ -57,12 +57,17 @@ class TrainingOptions(SpecModel):
         return self
 
 
-class ExtraLoss(SpecModel):
-    """A loss term from a `bosun.losses` plugin (shared.plugins), added to the method's loss with `weight`."""
+class PluginRef(SpecModel):
+    """A plugin (shared.plugins) by its name in its group, and the keyword arguments it is built with."""
 
-    name: str = Field(pattern=PLUGIN_NAME, description="name of a bosun.losses plugin installed on the workers")
+    name: str = Field(pattern=PLUGIN_NAME, description="the plugin's name, as the workers advertise it")
+    params: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of the plugin")
+
+
+class ExtraLoss(PluginRef):
+    """A loss term from a `bosun.losses` plugin, added to the method's loss with `weight`."""
+
     weight: float = Field(default=1.0, ge=0, le=1000, description="factor of the term in the total loss")
-    params: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of the plugin's term")
 
 
 class DinoOptions(TrainingOptions):
@@ -78,6 +83,9 @@ class DinoOptions(TrainingOptions):
     like the local ones, so the loss compares each with both teacher (global) crops; they are run
     through the backbone as their own resolution group, and ViTs take them with position
     embeddings interpolated to the non-square patch grid (timm's `dynamic_img_size`).
+
+    `crop_policy` and `extra_losses` name plugins (shared.plugins): a crop policy of the workers'
+    environment in place of the multi-crop, and loss terms added to the DINO loss.
     """
 
     out_dim: int = Field(default=65536, ge=2, le=262_144)
@@ -113,6 +121,9 @@ class DinoOptions(TrainingOptions):
     blur_sigma: tuple[Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)]] = Field(
         default=(0.1, 2.0), description="Gaussian blur sigma range in pixels of the crop")
     solarization_prob: float = Field(default=0.2, ge=0, le=1, description="of the second global crop")
+    crop_policy: PluginRef | None = Field(
+        default=None, description="a bosun.transforms plugin that makes the crops instead of the multi-crop above; "
+                                  "it returns crops_per_image crops per image, the 2 global ones first")
     extra_losses: list[ExtraLoss] = Field(
         default_factory=list, max_length=8,
         description="terms from bosun.losses plugins added to the DINO loss, each logged as metric loss_<name>")
@@ -235,8 +246,11 @@ class PretrainSpec(SpecModel):
         """(field location, plugin group, name) of every plugin this spec names (shared.plugins)."""
         if self.dino is None:
             return []
-        return [(["spec", "dino", "extra_losses", i, "name"], "losses", term.name)
+        uses = [(["spec", "dino", "extra_losses", i, "name"], "losses", term.name)
                 for i, term in enumerate(self.dino.extra_losses)]
+        if self.dino.crop_policy is not None:
+            uses.append((["spec", "dino", "crop_policy", "name"], "transforms", self.dino.crop_policy.name))
+        return uses
 
     @property
     def options(self) -> TrainingOptions:
