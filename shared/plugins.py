@@ -10,8 +10,8 @@ A package declares them as Python entry points (PyPA's entry-points specificatio
   (`services.data.builders`), which returns a `services.data.images.ImageDataset`.
 - `bosun.transforms`: a crop policy; `dino.crop_policy: {name, params}` makes DINO's crops with
   it instead of the multi-crop (`services.pretrain.data.augmentation.crop_policy`).
-- `bosun.methods`: a pretraining method. Discovered and advertised like the others; no spec
-  field names one yet.
+- `bosun.methods`: a pretraining method's builder; `method: plugin` with `plugin: {name, params,
+  epochs, ...}` trains the method it builds (`services.pretrain.methods.plugin_method`).
 
 Discovery reads the installed distributions' metadata only (`importlib.metadata.entry_points`):
 nothing is imported, so the worker's main process advertises the names (its `workers.plugins`

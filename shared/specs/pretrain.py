@@ -1,4 +1,4 @@
-"""Spec of `pretrain` jobs: DINO, SimCLR, SupCon or supervised training of a timm backbone.
+"""Spec of `pretrain` jobs: DINO, SimCLR, SupCon, supervised or a plugin's training of a timm backbone.
 
 Each method reads one options block. The `dino` block uses the names and defaults of
 facebookresearch/dino `main_dino.py`'s arguments, so a configuration written for the reference
@@ -17,7 +17,7 @@ from shared.plugins import PLUGIN_NAME
 from shared.specs.common import BackboneSpec, ModelSource, SpecModel, timm_model_names
 from shared.specs.dataset import DatasetSpec
 
-Method = Literal["dino", "simclr", "supcon", "supervised"]
+Method = Literal["dino", "simclr", "supcon", "supervised", "plugin"]
 Amp = Literal["none", "bf16", "fp16"]
 CropScale = tuple[float, float]
 
@@ -194,8 +194,18 @@ class SupervisedOptions(TrainingOptions):
         return self
 
 
-BLOCK_OF_METHOD = {"dino": "dino", "simclr": "contrastive", "supcon": "contrastive", "supervised": "supervised"}
-BLOCK_CLASS = {"dino": DinoOptions, "contrastive": ContrastiveOptions, "supervised": SupervisedOptions}
+class PluginMethodOptions(TrainingOptions):
+    """A pretraining method from a `bosun.methods` plugin (shared.plugins), with the shared optimisation
+    fields; the plugin's builder reads its own settings from `params`."""
+
+    name: str = Field(pattern=PLUGIN_NAME, description="name of a bosun.methods plugin installed on the workers")
+    params: dict[str, Any] = Field(default_factory=dict, description="the method's own settings")
+
+
+BLOCK_OF_METHOD = {"dino": "dino", "simclr": "contrastive", "supcon": "contrastive", "supervised": "supervised",
+                   "plugin": "plugin"}
+BLOCK_CLASS = {"dino": DinoOptions, "contrastive": ContrastiveOptions, "supervised": SupervisedOptions,
+               "plugin": PluginMethodOptions}
 
 
 class PretrainSpec(SpecModel):
@@ -209,6 +219,7 @@ class PretrainSpec(SpecModel):
     dino: DinoOptions | None = None
     contrastive: ContrastiveOptions | None = None
     supervised: SupervisedOptions | None = None
+    plugin: PluginMethodOptions | None = Field(default=None, description="the block of method 'plugin'")
     amp: Amp | None = Field(default=None, description="mixed precision; default: fp16 if dino.use_fp16 else none")
     checkpoint_every: int = Field(default=1, ge=1, description="epochs between checkpoints; the last is always saved")
     checkpoint_keep_last: int | None = Field(
@@ -230,6 +241,8 @@ class PretrainSpec(SpecModel):
             if block != wanted and getattr(self, block) is not None:
                 raise ValueError(f"the {block!r} block does not apply to method {self.method!r}; use {wanted!r}")
         if getattr(self, wanted) is None:
+            if wanted == "plugin":
+                raise ValueError("method 'plugin' needs a `plugin` block naming the bosun.methods plugin")
             setattr(self, wanted, BLOCK_CLASS[wanted]())
         dino = self.dino
         if dino is not None and self.amp is not None:
@@ -244,6 +257,8 @@ class PretrainSpec(SpecModel):
 
     def plugin_uses(self) -> list[tuple[list[str | int], str, str]]:
         """(field location, plugin group, name) of every plugin this spec names (shared.plugins)."""
+        if self.plugin is not None:
+            return [(["spec", "plugin", "name"], "methods", self.plugin.name)]
         if self.dino is None:
             return []
         uses = [(["spec", "dino", "extra_losses", i, "name"], "losses", term.name)

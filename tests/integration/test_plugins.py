@@ -1,7 +1,7 @@
 """Plugins on the real stack (Postgres, Redis, S3, a worker): a `bosun.losses` term and a
-`bosun.datasets` kind used by DINO pretrainings.
+`bosun.datasets` kind used by DINO pretrainings, and crop policies and methods checked at submit.
 
-The worker runs with the example plugins (tests/plugins/focal, squares and fivecrop) on its
+The worker runs with the example plugins (tests/plugins/focal, squares, fivecrop and rotnet) on its
 PYTHONPATH, as packages installed in its environment would be; the API, which has not got them,
 checks submissions against what the workers advertise.
 """
@@ -19,7 +19,7 @@ from tests.stack import ROOT, start_worker, tiny_dino_spec, wait_for
 
 pytestmark = pytest.mark.integration
 
-PLUGINS = [ROOT / "tests" / "plugins" / name for name in ("focal", "squares", "fivecrop")]
+PLUGINS = [ROOT / "tests" / "plugins" / name for name in ("focal", "squares", "fivecrop", "rotnet")]
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> Iterator
     with running_stack(tmp_path_factory.mktemp("plugins"), data_root) as running:
         env = {**running.env, "PYTHONPATH": ":".join(map(str, [ROOT, *PLUGINS]))}
         running.workers.append(start_worker(env, running.home / "worker-plugins.log", name="focal@plugins"))
-        offered = {"losses": ["focal"], "methods": [], "transforms": ["fivecrop"], "datasets": ["squares"]}
+        offered = {"losses": ["focal"], "methods": ["rotnet"], "transforms": ["fivecrop"], "datasets": ["squares"]}
         wait_for(lambda: any(w["alive"] and w["plugins"] == offered for w in running.client.workers()),
                  120, "the worker to advertise its plugins")
         yield running
@@ -67,6 +67,13 @@ def test_a_spec_naming_an_unknown_plugin_is_refused_naming_the_field(stack: Stac
     assert "no alive worker has the bosun.transforms plugin 'tencrop'; the workers offer: fivecrop" in error["msg"]
     spec["dino"]["crop_policy"] = {"name": "fivecrop"}
     assert stack.client.validate("pretrain", spec, gpus=0)["spec"]["dino"]["crop_policy"]["name"] == "fivecrop"
+    method = {**focal_spec(), "method": "plugin", "plugin": {"name": "simsiam"}}
+    del method["dino"]
+    with pytest.raises(ApiError) as refused:
+        stack.client.validate("pretrain", method, gpus=0)
+    (error,) = refused.value.detail
+    assert error["loc"] == ["body", "spec", "plugin", "name"]
+    assert "no alive worker has the bosun.methods plugin 'simsiam'; the workers offer: rotnet" in error["msg"]
 
 
 def test_a_dino_spec_on_a_plugin_dataset_kind_trains_on_its_images(stack: Stack) -> None:

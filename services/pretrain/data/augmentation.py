@@ -4,7 +4,7 @@ DINO gets its multi-crop (Caron et al. 2021): 2 global crops, `local_crops_numbe
 and `strip_crops` vertical strips, every side a whole number of the backbone's patches (a ViT's
 patch embedding takes no partial patch), or the crops of a `bosun.transforms` plugin
 (`dino.crop_policy`); SimCLR and SupCon get two augmented views of each image (Chen et al.
-2020); supervised runs get one view. The transforms
+2020); supervised runs get one view, and a plugin method its own views or that one. The transforms
 themselves are those of `services.data.transforms`, which evaluation shares.
 """
 
@@ -60,9 +60,10 @@ def crop_policy(dino: Any, *, size: int, local_size: int, channels: int, mean: S
 
 
 def training_transform(spec: PretrainSpec, size: int, channels: int, mean: Sequence[float], std: Sequence[float],
-                       *, patch_size: int) -> Callable[[Any], Any]:
+                       *, patch_size: int, method: Any = None) -> Callable[[Any], Any]:
     """The augmentation of `spec.method` at crop size `size` for `channels`-channel inputs;
-    `patch_size` is the side of the backbone's input patches (1 without a patch embedding)."""
+    `patch_size` is the side of the backbone's input patches (1 without a patch embedding). A
+    plugin `method` with a `training_transform` of its own makes its views."""
     from services.data.transforms import DinoMultiCrop, TwoViewTransform
 
     if spec.dino is not None:
@@ -75,6 +76,9 @@ def training_transform(spec: PretrainSpec, size: int, channels: int, mean: Seque
                              local_scale=dino.local_crops_scale, mean=mean, std=std, channels=channels,
                              n_strips=dino.strip_crops, strip_size=strip, strip_scale=dino.strip_width_scale,
                              **colour_and_blur(dino))
+    own = getattr(method, "training_transform", None) if spec.plugin is not None else None
+    if own is not None:
+        return own(size=size, channels=channels, mean=tuple(mean), std=tuple(std), patch_size=patch_size)
     if spec.contrastive is not None:
         return TwoViewTransform(size, scale=spec.contrastive.crops_scale, mean=mean, std=std, channels=channels)
     return supervised_transform(size, mean, std, channels)

@@ -57,6 +57,7 @@ def test_extra_losses_fragment_is_a_valid_dino_block_naming_the_example_plugin()
     dino = DinoOptions.model_validate(readme_block("extra_losses")["dino"])
     (term,) = dino.extra_losses
     assert (term.name, term.weight, term.params) == ("focal", 0.1, {"gamma": 2.0})
+    assert (dino.crop_policy.name, dino.crop_policy.params) == ("fivecrop", {"crop_fraction": 0.5})
     entry_points = (README.parent / "tests" / "plugins" / "focal" / "bosun_focal_plugin-0.1.0.dist-info"
                     / "entry_points.txt").read_text()
     assert "[bosun.losses]\nfocal = bosun_focal_plugin:FocalDistillation" in entry_points
@@ -69,3 +70,11 @@ def test_plugin_dataset_fragment_is_a_valid_dataset_block() -> None:
 
     dataset = TypeAdapter(DatasetSpec).validate_python(readme_block("kind: plugin")["dataset"])
     assert isinstance(dataset, PluginDataset) and (dataset.name, dataset.params) == ("squares", {"per_class": 20})
+
+
+def test_plugin_method_fragment_is_a_valid_pretrain_spec_part() -> None:
+    part = readme_block("method: plugin")
+    spec = PretrainSpec.model_validate({"backbone": {"name": "resnet18"}, "dataset": {"kind": "folder", "path": "x"},
+                                        **part})
+    assert (spec.plugin.name, spec.plugin.params, spec.options.epochs) == ("rotnet", {"rotations": 4}, 100)
+    assert spec.plugin_uses() == [(["spec", "plugin", "name"], "methods", "rotnet")]
