@@ -12,21 +12,11 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
 from services.pretrain.backbone import backbone_kwargs, create_backbone
 from services.pretrain.methods.base import PretrainMethod
-
-
-class RotationClassifier(nn.Module):
-    def __init__(self, backbone: nn.Module, rotations: int) -> None:
-        super().__init__()
-        self.backbone = backbone
-        self.head = nn.Linear(backbone.num_features, rotations)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone(x))
+from services.pretrain.methods.supervised import Classifier
 
 
 class RotationPrediction(PretrainMethod):
@@ -38,7 +28,7 @@ class RotationPrediction(PretrainMethod):
         self.backbone_kwargs = backbone_kwargs(spec.backbone, in_chans=in_chans, img_size=img_size)
         backbone = create_backbone(spec.backbone.name, self.backbone_kwargs)
         self.embed_dim = backbone.num_features
-        self.student = RotationClassifier(backbone, self.rotations)
+        self.student = Classifier(backbone, self.rotations)  # a linear head over the 4 (or 2) turns
 
     def prepare(self, batch: Any, device: str) -> tuple[torch.Tensor, torch.Tensor]:
         images, _ = batch
