@@ -105,6 +105,14 @@ class Client:
         returns it, queued."""
         return self._call("POST", "/api/v1/jobs", json=self._job_body(job_type, spec, options))
 
+    def upload_code(self, folder: Path) -> dict[str, Any]:
+        """Pack `folder` as a .tar.gz (without .git, venvs and caches) and upload it for script jobs;
+        returns {id, size, files, unpacked_bytes}, `id` being what a script spec's `archive` names."""
+        from shared.code_archives import pack_folder
+
+        return self._call("POST", "/api/v1/code", content=pack_folder(folder),
+                          headers={"Content-Type": "application/octet-stream"})
+
     def validate(self, job_type: str, spec: dict[str, Any], **options: Any) -> dict[str, Any]:
         """Every check of a submission, nothing stored: the job as it would be stored, every default filled in."""
         return self._call("POST", "/api/v1/jobs/validate", json=self._job_body(job_type, spec, options))

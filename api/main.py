@@ -11,7 +11,7 @@ from api.auth_throttle import FailedAuthThrottle
 from api.collectors import DatabaseCollector, RequestMetrics
 from api.http_errors import install_error_handlers
 from api.request_limits import RequestBodyLimit
-from api.routes import accounts, compare, datasets, health, jobs, notifications, queue, sweeps
+from api.routes import accounts, code, compare, datasets, health, jobs, notifications, queue, sweeps
 from api.ui import install_ui
 from shared.settings import Settings, get_settings
 from shared.storage import open_store
@@ -38,12 +38,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(compare.router, prefix="/api/v1")
     app.include_router(queue.router, prefix="/api/v1")
     app.include_router(sweeps.router, prefix="/api/v1")
+    app.include_router(code.router, prefix="/api/v1")
     app.include_router(accounts.router, prefix="/api/v1")
     app.include_router(notifications.router, prefix="/api/v1")
     install_ui(app)
 
     install_error_handlers(app)
-    app.add_middleware(RequestBodyLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(RequestBodyLimit, max_bytes=settings.max_request_bytes,
+                       paths={"/api/v1/code": (settings.max_code_archive_bytes, "BOSUN_MAX_CODE_ARCHIVE_BYTES")})
     app.add_middleware(RequestMetrics)
     return app
 

@@ -2,7 +2,8 @@
 
 A declared `Content-Length` over the cap is refused before a byte of the body is read; a
 chunked or lying body is counted as it streams and refused the moment it passes the cap (the
-app's own answer to the broken body, if any, is replaced by the 413).
+app's own answer to the broken body, if any, is replaced by the 413). A path given its own
+cap (an upload route: `POST /api/v1/code`) is measured against that one instead.
 """
 
 from __future__ import annotations
@@ -19,17 +20,20 @@ class BodyTooLarge(Exception):
 
 
 class RequestBodyLimit:
-    def __init__(self, app: Any, max_bytes: int) -> None:
+    def __init__(self, app: Any, max_bytes: int, paths: dict[str, tuple[int, str]] | None = None) -> None:
+        """`paths`: {path: (cap in bytes, the setting that sets it)} for the routes with a cap of their own."""
         self.app = app
         self.max_bytes = max_bytes
+        self.paths = paths or {}
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes, setting = self.paths.get(scope.get("path", ""), (self.max_bytes, "BOSUN_MAX_REQUEST_BYTES"))
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            await self._refuse(send, declared.decode("latin-1"))
+        if declared is not None and (not declared.isdigit() or int(declared) > max_bytes):
+            await self._refuse(send, declared.decode("latin-1"), max_bytes, setting)
             return
         seen = 0
         over = False
@@ -40,9 +44,9 @@ class RequestBodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > max_bytes:
                     over = True
-                    raise BodyTooLarge(f"request body passed {self.max_bytes} bytes")
+                    raise BodyTooLarge(f"request body passed {max_bytes} bytes")
             return message
 
         async def guarded_send(message: Message) -> None:
@@ -57,11 +61,12 @@ class RequestBodyLimit:
         except BodyTooLarge:
             pass
         if over and not started:
-            await self._refuse(send, f"more than {self.max_bytes}")
+            await self._refuse(send, f"more than {max_bytes}", max_bytes, setting)
 
-    async def _refuse(self, send: Any, size: str) -> None:
-        body = json.dumps({"detail": f"request body of {size} bytes is over the limit of {self.max_bytes} bytes "
-                                     f"(BOSUN_MAX_REQUEST_BYTES)"}).encode()
+    @staticmethod
+    async def _refuse(send: Any, size: str, max_bytes: int, setting: str) -> None:
+        body = json.dumps({"detail": f"request body of {size} bytes is over the limit of {max_bytes} bytes "
+                                     f"({setting})"}).encode()
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                                 (b"connection", b"close")]})

@@ -264,6 +264,7 @@ class WorkerPublic(BaseModel):
     alive: bool
     job: int | None
     heartbeat_at: datetime
+    plugins: dict[str, list[str]] = Field(default_factory=dict, description="plugin names per group it offers")
 
 
 class QueuePublic(BaseModel):

@@ -15,11 +15,17 @@ from sqlalchemy.orm import Session
 from api.deps import SettingsDep
 from api.schemas import JOB_CREATE, JOB_FILE_KEYS, JobCreateBase
 from shared.checkpoint_policy import policy_for
+from shared.code_archives import archive_key
 from shared.db import Artifact, Job, JobStatus
+from shared.db.models import utcnow
+from shared.dispatch.snapshot import alive_workers
 from shared.job_types import get_job_type, job_type_names
 from shared.paths import OutsideRoot, below_root
+from shared.plugins import group_name
 from shared.spec_paths import closest, fields_at
 from shared.specs.common import BEST_ARTIFACT, ModelSource
+from shared.specs.dataset import PluginDataset
+from shared.storage import open_store
 
 
 def unprocessable(loc: list[str | int], msg: str) -> HTTPException:
@@ -109,7 +115,8 @@ def check_data_paths(spec: BaseModel, data_root: Path) -> None:
 
 
 def check_code_paths(spec: BaseModel, settings) -> None:
-    """A script job's folders must be below the code root (symlinks resolved), and script jobs enabled."""
+    """A script job's folders must be below the code root (symlinks resolved), its archive uploaded, and
+    script jobs enabled."""
     from shared.specs.script import ScriptSpec, resolve_code
 
     if not isinstance(spec, ScriptSpec):
@@ -122,6 +129,28 @@ def check_code_paths(spec: BaseModel, settings) -> None:
             resolve_code(settings.code_root, rel)
         except ValueError as exc:
             raise unprocessable(["spec", field], str(exc)) from None
+    if spec.archive is not None and not open_store(settings).exists(archive_key(spec.archive)):
+        raise unprocessable(["spec", "archive"], f"no uploaded archive {spec.archive} (upload it with POST "
+                                                 "/api/v1/code or bosun submit --code DIR)")
+
+
+def check_plugins(spec: BaseModel, *, session, settings) -> None:
+    """Every plugin the spec names must be advertised by an alive worker (its `workers.plugins` row).
+
+    The API reads what the workers found in their environments and never imports a plugin itself.
+    """
+    uses = list(getattr(spec, "plugin_uses", list)())
+    dataset = getattr(spec, "dataset", None)
+    if isinstance(dataset, PluginDataset):
+        uses.append((["spec", "dataset", "name"], "datasets", dataset.name))
+    if not uses:
+        return
+    workers = alive_workers(session=session, settings=settings, now=utcnow())
+    for loc, group, name in uses:
+        if not any(name in (worker.plugins or {}).get(group, []) for worker in workers):
+            offered = sorted({n for worker in workers for n in (worker.plugins or {}).get(group, [])})
+            raise unprocessable(loc, f"no alive worker has the {group_name(group)} plugin {name!r}; "
+                                     f"the workers offer: {', '.join(offered) or 'none'}")
 
 
 def _robustness(spec: BaseModel):

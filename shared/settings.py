@@ -37,6 +37,11 @@ class Settings(BaseSettings):
     code_root: Path | None = None
     script_jobs_enabled: bool = True
     script_stop_grace_seconds: float = Field(default=30.0, gt=0)
+    # Uploaded code archives (`POST /api/v1/code`, `bosun submit --code DIR`): the upload's size,
+    # and what one may unpack to in the job's folder (shared.code_archives).
+    max_code_archive_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    max_code_unpacked_bytes: int = Field(default=512 * 1024 * 1024, ge=1024)
+    max_code_files: int = Field(default=20_000, ge=1)
 
     s3_endpoint: str = ""
     s3_access_key: str = ""

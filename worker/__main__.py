@@ -30,6 +30,12 @@ def main(argv: list[str] | None = None) -> None:
     from shared.settings import get_settings
 
     settings = get_settings()
+    from shared.plugins import PluginError, discover
+
+    try:
+        discover()  # two packages declaring one plugin name: refuse to start rather than pick one
+    except PluginError as exc:
+        raise SystemExit(f"error: {exc}") from None
     if args.refresh_catalog:
         from worker.catalog_refresh import RefreshError, refresh
 

@@ -1,7 +1,9 @@
 """The worker's own heartbeat and GPU gauges, on a thread of their own in the worker's main process.
 
 Nothing else runs on this thread, so a long dispatch pass (worker.dispatcher) never makes a
-healthy worker look dead. The monitor also starts and stops the worker's refresh of the dataset
+healthy worker look dead. Each beat also advertises the plugins found in the worker's environment
+at its start (shared.plugins: names only, nothing imported), which the API checks submissions
+against. The monitor also starts and stops the worker's refresh of the dataset
 catalog (worker.catalog_refresh), the delivery of due notifications (shared.notifications) every
 `notify_interval_seconds` and, when a retention setting is on, the retention pass
 (shared.retention) every `retention_interval_seconds`, each on its own thread as well.
@@ -21,6 +23,7 @@ from shared.db.models import FINAL_STATUSES, utcnow
 from shared.dispatch import request_dispatch
 from shared.job_types import job_type_names
 from shared.notifications.delivery import deliver_due
+from shared.plugins import discover
 from shared.prometheus import (
     JOBS_FINISHED,
     JOBS_REQUEUED,
@@ -73,6 +76,7 @@ class Monitor(Periodic):
         super().__init__("worker heartbeat", settings.heartbeat_seconds, self._pass, first=True)
         self.settings, self.worker_name, self.queues, self.gpu = settings, name, queues, gpu
         self.gpu_metrics = GpuMetrics(name, gpu)
+        self.plugins = discover().names()
         self.catalog = CatalogRefresh(settings, name)
         # A store outage fails the pass at once (no retries on this thread): the next interval tries again.
         self.retention = Periodic("retention", settings.retention_interval_seconds, self._retention,
@@ -112,6 +116,8 @@ class Monitor(Periodic):
                 row = Worker(name=self.worker_name, queues=self.queues, pid=os.getpid(), gpu=self.gpu)
                 s.add(row)
             row.pid, row.queues, row.heartbeat_at = os.getpid(), self.queues, utcnow()
+            if row.plugins != self.plugins:
+                row.plugins = self.plugins
             row.host = self.settings.worker_host or self.worker_name.partition("@")[2] or socket.gethostname()
             row.address = self.settings.worker_address or socket.gethostname()
         if joined:  # a new slot (or one back after an outage): fill it now

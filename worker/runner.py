@@ -49,7 +49,7 @@ from shared.storage import StoreUnavailable, open_store
 from shared.time_limits import TIME_LIMIT
 from worker.attempt import Attempt, Verdict
 from worker.processes import STOP, Outcome, one_line
-from worker.provenance import provenance
+from worker.provenance import code_revision, provenance
 from worker.service_loader import load_service
 from worker.worker_context import WorkerContext
 
@@ -263,7 +263,8 @@ def job_body(*, settings: Settings, job_id: int, job_type: str, spec_raw: dict[s
 
             ctx.rendezvous = leader_rendezvous(settings, job_id, attempt, gpus)
         spec = parse_spec(job_type, spec_raw)
-        record_ = provenance(job_id=job_id, job_type=job_type, spec=spec_raw, attempt=attempt, worker=worker)
+        record_ = provenance(job_id=job_id, job_type=job_type, spec=spec_raw, attempt=attempt, worker=worker,
+                             code_git=code_revision(spec, settings.code_root))
         ctx.save_artifact("spec.json", json.dumps(record_, indent=2), "application/json")
         service = load_service(job_type)
         started = time.monotonic()

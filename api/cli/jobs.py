@@ -68,13 +68,24 @@ def submit(file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, hel
            smoke: Annotated[bool, typer.Option("--smoke", help="try the recipe at toy size: lower only epochs, "
                                                "images, image size and crops (see the README)")] = False,
            dry_run: Annotated[bool, typer.Option("--dry-run", help="run every check and print the resolved job "
-                                                 "(every default filled in); store nothing")] = False) -> None:
+                                                 "(every default filled in); store nothing")] = False,
+           code: Annotated[Path | None, typer.Option("--code", exists=True, file_okay=False,
+                                                     help="a script job's code folder: packed, uploaded and run "
+                                                          "as the spec's `archive` instead of its `code`")] = None,
+           ) -> None:
     """Submit a job file: {type, spec, name?, priority?, depends_on?, max_attempts?, max_runtime?, gpus?, tags?,
     notes?}."""
     try:
         body = read_job_file(file)
     except (ValueError, yaml.YAMLError) as exc:
         fail(str(exc), 2)
+    if code is not None:
+        if body.get("type") != "script":
+            fail(f"--code applies to script jobs; {file} is a {body.get('type')!r} job", 2)
+        uploaded = rest.call(lambda c: c.upload_code(code))
+        body["spec"] = {**{k: v for k, v in body["spec"].items() if k != "code"}, "archive": uploaded["id"]}
+        console.print(f"uploaded {code} as archive {uploaded['id'][:12]} ({uploaded['files']} files, "
+                      f"{uploaded['size']} bytes)")
     if smoke:
         from shared.specs.smoke import smoke_job
 

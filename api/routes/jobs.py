@@ -46,6 +46,7 @@ from api.validation import (
     check_best_source,
     check_code_paths,
     check_data_paths,
+    check_plugins,
     check_spec_size,
     job_create_from,
     source_jobs,
@@ -96,6 +97,7 @@ def resolve(*, session, settings, owner: User, job_in: JobCreateBase) -> JobReso
         raise unprocessable(["gpus"], reason)
     check_data_paths(job_in.spec, settings.data_root)
     check_code_paths(job_in.spec, settings)
+    check_plugins(job_in.spec, session=session, settings=settings)
     depends_on = list(job_in.depends_on)
     for loc, job_id in source_jobs(job_in.spec):
         if session.get(Job, job_id) is None:

@@ -96,7 +96,7 @@ def workers_public(*, session: Session, settings: Settings) -> list[WorkerPublic
                          host=w.host or w.name.partition("@")[2], alive=w.name in alive,
                          state="draining" if w.state == WorkerState.draining.value
                                else ("busy" if w.name in busy else "idle"),
-                         job=jobs.get(w.name), heartbeat_at=w.heartbeat_at) for w in rows]
+                         job=jobs.get(w.name), heartbeat_at=w.heartbeat_at, plugins=w.plugins or {}) for w in rows]
 
 
 @router.get("/queue", response_model=QueuePublic)

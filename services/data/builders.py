@@ -2,7 +2,8 @@
 
 Every path is resolved below the data root (the NAS mount, BOSUN_DATA_ROOT) and refused when it
 leaves it, symlinks included. `max_per_split` keeps a stratified, fixed-seed subset, so the same
-spec reads the same samples in every job. Nothing is downloaded.
+spec reads the same samples in every job. Nothing is downloaded. A `plugin` kind is opened by
+its `bosun.datasets` plugin (shared.plugins).
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ from services.data.images import ArrayImageDataset, DatasetError, FileImageDatas
 from services.data.subset import nested_subset, stratified_subset
 from services.data.thermal import ThermalDecoder
 from shared.paths import OutsideRoot, below_root
+from shared.plugins import load_plugin
 from shared.specs.dataset import (
     SYNTHETIC_CLASSES,
     Cifar10CDataset,
     CifarDataset,
     FiftyOneDataset,
     FolderDataset,
+    PluginDataset,
     SyntheticMaritimeDataset,
     ThermalDataset,
 )
@@ -96,6 +99,16 @@ _BUILDERS: dict[type, Callable[[Any, Path, str, Transform], ImageDataset]] = {
 }
 
 
+def _plugin(spec: PluginDataset, data_root: Path, split: str, transform: Transform) -> ImageDataset:
+    """Split `split` as the `bosun.datasets` plugin `spec.name` opens it (shared.plugins)."""
+    root = resolve_data_path(data_root, spec.path) if spec.path else Path(data_root).resolve()
+    dataset = load_plugin("datasets", spec.name)(spec, split, root=root, transform=transform)
+    if not isinstance(dataset, ImageDataset):
+        raise DatasetError(f"bosun.datasets plugin {spec.name!r} returned a {type(dataset).__name__}, "
+                           f"not a services.data.images.ImageDataset")
+    return dataset
+
+
 def _subset(dataset: ImageDataset, limit: int) -> list[int]:
     """Stratified by class; for CIFAR-10-C by (corruption, severity) first, then by class."""
     groups = getattr(dataset, "groups", None)
@@ -117,6 +130,9 @@ def build_dataset(spec: Any, split: str, *, data_root: Path, transform: Transfor
         cache = Path(cache_dir) if cache_dir is not None else Path(data_root) / ".cache"
         dataset: ImageDataset = build_fiftyone(spec, split, data_root=data_root, cache_dir=cache, transform=transform)
         where = f"FiftyOne dataset {spec.dataset_name!r}"
+    elif isinstance(spec, PluginDataset):
+        dataset = _plugin(spec, data_root, split, transform)
+        where = f"bosun.datasets plugin {spec.name!r}"
     else:
         builder = _BUILDERS.get(type(spec))
         if builder is None:

@@ -41,7 +41,7 @@ def prepare(spec: PretrainSpec, ctx: JobContext) -> tuple[PretrainData, Pretrain
     if method.feature_backbone() is not method.student_backbone():
         method.feature_backbone().load_state_dict(method.student_backbone().state_dict())
     train_set.transform = training_transform(spec, size, channels, mean, std,
-                                             patch_size=patch_size_of(method.student_backbone()))
+                                             patch_size=patch_size_of(method.student_backbone()), method=method)
 
     knn_train = knn_test = None
     if spec.knn_every:

@@ -1,10 +1,11 @@
 """Entry of the `script` job: a researcher's own command, with bosun's metrics, checkpoints and stop.
 
-The command runs in its code folder, in a process group of its own, its stdout and stderr lines
-going to the job log. It reaches bosun through `shared.sdk.run`, which speaks JSON lines over a
-Unix socket in a private folder (`services.script.channel`): the channel is bound to this job's
-context, so it carries no token and cannot name another job. When the context says stop the
-script's group gets SIGTERM, then SIGKILL after `script_stop_grace_seconds`.
+The command runs in its code folder (or its uploaded archive, unpacked in the job's scratch
+folder), in a process group of its own, its stdout and stderr lines going to the job log. It
+reaches bosun through `shared.sdk.run`, which speaks JSON lines over a Unix socket in a private
+folder (`services.script.channel`): the channel is bound to this job's context, so it carries no
+token and cannot name another job. When the context says stop the script's group gets SIGTERM,
+then SIGKILL after `script_stop_grace_seconds`.
 """
 
 from __future__ import annotations
@@ -22,8 +23,11 @@ from typing import Any
 
 from services.job_context import JobContext, JobStopped
 from services.script.channel import Channel
-from shared.settings import get_settings
+from shared.code_archives import HostileArchive, fetch_archive
+from shared.git_revision import checkout_revision
+from shared.settings import Settings, get_settings
 from shared.specs.script import ScriptSpec, resolve_code
+from shared.storage import open_store
 
 BOSUN_ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,17 +36,19 @@ class ScriptFailed(RuntimeError):
     """The script exited nonzero."""
 
 
-def git_revision(folder: Path) -> dict[str, Any] | None:
-    """The commit checked out in `folder` and whether it has changes, or None outside a git checkout."""
+def code_folder(spec: ScriptSpec, ctx: JobContext, settings: Settings) -> Path:
+    """The folder the command runs in: `code` below the code root, or the uploaded `archive` unpacked
+    into the job's scratch folder (every attempt unpacks it afresh; a hostile one fails the job)."""
+    if spec.code is not None:
+        return resolve_code(settings.code_root, spec.code)
+    folder = Path(ctx.scratch) / "code"
     try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True, timeout=10)
-        if head.returncode != 0:
-            return None
-        status = subprocess.run(["git", "status", "--porcelain"], cwd=folder, capture_output=True, text=True,
-                                timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return {"commit": head.stdout.strip(), "dirty": bool(status.stdout.strip())}
+        summary = fetch_archive(open_store(settings, retry_seconds=settings.store_retry_seconds), spec.archive,
+                                folder, max_bytes=settings.max_code_unpacked_bytes, max_files=settings.max_code_files)
+    except HostileArchive as exc:
+        raise HostileArchive(f"archive {spec.archive[:12]} refused: {exc}") from None
+    ctx.log(f"archive {spec.archive[:12]} unpacked: {summary.files} files, {summary.unpacked_bytes} bytes")
+    return folder
 
 
 def argv_for(spec: ScriptSpec, code_root: Path) -> list[str]:
@@ -82,8 +88,8 @@ def _own_group_dies_with_parent() -> None:
 
 def run(spec: ScriptSpec, ctx: JobContext) -> dict[str, Any]:
     settings = get_settings()
-    folder = resolve_code(settings.code_root, spec.code)
-    revision = git_revision(folder)
+    folder = code_folder(spec, ctx, settings)
+    revision = checkout_revision(folder) if spec.code else None
     private = Path(tempfile.mkdtemp(prefix="bosun-run-"))
     os.chmod(private, 0o700)
     channel = Channel(ctx, spec, private / "run.sock", private)
@@ -95,9 +101,8 @@ def run(spec: ScriptSpec, ctx: JobContext) -> dict[str, Any]:
                  "BOSUN_BROKER_URL", "BOSUN_STORAGE_URL"):
         env.pop(name, None)
     argv = argv_for(spec, settings.code_root)
-    ctx.log(f"running {' '.join(argv)} in {spec.code}" + (f" at {revision['commit'][:12]}"
-                                                           f"{' (dirty)' if revision['dirty'] else ''}"
-                                                           if revision else ""))
+    at = f" at {revision['commit'][:12]}{' (dirty)' if revision['dirty'] else ''}" if revision else ""
+    ctx.log(f"running {' '.join(argv)} in {spec.code or 'archive ' + spec.archive[:12]}{at}")
     proc = subprocess.Popen(argv, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             preexec_fn=_own_group_dies_with_parent)
     tail: collections.deque = collections.deque(maxlen=20)
@@ -132,7 +137,7 @@ def run(spec: ScriptSpec, ctx: JobContext) -> dict[str, Any]:
     if code != 0:
         raise ScriptFailed(f"script exited with code {code}: " + " | ".join(list(tail)[-5:]))
     ctx.progress(1.0, "done")
-    return {"exit_code": 0, "code": spec.code, "command": argv, "git": revision,
+    return {"exit_code": 0, "code": spec.code, "archive": spec.archive, "command": argv, "git": revision,
             "artifacts": sorted(channel.artifacts), "metrics": channel.last_metrics()}
 
 

@@ -288,7 +288,7 @@ class Checkpoint(Base):
 
 
 class Worker(Base):
-    """A Celery worker process serving queues; its heartbeat says it is alive."""
+    """A Celery worker process serving queues; its heartbeat says it is alive, `plugins` what shared.plugins found."""
 
     __tablename__ = "workers"
 
@@ -302,6 +302,7 @@ class Worker(Base):
     state: Mapped[str] = mapped_column(String(16), default=WorkerState.idle.value)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
+    plugins: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
 class JobTag(Base):

@@ -1,14 +1,16 @@
 """The `dataset` block of every job spec: which data, below BOSUN_DATA_ROOT, in which form.
 
-Each kind is its own model, chosen by `kind`, so a wrong field is reported by name.
+Each kind is its own model, chosen by `kind`, so a wrong field is reported by name; kind
+`plugin` names a dataset kind that a `bosun.datasets` plugin adds (shared.plugins).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from shared.plugins import PLUGIN_NAME
 from shared.specs.common import SpecModel, relative_data_path
 
 SYNTHETIC_CLASSES: tuple[str, ...] = ("sailing_boat", "motorboat", "ship", "buoy", "bird", "kayak")
@@ -204,7 +206,33 @@ class FiftyOneDataset(DatasetOptions, ThermalWindow):
         return names
 
 
+class PluginDataset(DatasetOptions):
+    """A dataset kind from a `bosun.datasets` plugin installed on the workers (shared.plugins).
+
+    The plugin's opener builds each split: `open(spec, split, root=..., transform=...)`, `root`
+    being `path` resolved below the data root (the data root itself without one), and returns a
+    `services.data.images.ImageDataset`. `params` are the plugin's own fields.
+    """
+
+    kind: Literal["plugin"]
+    name: str = Field(pattern=PLUGIN_NAME, description="name of a bosun.datasets plugin installed on the workers")
+    path: str | None = Field(default=None, description="folder below BOSUN_DATA_ROOT the plugin reads, if any")
+    params: dict[str, Any] = Field(default_factory=dict, description="the plugin's own fields")
+
+    _check_path = field_validator("path")(classmethod(lambda cls, v: v if v is None else relative_data_path(v)))
+
+    @model_validator(mode="after")
+    def _stats_need_a_folder(self) -> PluginDataset:
+        if self.normalize == "dataset" and self.path is None:
+            raise ValueError("normalize 'dataset' reads stats.json from the dataset's folder: give `path`")
+        return self
+
+    def data_paths(self) -> list[str]:
+        return [self.path] if self.path else []
+
+
 DatasetSpec = Annotated[
-    SyntheticMaritimeDataset | CifarDataset | FolderDataset | ThermalDataset | Cifar10CDataset | FiftyOneDataset,
+    SyntheticMaritimeDataset | CifarDataset | FolderDataset | ThermalDataset | Cifar10CDataset | FiftyOneDataset
+    | PluginDataset,
     Field(discriminator="kind"),
 ]

@@ -1,4 +1,4 @@
-"""Spec of `pretrain` jobs: DINO, SimCLR, SupCon or supervised training of a timm backbone.
+"""Spec of `pretrain` jobs: DINO, SimCLR, SupCon, supervised or a plugin's training of a timm backbone.
 
 Each method reads one options block. The `dino` block uses the names and defaults of
 facebookresearch/dino `main_dino.py`'s arguments, so a configuration written for the reference
@@ -13,10 +13,11 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from shared.checkpoint_policy import KEEP_BEST_PATTERN
+from shared.plugins import PLUGIN_NAME
 from shared.specs.common import BackboneSpec, ModelSource, SpecModel, timm_model_names
 from shared.specs.dataset import DatasetSpec
 
-Method = Literal["dino", "simclr", "supcon", "supervised"]
+Method = Literal["dino", "simclr", "supcon", "supervised", "plugin"]
 Amp = Literal["none", "bf16", "fp16"]
 CropScale = tuple[float, float]
 
@@ -56,6 +57,19 @@ class TrainingOptions(SpecModel):
         return self
 
 
+class PluginRef(SpecModel):
+    """A plugin (shared.plugins) by its name in its group, and the keyword arguments it is built with."""
+
+    name: str = Field(pattern=PLUGIN_NAME, description="the plugin's name, as the workers advertise it")
+    params: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of the plugin")
+
+
+class ExtraLoss(PluginRef):
+    """A loss term from a `bosun.losses` plugin, added to the method's loss with `weight`."""
+
+    weight: float = Field(default=1.0, ge=0, le=1000, description="factor of the term in the total loss")
+
+
 class DinoOptions(TrainingOptions):
     """DINO (Caron et al. 2021) with main_dino.py's defaults; head sizes beyond it default to the paper's.
 
@@ -69,6 +83,9 @@ class DinoOptions(TrainingOptions):
     like the local ones, so the loss compares each with both teacher (global) crops; they are run
     through the backbone as their own resolution group, and ViTs take them with position
     embeddings interpolated to the non-square patch grid (timm's `dynamic_img_size`).
+
+    `crop_policy` and `extra_losses` name plugins (shared.plugins): a crop policy of the workers'
+    environment in place of the multi-crop, and loss terms added to the DINO loss.
     """
 
     out_dim: int = Field(default=65536, ge=2, le=262_144)
@@ -104,9 +121,23 @@ class DinoOptions(TrainingOptions):
     blur_sigma: tuple[Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)]] = Field(
         default=(0.1, 2.0), description="Gaussian blur sigma range in pixels of the crop")
     solarization_prob: float = Field(default=0.2, ge=0, le=1, description="of the second global crop")
+    crop_policy: PluginRef | None = Field(
+        default=None, description="a bosun.transforms plugin that makes the crops instead of the multi-crop above; "
+                                  "it returns crops_per_image crops per image, the 2 global ones first")
+    extra_losses: list[ExtraLoss] = Field(
+        default_factory=list, max_length=8,
+        description="terms from bosun.losses plugins added to the DINO loss, each logged as metric loss_<name>")
 
     _scales = field_validator("global_crops_scale", "local_crops_scale", "strip_width_scale")(
         classmethod(lambda cls, v: _check_scale(v)))
+
+    @field_validator("extra_losses")
+    @classmethod
+    def _distinct_terms(cls, terms: list[ExtraLoss]) -> list[ExtraLoss]:
+        names = [term.name for term in terms]
+        if len(set(names)) != len(names):
+            raise ValueError(f"each loss plugin may be named once, got {names}")
+        return terms
 
     @field_validator("blur_sigma")
     @classmethod
@@ -163,8 +194,18 @@ class SupervisedOptions(TrainingOptions):
         return self
 
 
-BLOCK_OF_METHOD = {"dino": "dino", "simclr": "contrastive", "supcon": "contrastive", "supervised": "supervised"}
-BLOCK_CLASS = {"dino": DinoOptions, "contrastive": ContrastiveOptions, "supervised": SupervisedOptions}
+class PluginMethodOptions(TrainingOptions):
+    """A pretraining method from a `bosun.methods` plugin (shared.plugins), with the shared optimisation
+    fields; the plugin's builder reads its own settings from `params`."""
+
+    name: str = Field(pattern=PLUGIN_NAME, description="name of a bosun.methods plugin installed on the workers")
+    params: dict[str, Any] = Field(default_factory=dict, description="the method's own settings")
+
+
+BLOCK_OF_METHOD = {"dino": "dino", "simclr": "contrastive", "supcon": "contrastive", "supervised": "supervised",
+                   "plugin": "plugin"}
+BLOCK_CLASS = {"dino": DinoOptions, "contrastive": ContrastiveOptions, "supervised": SupervisedOptions,
+               "plugin": PluginMethodOptions}
 
 
 class PretrainSpec(SpecModel):
@@ -178,6 +219,7 @@ class PretrainSpec(SpecModel):
     dino: DinoOptions | None = None
     contrastive: ContrastiveOptions | None = None
     supervised: SupervisedOptions | None = None
+    plugin: PluginMethodOptions | None = Field(default=None, description="the block of method 'plugin'")
     amp: Amp | None = Field(default=None, description="mixed precision; default: fp16 if dino.use_fp16 else none")
     checkpoint_every: int = Field(default=1, ge=1, description="epochs between checkpoints; the last is always saved")
     checkpoint_keep_last: int | None = Field(
@@ -199,6 +241,8 @@ class PretrainSpec(SpecModel):
             if block != wanted and getattr(self, block) is not None:
                 raise ValueError(f"the {block!r} block does not apply to method {self.method!r}; use {wanted!r}")
         if getattr(self, wanted) is None:
+            if wanted == "plugin":
+                raise ValueError("method 'plugin' needs a `plugin` block naming the bosun.methods plugin")
             setattr(self, wanted, BLOCK_CLASS[wanted]())
         dino = self.dino
         if dino is not None and self.amp is not None:
@@ -210,6 +254,18 @@ class PretrainSpec(SpecModel):
         if self.supervised is not None and self.supervised.sam_rho > 0 and self.resolved_amp == "fp16":
             raise ValueError("SAM (supervised.sam_rho > 0) cannot run with fp16 loss scaling; use amp 'bf16' or 'none'")
         return self
+
+    def plugin_uses(self) -> list[tuple[list[str | int], str, str]]:
+        """(field location, plugin group, name) of every plugin this spec names (shared.plugins)."""
+        if self.plugin is not None:
+            return [(["spec", "plugin", "name"], "methods", self.plugin.name)]
+        if self.dino is None:
+            return []
+        uses = [(["spec", "dino", "extra_losses", i, "name"], "losses", term.name)
+                for i, term in enumerate(self.dino.extra_losses)]
+        if self.dino.crop_policy is not None:
+            uses.append((["spec", "dino", "crop_policy", "name"], "transforms", self.dino.crop_policy.name))
+        return uses
 
     @property
     def options(self) -> TrainingOptions:

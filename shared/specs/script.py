@@ -1,7 +1,8 @@
-"""The `script` job: a researcher's own command, run from a folder below BOSUN_CODE_ROOT.
+"""The `script` job: a researcher's own command, run from a folder below BOSUN_CODE_ROOT or an uploaded archive.
 
 No torch here: the API validates this spec. The paths are checked for shape here (relative, no
-'..'); the API resolves them below the code root (symlinks included) in `check_code_paths`.
+'..'); the API resolves them below the code root (symlinks included) in `check_code_paths`, and
+checks that a named archive (shared.code_archives) is in the store.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ import shlex
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
+from shared.code_archives import ARCHIVE_ID
 from shared.paths import OutsideRoot, below_root
 from shared.specs.common import SpecModel
 
@@ -28,9 +30,14 @@ def relative_code_path(value: str) -> str:
 
 
 class ScriptSpec(SpecModel):
-    """Run `command` in the folder `code`; the script talks to bosun through `shared.sdk.run`."""
+    """Run `command` in the folder `code`, or in an uploaded `archive` unpacked into the job's own folder;
+    the script talks to bosun through `shared.sdk.run`."""
 
-    code: str = Field(min_length=1, max_length=500, description="folder below BOSUN_CODE_ROOT the command runs in")
+    code: str | None = Field(default=None, min_length=1, max_length=500,
+                             description="folder below BOSUN_CODE_ROOT the command runs in (or give `archive`)")
+    archive: str | None = Field(default=None, pattern=ARCHIVE_ID.pattern,
+                                description="id of an archive uploaded with POST /api/v1/code (bosun submit --code "
+                                            "DIR), unpacked into the job's folder for each attempt (or give `code`)")
     command: list[str] = Field(min_length=1, max_length=200,
                                description="argv, or a string split like a shell; a leading 'python' runs the venv's")
     params: dict[str, Any] = Field(default_factory=dict, description="free parameters; the script reads run.spec")
@@ -65,8 +72,14 @@ class ScriptSpec(SpecModel):
                 raise ValueError(f"{name} is set by bosun")
         return env
 
+    @model_validator(mode="after")
+    def _one_code_source(self) -> ScriptSpec:
+        if (self.code is None) == (self.archive is None):
+            raise ValueError("give exactly one of `code` (a folder below BOSUN_CODE_ROOT) and `archive` (an upload)")
+        return self
+
     def code_paths(self) -> list[tuple[str, str]]:
-        return [("code", self.code)] + ([("venv", self.venv)] if self.venv else [])
+        return ([("code", self.code)] if self.code else []) + ([("venv", self.venv)] if self.venv else [])
 
 
 def resolve_code(root: Path, rel: str) -> Path:

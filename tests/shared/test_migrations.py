@@ -46,3 +46,8 @@ def test_checkpoints_table_is_the_one_the_models_declare(url) -> None:
 def test_sweeps_are_the_ones_the_models_declare(url) -> None:
     assert differences_from_the_models(url, "sweep") == []
     assert {"sweep_id", "sweep_point"} <= {c["name"] for c in inspect(get_engine(url)).get_columns("jobs")}
+
+
+def test_worker_plugins_are_the_ones_the_models_declare(url) -> None:
+    assert differences_from_the_models(url, "workers") == []
+    assert "plugins" in {c["name"] for c in inspect(get_engine(url)).get_columns("workers")}

@@ -2,8 +2,9 @@
 
 DINO gets its multi-crop (Caron et al. 2021): 2 global crops, `local_crops_number` local crops
 and `strip_crops` vertical strips, every side a whole number of the backbone's patches (a ViT's
-patch embedding takes no partial patch); SimCLR and SupCon get two
-augmented views of each image (Chen et al. 2020); supervised runs get one view. The transforms
+patch embedding takes no partial patch), or the crops of a `bosun.transforms` plugin
+(`dino.crop_policy`); SimCLR and SupCon get two augmented views of each image (Chen et al.
+2020); supervised runs get one view, and a plugin method its own views or that one. The transforms
 themselves are those of `services.data.transforms`, which evaluation shares.
 """
 
@@ -39,20 +40,45 @@ def colour_and_blur(dino: Any) -> dict[str, Any]:
             "blur_sigma": dino.blur_sigma, "solarize_p": dino.solarization_prob}
 
 
+def crop_policy(dino: Any, *, size: int, local_size: int, channels: int, mean: Sequence[float],
+                std: Sequence[float]) -> Callable[[Any], Any]:
+    """The crops of the `bosun.transforms` plugin `dino.crop_policy` names (shared.plugins).
+
+    The plugin is called as `policy(dino, size=, local_size=, channels=, mean=, std=, **params)`
+    with the spec's `dino` options and the crop sides bosun would use (whole patches), and returns
+    a transform from one PIL image to `dino.crops_per_image` tensors, the 2 global crops first.
+    """
+    from shared.plugins import PluginError, load_plugin
+
+    policy = load_plugin("transforms", dino.crop_policy.name)
+    try:
+        return policy(dino, size=size, local_size=local_size, channels=channels, mean=tuple(mean), std=tuple(std),
+                      **dino.crop_policy.params)
+    except TypeError as exc:
+        raise PluginError(f"dino.crop_policy: plugin {dino.crop_policy.name!r} does not take params "
+                          f"{dino.crop_policy.params}: {exc}") from exc
+
+
 def training_transform(spec: PretrainSpec, size: int, channels: int, mean: Sequence[float], std: Sequence[float],
-                       *, patch_size: int) -> Callable[[Any], Any]:
+                       *, patch_size: int, method: Any = None) -> Callable[[Any], Any]:
     """The augmentation of `spec.method` at crop size `size` for `channels`-channel inputs;
-    `patch_size` is the side of the backbone's input patches (1 without a patch embedding)."""
+    `patch_size` is the side of the backbone's input patches (1 without a patch embedding). A
+    plugin `method` with a `training_transform` of its own makes its views."""
     from services.data.transforms import DinoMultiCrop, TwoViewTransform
 
     if spec.dino is not None:
         dino = spec.dino
         local = local_crop_size(size, patch_size, dino.local_crops_size)
         strip = strip_crop_size(size, patch_size, dino.strip_size, dino.strip_width_scale)
+        if dino.crop_policy is not None:
+            return crop_policy(dino, size=size, local_size=local, channels=channels, mean=mean, std=std)
         return DinoMultiCrop(size, local, n_local=dino.local_crops_number, global_scale=dino.global_crops_scale,
                              local_scale=dino.local_crops_scale, mean=mean, std=std, channels=channels,
                              n_strips=dino.strip_crops, strip_size=strip, strip_scale=dino.strip_width_scale,
                              **colour_and_blur(dino))
+    own = getattr(method, "training_transform", None) if spec.plugin is not None else None
+    if own is not None:
+        return own(size=size, channels=channels, mean=tuple(mean), std=tuple(std), patch_size=patch_size)
     if spec.contrastive is not None:
         return TwoViewTransform(size, scale=spec.contrastive.crops_scale, mean=mean, std=std, channels=channels)
     return supervised_transform(size, mean, std, channels)

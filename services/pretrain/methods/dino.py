@@ -5,7 +5,8 @@ they start from the same weights. The teacher sees only the 2 global crops, the 
 crops (global, local and vertical strips); the teacher gets no gradient and follows the student
 as an exponential moving average whose momentum rises from `momentum_teacher` to 1 on a cosine
 schedule. Like the reference, the teacher stays in train mode (BatchNorm uses batch statistics)
-and has no stochastic depth.
+and has no stochastic depth. Terms of `dino.extra_losses` (plugins, `losses/extra_terms.py`)
+are added to the DINO loss and logged as `loss_<name>`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import torch.nn as nn
 from services.pretrain.backbone import backbone_kwargs, create_backbone
 from services.pretrain.heads import DINOHead
 from services.pretrain.losses.dino_loss import DINOLoss
+from services.pretrain.losses.extra_terms import ExtraTerms
 from services.pretrain.methods.base import PretrainMethod
 from services.pretrain.methods.method_registry import register_method
 from services.pretrain.multicrop import MultiCropWrapper
@@ -49,6 +51,7 @@ class DinoMethod(PretrainMethod):
             param.requires_grad = False
         self.dino_loss = DINOLoss(options.out_dim, options.crops_per_image, options.warmup_teacher_temp,
                                   options.teacher_temp, options.warmup_teacher_temp_epochs, options.epochs)
+        self.extra_losses = ExtraTerms(options.extra_losses)
         self.momentum_schedule = np.array([options.momentum_teacher])
 
     def start(self, epochs: int, niter_per_ep: int) -> None:
@@ -67,7 +70,9 @@ class DinoMethod(PretrainMethod):
     def loss(self, inputs: list[torch.Tensor], epoch: int) -> torch.Tensor:
         teacher_output = self.teacher(inputs[:2])
         student_output = self.run_student(inputs)
-        return self.dino_loss(student_output, teacher_output, epoch)
+        loss = self.dino_loss(student_output, teacher_output, epoch)
+        extra = self.extra_losses(student_output, teacher_output, ncrops=self.options.crops_per_image, epoch=epoch)
+        return loss if extra is None else loss + extra
 
     def adjust_gradients(self, epoch: int) -> None:
         cancel_gradients_last_layer(epoch, self.student, self.options.freeze_last_layer)
@@ -82,7 +87,7 @@ class DinoMethod(PretrainMethod):
 
     def step_metrics(self, iteration: int, epoch: int) -> dict[str, float]:
         return {"teacher_temp": self.dino_loss.teacher_temp(epoch),
-                "momentum": float(self.momentum_schedule[iteration])}
+                "momentum": float(self.momentum_schedule[iteration]), **self.extra_losses.metrics()}
 
     def feature_backbone(self) -> nn.Module:
         return self.teacher.backbone

@@ -16,7 +16,7 @@ import yaml
 
 from services.pretrain.pretrain_job import run
 from shared.specs.evaluate import EvaluateSpec
-from shared.specs.pretrain import PretrainSpec
+from shared.specs.pretrain import DinoOptions, PretrainSpec
 from tests.services.pretrain.helpers import local
 
 README = Path(__file__).resolve().parents[3] / "README.md"
@@ -51,3 +51,30 @@ def test_strip_recipe_runs_at_a_small_size(tmp_path: Path, data_root: Path) -> N
     result = run(spec, ctx)
     assert result["iterations"] == 2 and np.isfinite(result["loss"])
     assert torch.load(ctx.artifact_path("checkpoint.pt"), weights_only=True)["backbone"]["kwargs"]["dynamic_img_size"]
+
+
+def test_extra_losses_fragment_is_a_valid_dino_block_naming_the_example_plugin() -> None:
+    dino = DinoOptions.model_validate(readme_block("extra_losses")["dino"])
+    (term,) = dino.extra_losses
+    assert (term.name, term.weight, term.params) == ("focal", 0.1, {"gamma": 2.0})
+    assert (dino.crop_policy.name, dino.crop_policy.params) == ("fivecrop", {"crop_fraction": 0.5})
+    entry_points = (README.parent / "tests" / "plugins" / "focal" / "bosun_focal_plugin-0.1.0.dist-info"
+                    / "entry_points.txt").read_text()
+    assert "[bosun.losses]\nfocal = bosun_focal_plugin:FocalDistillation" in entry_points
+
+
+def test_plugin_dataset_fragment_is_a_valid_dataset_block() -> None:
+    from pydantic import TypeAdapter
+
+    from shared.specs.dataset import DatasetSpec, PluginDataset
+
+    dataset = TypeAdapter(DatasetSpec).validate_python(readme_block("kind: plugin")["dataset"])
+    assert isinstance(dataset, PluginDataset) and (dataset.name, dataset.params) == ("squares", {"per_class": 20})
+
+
+def test_plugin_method_fragment_is_a_valid_pretrain_spec_part() -> None:
+    part = readme_block("method: plugin")
+    spec = PretrainSpec.model_validate({"backbone": {"name": "resnet18"}, "dataset": {"kind": "folder", "path": "x"},
+                                        **part})
+    assert (spec.plugin.name, spec.plugin.params, spec.options.epochs) == ("rotnet", {"rotations": 4}, 100)
+    assert spec.plugin_uses() == [(["spec", "plugin", "name"], "methods", "rotnet")]

@@ -34,7 +34,7 @@ def test_registering_a_name_twice_raises_and_keeps_the_first_builder():
 
 
 def test_an_unknown_method_raises_naming_the_known_ones():
-    known = "known: dino, simclr, supcon, supervised"
+    known = "known: dino, plugin, simclr, supcon, supervised"
     with pytest.raises(UnknownMethod, match=f"unknown pretraining method 'byol'; {known}"):
         build_method(SimpleNamespace(method="byol"), num_classes=2)
     with pytest.raises(UnknownMethod, match="'byol'"):
