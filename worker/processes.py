@@ -54,6 +54,11 @@ PRELOAD = (
 )
 """Modules the forkserver imports once, so no job process spends its time importing them."""
 
+READY = "ready"
+"""The first message of a job process: its signal handlers are set. No assignment goes before it, so
+a stop asked while a job process is still starting (a time limit, a cancel) reaches its handler."""
+READY_SECONDS = 120.0
+"""How long an assignment waits for that message (the forkserver may still be importing the stack)."""
 KEEP_IDLE_SECONDS = 60.0
 """How long a kept job process waits for its next assignment before it exits."""
 
@@ -99,6 +104,7 @@ def _serve(conn: Connection) -> None:
     multiprocessing.set_start_method("fork", force=True)
     signal.signal(signal.SIGTERM, lambda *_: STOP.set())
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the worker, which decides
+    conn.send(READY)  # from here a SIGTERM asks for a stop; before, it would have killed the process
     first = True
     while True:
         try:
@@ -149,14 +155,25 @@ class JobProcess:
         self.process.start()
         child.close()
         self.outcome: Outcome | None = None
+        self._ready = False
 
     @property
     def pid(self) -> int:
         return self.process.pid
 
     def assign(self, target: str, **kwargs: Any) -> None:
+        self._await_ready()
         self.outcome = None
         self._conn.send((target, kwargs))
+
+    def _await_ready(self) -> None:
+        """Wait until the process has set its signal handlers (READY); a dead one is left to `wait()`."""
+        if self._ready or not self._conn.poll(READY_SECONDS):
+            return
+        try:
+            self._ready = self._conn.recv() == READY
+        except (EOFError, OSError):
+            pass
 
     def wait(self, timeout: float) -> bool:
         """Wait up to `timeout` seconds for the outcome or the process' end; True once it is over."""
