@@ -12,6 +12,12 @@ Determined's fair-share scheduler use in spirit:
    (`fair_share_half_life_hours`), fewest first; among equal usage, the owner holding fewer GPUs;
 3. age, oldest first.
 
+A job asking for a share of a GPU (`gpus: 0.5`; shared.gpu_shares) goes to a GPU that runs only
+shared jobs, the fullest one it fits on (so idle GPUs stay whole for whole-GPU jobs), while the
+shares there sum to at most 1, fewer than `gpu_slots` run there, and the free memory its worker
+reported is at least `share_min_free_mb`; only then to an idle GPU. A whole-GPU job never goes
+to a GPU with shares in use.
+
 A job asking for N > 1 GPUs runs as N ranks on N workers of one box, each sent its rank: it waits
 until one box has N free slots. Jobs behind it in its queue
 wait too (no backfill), so a big job is never starved by a stream of small ones.
