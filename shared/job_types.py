@@ -59,8 +59,8 @@ class JobType:
         """Why `gpus` cannot run this type, or None when it can; a share of a GPU only for the
         `shared_types`, and no smaller than one of `slots` per GPU."""
         if gpus > 1 and not self.multi_gpu:
-            return (f"{format_gpus(gpus)} GPUs asked: only {', '.join(multi_gpu_type_names()) or 'no'} jobs run on several "
-                    f"GPUs (DDP); a {self.name} job uses gpus 0 or 1")
+            return (f"{format_gpus(gpus)} GPUs asked: only {', '.join(multi_gpu_type_names()) or 'no'} jobs run "
+                    f"on several GPUs (DDP); a {self.name} job uses gpus 0 or 1")
         return share_refusal(job_type=self.name, gpus=gpus, shared_types=shared_types, slots=slots)
 
 

@@ -102,6 +102,7 @@ class Monitor(Periodic):
                 row = Worker(name=self.worker_name, queues=self.queues, pid=os.getpid(), gpu=self.gpu)
                 s.add(row)
             row.pid, row.queues, row.heartbeat_at = os.getpid(), self.queues, utcnow()
+            row.gpu_free_mb = self.gpu_metrics.free_mb  # as the previous pass read it
             row.host = self.settings.worker_host or self.worker_name.partition("@")[2] or socket.gethostname()
             row.address = self.settings.worker_address or socket.gethostname()
         if joined:  # a new slot (or one back after an outage): fill it now
