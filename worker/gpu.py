@@ -1,9 +1,10 @@
 """GPU utilisation and memory through NVML, only where a GPU and the NVIDIA driver exist.
 
 The gauges are labelled with the GPU as CUDA_VISIBLE_DEVICES names it (an index or a `GPU-…`
-UUID), so a panel shows which physical GPU a worker owns. The same reading gives the free memory
-the worker reports with its heartbeat, which admits shared jobs (shared.gpu_shares). NVML ignores CUDA_VISIBLE_DEVICES, so
-the handles are looked up by that name; inside a container that sees one GPU, index 0 is it.
+UUID), so a panel shows which physical GPU a worker owns. NVML ignores CUDA_VISIBLE_DEVICES, so
+the handles are looked up by that name; inside a container that sees one GPU, index 0 is it. The
+same reading gives the free memory the worker reports with its heartbeat, which admits shared
+jobs (shared.gpu_shares).
 """
 
 from __future__ import annotations
