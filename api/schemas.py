@@ -264,6 +264,8 @@ class WorkerPublic(BaseModel):
     state: Literal["idle", "busy", "draining"]
     alive: bool
     job: int | None
+    shares: list[float] = Field(default_factory=list, description="shares of its GPU held by shared jobs: [0.5, 0.5]")
+    gpu_free_mb: int | None = Field(default=None, description="its GPU's free memory at its last heartbeat (NVML)")
     heartbeat_at: datetime
 
 

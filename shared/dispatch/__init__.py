@@ -59,10 +59,10 @@ from shared.dispatch.policy import (
                                     queue_for,
 )
 from shared.dispatch.requests import request_dispatch
-from shared.dispatch.snapshot import alive_workers, busy_worker_names, current_plan, limits_of
+from shared.dispatch.snapshot import alive_workers, busy_worker_names, current_load, current_plan, limits_of
 from shared.dispatch.usage import decayed_gpu_seconds, gpu_seconds_total, iter_days, usage_by_day
 
 __all__ = ["DEPENDENCY", "DISPATCHED", "HELD", "NO_FREE_GPU", "PRIORITY", "USER_LIMIT", "Entry", "Owner", "Plan",
-           "QueuedJob", "RunningJob", "WorkerSlot", "alive_workers", "busy_worker_names", "current_plan",
-           "decayed_gpu_seconds", "gpu_seconds_total", "iter_days", "last_decisions", "limits_of", "plan", "queue_for",
-           "request_dispatch", "run_pass", "usage_by_day"]
+           "QueuedJob", "RunningJob", "WorkerSlot", "alive_workers", "busy_worker_names", "current_load",
+           "current_plan", "decayed_gpu_seconds", "gpu_seconds_total", "iter_days", "last_decisions", "limits_of",
+           "plan", "queue_for", "request_dispatch", "run_pass", "usage_by_day"]

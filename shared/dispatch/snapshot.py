@@ -59,14 +59,13 @@ def alive_workers(*, session: Session, settings: Settings, now: datetime) -> lis
 def busy_worker_names(*, session: Session) -> set[str]:
     """Workers running a job or a landscape tile (`Job.worker` is `name/pid`), or given a rank of a
     multi-GPU job that is running or sent, or a shared job."""
-    load = worker_load(session=session, ranks=ranks_in_flight(session=session), running=running_rows(session=session))
+    load = current_load(session=session)
     return load.whole | set(load.shares)
 
 
-def worker_shares(*, session: Session) -> dict[str, list[float]]:
-    """The shares of each worker's GPU that shared jobs hold (sent or running), by worker name."""
-    return worker_load(session=session, ranks=ranks_in_flight(session=session),
-                       running=running_rows(session=session)).shares
+def current_load(*, session: Session) -> Load:
+    """What each worker holds now: whole-GPU work, or the shares of its GPU that shared jobs hold."""
+    return worker_load(session=session, ranks=ranks_in_flight(session=session), running=running_rows(session=session))
 
 
 @dataclass
