@@ -70,3 +70,15 @@ def test_usage_counts_a_half_gpu_job_as_half_a_gpu_hour(api, embedded_settings) 
                                                                 finished_at=now))
     rows = api.get("/api/v1/usage", params={"days": 2}, headers=api.as_("bob")).json()["data"]
     assert sum(r["gpu_hours"] for r in rows if r["user"] == "bob") == pytest.approx(0.5, abs=1e-3)
+
+
+def test_the_readmes_shared_job_file_is_accepted(api) -> None:
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = re.search(r"```yaml\n# knn-small.yaml: .*?\n(.*?)```", readme, flags=re.S).group(1)
+    job = api.post("/api/v1/jobs", json=yaml.safe_load(block), headers=api.as_("bob"))
+    assert job.status_code == 201 and job.json()["gpus"] == 0.5, job.text
