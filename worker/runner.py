@@ -2,9 +2,9 @@
 
 `run_job` runs in the worker's main process (Celery's solo pool): it claims the job, beats its
 lease through `worker.attempt.Attempt`, and records what the job process reports; a job on a
-share of the GPU does so on a thread of its own, beside the other shared jobs (worker.gpu_shares). `job_body`
-runs in the job process (worker.processes): it builds the context, calls the service and says
-how it ended. This is the only place a job's status moves from running to a final state under a
+share of the GPU does so on a thread of its own, beside the other shared jobs (worker.gpu_shares).
+`job_body` runs in the job process (worker.processes): it builds the context, calls the service
+and says how it ended. This is the only place a job's status moves from running to a final state under a
 worker, so tasks stay thin and every job type gets the same bookkeeping.
 
 How an attempt ends:

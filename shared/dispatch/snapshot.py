@@ -191,9 +191,8 @@ def worker_slots(*, session: Session, settings: Settings, now: datetime,
     of each shared job sent to it and not yet claimed."""
     alive = session.connection().execute(ALIVE, {"since": now - timedelta(seconds=settings.lease_seconds)}).all()
     if load is None:
-        load = (worker_load(session=session, ranks=ranks_in_flight(session=session),
-                            running=running_rows(session=session))
-                if any(w.state != WorkerState.draining.value for w in alive) else Load(set(), {}, {}))
+        load = (current_load(session=session) if any(w.state != WorkerState.draining.value for w in alive)
+                else Load(set(), {}, {}))
     return [WorkerSlot(name=w.name, queues=frozenset(filter(None, w.queues.split(","))),
                        host=w.host or w.name.partition("@")[2], busy=w.name in load.whole,
                        draining=w.state == WorkerState.draining.value, shares=tuple(load.shares.get(w.name, ())),
