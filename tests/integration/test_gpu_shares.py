@@ -54,3 +54,20 @@ def test_two_half_gpu_evaluations_share_one_worker_while_a_pretraining_waits(sta
                    for j, gpus in ((halves[0], 0.5), (halves[1], 0.5), (whole, 1)))
     used = sum(r["gpu_hours"] for r in client.usage()["data"] if r["user"] == "ada")
     assert used == pytest.approx(expected, rel=1e-3, abs=1e-6)
+
+
+def test_a_half_gpu_landscape_shares_the_gpu_and_its_tiles_take_it_whole(stack) -> None:
+    """The landscape's own pass (its directions) runs on its half beside a half-GPU evaluation; its
+    tiles run one at a time on the whole GPU, each after the shared jobs there have ended."""
+    from tests.integration.test_landscape import SPEC
+
+    client = stack.client
+    if not any(w["alive"] and w["name"] == "shared@test" for w in client.workers()):
+        stack.worker(name="shared@test")
+        wait_for(lambda: any(w["alive"] and w["name"] == "shared@test" for w in client.workers()), 120, "the worker")
+    evaluation = client.submit("evaluate", EVALUATE, name="half beside a landscape", gpus=0.5)["id"]
+    landscape = client.submit("landscape", SPEC, name="half landscape", gpus=0.5)["id"]
+    done = {job_id: client.wait(job_id, timeout=300) for job_id in (evaluation, landscape)}
+    assert all(j["status"] == "succeeded" for j in done.values()), (done, stack.logs())
+    assert done[landscape]["gpus"] == 0.5 and done[landscape]["result"]["tiles"] == 5
+    assert at(done[landscape]["started_at"]) < at(done[evaluation]["finished_at"])  # both halves at once
