@@ -17,6 +17,7 @@ from pydantic import (
 )
 
 from shared.durations import MAX_SECONDS, parse_duration
+from shared.gpu_shares import Gpus
 from shared.job_types import JobType, job_type_names, job_types
 from shared.specs.common import DB_ID_MAX, factory_defaults, refuse_nul
 
@@ -58,7 +59,7 @@ class JobCreateBase(BaseModel):
     max_attempts: int | None = Field(default=None, ge=1, le=20,
                                      description="attempts before a job whose worker is lost fails; "
                                                  "default BOSUN_MAX_ATTEMPTS")
-    gpus: int = Field(default=1, ge=0, le=16, description="GPUs the job needs on one box; 0 runs it on the cpu queue")
+    gpus: Gpus = Field(default=1, description="GPUs the job needs on one box; 0 runs it on the cpu queue")
     max_runtime: MaxRuntime | None = Field(
         default=None, description="time limit of each attempt (seconds, or 90m, 2h, 3d); reached, the job "
                                   "checkpoints and ends cancelled ('time limit'). Default: the owner's, else "
@@ -74,14 +75,14 @@ class JobCreateBase(BaseModel):
 
 def _job_create(job_type: JobType) -> type[JobCreateBase]:
     """The submission of one job type: its `type` tag, its spec model and its GPU default."""
-    gpus = ("GPUs the job needs on one box; 0 runs it on the cpu queue"
+    gpus = ("GPUs the job needs on one box; 0 runs it on the cpu queue; 0.5 or 1/k shares one (shared_gpu_types)"
             + ("; more than 1 runs one DDP rank per GPU" if job_type.multi_gpu else "; at most 1"))
     return create_model(
         f"{job_type.name.capitalize()}JobCreate", __base__=JobCreateBase, __module__=__name__,
         __doc__=f"{job_type.name} job: {job_type.description}.",
         type=(Literal[job_type.name], Field(description="the job type; selects the spec model")),
         spec=(job_type.spec, Field(description=f"the {job_type.name} spec; omitted fields take their defaults")),
-        gpus=(int, Field(default=job_type.default_gpus, ge=0, le=16, description=gpus)))
+        gpus=(Gpus, Field(default=job_type.default_gpus, description=gpus)))
 
 
 JOB_CREATE_MODELS: dict[str, type[JobCreateBase]] = {t.name: _job_create(t) for t in job_types()}
@@ -101,7 +102,7 @@ class JobResolved(BaseModel):
     priority: int
     depends_on: list[int] = Field(description="as given plus the jobs the spec reads from")
     max_attempts: int
-    gpus: int
+    gpus: Gpus
     queue: str
     max_runtime: int | None = Field(description="the time limit of each attempt in seconds; None: none")
     max_runtime_from: Literal["job", "user", "queue"] | None = Field(
@@ -130,7 +131,7 @@ class JobSummary(BaseModel):
     status: Status
     priority: int
     queue: str
-    gpus: int
+    gpus: Gpus
     held: bool
     progress: float
     message: str
@@ -233,7 +234,7 @@ class QueueEntryPublic(BaseModel):
     type: str
     owner: str
     queue: str
-    gpus: int
+    gpus: Gpus
     priority: int
     position: int | None
     reason: str
@@ -247,7 +248,7 @@ class RunningJobPublic(BaseModel):
     name: str
     owner: str
     queue: str
-    gpus: int
+    gpus: Gpus
     priority: int
     worker: str | None
     preempt_requested: bool
@@ -263,6 +264,8 @@ class WorkerPublic(BaseModel):
     state: Literal["idle", "busy", "draining"]
     alive: bool
     job: int | None
+    shares: list[float] = Field(default_factory=list, description="shares of its GPU held by shared jobs: [0.5, 0.5]")
+    gpu_free_mb: int | None = Field(default=None, description="its GPU's free memory at its last heartbeat (NVML)")
     heartbeat_at: datetime
     plugins: dict[str, list[str]] = Field(default_factory=dict, description="plugin names per group it offers")
 

@@ -38,7 +38,7 @@ class JobError(ValueError):
 
 def create_job(*, session: Session, job_type: str, spec: dict[str, Any], owner: User, name: str = "",
                priority: int = 0, depends_on: Sequence[int] = (), max_attempts: int = 3, queue: str | None = None,
-               gpus: int = 1, tags: Sequence[str] = (), notes: str = "", max_runtime: int | None = None,
+               gpus: float = 1, tags: Sequence[str] = (), notes: str = "", max_runtime: int | None = None,
                max_runtime_from: str | None = None, resume_from: int | None = None) -> Job:
     """Insert a queued job (on the queue its `gpus` ask for, unless given); a failed or cancelled parent cancels it.
 

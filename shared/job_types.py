@@ -12,11 +12,13 @@ checks, the worker's service lookup and preloads, the metrics' label sets, `bosu
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
 
+from shared.gpu_shares import format_gpus, share_refusal
 from shared.specs.evaluate import EvaluateSpec
 from shared.specs.landscape import LandscapeSpec
 from shared.specs.pretrain import PretrainSpec
@@ -37,7 +39,8 @@ class JobType:
 
     `service` names `run(spec, ctx) -> result`; a type that `fans_out` (a loss landscape) also
     has `run_tile`, `save_partial` and `assemble` in the same module. `multi_gpu` types may ask
-    for `gpus > 1` (one DDP rank per GPU); others run on 0 GPUs (the cpu queue) or 1.
+    for `gpus > 1` (one DDP rank per GPU); others run on 0 GPUs (the cpu queue) or 1, and the types
+    the settings name (`BOSUN_SHARED_GPU_TYPES`) on a share of one (shared.gpu_shares).
     """
 
     name: str
@@ -52,12 +55,13 @@ class JobType:
     def service_module(self) -> str:
         return self.service.partition(":")[0]
 
-    def check_gpus(self, gpus: int) -> str | None:
-        """Why `gpus` cannot run this type, or None when it can."""
+    def check_gpus(self, gpus: float, *, shared_types: Collection[str] = (), slots: int = 1) -> str | None:
+        """Why `gpus` cannot run this type, or None when it can; a share of a GPU only for the
+        `shared_types`, and no smaller than one of `slots` per GPU."""
         if gpus > 1 and not self.multi_gpu:
-            return (f"{gpus} GPUs asked: only {', '.join(multi_gpu_type_names()) or 'no'} jobs run on several "
-                    f"GPUs (DDP); a {self.name} job uses gpus 0 or 1")
-        return None
+            return (f"{format_gpus(gpus)} GPUs asked: only {', '.join(multi_gpu_type_names()) or 'no'} jobs run "
+                    f"on several GPUs (DDP); a {self.name} job uses gpus 0 or 1")
+        return share_refusal(job_type=self.name, gpus=gpus, shared_types=shared_types, slots=slots)
 
 
 _REGISTRY: dict[str, JobType] = {}

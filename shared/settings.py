@@ -69,6 +69,12 @@ class Settings(BaseSettings):
     max_gpus_per_user: int = Field(default=0, ge=0)
     max_queued_jobs_per_user: int = Field(default=0, ge=0)
     preempt_priority: int | None = None
+    # Small jobs share a GPU (shared.gpu_shares): the job types that may ask for a share 1/k of one
+    # GPU (`gpus: 0.5`), how many such jobs one GPU runs at once, and the free GPU memory (NVML)
+    # below which a GPU takes no further shared job.
+    shared_gpu_types: str = "evaluate,landscape"
+    gpu_slots: int = Field(default=2, ge=1, le=16)
+    shared_gpu_min_free_mb: int = Field(default=4096, ge=0)
     # Multi-GPU (DDP) jobs: the ranks of one job must all join its process group within this time.
     # A worker names the box it runs on (ranks of one job share a box) and the address other
     # ranks reach it at; both default to the machine's host name.
@@ -134,6 +140,11 @@ class Settings(BaseSettings):
     def _readable_queue_limits(cls, value: str) -> str:
         parse_queue_limits(value)
         return value
+
+    @property
+    def shared_gpu_type_names(self) -> frozenset[str]:
+        """BOSUN_SHARED_GPU_TYPES as a set of job type names."""
+        return frozenset(name.strip() for name in self.shared_gpu_types.split(",") if name.strip())
 
     @property
     def queue_max_runtimes(self) -> dict[str, int]:

@@ -46,6 +46,7 @@ from shared.tile_lifecycle import (
     tile_progress,
 )
 from worker.attempt import Attempt, Verdict
+from worker.gpu_shares import gpu_shares
 from worker.processes import Outcome
 from worker.runner import SHUTDOWN, classify, make_context, worker_shutting_down
 from worker.service_loader import service_module
@@ -121,7 +122,9 @@ def _not_claimed(settings: Settings, tile_id: int) -> str:
 
 
 def run_tile(settings: Settings, tile_id: int, worker: str) -> str:
-    """Claim one tile and run it in a job process; the one finishing the last tile assembles the job."""
+    """Claim one tile and run it in a job process; the one finishing the last tile assembles the job.
+    A tile takes the whole GPU: it waits until no shared job runs on it (worker.gpu_shares)."""
+    gpu_shares().wait_whole()
     with session_scope(settings.database_url) as s:
         tile = claim_tile(session=s, tile_id=tile_id, worker=worker)
         if tile is None:

@@ -2,7 +2,9 @@
 
 The gauges are labelled with the GPU as CUDA_VISIBLE_DEVICES names it (an index or a `GPU-…`
 UUID), so a panel shows which physical GPU a worker owns. NVML ignores CUDA_VISIBLE_DEVICES, so
-the handles are looked up by that name; inside a container that sees one GPU, index 0 is it.
+the handles are looked up by that name; inside a container that sees one GPU, index 0 is it. The
+same reading gives the free memory the worker reports with its heartbeat, which admits shared
+jobs (shared.gpu_shares).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ class GpuMetrics:
     def __init__(self, worker: str, visible: str | None) -> None:
         self.worker = worker
         self.handles: list[tuple[str, object]] = []
+        self.free_mb: int | None = None
+        """The least free memory of its GPUs at the last reading, in MiB; None without NVML."""
         names = visible_gpus(visible)
         if names == []:  # a CPU worker: the box's GPUs belong to other workers
             return
@@ -54,6 +58,7 @@ class GpuMetrics:
             return
         import pynvml
 
+        free: list[int] = []
         for name, handle in self.handles:
             try:
                 util = pynvml.nvmlDeviceGetUtilizationRates(handle)
@@ -64,3 +69,5 @@ class GpuMetrics:
             GPU_UTILIZATION.labels(worker=self.worker, gpu=name).set(util.gpu / 100.0)
             GPU_MEMORY_USED.labels(worker=self.worker, gpu=name).set(mem.used)
             GPU_MEMORY_TOTAL.labels(worker=self.worker, gpu=name).set(mem.total)
+            free.append(int(mem.free) // (1024 * 1024))
+        self.free_mb = min(free, default=None)

@@ -118,6 +118,7 @@ class Monitor(Periodic):
             row.pid, row.queues, row.heartbeat_at = os.getpid(), self.queues, utcnow()
             if row.plugins != self.plugins:
                 row.plugins = self.plugins
+            row.gpu_free_mb = self.gpu_metrics.free_mb  # as the previous pass read it
             row.host = self.settings.worker_host or self.worker_name.partition("@")[2] or socket.gethostname()
             row.address = self.settings.worker_address or socket.gethostname()
         if joined:  # a new slot (or one back after an outage): fill it now

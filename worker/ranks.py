@@ -33,6 +33,7 @@ from shared.job_types import parse_spec
 from shared.prometheus import JOBS_REQUEUED, WORKER_BUSY
 from shared.settings import Settings
 from worker.attempt import Attempt, Verdict
+from worker.gpu_shares import gpu_shares
 from worker.processes import Outcome, one_line
 from worker.runner import classify, make_context, worker_shutting_down
 from worker.service_loader import load_service
@@ -132,7 +133,9 @@ def rank_beat(settings: Settings, job_id: int, attempt: int, rank: int) -> Verdi
 
 
 def run_rank(settings: Settings, job_id: int, attempt: int, rank: int, worker: str) -> str:
-    """Run rank `rank` (> 0) of attempt `attempt` of a multi-GPU job, beside the rank 0 that claimed it."""
+    """Run rank `rank` (> 0) of attempt `attempt` of a multi-GPU job, beside the rank 0 that claimed it,
+    once no shared job runs on this GPU (worker.gpu_shares)."""
+    gpu_shares().wait_whole()
     name = worker_name(worker)
     found = await_rank_zero(settings, job_id, attempt, rank, name)
     if isinstance(found, str):

@@ -1,9 +1,10 @@
 """Run one claimed job: the lease in the worker, the service in a job process, the outcome recorded once.
 
 `run_job` runs in the worker's main process (Celery's solo pool): it claims the job, beats its
-lease through `worker.attempt.Attempt`, and records what the job process reports. `job_body`
-runs in the job process (worker.processes): it builds the context, calls the service and says
-how it ended. This is the only place a job's status moves from running to a final state under a
+lease through `worker.attempt.Attempt`, and records what the job process reports; a job on a
+share of the GPU does so on a thread of its own, beside the other shared jobs (worker.gpu_shares).
+`job_body` runs in the job process (worker.processes): it builds the context, calls the service
+and says how it ended. This is the only place a job's status moves from running to a final state under a
 worker, so tasks stay thin and every job type gets the same bookkeeping.
 
 How an attempt ends:
@@ -32,6 +33,7 @@ from shared.db import Job, JobLog, JobStatus, session_scope
 from shared.db.models import worker_name
 from shared.dispatch import request_dispatch
 from shared.durations import format_duration
+from shared.gpu_shares import is_share
 from shared.job_lifecycle import (
     claim_job,
     finish_job,
@@ -48,6 +50,7 @@ from shared.settings import Settings
 from shared.storage import StoreUnavailable, open_store
 from shared.time_limits import TIME_LIMIT
 from worker.attempt import Attempt, Verdict
+from worker.gpu_shares import gpu_shares
 from worker.processes import STOP, Outcome, one_line
 from worker.provenance import code_revision, provenance
 from worker.service_loader import load_service
@@ -67,7 +70,28 @@ def worker_shutting_down() -> bool:
 
 # ---------------------------------------------------------------------------- in the worker
 def run_job(settings: Settings, job_id: int, worker: str) -> str:
-    """Claim and run `job_id`; returns how it ended, or 'skipped' when the job was not ours to run."""
+    """Claim and run `job_id`; returns how it ended, or 'skipped' when the job was not ours to run.
+
+    A shared job (`gpus` < 1) is claimed and run on a thread once its share fits on this GPU, and
+    this returns 'shared' at once; any other job first waits until no shared job runs here.
+    """
+    gpus = retry_db(lambda: _gpus_of(settings, job_id), seconds=settings.db_retry_seconds,
+                    what=f"reading job {job_id}")
+    if gpus is not None and is_share(gpus):
+        gpu_shares().start(gpus, settings.gpu_slots, f"shared job {job_id}",
+                           lambda: run_claimed(settings, job_id, worker))
+        return "shared"
+    gpu_shares().wait_whole()
+    return run_claimed(settings, job_id, worker)
+
+
+def _gpus_of(settings: Settings, job_id: int) -> float | None:
+    with session_scope(settings.database_url) as s:
+        return s.scalar(select(Job.gpus).where(Job.id == job_id))
+
+
+def run_claimed(settings: Settings, job_id: int, worker: str) -> str:
+    """Claim `job_id` and run its attempt here; returns how it ended ('skipped': not ours to run)."""
     claimed = retry_db(lambda: _claim(settings, job_id, worker), seconds=settings.db_retry_seconds,
                        what=f"claiming job {job_id}")
     if claimed is None:
@@ -84,8 +108,8 @@ def run_job(settings: Settings, job_id: int, worker: str) -> str:
                               spec_raw=spec_raw, attempt=attempt, worker=worker, gpus=gpus, resume_from=resume_from)
             ended = retry_db(lambda: record(settings, run, outcome, job_id, job_type, worker, attempt, gpus),
                              seconds=settings.db_retry_seconds, what=f"recording job {job_id}")
-    finally:
-        WORKER_BUSY.labels(worker=name).set(0)
+    finally:  # busy while another shared job still runs on this GPU
+        WORKER_BUSY.labels(worker=name).set(int(len(gpu_shares().in_use()) > is_share(gpus)))
     if ended in (JobStatus.succeeded.value, JobStatus.failed.value, JobStatus.cancelled.value):
         JOBS_FINISHED.labels(type=job_type, status=ended).inc()
         RUN_TIME.labels(type=job_type, status=ended).observe(time.monotonic() - started)
@@ -97,7 +121,7 @@ def run_job(settings: Settings, job_id: int, worker: str) -> str:
 
 
 def _claim(settings: Settings, job_id: int,
-           worker: str) -> tuple[str, dict[str, Any], int, int, int | None, list[int]] | None:
+           worker: str) -> tuple[str, dict[str, Any], int, float, int | None, list[int]] | None:
     """Claim the job: (type, spec, attempt, GPUs, time limit in seconds, jobs whose checkpoints it may resume)."""
     with session_scope(settings.database_url) as s:
         job = claim_job(session=s, job_id=job_id, worker=worker)
@@ -114,7 +138,7 @@ def _claim(settings: Settings, job_id: int,
     return claimed
 
 
-def job_beat(settings: Settings, job_id: int, worker: str, attempt: int, gpus: int) -> Verdict | tuple[Verdict, str]:
+def job_beat(settings: Settings, job_id: int, worker: str, attempt: int, gpus: float) -> Verdict | tuple[Verdict, str]:
     """Renew the lease; say whether to stop (cancel, preemption), or that the lease is gone."""
     from shared.tile_lifecycle import TILE_LEASES
 
@@ -148,7 +172,7 @@ def _lost_ranks(settings: Settings, job_id: int, worker: str, attempt: int) -> s
 
 
 def record(settings: Settings, run: Attempt, outcome: Outcome, job_id: int, job_type: str, worker: str,
-           attempt: int, gpus: int) -> str:
+           attempt: int, gpus: float) -> str:
     """Record the attempt's outcome once; returns the job's status, or what happened instead."""
     from worker.ranks import REQUEUED, peer_failure
 
@@ -227,7 +251,7 @@ def note(ctx: WorkerContext, text: str) -> None:
         log.warning("job %s: could not log (%s): %s", ctx.job_id, exc, text[:500])
 
 
-def classify(ctx: WorkerContext, exc: BaseException, gpus: int) -> Outcome:
+def classify(ctx: WorkerContext, exc: BaseException, gpus: float) -> Outcome:
     """How a service's exception ends the attempt."""
     from services.job_context import JobStopped
     from worker.ranks import is_peer_failure
@@ -252,7 +276,7 @@ def make_context(settings: Settings, cls: type[WorkerContext] = WorkerContext, *
 
 
 def job_body(*, settings: Settings, job_id: int, job_type: str, spec_raw: dict[str, Any], attempt: int,
-             worker: str, gpus: int, resume_from: list[int] | None = None) -> Outcome:
+             worker: str, gpus: float, resume_from: list[int] | None = None) -> Outcome:
     """Run the job's service in this job process and say how it ended."""
     ctx = make_context(settings, job_id=job_id, job_type=job_type, attempt=attempt, worker=worker,
                        seed=int(spec_raw.get("seed", 0) or 0), checkpoint_policy=policy_for(settings, spec_raw),
@@ -261,7 +285,7 @@ def job_body(*, settings: Settings, job_id: int, job_type: str, spec_raw: dict[s
         if gpus > 1:
             from worker.ranks import leader_rendezvous
 
-            ctx.rendezvous = leader_rendezvous(settings, job_id, attempt, gpus)
+            ctx.rendezvous = leader_rendezvous(settings, job_id, attempt, int(gpus))
         spec = parse_spec(job_type, spec_raw)
         record_ = provenance(job_id=job_id, job_type=job_type, spec=spec_raw, attempt=attempt, worker=worker,
                              code_git=code_revision(spec, settings.code_root))

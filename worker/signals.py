@@ -41,8 +41,10 @@ def _start_monitor(sender=None, **_: object) -> None:
 
 @worker_shutdown.connect
 def _stop_monitor(**_: object) -> None:
+    from worker.gpu_shares import gpu_shares
     from worker.processes import job_processes
 
+    gpu_shares().wait_whole()  # shared jobs on their threads stop at a checkpoint and go back to the queue
     job_processes().close()
     if _dispatcher is not None:
         _dispatcher.stop()

@@ -50,3 +50,11 @@ def human_bytes(n: int) -> str:
     while size >= 1000 and len(units) > 1:
         size, units = size / 1000, units[1:]
     return f"{size:.3g} {units[0]}" if size < 100 else f"{size:.0f} {units[0]}"
+
+
+def worker_state(worker: dict[str, Any]) -> str:
+    """A worker's state, with the shares of its GPU that shared jobs hold: `busy 0.5+0.5`."""
+    from shared.gpu_shares import shares_text
+
+    shares = shares_text(worker.get("shares") or ())
+    return f"{worker['state']} {shares}" if shares else worker["state"]

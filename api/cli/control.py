@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 
 from api.cli import rest
-from api.cli.console import column, console, cut, fail, fitted_table, flexible
+from api.cli.console import column, console, cut, fail, fitted_table, flexible, worker_state
 from shared.durations import format_duration
 
 app = typer.Typer()
@@ -89,7 +89,7 @@ def workers() -> None:
                          column("heartbeat", max_width=19))
     for w in rows:
         table.add_row(cut(w["name"]), ",".join(w["queues"]), "" if w.get("gpu") is None else str(w["gpu"]),
-                      w["state"], "yes" if w["alive"] else "no", str(w["job"] or ""),
+                      worker_state(w), "yes" if w["alive"] else "no", str(w["job"] or ""),
                       (w.get("heartbeat_at") or "")[:19].replace("T", " "))
     console.print(table)
     console.print(f"{len(rows)} workers, {sum(w['alive'] for w in rows)} alive")

@@ -115,7 +115,7 @@ def job_table(job: dict[str, Any]) -> Table:
         elif key == "tags" and value:
             value = ", ".join(value)
         table.add_row(key, "" if value in (None, "", []) else str(value))
-    if job.get("gpus", 1) > 1:
+    if job.get("gpus", 1) != 1:
         table.add_row("gpus", str(job["gpus"]))
         for r in job.get("ranks") or []:
             table.add_row(f"rank {r['rank']}", f"{r['worker']} ({r['state']}, attempt {r['attempt']})"

@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from api.cli import rest
-from api.cli.console import column, console, cut, fitted_table, flexible, human_bytes
+from api.cli.console import column, console, cut, fitted_table, flexible, human_bytes, worker_state
 from shared.durations import format_duration
 
 app = typer.Typer()
@@ -46,7 +46,7 @@ def queue_(queue: Annotated[str | None, typer.Option(help="only this queue (gpu,
     console.print(running)
     workers = fitted_table(flexible("worker"), "queues", "state", "alive", "job")
     for w in snapshot["workers"]:
-        workers.add_row(cut(w["name"]), ",".join(w["queues"]), w["state"], "yes" if w["alive"] else "no",
+        workers.add_row(cut(w["name"]), ",".join(w["queues"]), worker_state(w), "yes" if w["alive"] else "no",
                         str(w["job"] or ""))
     console.print(workers)
     usage = ", ".join(f"{user} {hours:.2f}" for user, hours in sorted(snapshot["usage"].items()))

@@ -92,7 +92,8 @@ def resolve(*, session, settings, owner: User, job_in: JobCreateBase) -> JobReso
     filled in, its source jobs added to `depends_on`, and its time limit resolved (the job's own,
     else `owner`'s default, else its queue's: shared.time_limits).
     """
-    reason = get_job_type(job_in.type).check_gpus(job_in.gpus)
+    reason = get_job_type(job_in.type).check_gpus(job_in.gpus, shared_types=settings.shared_gpu_type_names,
+                                                  slots=settings.gpu_slots)
     if reason is not None:
         raise unprocessable(["gpus"], reason)
     check_data_paths(job_in.spec, settings.data_root)

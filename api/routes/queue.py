@@ -48,7 +48,7 @@ from shared.db.models import WorkerState, utcnow, worker_name
 from shared.disk_usage import disk_usage_by_job
 from shared.dispatch import (
     alive_workers,
-    busy_worker_names,
+    current_load,
     last_decisions,
     limits_of,
     request_dispatch,
@@ -85,7 +85,8 @@ def redispatch(session: Session) -> None:
 def workers_public(*, session: Session, settings: Settings) -> list[WorkerPublic]:
     now = utcnow()
     alive = {w.name for w in alive_workers(session=session, settings=settings, now=now)}
-    busy = busy_worker_names(session=session)
+    load = current_load(session=session)
+    busy = load.whole | set(load.shares)
     jobs = {worker_name(w): job_id for job_id, w in session.execute(
         select(Job.id, Job.worker).where(Job.status == JobStatus.running.value)) if w}
     for job_id, name in session.execute(select(JobRank.job_id, JobRank.worker).join(Job, Job.id == JobRank.job_id)
@@ -96,7 +97,8 @@ def workers_public(*, session: Session, settings: Settings) -> list[WorkerPublic
                          host=w.host or w.name.partition("@")[2], alive=w.name in alive,
                          state="draining" if w.state == WorkerState.draining.value
                                else ("busy" if w.name in busy else "idle"),
-                         job=jobs.get(w.name), heartbeat_at=w.heartbeat_at, plugins=w.plugins or {}) for w in rows]
+                         job=jobs.get(w.name), shares=sorted(load.shares.get(w.name, ()), reverse=True),
+                         gpu_free_mb=w.gpu_free_mb, heartbeat_at=w.heartbeat_at, plugins=w.plugins or {}) for w in rows]
 
 
 @router.get("/queue", response_model=QueuePublic)

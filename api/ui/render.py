@@ -16,6 +16,7 @@ from fastapi.templating import Jinja2Templates
 from shared.db import Job
 from shared.db.models import FINAL_STATUSES, utcnow
 from shared.durations import format_duration
+from shared.gpu_shares import shares_text
 
 HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"
@@ -90,7 +91,8 @@ def time_limit(seconds: float | None) -> str:
     return "" if seconds is None else format_duration(seconds)
 
 
-templates.env.filters.update(age=age, duration=duration, eta=eta, size=size, stamp=stamp, time_limit=time_limit)
+templates.env.filters.update(age=age, duration=duration, eta=eta, size=size, stamp=stamp, time_limit=time_limit,
+                             shares=shares_text)
 templates.env.globals.update(static_url=static_url, final_statuses=FINAL_STATUSES)
 
 

@@ -175,7 +175,8 @@ class Job(Base):
     status: Mapped[str] = mapped_column(String(16), default=JobStatus.queued.value, index=True)
     priority: Mapped[int] = mapped_column(Integer, default=0)
     queue: Mapped[str] = mapped_column(String(32), default="gpu")
-    gpus: Mapped[int] = mapped_column(Integer, default=1)
+    # 0: the cpu queue; a share 1/k of one GPU (0.5: shared.gpu_shares); or whole GPUs (>1: DDP ranks).
+    gpus: Mapped[float] = mapped_column(Float, default=1)
     # Held by its owner or an admin: the dispatcher leaves it queued until released.
     held: Mapped[bool] = mapped_column(Boolean, default=False)
     # Asked by the dispatcher to checkpoint and make room for a higher-priority job (see shared.dispatch).
@@ -300,6 +301,8 @@ class Worker(Base):
     host: Mapped[str] = mapped_column(String(200), default="")
     address: Mapped[str] = mapped_column(String(200), default="")
     state: Mapped[str] = mapped_column(String(16), default=WorkerState.idle.value)
+    # Its GPU's free memory as NVML last read it (None: no NVML): the gate for shared jobs.
+    gpu_free_mb: Mapped[int | None] = mapped_column(Integer, default=None)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
     plugins: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -12,6 +12,12 @@ Determined's fair-share scheduler use in spirit:
    (`fair_share_half_life_hours`), fewest first; among equal usage, the owner holding fewer GPUs;
 3. age, oldest first.
 
+A job asking for a share of a GPU (`gpus: 0.5`; shared.gpu_shares) goes to a GPU that runs only
+shared jobs, the fullest one it fits on (so idle GPUs stay whole for whole-GPU jobs), while the
+shares there sum to at most 1, fewer than `gpu_slots` run there, and the free memory its worker
+reported is at least `share_min_free_mb`; only then to an idle GPU. A whole-GPU job never goes
+to a GPU with shares in use.
+
 A job asking for N > 1 GPUs runs as N ranks on N workers of one box, each sent its rank: it waits
 until one box has N free slots. Jobs behind it in its queue
 wait too (no backfill), so a big job is never starved by a stream of small ones.
@@ -53,10 +59,10 @@ from shared.dispatch.policy import (
                                     queue_for,
 )
 from shared.dispatch.requests import request_dispatch
-from shared.dispatch.snapshot import alive_workers, busy_worker_names, current_plan, limits_of
+from shared.dispatch.snapshot import alive_workers, busy_worker_names, current_load, current_plan, limits_of
 from shared.dispatch.usage import decayed_gpu_seconds, gpu_seconds_total, iter_days, usage_by_day
 
 __all__ = ["DEPENDENCY", "DISPATCHED", "HELD", "NO_FREE_GPU", "PRIORITY", "USER_LIMIT", "Entry", "Owner", "Plan",
-           "QueuedJob", "RunningJob", "WorkerSlot", "alive_workers", "busy_worker_names", "current_plan",
-           "decayed_gpu_seconds", "gpu_seconds_total", "iter_days", "last_decisions", "limits_of", "plan", "queue_for",
-           "request_dispatch", "run_pass", "usage_by_day"]
+           "QueuedJob", "RunningJob", "WorkerSlot", "alive_workers", "busy_worker_names", "current_load",
+           "current_plan", "decayed_gpu_seconds", "gpu_seconds_total", "iter_days", "last_decisions", "limits_of",
+           "plan", "queue_for", "request_dispatch", "run_pass", "usage_by_day"]

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from shared.db.models import DispatchState, Job, JobLog, JobRank, JobStatus, RankState, Tile, TileStatus, utcnow
 from shared.dispatch.policy import DISPATCHED, Entry, Plan, plan
 from shared.dispatch.publisher import JobSend, RankSend, publish, publish_tiles
-from shared.dispatch.snapshot import Snapshot, lock_dispatch, read_snapshot
+from shared.dispatch.snapshot import Snapshot, lock_dispatch, read_snapshot, sharing_of
 from shared.settings import Settings
 from shared.transitions import check_initial
 
@@ -162,7 +162,7 @@ def run_pass(*, session: Session, settings: Settings) -> list[int]:
     with no_cyclic_gc():
         snap = read_snapshot(session=session, settings=settings, now=now, unclaimed=expired.unclaimed_by)
         decided = plan(queued=snap.queued, running=snap.running, workers=snap.workers, usage=snap.usage,
-                       owners=snap.owners, preempt_priority=settings.preempt_priority)
+                       owners=snap.owners, preempt_priority=settings.preempt_priority, sharing=sharing_of(settings))
     sends = []
     for job in decided.dispatch:
         if session.connection().execute(MARK_SENT, {"job_id": job.id, "now": now}).rowcount:

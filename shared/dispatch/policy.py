@@ -12,12 +12,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from shared.gpu_shares import fits, format_gpus, is_share
+
 # Why a queued job is not running now (GET /api/v1/queue).
 DEPENDENCY, HELD, USER_LIMIT, NO_FREE_GPU, PRIORITY = "dependency", "held", "user limit", "no free GPU", "priority"
 DISPATCHED = "dispatched"
 
 
-def queue_for(gpus: int) -> str:
+def queue_for(gpus: float) -> str:
     """The Celery queue of a job asking for `gpus` GPUs: CPU-only work never blocks a GPU slot."""
     return "cpu" if gpus == 0 else "gpu"
 
@@ -31,7 +33,7 @@ class QueuedJob:
     owner_id: int
     created_at: datetime
     queue: str = "gpu"
-    gpus: int = 1
+    gpus: float = 1
     priority: int = 0
     enqueued_at: datetime | None = None
     held: bool = False
@@ -51,7 +53,7 @@ class RunningJob:
     owner_id: int
     started_at: datetime
     queue: str = "gpu"
-    gpus: int = 1
+    gpus: float = 1
     priority: int = 0
     preempt_requested: bool = False
     cancel_requested: bool = False
@@ -61,13 +63,16 @@ class RunningJob:
 
 @dataclass(frozen=True)
 class WorkerSlot:
-    """An alive worker: the queues it serves, its box, whether it holds work or drains."""
+    """An alive worker: the queues it serves, its box, whether it holds whole-GPU work or drains, the
+    shares of its GPU that shared jobs hold (sent or running) and its GPU's free memory (None: unknown)."""
 
     name: str
     queues: frozenset[str]
     host: str = ""
     busy: bool = False
     draining: bool = False
+    shares: tuple[float, ...] = ()
+    free_mb: int | None = None
 
 
 @dataclass(frozen=True)
@@ -86,6 +91,26 @@ class Slot:
     worker: str
     queues: frozenset[str]
     host: str = ""
+    free_mb: int | None = None
+
+
+@dataclass(frozen=True)
+class Sharing:
+    """How shared jobs fill a GPU: at most `slots` at once, each admitted only while the GPU has at
+    least `min_free_mb` free (where its worker reports it; the estimate of one shared job's need)."""
+
+    slots: int = 2
+    min_free_mb: int = 0
+
+
+@dataclass
+class SharedGpu:
+    """A worker whose GPU runs shared jobs: the shares in use and the free memory left for more."""
+
+    worker: str
+    queues: frozenset[str]
+    shares: list[float]
+    free_mb: int | None = None
 
 
 @dataclass
@@ -142,6 +167,38 @@ def take_gang(slots: list[Slot], queue: str, n: int) -> list[Slot] | None:
     return sorted(gang, key=lambda s: s.worker)
 
 
+def shared_gpus(workers: Iterable[WorkerSlot]) -> list[SharedGpu]:
+    """Undrained workers whose GPU runs shared jobs only: where the next shared job goes first."""
+    return [SharedGpu(w.name, w.queues, list(w.shares), w.free_mb) for w in workers
+            if w.shares and not w.busy and not w.draining]
+
+
+def take_share(slots: list[Slot], shared: list[SharedGpu], job: QueuedJob, sharing: Sharing) -> tuple[str | None, str]:
+    """The worker for a shared job, its share counted there; else None and, when GPU memory is what
+    holds it, why. The fullest GPU it fits on first, so idle GPUs stay whole; an idle one only then."""
+    def roomy(free_mb: int | None) -> bool:
+        return free_mb is None or free_mb >= sharing.min_free_mb
+
+    fitting = [g for g in shared if job.queue in g.queues and fits(g.shares, job.gpus, sharing.slots)]
+    roomy_gpus = [g for g in fitting if roomy(g.free_mb)]
+    if roomy_gpus:
+        gpu = min(roomy_gpus, key=lambda g: (g.worker in job.unclaimed_by, -sum(g.shares), g.worker))
+    else:
+        slot = take_slot([s for s in slots if roomy(s.free_mb)], job.queue, job.unclaimed_by)
+        if slot is None:
+            short = [(g.worker, g.free_mb) for g in fitting] + [(s.worker, s.free_mb) for s in slots
+                                                                if job.queue in s.queues]
+            return None, "" if not short else (f"{short[0][0]} has {short[0][1]} MB of GPU memory free; a shared "
+                                               f"job needs {sharing.min_free_mb} MB")
+        slots.remove(slot)
+        gpu = SharedGpu(slot.worker, slot.queues, [], slot.free_mb)
+        shared.append(gpu)
+    gpu.shares.append(job.gpus)
+    if gpu.free_mb is not None:
+        gpu.free_mb -= sharing.min_free_mb
+    return gpu.worker, ""
+
+
 def most_free_on_one_box(slots: list[Slot], queue: str) -> int:
     counts: dict[str, int] = defaultdict(int)
     for slot in slots:
@@ -164,14 +221,15 @@ def free_slots(workers: Iterable[WorkerSlot], in_flight: Iterable[QueuedJob]) ->
     Such a job (sent to the shared queue of its type, before jobs went to their worker's own
     queue) is bound to no worker: it takes the slot serving the fewest other queues.
     """
-    slots = [Slot(w.name, w.queues, w.host) for w in workers if not w.busy and not w.draining]
+    slots = [Slot(w.name, w.queues, w.host, w.free_mb) for w in workers
+             if not w.busy and not w.shares and not w.draining]
     for job in in_flight:
         if not job.assigned and take_slot(slots, job.queue) is None:
             break
     return slots
 
 
-def fair_order(jobs: Iterable[QueuedJob], usage: dict[int, float], allocated: dict[int, int]) -> list[QueuedJob]:
+def fair_order(jobs: Iterable[QueuedJob], usage: dict[int, float], allocated: dict[int, float]) -> list[QueuedJob]:
     """Jobs in dispatch order: priority, then owner's decayed usage, then owner's GPUs held, then age.
 
     Each pick counts as held by its owner for the picks after it, so users with equal usage
@@ -182,7 +240,7 @@ def fair_order(jobs: Iterable[QueuedJob], usage: dict[int, float], allocated: di
     by_owner: dict[int, list[QueuedJob]] = defaultdict(list)
     for job in jobs:
         by_owner[job.owner_id].append(job)
-    held = defaultdict(int, allocated)
+    held = defaultdict(float, allocated)
     rounded = {owner: round(usage.get(owner, 0.0), 3) for owner in by_owner}
 
     def key(owner: int, job: QueuedJob) -> tuple:
@@ -217,15 +275,18 @@ def over_queued_limit(ordered: Sequence[QueuedJob], owners: dict[int, Owner]) ->
 
 
 def plan(*, queued: Sequence[QueuedJob], running: Sequence[RunningJob], workers: Sequence[WorkerSlot],
-         usage: dict[int, float], owners: dict[int, Owner], preempt_priority: int | None = None) -> Plan:
+         usage: dict[int, float], owners: dict[int, Owner], preempt_priority: int | None = None,
+         sharing: Sharing = Sharing()) -> Plan:
     """Decide one dispatch pass over plain data: see the package docstring for the policy.
 
-    `workers` are the alive ones; `usage` is each owner's decayed GPU-seconds.
+    `workers` are the alive ones; `usage` is each owner's decayed GPU-seconds; `sharing`: how
+    shared jobs (`gpus` < 1) fill a GPU.
     """
     in_flight = [j for j in queued if j.enqueued_at is not None]
     result = Plan(usage=dict(usage), entries=[Entry(j, DISPATCHED) for j in in_flight])
     slots = free_slots(workers, in_flight)
-    allocated: dict[int, int] = defaultdict(int)
+    shared = shared_gpus(workers)
+    allocated: dict[int, float] = defaultdict(float)
     for job in running:
         allocated[job.owner_id] += job.gpus
     for job in in_flight:
@@ -247,25 +308,30 @@ def plan(*, queued: Sequence[QueuedJob], running: Sequence[RunningJob], workers:
             result.entries.append(Entry(job, USER_LIMIT, detail=over_queue[job.id]))
             continue
         if owner.max_gpus and allocated[job.owner_id] + job.gpus > owner.max_gpus:
-            result.entries.append(Entry(job, USER_LIMIT, detail=f"{owner.name} holds {allocated[job.owner_id]} of "
+            result.entries.append(Entry(job, USER_LIMIT, detail=f"{owner.name} holds "
+                                                               f"{format_gpus(allocated[job.owner_id])} of "
                                                                f"{owner.max_gpus} GPUs"))
             continue
+        detail = ""
         if job.queue not in stuck:
             if job.gpus > 1:
-                gang = take_gang(slots, job.queue, job.gpus)
+                gang = take_gang(slots, job.queue, int(job.gpus))
+                placed = None if gang is None else [slot.worker for slot in gang]
+            elif is_share(job.gpus):
+                worker, detail = take_share(slots, shared, job, sharing)
+                placed = None if worker is None else [worker]
             else:
                 slot = take_slot(slots, job.queue, job.unclaimed_by)
-                gang = None if slot is None else [slot]
-            if gang is not None:
-                result.ranks[job.id] = [slot.worker for slot in gang]
+                placed = None if slot is None else [slot.worker]
+            if placed is not None:
+                result.ranks[job.id] = placed
                 result.dispatch.append(job)
                 allocated[job.owner_id] += job.gpus
                 continue
         positions[job.queue] += 1
         reason = PRIORITY if job.queue in stuck else NO_FREE_GPU
-        detail = ""
         if reason == NO_FREE_GPU and job.gpus > 1:
-            detail = (f"needs {job.gpus} free GPUs on one box; the most free on one box now: "
+            detail = (f"needs {format_gpus(job.gpus)} free GPUs on one box; the most free on one box now: "
                       f"{most_free_on_one_box(slots, job.queue)}")
         stuck.add(job.queue)
         result.entries.append(Entry(job, reason, position=positions[job.queue], detail=detail))

@@ -22,8 +22,9 @@ from shared.db.models import (
     utcnow,
     worker_name,
 )
-from shared.dispatch.policy import Owner, Plan, QueuedJob, RunningJob, WorkerSlot, plan
+from shared.dispatch.policy import Owner, Plan, QueuedJob, RunningJob, Sharing, WorkerSlot, plan
 from shared.dispatch.usage import as_utc, user_usage
+from shared.gpu_shares import is_share
 from shared.settings import Settings
 
 # Key of the Postgres advisory lock that serializes dispatchers (any constant unique to bosun).
@@ -57,20 +58,46 @@ def alive_workers(*, session: Session, settings: Settings, now: datetime) -> lis
 
 def busy_worker_names(*, session: Session) -> set[str]:
     """Workers running a job or a landscape tile (`Job.worker` is `name/pid`), or given a rank of a
-    multi-GPU job that is running or sent."""
-    return busy_names(session=session, ranks=ranks_in_flight(session=session), running=running_rows(session=session))
+    multi-GPU job that is running or sent, or a shared job."""
+    load = current_load(session=session)
+    return load.whole | set(load.shares)
 
 
-def busy_names(*, session: Session, ranks: list[tuple[int, int, str, str]],
-               running: list[tuple[RunningJob, str]]) -> set[str]:
-    """The busy workers from the ranks in flight and the running jobs already read; the running tiles
-    are read only while a landscape job has handed its lease to them."""
+def current_load(*, session: Session) -> Load:
+    """What each worker holds now: whole-GPU work, or the shares of its GPU that shared jobs hold."""
+    return worker_load(session=session, ranks=ranks_in_flight(session=session), running=running_rows(session=session))
+
+
+@dataclass
+class Load:
+    """What the workers hold: whole-GPU work, the shares of shared jobs, and how many of those are
+    sent but not yet claimed (their memory is not in the worker's last reading)."""
+
+    whole: set[str]
+    shares: dict[str, list[float]]
+    unclaimed_shares: dict[str, int]
+
+
+def worker_load(*, session: Session, ranks: list[tuple[int, int, str, str, float]],
+                running: list[tuple[RunningJob, str]]) -> Load:
+    """What each worker holds, from the ranks in flight and the running jobs already read; the running
+    tiles are read only while a landscape job has handed its lease to them."""
     from shared.tile_lifecycle import TILE_LEASES
 
-    busy = {worker_name(w) for _, _, w, _ in ranks if w} | {worker_name(j.worker) for j, _ in running if j.worker}
+    whole = {worker_name(w) for _, _, w, _, gpus in ranks if w and not is_share(gpus)}
+    whole |= {worker_name(j.worker) for j, _ in running if j.worker and not is_share(j.gpus)}
+    shared = {job_id: (worker_name(w), gpus) for job_id, _, w, _, gpus in ranks if w and is_share(gpus)}
+    shared |= {j.id: (worker_name(j.worker), j.gpus) for j, _ in running if j.worker and is_share(j.gpus)}
+    shares: dict[str, list[float]] = defaultdict(list)
+    for name, gpus in shared.values():
+        shares[name].append(gpus)
+    unclaimed: dict[str, int] = defaultdict(int)
+    for _, _, w, status, gpus in ranks:
+        if w and is_share(gpus) and status == JobStatus.queued.value:
+            unclaimed[worker_name(w)] += 1
     if any(holder in TILE_LEASES for _, holder in running):
-        busy |= {worker_name(w) for w in session.connection().execute(RUNNING_TILE_WORKERS).scalars() if w}
-    return busy
+        whole |= {worker_name(w) for w in session.connection().execute(RUNNING_TILE_WORKERS).scalars() if w}
+    return Load(whole, dict(shares), dict(unclaimed))
 
 
 def limits_of(user: User | Row, settings: Settings) -> tuple[int, int]:
@@ -84,7 +111,7 @@ def limits_of(user: User | Row, settings: Settings) -> tuple[int, int]:
 # (Core, no ORM state), which at a short queue is most of a pass' time.
 _parent = aliased(Job)
 RANKS_IN_FLIGHT = (
-    select(JobRank.job_id, JobRank.rank, JobRank.worker, Job.status).join(Job, Job.id == JobRank.job_id)
+    select(JobRank.job_id, JobRank.rank, JobRank.worker, Job.status, Job.gpus).join(Job, Job.id == JobRank.job_id)
     .where(or_(and_(Job.status == JobStatus.running.value, JobRank.attempt == Job.attempts),
                and_(Job.status == JobStatus.queued.value, Job.enqueued_at.is_not(None),
                     JobRank.attempt == Job.attempts + 1))))
@@ -100,7 +127,7 @@ RUNNING = (select(Job.id, Job.owner_id, Job.started_at, Job.queue, Job.gpus, Job
                   Job.cancel_requested, Job.worker, Job.attempts, Job.holder)
            .where(Job.status == JobStatus.running.value).order_by(Job.id))
 RUNNING_TILE_WORKERS = select(Tile.worker).where(Tile.status == TileStatus.running.value)
-ALIVE = (select(Worker.name, Worker.queues, Worker.host, Worker.state)
+ALIVE = (select(Worker.name, Worker.queues, Worker.host, Worker.state, Worker.gpu_free_mb)
          .where(Worker.heartbeat_at > bindparam("since")).order_by(Worker.name))
 OWNERS = select(User.id, User.name, User.max_gpus, User.max_queued_jobs)
 
@@ -116,14 +143,14 @@ class Snapshot:
     owners: dict[int, Owner]
 
 
-def ranks_in_flight(*, session: Session) -> list[tuple[int, int, str, str]]:
-    """(job id, rank, worker, job status) of every rank of a running job's attempt and of a queued
+def ranks_in_flight(*, session: Session) -> list[tuple[int, int, str, str, float]]:
+    """(job id, rank, worker, job status, job GPUs) of every rank of a running job's attempt and of a queued
     job's sent, unclaimed dispatch: the workers they hold count as busy."""
     return [tuple(r) for r in session.connection().execute(RANKS_IN_FLIGHT)]
 
 
 def queued_jobs(*, session: Session, unclaimed: dict[int, frozenset[str]] | None = None,
-                ranks: list[tuple[int, int, str, str]] | None = None) -> list[QueuedJob]:
+                ranks: list[tuple[int, int, str, str, float]] | None = None) -> list[QueuedJob]:
     """Every queued job, with its unfinished parents and whether its sent ranks are recorded;
     `unclaimed`: the workers that left a job's expired message unclaimed; `ranks`: the ranks in
     flight, when already read (`ranks_in_flight`)."""
@@ -135,7 +162,7 @@ def queued_jobs(*, session: Session, unclaimed: dict[int, frozenset[str]] | None
     waits_for = {child: tuple(parents) for child, parents in waits.items()}
     if ranks is None:
         ranks = ranks_in_flight(session=session)
-    assigned = {job_id for job_id, rank, _, status in ranks if rank == 0 and status == JobStatus.queued.value}
+    assigned = {job_id for job_id, rank, _, status, _ in ranks if rank == 0 and status == JobStatus.queued.value}
     rows = connection.execute(QUEUED).tuples()
     none: frozenset[str] = frozenset()
     return [QueuedJob(id_, owner, as_utc(created), queue, gpus, priority, enqueued, held, waits_for.get(id_, ()),
@@ -158,16 +185,19 @@ def running_jobs(*, session: Session) -> list[RunningJob]:
 
 
 def worker_slots(*, session: Session, settings: Settings, now: datetime,
-                 busy: set[str] | None = None) -> list[WorkerSlot]:
-    """Alive workers with whether each holds work (`busy`: the busy names, when already known; the
-    busy queries are skipped when no worker could take any)."""
+                 load: Load | None = None) -> list[WorkerSlot]:
+    """Alive workers with what each holds (`load`, when already known; its queries are skipped when
+    no worker could take any work). A worker's free GPU memory is its last reading less the estimate
+    of each shared job sent to it and not yet claimed."""
     alive = session.connection().execute(ALIVE, {"since": now - timedelta(seconds=settings.lease_seconds)}).all()
-    if busy is None:
-        busy = (busy_worker_names(session=session) if any(w.state != WorkerState.draining.value for w in alive)
-                else set())
+    if load is None:
+        load = (current_load(session=session) if any(w.state != WorkerState.draining.value for w in alive)
+                else Load(set(), {}, {}))
     return [WorkerSlot(name=w.name, queues=frozenset(filter(None, w.queues.split(","))),
-                       host=w.host or w.name.partition("@")[2], busy=w.name in busy,
-                       draining=w.state == WorkerState.draining.value)
+                       host=w.host or w.name.partition("@")[2], busy=w.name in load.whole,
+                       draining=w.state == WorkerState.draining.value, shares=tuple(load.shares.get(w.name, ())),
+                       free_mb=None if w.gpu_free_mb is None else
+                       w.gpu_free_mb - settings.shared_gpu_min_free_mb * load.unclaimed_shares.get(w.name, 0))
             for w in alive]
 
 
@@ -186,10 +216,10 @@ def read_snapshot(*, session: Session, settings: Settings, now: datetime,
     read once for both the queued jobs and the busy workers."""
     ranks = ranks_in_flight(session=session)
     running = running_rows(session=session)
-    busy = busy_names(session=session, ranks=ranks, running=running)
+    load = worker_load(session=session, ranks=ranks, running=running)
     return Snapshot(queued=queued_jobs(session=session, unclaimed=unclaimed, ranks=ranks),
                     running=[job for job, _ in running],
-                    workers=worker_slots(session=session, settings=settings, now=now, busy=busy),
+                    workers=worker_slots(session=session, settings=settings, now=now, load=load),
                     usage=user_usage(session=session, settings=settings, now=now),
                     owners=owners(session=session, settings=settings))
 
@@ -199,4 +229,9 @@ def current_plan(*, session: Session, settings: Settings, now: datetime | None =
     now = now or utcnow()
     snap = read_snapshot(session=session, settings=settings, now=now)
     return plan(queued=snap.queued, running=snap.running, workers=snap.workers, usage=snap.usage, owners=snap.owners,
-                preempt_priority=settings.preempt_priority)
+                preempt_priority=settings.preempt_priority, sharing=sharing_of(settings))
+
+
+def sharing_of(settings: Settings) -> Sharing:
+    """How shared jobs fill a GPU under these settings."""
+    return Sharing(slots=settings.gpu_slots, min_free_mb=settings.shared_gpu_min_free_mb)

@@ -51,3 +51,24 @@ def test_sweeps_are_the_ones_the_models_declare(url) -> None:
 def test_worker_plugins_are_the_ones_the_models_declare(url) -> None:
     assert differences_from_the_models(url, "workers") == []
     assert "plugins" in {c["name"] for c in inspect(get_engine(url)).get_columns("workers")}
+
+
+def test_gpu_shares_are_the_ones_the_models_declare(url) -> None:
+    """0015: `jobs.gpus` holds a share (0.5) and workers report free GPU memory; on SQLite the copy of
+    `jobs` keeps the dispatch trigger of 0008, so an insert still asks for a pass."""
+    from sqlalchemy import text
+
+    assert differences_from_the_models(url, "gpu") == []
+    engine = get_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO users (name, is_admin, created_at) VALUES ('ada', false, now())"
+                                if engine.dialect.name == "postgresql" else
+                                "INSERT INTO users (name, is_admin, created_at) VALUES ('ada', 0, CURRENT_TIMESTAMP)"))
+        before = connection.execute(text("SELECT requested FROM dispatch_state WHERE id = 1")).scalar()
+        connection.execute(text("INSERT INTO jobs (type, name, spec, status, priority, queue, gpus, owner_id, "
+                                "attempts, max_attempts, held, preempt_requested, cancel_requested, progress, "
+                                "message, created_at) SELECT 'evaluate', '', '{}', 'queued', 0, 'gpu', 0.5, id, 0, 3, "
+                                "false, false, false, 0, '', CURRENT_TIMESTAMP FROM users"))
+        assert connection.execute(text("SELECT gpus FROM jobs")).scalar() == 0.5
+        if engine.dialect.name == "sqlite":
+            assert connection.execute(text("SELECT requested FROM dispatch_state WHERE id = 1")).scalar() == before + 1

@@ -20,6 +20,7 @@ class FakeNvml(types.ModuleType):
     def __init__(self) -> None:
         super().__init__("pynvml")
         self.broken: set[str] = set()
+        self.free: dict[str, int] = {}  # handle -> free bytes, where not 79 GiB
         self.inits = 0
 
     def nvmlInit(self) -> None:
@@ -42,7 +43,7 @@ class FakeNvml(types.ModuleType):
         return types.SimpleNamespace(gpu=40 if handle == "gpu0" else 90)
 
     def nvmlDeviceGetMemoryInfo(self, handle: str) -> types.SimpleNamespace:
-        return types.SimpleNamespace(used=GIB, total=80 * GIB)
+        return types.SimpleNamespace(used=GIB, free=self.free.get(handle, 79 * GIB), total=80 * GIB)
 
 
 @pytest.fixture
@@ -104,3 +105,29 @@ def test_no_nvml_exports_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     metrics.update()
     assert metrics.handles == []
     assert gauge("bosun_gpu_utilization_ratio", "plain@box", "0") is None
+
+
+def test_the_free_memory_of_its_gpu_is_read_for_the_heartbeat(nvml: FakeNvml) -> None:
+    """The one seam where NVML is read, with NVML stood in (none runs here): the least free of its GPUs, in MiB."""
+    metrics = GpuMetrics("mem@box", "0,1")
+    assert metrics.free_mb is None  # nothing read yet
+    nvml.free["gpu1"] = 3 * GIB
+    metrics.update()
+    assert metrics.free_mb == 3 * 1024
+
+
+def test_the_worker_heartbeat_reports_its_gpus_free_memory(nvml: FakeNvml, embedded_settings) -> None:
+    """NVML stood in (none runs here): the worker's row carries what the last reading found; without NVML, None."""
+    from shared.db import Worker, session_scope
+    from worker.monitor import Monitor
+
+    nvml.free["gpu0"] = 20 * GIB
+    monitor = Monitor(embedded_settings, "mem@box", "gpu", "0")
+    monitor._pass()
+    monitor._pass()  # the beat writes the previous pass's reading
+    with session_scope(embedded_settings.database_url) as s:
+        assert s.get(Worker, "mem@box").gpu_free_mb == 20 * 1024
+    plain = Monitor(embedded_settings, "cpu@box", "cpu", "")
+    plain._pass()
+    with session_scope(embedded_settings.database_url) as s:
+        assert s.get(Worker, "cpu@box").gpu_free_mb is None

@@ -91,3 +91,21 @@ def test_each_command_takes_the_width_of_its_own_environment() -> None:
     assert widest("80") == 80 and 80 < widest("200") <= 200 and widest("80") == 80
     console.width = 80  # as a console created while COLUMNS=80 was set
     assert max(len(line) for line in bosun("spec").output.splitlines()) > 80  # the runner's 400 columns
+
+
+def test_queue_shows_a_workers_gpu_shares_at_80_columns(api, cli_as, embedded_settings) -> None:
+    from shared.db import Worker, session_scope
+    from shared.db.models import utcnow
+
+    with session_scope(embedded_settings.database_url) as s:
+        s.add(Worker(name=f"worker-with-a-long-name-{'x' * 40}@box", queues="gpu", pid=1, heartbeat_at=utcnow()))
+    for _ in range(2):
+        api.post("/api/v1/jobs", json={"type": "evaluate", "spec": EVALUATE, "gpus": 0.5, "name": LONG},
+                 headers=api.as_("bob"))
+    api.dispatch()
+    cli_as("bob")
+    result = bosun("queue", env=NARROW)
+    assert result.exit_code == 0, result.output
+    assert all(len(line) <= 80 for line in result.output.splitlines()), result.output
+    workers = [line for line in rows(result.output) if "worker-" in line]
+    assert len(workers) == 1 and "busy 0.5+0.5" in workers[0], result.output
