@@ -35,9 +35,9 @@ def test_work_past_its_limit_is_asked_to_stop(processes) -> None:
     started = time.monotonic()
     with attempt(1.0) as run:
         outcome = run.run("tests.worker.test_time_limit:train", seconds=30)
-    assert outcome.status == "stopped" and outcome.error is None, outcome
+    # "stopped" comes only from a check of STOP (on a loaded box maybe the first, before any step)
+    assert outcome.status == "stopped" and outcome.error is None and "steps" in outcome.result, outcome
     assert run.reason == TIME_LIMIT and run.stopping
-    assert outcome.result["steps"] > 0  # it stopped at one of its checks
     assert 1.0 <= time.monotonic() - started < 5  # the limit counts from the claim: process start-up included
 
 
