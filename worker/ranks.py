@@ -116,7 +116,7 @@ def await_rank_zero(settings: Settings, job_id: int, attempt: int, rank: int,
                     and zero.attempt == attempt and zero.address):
                 if not join_rank(session=s, job_id=job_id, attempt=attempt, rank=rank, worker=name):
                     return "skipped"
-                return zero.address, dict(job.spec), job.type, job.gpus, resume_sources(session=s, job=job)
+                return zero.address, dict(job.spec), job.type, int(job.gpus), resume_sources(session=s, job=job)
         if time.monotonic() > deadline:
             return "rank 0 never started"
         time.sleep(0.25)
