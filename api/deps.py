@@ -52,9 +52,18 @@ async def get_store(request: Request) -> ObjectStore:
 StoreDep = Annotated[ObjectStore, Depends(get_store)]
 
 
-def get_current_user(request: Request, session: SessionDep,
-                     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> User:
+BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+def get_current_user(request: Request, session: SessionDep, credentials: BearerCredentials) -> User:
     """The token's user; failures are counted per client address and past the limit answered 429."""
+    return authenticate(request, session, credentials)
+
+
+def authenticate(request: Request, session: Session, credentials: HTTPAuthorizationCredentials | None) -> User:
+    """The user of the request's bearer token (401 without one that is valid; 429 past the failure
+    limit of the client's address). `get_current_user`, and the submit path, which calls it inside
+    its own single hand-off to the thread pool."""
     throttle = request.app.state.auth_throttle
     address = request.client.host if request.client else "unknown"
     wait = throttle.retry_after(address)

@@ -60,7 +60,8 @@ def create_job(*, session: Session, job_type: str, spec: dict[str, Any], owner: 
     job = Job(type=job_type, spec=spec, owner=owner, name=name, priority=priority, max_attempts=max_attempts,
               queue=queue or queue_for(gpus), gpus=gpus, parents=parents, status=state.value, error=reason,
               message=reason or "", finished_at=None if ended is None else utcnow(), notes=notes,
-              max_runtime=max_runtime, max_runtime_from=max_runtime_from, resume_from=resume_from)
+              max_runtime=max_runtime, max_runtime_from=max_runtime_from, resume_from=resume_from,
+              tag_rows=[])  # loaded, if empty: reading the new job's tags needs no SELECT after its INSERT
     if tags:
         job.tags = list(tags)
     session.add(job)
