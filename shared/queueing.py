@@ -94,9 +94,10 @@ def send_task(settings: Settings, name: str, args: list[Any], queue: str) -> Non
         raise BrokerUnavailable(f"message broker unreachable: {exc}") from exc
 
 
-def send_run_job(settings: Settings, job_id: int, queue: str) -> None:
-    """Queue `run_job(job_id)`; raises BrokerUnavailable when the broker cannot take it."""
-    send_task(settings, RUN_JOB, [job_id], queue)
+def send_run_job(settings: Settings, job_id: int, queue: str, gpus: float | None = None) -> None:
+    """Queue `run_job(job_id[, gpus])`; raises BrokerUnavailable when the broker cannot take it. With
+    `gpus`, the worker knows whether the job shares its GPU without reading the job first."""
+    send_task(settings, RUN_JOB, [job_id] if gpus is None else [job_id, gpus], queue)
 
 
 def direct_queue(worker: str) -> str:

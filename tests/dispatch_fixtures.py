@@ -27,7 +27,7 @@ def sent(monkeypatch):
     them): ('run', job, queue), ('join', job, attempt, rank, queue) and ('tile', tile, queue)."""
     messages: list[tuple] = []
     monkeypatch.setattr("shared.queueing.send_run_job",
-                        lambda _s, job_id, queue: messages.append(("run", job_id, queue)))
+                        lambda _s, job_id, queue, gpus=None: messages.append(("run", job_id, queue)))
     monkeypatch.setattr("shared.queueing.send_join_job",
                         lambda _s, job_id, attempt, rank, queue: messages.append(("join", job_id, attempt,
                                                                                   rank, queue)))

@@ -72,10 +72,13 @@ class Dispatcher(threading.Thread):
             wait_for_request(max(0.0, reaped_at + interval - time.monotonic()), heard_not_before)
             if self.stopped.is_set():
                 break
+            self._guarded("dispatch pass", dispatch)
+            # the reaper after the pass: a submission heard just as the reaper is due does not wait for it
             if time.monotonic() - reaped_at >= interval:
                 reaped_at = time.monotonic()
-                self._guarded("reaper", reap)
-            self._guarded("dispatch pass", dispatch)
+                reaped = self._guarded("reaper", reap)
+                if reaped and any(reaped):
+                    request_dispatch()  # what it re-queued is sent by the next pass, at once
             # With every slot taken, the asks heard from other processes (each submission's INSERT)
             # can send nothing: they are served together, at most one pass per coalesce interval, so
             # a burst of submissions does not keep a core busy with passes over a long queue. A slot

@@ -69,14 +69,16 @@ def worker_shutting_down() -> bool:
 
 
 # ---------------------------------------------------------------------------- in the worker
-def run_job(settings: Settings, job_id: int, worker: str) -> str:
+def run_job(settings: Settings, job_id: int, worker: str, gpus: float | None = None) -> str:
     """Claim and run `job_id`; returns how it ended, or 'skipped' when the job was not ours to run.
 
     A shared job (`gpus` < 1) is claimed and run on a thread once its share fits on this GPU, and
-    this returns 'shared' at once; any other job first waits until no shared job runs here.
+    this returns 'shared' at once; any other job first waits until no shared job runs here. The
+    dispatcher's message carries `gpus`; a message without it (an older publisher's) has it read here.
     """
-    gpus = retry_db(lambda: _gpus_of(settings, job_id), seconds=settings.db_retry_seconds,
-                    what=f"reading job {job_id}")
+    if gpus is None:
+        gpus = retry_db(lambda: _gpus_of(settings, job_id), seconds=settings.db_retry_seconds,
+                        what=f"reading job {job_id}")
     if gpus is not None and is_share(gpus):
         gpu_shares().start(gpus, settings.gpu_slots, f"shared job {job_id}",
                            lambda: run_claimed(settings, job_id, worker))

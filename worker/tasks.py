@@ -15,8 +15,9 @@ from worker.runner import run_job as run_claimed_job
 
 
 @app.task(name=RUN_JOB, bind=True, acks_late=True, reject_on_worker_lost=True)
-def run_job(self, job_id: int) -> str:
-    return run_claimed_job(get_settings(), int(job_id), f"{self.request.hostname}/{os.getpid()}")
+def run_job(self, job_id: int, gpus: float | None = None) -> str:
+    return run_claimed_job(get_settings(), int(job_id), f"{self.request.hostname}/{os.getpid()}",
+                           gpus=None if gpus is None else float(gpus))
 
 
 @app.task(name=RUN_TILE, bind=True, acks_late=True, reject_on_worker_lost=True)

@@ -168,7 +168,7 @@ def run_pass(*, session: Session, settings: Settings) -> list[int]:
         if session.connection().execute(MARK_SENT, {"job_id": job.id, "now": now}).rowcount:
             assign_ranks(session=session, job_id=job.id, attempt=job.attempts + 1, workers=decided.ranks[job.id],
                          now=now)
-            sends.append(JobSend(job.id, job.attempts + 1, tuple(decided.ranks[job.id])))
+            sends.append(JobSend(job.id, job.attempts + 1, tuple(decided.ranks[job.id]), job.gpus))
     ask_preemptions(session=session, decided=decided)
     session.commit()  # the lock is released: other dispatchers plan on what this pass marked
     try:

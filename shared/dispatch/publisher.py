@@ -28,6 +28,7 @@ class JobSend:
     job_id: int
     attempt: int
     workers: tuple[str, ...]
+    gpus: float | None = None  # carried in the message: the worker needs not read it before its claim
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ def publish(*, session: Session, settings: Settings, jobs: Sequence[JobSend],
     for job in jobs:
         if failure is None:
             try:
-                send_run_job(settings, job.job_id, direct_queue(job.workers[0]))
+                send_run_job(settings, job.job_id, direct_queue(job.workers[0]), gpus=job.gpus)
                 for rank, name in enumerate(job.workers[1:], start=1):
                     send_join_job(settings, job.job_id, job.attempt, rank, direct_queue(name))
                 sent.append(job.job_id)

@@ -37,7 +37,7 @@ def sent(monkeypatch):
     """Messages the dispatcher publishes, captured instead of going to a broker."""
     messages: list[tuple[int, str]] = []
     monkeypatch.setattr("shared.queueing.send_run_job",
-                        lambda _settings, job_id, queue: messages.append((job_id, queue)))
+                        lambda _settings, job_id, queue, gpus=None: messages.append((job_id, queue)))
     return messages
 
 
