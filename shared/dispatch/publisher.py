@@ -28,7 +28,7 @@ class JobSend:
     job_id: int
     attempt: int
     workers: tuple[str, ...]
-    gpus: float | None = None  # carried in the message: the worker needs not read it before its claim
+    gpus: float  # carried in the message: the worker need not read it before its claim
 
 
 @dataclass(frozen=True)
