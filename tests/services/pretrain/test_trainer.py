@@ -6,7 +6,7 @@ import torch
 from services.job_context import JobStopped
 from services.pretrain.methods import build_method
 from services.pretrain.rng import seed_everything
-from services.pretrain.trainer import PretrainData, train
+from services.pretrain.trainer import PretrainData, precision_on, train
 from tests.services.pretrain.helpers import MultiCrop, RecordingContext, StripesDataset, TwoViews, local, spec
 
 torch.set_num_threads(1)
@@ -154,10 +154,43 @@ def test_checkpoint_of_another_method_is_refused(tmp_path):
         fit(spec("supcon", options={"epochs": 1}), ctx)
 
 
-@pytest.mark.parametrize("amp", ["bf16", "fp16"])
-def test_mixed_precision_runs_and_checkpoints_the_scaler(tmp_path, amp):
+def test_bf16_runs_on_the_cpu_and_checkpoints_no_scaler(tmp_path):
     ctx = local(tmp_path / "job1")
-    result, _ = fit(spec("dino", options={"epochs": 1}, amp=amp), ctx)
+    result, _ = fit(spec("dino", options={"epochs": 1}, amp="bf16"), ctx)
     assert np.isfinite(result["loss"])
-    scaler = ctx.load_latest_checkpoint()["scaler"]
-    assert ("scale" in scaler) == (amp == "fp16")
+    assert ctx.load_latest_checkpoint()["scaler"] == {}  # loss scaling is fp16's alone
+
+
+def test_fp16_is_for_cuda_a_cpu_run_trains_in_fp32_and_says_so(tmp_path):
+    s = spec("dino", options={"epochs": 1}, amp=None)  # DINO's use_fp16 defaults to true, as the README's recipe leaves it
+    assert s.resolved_amp == "fp16"
+    ctx = local(tmp_path / "job1")
+    seen = []
+    real = torch.autocast
+
+    def recording(*args, **kwargs):
+        seen.append((kwargs.get("dtype"), kwargs.get("enabled")))
+        return real(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(torch, "autocast", recording)
+        result, _ = fit(s, ctx)
+    assert np.isfinite(result["loss"])
+    assert seen and all(enabled is False for _, enabled in seen), seen  # no half-precision autocast on the CPU
+    assert any("fp16 is for CUDA: on cpu this run trains in fp32" in line for line in ctx.logs), ctx.logs
+    assert ctx.load_latest_checkpoint()["scaler"] == {}
+    assert precision_on("fp16", "cuda") == "fp16" and precision_on("bf16", "cpu") == "bf16"
+
+
+def test_a_checkpoint_with_a_loss_scale_resumes_where_no_scaling_runs(tmp_path):
+    """A run re-queued from a GPU (fp16, scaler state) to a CPU worker (fp32) resumes its checkpoint."""
+    s = spec("dino", options={"epochs": 2}, amp="bf16")
+    ctx = local(tmp_path / "job1", stop_after_checks=2)
+    with pytest.raises(JobStopped):
+        fit(s, ctx)
+    state = ctx.load_latest_checkpoint()
+    state["scaler"] = {"scale": 65536.0, "growth_factor": 2.0, "backoff_factor": 0.5, "growth_interval": 2000,
+                       "_growth_tracker": 0}
+    ctx.save_checkpoint(state, step=state["iteration"])
+    result, _ = fit(s, local(tmp_path / "job1"))
+    assert np.isfinite(result["loss"]) and result["epochs"] == 2
