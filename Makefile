@@ -34,7 +34,7 @@ demo: venv
 	.venv/bin/bosun demo
 
 test: venv services lint
-	$(PY) -m pytest -q -ra tests
+	$(PY) -m pytest -q -ra --durations=30 tests
 
 # ruff's rules and line length are in pyproject.toml.
 lint: venv
