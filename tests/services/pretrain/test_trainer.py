@@ -162,7 +162,7 @@ def test_bf16_runs_on_the_cpu_and_checkpoints_no_scaler(tmp_path):
 
 
 def test_fp16_is_for_cuda_a_cpu_run_trains_in_fp32_and_says_so(tmp_path):
-    s = spec("dino", options={"epochs": 1}, amp=None)  # DINO's use_fp16 defaults to true, as the README's recipe leaves it
+    s = spec("dino", options={"epochs": 1}, amp=None)  # use_fp16 defaults to true, as the README's recipe leaves it
     assert s.resolved_amp == "fp16"
     ctx = local(tmp_path / "job1")
     seen = []
