@@ -340,6 +340,7 @@ class Trainer:
                 "iterations": self.epochs * self.niter, "train_samples": len(self.data.train),
                 "world_size": self.dist.world_size, "global_batch_size": self.global_batch_size,
                 "embed_dim": self.method.embed_dim, "loss": self.last_loss, "knn_top1": last_knn,
+                "precision": "fp32" if self.amp == "none" else self.amp,
                 "knn_history": {str(k): v for k, v in sorted(self.knn_history.items())},
                 **({"best_checkpoint": self.best} if self.best is not None else {})}
 

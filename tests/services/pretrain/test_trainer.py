@@ -157,7 +157,7 @@ def test_checkpoint_of_another_method_is_refused(tmp_path):
 def test_bf16_runs_on_the_cpu_and_checkpoints_no_scaler(tmp_path):
     ctx = local(tmp_path / "job1")
     result, _ = fit(spec("dino", options={"epochs": 1}, amp="bf16"), ctx)
-    assert np.isfinite(result["loss"])
+    assert np.isfinite(result["loss"]) and result["precision"] == "bf16"
     assert ctx.load_latest_checkpoint()["scaler"] == {}  # loss scaling is fp16's alone
 
 
@@ -175,7 +175,7 @@ def test_fp16_is_for_cuda_a_cpu_run_trains_in_fp32_and_says_so(tmp_path):
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(torch, "autocast", recording)
         result, _ = fit(s, ctx)
-    assert np.isfinite(result["loss"])
+    assert np.isfinite(result["loss"]) and result["precision"] == "fp32"
     assert seen and all(enabled is False for _, enabled in seen), seen  # no half-precision autocast on the CPU
     assert any("fp16 is for CUDA: on cpu this run trains in fp32" in line for line in ctx.logs), ctx.logs
     assert ctx.load_latest_checkpoint()["scaler"] == {}
