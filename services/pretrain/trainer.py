@@ -57,6 +57,10 @@ log = logging.getLogger(__name__)
 CHECKPOINT_FORMAT = 1
 _AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
+# Words of the errors a collective inside the step (DDP's gradient all-reduce, DINO's centre)
+# raises when another rank is gone.
+_PEER_FAILURE_WORDS = ("connection", "peer", "gloo", "nccl")
+
 
 def precision_on(amp: str, device_type: str) -> str:
     """The mixed precision a run uses on `device_type`: `amp`, except fp16 off CUDA, which runs in fp32.
@@ -67,9 +71,6 @@ def precision_on(amp: str, device_type: str) -> str:
     on a laptop (`bosun submit --smoke`) would otherwise crawl; bf16 stays as asked.
     """
     return "none" if amp == "fp16" and device_type != "cuda" else amp
-# Words of the errors a collective inside the step (DDP's gradient all-reduce, DINO's centre)
-# raises when another rank is gone.
-_PEER_FAILURE_WORDS = ("connection", "peer", "gloo", "nccl")
 
 
 @dataclass
