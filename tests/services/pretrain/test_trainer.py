@@ -194,3 +194,16 @@ def test_a_checkpoint_with_a_loss_scale_resumes_where_no_scaling_runs(tmp_path):
     ctx.save_checkpoint(state, step=state["iteration"])
     result, _ = fit(s, local(tmp_path / "job1"))
     assert np.isfinite(result["loss"]) and result["epochs"] == 2
+
+
+def test_a_checkpoint_without_a_loss_scale_resumes_under_fp16_scaling(tmp_path):
+    """A run re-queued from a CPU worker (fp32, empty scaler state) to a GPU (fp16 scaling) resumes its
+    checkpoint. The GPU's decision is stood in on the CPU: `precision_on` keeps fp16, so the scaler is on."""
+    ctx = local(tmp_path / "job1", stop_after_checks=2)
+    with pytest.raises(JobStopped):
+        fit(spec("dino", options={"epochs": 2}, amp="fp16"), ctx)
+    assert ctx.load_latest_checkpoint()["scaler"] == {}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("services.pretrain.trainer.precision_on", lambda amp, device_type: amp)
+        result, _ = fit(spec("dino", options={"epochs": 2}, amp="fp16"), local(tmp_path / "job1"))
+    assert np.isfinite(result["loss"]) and result["epochs"] == 2 and result["precision"] == "fp16"
